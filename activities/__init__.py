@@ -1,0 +1,1 @@
+"""Activities: the units of work with side effects (database, ledger) or heavy computation."""

@@ -1,0 +1,50 @@
+"""Every stage: project a transition to the read model and the append-only audit trail.
+
+Idempotent under retries: the audit row is keyed by (exchange, sequence) and the read model only
+moves forward (a row is updated only by a higher sequence).
+"""
+
+from __future__ import annotations
+
+import json
+
+import asyncpg
+from temporalio import activity
+
+from schemas.activities import ProjectTransitionInput
+
+
+class ProjectionActivities:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @activity.defn(name="record_transition")
+    async def record_transition(self, event: ProjectTransitionInput) -> None:
+        app = event.application
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """INSERT INTO audit_events (application_id, sequence, event, stage, actor_id, reason,
+                                             policy_version, details, at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9)
+                   ON CONFLICT (application_id, sequence) DO NOTHING""",
+                app.application_id, event.sequence, event.event, event.stage.value, event.actor_id,
+                event.reason, event.policy_version, json.dumps(event.details, default=str), event.at,
+            )
+            await conn.execute(
+                """INSERT INTO exchanges (application_id, partnership_id, host_partnership_id, visitor_org_id,
+                                          host_org_id, host_country, start_date, end_date, stage, grant_cents,
+                                          held_cents, paid_cents, next_deadline, policy_version, submitted_by,
+                                          last_sequence, updated_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                   ON CONFLICT (application_id) DO UPDATE SET
+                       stage = EXCLUDED.stage, grant_cents = EXCLUDED.grant_cents,
+                       held_cents = EXCLUDED.held_cents, paid_cents = EXCLUDED.paid_cents,
+                       next_deadline = EXCLUDED.next_deadline, policy_version = EXCLUDED.policy_version,
+                       start_date = EXCLUDED.start_date, end_date = EXCLUDED.end_date,
+                       last_sequence = EXCLUDED.last_sequence, updated_at = EXCLUDED.updated_at
+                   WHERE exchanges.last_sequence < EXCLUDED.last_sequence""",
+                app.application_id, app.visitor_partnership_id, app.host_partnership_id,
+                app.visitor.organisation_id, app.host.organisation_id, app.host.country, app.start_date,
+                app.end_date, event.stage.value, event.grant_cents, event.held_cents, event.paid_cents,
+                event.next_deadline, event.policy_version, app.submitted_by, event.sequence, event.at,
+            )

@@ -1,0 +1,169 @@
+"""`cx`: the command line of the grant engine (back office, reviewers, ops, and the dev stack).
+
+Errors are one clear line on stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from clients.client import ExchangeClient, ExchangeClientError
+from workers.runtime import StackNotFound, resolve_database_url, resolve_temporal_address
+from workers.settings import Settings
+
+T = TypeVar("T")
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="ClusterXchange grant engine.")
+dev_app = typer.Typer(no_args_is_help=True, help="Run the local stack.")
+app.add_typer(dev_app, name="dev")
+console = Console()
+errors = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    errors.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def run(coroutine_factory: Callable[[], Awaitable[T]]) -> T:
+    """Run one async command, turning every expected failure into one line and exit code 1."""
+    try:
+        return asyncio.run(_as_coroutine(coroutine_factory))
+    except (ExchangeClientError, StackNotFound, ValueError) as error:
+        raise fail(str(error)) from None
+    except (OSError, ConnectionError) as error:
+        raise fail(f"cannot reach a server: {error}") from None
+    except RuntimeError as error:
+        raise fail(str(error)) from None
+
+
+async def _as_coroutine(factory: Callable[[], Awaitable[T]]) -> T:
+    return await factory()
+
+
+async def _client(settings: Settings) -> ExchangeClient:
+    try:
+        return await ExchangeClient.connect(
+            resolve_temporal_address(settings), settings.temporal_namespace, settings.task_queue
+        )
+    except RuntimeError as error:
+        if isinstance(error, StackNotFound):
+            raise
+        raise RuntimeError(f"cannot connect to Temporal: {error}") from None
+
+
+@dev_app.command("up")
+def dev_up(
+    once: Annotated[bool, typer.Option("--once", help="exit by itself once the sample exchanges have settled")] = False,
+    demo: Annotated[bool, typer.Option("--demo/--no-demo", help="drive the sample exchanges (DEMO MODE)")] = True,
+) -> None:
+    """Start Temporal + Postgres (embedded unless configured), migrate, seed, run the worker and the demo.
+
+    Example: cx dev up --once
+    """
+    from workers.dev_up import dev_up as run_dev_up
+
+    settings = Settings.from_env()
+    code = run(lambda: run_dev_up(settings, once=once, demo=demo))
+    raise typer.Exit(code)
+
+
+@app.command("worker")
+def worker() -> None:
+    """Run a worker against TEMPORAL_ADDRESS and DATABASE_URL (or a running `make run`) until Ctrl-C.
+
+    Example: DATABASE_URL=postgresql://cx@db/cx TEMPORAL_ADDRESS=temporal:7233 cx worker
+    """
+    import signal
+
+    from workers.logging import configure_logging
+    from workers.main import run_worker
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_format)
+
+    async def main() -> None:
+        client = await _client(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_worker(client.temporal, resolve_database_url(settings), settings.task_queue, stop)
+
+    run(main)
+
+
+@app.command("submit")
+def submit(
+    path: Annotated[Path, typer.Argument(help="a JSON file holding one application")],
+) -> None:
+    """Submit one application from a JSON file; prints the workflow id.
+
+    Example: cx submit application.json
+    """
+    settings = Settings.from_env()
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise fail(f"{path}: no such file") from None
+    except json.JSONDecodeError as error:
+        raise fail(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+
+    async def main() -> str:
+        client = await _client(settings)
+        return await client.start_exchange(data)
+
+    console.print(run(main))
+
+
+@app.command("status")
+def status(
+    application_id: Annotated[str, typer.Argument(help="the application id")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the full status as JSON")] = False,
+) -> None:
+    """Show an exchange's stage, amounts, deadlines and history.
+
+    Example: cx status demo-01 --json
+    """
+    settings = Settings.from_env()
+
+    async def main() -> Any:
+        client = await _client(settings)
+        return await client.status(application_id)
+
+    result = run(main)
+    if as_json:
+        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+        return
+    console.print(f"[bold]{result.application_id}[/bold]  stage {result.stage.value}  partnership {result.partnership_id}")
+    console.print(f"grant {result.grant_cents} cents, held {result.held_cents}, paid {result.paid_cents}")
+    for name, due in result.deadlines.items():
+        console.print(f"deadline {name}: {due.isoformat()}")
+    for transition in result.history:
+        console.print(f"  {transition.at.isoformat()}  {transition.stage.value:<11} {transition.actor_id}  {transition.reason}")
+
+
+def _mount_ledger_commands() -> None:
+    from clients import ledger_commands
+
+    app.add_typer(ledger_commands.db_app, name="db")
+    app.add_typer(ledger_commands.ledger_app, name="ledger")
+    app.command("budget")(ledger_commands.budget)
+
+
+_mount_ledger_commands()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

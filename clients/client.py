@@ -1,0 +1,201 @@
+"""A typed facade over Temporal for other Python services: start and drive exchanges by application id.
+
+Callers never touch workflow ids, update names or the data converter; they get our own exceptions
+with a message naming the field and the rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from schemas.converter import DATA_CONVERTER
+from schemas.exchange import (
+    ApplicationInput,
+    CancelInput,
+    ConfirmPaymentInput,
+    ExchangeOutcome,
+    ExchangeStatus,
+    OfferFundsInput,
+    SignCommitmentInput,
+    SubmitReportInput,
+    SubmitReviewInput,
+    ValidateReportInput,
+    WithdrawInput,
+)
+from schemas.ids import EXCHANGE_WORKFLOW_TYPE, TASK_QUEUE, exchange_workflow_id
+from schemas.policy import UnknownPolicyVersion, load_policy
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ExchangeClientError(Exception):
+    """Base of every error this client raises; the message is fit to show to a person."""
+
+
+class InvalidInput(ExchangeClientError):
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{field}: {message}" for field, message in errors))
+
+
+class DuplicateApplication(ExchangeClientError):
+    def __init__(self, application_id: str) -> None:
+        self.application_id = application_id
+        super().__init__(
+            f"application_id {application_id!r}: an exchange with this id already exists "
+            "(each application id starts exactly one exchange)"
+        )
+
+
+class ExchangeNotFound(ExchangeClientError):
+    def __init__(self, application_id: str) -> None:
+        super().__init__(f"application_id {application_id!r}: no such exchange")
+
+
+class DecisionRefused(ExchangeClientError):
+    """An update's validator (or the workflow) refused the request; nothing was recorded."""
+
+
+def describe_validation_error(error: ValidationError, prefix: str = "") -> InvalidInput:
+    errors = []
+    for item in error.errors():
+        location = ".".join(str(part) for part in item["loc"]) or "input"
+        errors.append((f"{prefix}{location}", str(item["msg"])))
+    return InvalidInput(errors)
+
+
+def parse(model: type[M], data: M | Mapping[str, Any]) -> M:
+    """Validate untrusted input into a contract model, or raise InvalidInput naming each field."""
+    if isinstance(data, model):
+        return data
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise describe_validation_error(error) from None
+
+
+class ExchangeClient:
+    def __init__(self, client: Client, task_queue: str = TASK_QUEUE) -> None:
+        self._client = client
+        self._task_queue = task_queue
+
+    @classmethod
+    async def connect(cls, address: str, namespace: str = "default", task_queue: str = TASK_QUEUE) -> ExchangeClient:
+        return cls(await Client.connect(address, namespace=namespace, data_converter=DATA_CONVERTER), task_queue)
+
+    @property
+    def temporal(self) -> Client:
+        return self._client
+
+    async def start_exchange(
+        self, application: ApplicationInput | Mapping[str, Any], *, now: datetime | None = None
+    ) -> str:
+        """Start the exchange's workflow; returns its workflow id. Refuses bad input and duplicates."""
+        app = parse(ApplicationInput, application)
+        now = now or datetime.now(UTC)
+        if app.submitted_at is not None and app.submitted_at > now:
+            raise InvalidInput([("submitted_at", "must not be in the future")])
+        try:
+            load_policy(app.policy_version) if app.policy_version else None
+        except UnknownPolicyVersion as error:
+            raise InvalidInput([("policy_version", str(error))]) from None
+        workflow_id = exchange_workflow_id(app.application_id)
+        try:
+            await self._client.start_workflow(
+                EXCHANGE_WORKFLOW_TYPE,
+                app,
+                id=workflow_id,
+                task_queue=self._task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            )
+        except WorkflowAlreadyStartedError:
+            raise DuplicateApplication(app.application_id) from None
+        return workflow_id
+
+    async def status(self, application_id: str) -> ExchangeStatus:
+        try:
+            return await self._handle(application_id).query("status", result_type=ExchangeStatus)
+        except RPCError as error:
+            raise self._translate(application_id, error) from None
+
+    async def result(self, application_id: str) -> ExchangeOutcome:
+        return await self._handle(application_id).result(result_type=ExchangeOutcome)
+
+    async def is_running(self, application_id: str) -> bool:
+        try:
+            description = await self._handle(application_id).describe()
+        except RPCError as error:
+            raise self._translate(application_id, error) from None
+        return description.status == WorkflowExecutionStatus.RUNNING
+
+    async def submit_review(self, application_id: str, decision: SubmitReviewInput | Mapping[str, Any]) -> ExchangeStatus:
+        return await self._update(application_id, "submit_review", parse(SubmitReviewInput, decision))
+
+    async def sign_commitment(
+        self, application_id: str, signature: SignCommitmentInput | Mapping[str, Any]
+    ) -> ExchangeStatus:
+        return await self._update(application_id, "sign_commitment", parse(SignCommitmentInput, signature))
+
+    async def submit_report(self, application_id: str, report: SubmitReportInput | Mapping[str, Any]) -> ExchangeStatus:
+        return await self._update(application_id, "submit_report", parse(SubmitReportInput, report))
+
+    async def validate_report(
+        self, application_id: str, decision: ValidateReportInput | Mapping[str, Any]
+    ) -> ExchangeStatus:
+        return await self._update(application_id, "validate_report", parse(ValidateReportInput, decision))
+
+    async def withdraw(self, application_id: str, request: WithdrawInput | Mapping[str, Any]) -> ExchangeStatus:
+        return await self._update(application_id, "withdraw", parse(WithdrawInput, request))
+
+    async def cancel(self, application_id: str, request: CancelInput | Mapping[str, Any]) -> ExchangeStatus:
+        return await self._update(application_id, "cancel", parse(CancelInput, request))
+
+    async def confirm_payment(self, application_id: str, confirmation: ConfirmPaymentInput | Mapping[str, Any]) -> None:
+        await self._signal(application_id, "confirm_payment", parse(ConfirmPaymentInput, confirmation))
+
+    async def offer_funds(self, application_id: str, offer: OfferFundsInput | Mapping[str, Any]) -> None:
+        await self._signal(application_id, "offer_funds", parse(OfferFundsInput, offer))
+
+    def _handle(self, application_id: str) -> WorkflowHandle[Any, Any]:
+        try:
+            workflow_id = exchange_workflow_id(application_id)
+        except ValueError as error:
+            raise InvalidInput([("application_id", str(error))]) from None
+        return self._client.get_workflow_handle(workflow_id)
+
+    async def _update(self, application_id: str, name: str, payload: BaseModel) -> ExchangeStatus:
+        try:
+            return await self._handle(application_id).execute_update(name, payload, result_type=ExchangeStatus)
+        except WorkflowUpdateFailedError as error:
+            cause = error.cause
+            raise DecisionRefused(getattr(cause, "message", None) or str(cause)) from None
+        except RPCError as error:
+            raise self._translate(application_id, error) from None
+
+    async def _signal(self, application_id: str, name: str, payload: BaseModel) -> None:
+        try:
+            await self._handle(application_id).signal(name, payload)
+        except RPCError as error:
+            raise self._translate(application_id, error) from None
+
+    @staticmethod
+    def _translate(application_id: str, error: RPCError) -> ExchangeClientError:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return ExchangeNotFound(application_id)
+        if error.status == RPCStatusCode.FAILED_PRECONDITION:
+            return DecisionRefused(f"application_id {application_id!r}: the exchange has already ended")
+        return ExchangeClientError(f"{application_id}: {error.message}")

@@ -1,0 +1,196 @@
+"""DEMO MODE: sample exchanges, and a driver that acts for reviewers, signatories, travellers and finance.
+
+The samples are dated in the recent past, as a back office migrating records of exchanges already
+under way would import them (each carries its original `submitted_at`; deadlines for people count
+from when their step starts). So the stays are real, multi-day stays, the Temporal clock is never
+faked, and the travel timers of stays that are already over fire at once (docs/adr/0004-demo-dates.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from typing import Any
+
+from activities.calendar import working_days
+from clients.client import DecisionRefused, DuplicateApplication, ExchangeClient
+from schemas.exchange import ApplicationInput, ExchangeStatus, Party
+from schemas.stages import Stage
+
+DEMO_PREFIX = "demo"
+
+
+class Plan(StrEnum):
+    PAID = "paid"
+    PAID_SHORTENED = "paid_shortened"
+    INELIGIBLE = "ineligible"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    WITHDRAWN = "withdrawn"
+
+
+_ORGS: dict[str, dict[str, Any]] = {
+    "krakow": {"name": "Krakow Photonics Cluster", "type": "cluster_organisation", "country": "PL",
+               "latitude": 50.0647, "longitude": 19.9450},
+    "lyon": {"name": "Lyon Optics Hub", "type": "scale_up_support", "country": "FR",
+             "latitude": 45.7640, "longitude": 4.8357},
+    "tampere": {"name": "Tampere Smart Textiles", "type": "sme", "country": "FI",
+                "latitude": 61.4978, "longitude": 23.7610, "member_of_profiled_cluster": True},
+    "porto": {"name": "Porto AgriFood Network", "type": "business_network", "country": "PT",
+              "latitude": 41.1579, "longitude": -8.6291},
+    "zagreb": {"name": "Zagreb Hemp Innovation", "type": "cluster_organisation", "country": "HR",
+               "latitude": 45.8150, "longitude": 15.9819},
+    "bratislava": {"name": "Bratislava Medtech Lab", "type": "scale_up_support", "country": "SK",
+                   "latitude": 48.1486, "longitude": 17.1077},
+    "vienna": {"name": "Vienna Health Cluster", "type": "cluster_organisation", "country": "AT",
+               "latitude": 48.2082, "longitude": 16.3738},
+    "eindhoven": {"name": "Eindhoven High Tech Campus", "type": "large_company", "country": "NL",
+                  "latitude": 51.4416, "longitude": 5.4697},
+    "cluj": {"name": "Cluj IT Cluster", "type": "cluster_organisation", "country": "RO",
+             "latitude": 46.7712, "longitude": 23.6236},
+    "tallinn": {"name": "Tallinn Green Energy", "type": "sme", "country": "EE",
+                "latitude": 59.4370, "longitude": 24.7536, "member_of_profiled_cluster": True},
+    "bologna": {"name": "Bologna Mechatronics Network", "type": "business_network", "country": "IT",
+                "latitude": 44.4949, "longitude": 11.3426},
+    "gdansk": {"name": "Gdansk Maritime Cluster", "type": "cluster_organisation", "country": "PL",
+               "latitude": 54.3520, "longitude": 18.6466},
+    "skopje": {"name": "Skopje Food Tech", "type": "sme", "country": "MK",
+               "latitude": 41.9981, "longitude": 21.4254, "member_of_profiled_cluster": True},
+    "lisbon": {"name": "Lisbon Public Innovation Agency", "type": "public_authority", "country": "PT",
+               "latitude": 38.7223, "longitude": -9.1393},
+}
+
+# (number, visitor, host, visitor's partnership, host's partnership, plan)
+_SAMPLES: list[tuple[int, str, str, str, str, Plan]] = [
+    (1, "krakow", "lyon", "photonics4i", "photonics4i", Plan.PAID),
+    (2, "tampere", "porto", "hitechtex", "agrifoodx", Plan.PAID),
+    (3, "zagreb", "eindhoven", "hempclub", "ce4big", Plan.PAID),
+    (4, "bratislava", "vienna", "medicnest", "medicnest", Plan.PAID),  # 55 km apart: halved
+    (5, "cluj", "tallinn", "epix", "greentech", Plan.PAID_SHORTENED),
+    (6, "bologna", "gdansk", "biginn", "bluecoast", Plan.PAID),
+    (7, "skopje", "bologna", "agrifoodx", "biginn", Plan.PAID),
+    (8, "tallinn", "krakow", "greentech", "photonics4i", Plan.PAID),
+    (9, "gdansk", "krakow", "bluecoast", "photonics4i", Plan.INELIGIBLE),  # same country (R5)
+    (10, "porto", "cluj", "agrifoodx", "epix", Plan.REJECTED),
+    (11, "vienna", "zagreb", "medicnest", "hempclub", Plan.CANCELLED),
+    (12, "lisbon", "tampere", "danubemob", "hitechtex", Plan.INELIGIBLE),  # a public authority may only host (R1)
+    (13, "porto", "zagreb", "aegeansun", "hempclub", Plan.WITHDRAWN),
+]
+
+
+@dataclass(frozen=True)
+class Sample:
+    application: ApplicationInput
+    plan: Plan
+
+
+def _recent_full_week(weeks_ago: int, country: str, today: date) -> tuple[date, date]:
+    """A Monday-to-Friday stay that ended at least `weeks_ago` weeks ago with 5 working days in `country`."""
+    monday = today - timedelta(days=7 * weeks_ago)
+    monday -= timedelta(days=monday.weekday())
+    while working_days(monday, monday + timedelta(days=4), country) < 5:
+        monday -= timedelta(days=7)
+    return monday, monday + timedelta(days=4)
+
+
+def demo_samples(today: date) -> list[Sample]:
+    samples = []
+    for number, visitor, host, visitor_partnership, host_partnership, plan in _SAMPLES:
+        start, end = _recent_full_week(3 + number % 3, _ORGS[host]["country"], today)
+        submitted_at = datetime.combine(start - timedelta(days=35), time(9, 30), tzinfo=UTC)
+        visitor_org = {"organisation_id": f"org-{visitor}", **_ORGS[visitor]}
+        application = ApplicationInput.model_validate({
+            "application_id": f"{DEMO_PREFIX}-{number:02d}",
+            "visitor": visitor_org,
+            "host": {"organisation_id": f"org-{host}", **_ORGS[host]},
+            "visitor_partnership_id": visitor_partnership,
+            "host_partnership_id": host_partnership,
+            "start_date": start, "end_date": end,
+            "goals": f"Exchange {number}: learn from {_ORGS[host]['name']}.",
+            "submitted_by": "officer-import",
+            "submitted_at": submitted_at,
+        })
+        samples.append(Sample(application=application, plan=plan))
+    return samples
+
+
+async def _act(client: ExchangeClient, sample: Sample, status: ExchangeStatus) -> str | None:
+    """Do what the next person would do at this stage; return a description, or None if nothing to do."""
+    app, plan = sample.application, sample.plan
+    app_id = app.application_id
+    match status.stage:
+        case Stage.REVIEW if not any(t.stage is Stage.FUNDING for t in status.history):
+            recommendation = "reject" if plan is Plan.REJECTED else "approve"
+            comment = "Agenda does not match the partnership's goals." if plan is Plan.REJECTED else "Strong agenda."
+            await client.submit_review(app_id, {"actor_id": f"reviewer-{app.visitor_partnership_id}",
+                                                "recommendation": recommendation, "comment": comment})
+            return f"reviewer: {recommendation}"
+        case Stage.AGREEMENT if plan is Plan.CANCELLED:
+            await client.cancel(app_id, {"actor_id": "officer-olga", "reason": "host organisation closed its lab"})
+            return "officer: cancel"
+        case Stage.AGREEMENT if plan is Plan.WITHDRAWN:
+            await client.withdraw(app_id, {"actor_id": "visitor-contact", "reason": "traveller fell ill"})
+            return "visitor: withdraw"
+        case Stage.AGREEMENT:
+            missing = [p for p in Party if p not in status.signatures]
+            for party in missing:
+                await client.sign_commitment(app_id, {"actor_id": f"{party.value.lower()}-signatory", "party": party})
+            return f"signatories: {', '.join(p.value for p in missing)} signed" if missing else None
+        case Stage.REPORTING if not status.report_submitted:
+            actual_end = app.start_date + timedelta(days=2) if plan is Plan.PAID_SHORTENED else None
+            await client.submit_report(app_id, {
+                "actor_id": "visitor-traveller", "summary": "Closing report: goals met, agenda followed.",
+                "actual_end_date": actual_end,
+                "evidence": [{"name": "boarding-pass.pdf", "kind": "boarding_pass", "sha256": "0" * 64,
+                              "size_bytes": 48213}],
+            })
+            return "traveller: report submitted" + (" (stay shortened to 3 days)" if actual_end else "")
+        case Stage.REPORTING:
+            await client.validate_report(app_id, {"actor_id": "vop-validator", "decision": "accept"})
+            return "VOP: report accepted"
+        case Stage.PAYMENT if status.payment_order_id and not status.payment_reference:
+            await client.confirm_payment(app_id, {"payment_reference": f"SEPA-{app_id}", "confirmed_by": "finance"})
+            return "finance: payment confirmed"
+    return None
+
+
+async def drive(
+    client: ExchangeClient,
+    samples: list[Sample],
+    report: Callable[[str], None],
+    stop: asyncio.Event,
+    poll_interval_s: float = 0.3,
+) -> dict[str, Stage]:
+    """Start each sample (once) and act for people until every sample is settled or `stop` is set."""
+    for sample in samples:
+        try:
+            await client.start_exchange(sample.application)
+            report(f"{sample.application.application_id}: submitted ({sample.plan.value})")
+        except DuplicateApplication:
+            report(f"{sample.application.application_id}: already started, resuming")
+    stages: dict[str, Stage] = {}
+    while not stop.is_set():
+        for sample in samples:
+            app_id = sample.application.application_id
+            if stages.get(app_id, Stage.SUBMITTED).is_terminal:
+                continue
+            status = await client.status(app_id)
+            if stages.get(app_id) is not status.stage:
+                report(f"{app_id}: {status.stage.value}")
+                stages[app_id] = status.stage
+            try:
+                action = await _act(client, sample, status)
+                if action:
+                    report(f"{app_id}: {action}")
+            except DecisionRefused:
+                pass  # a decision taken in an earlier run, or the stage moved on meanwhile: look again
+        if all(s.is_terminal for s in stages.values()) and len(stages) == len(samples):
+            break
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=poll_interval_s)
+        except TimeoutError:
+            pass
+    return stages

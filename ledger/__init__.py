@@ -1,0 +1,1 @@
+"""The Postgres ledger: migrations, the two-phase transfer store and its invariant checks."""

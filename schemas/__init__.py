@@ -1,0 +1,1 @@
+"""The contract: pydantic models for every workflow, activity, ledger record and policy table."""

@@ -1,0 +1,113 @@
+"""Inputs and results of the activities the Exchange workflow calls."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.exchange import ApplicationInput, RuleFailure
+from schemas.policy import Policy
+from schemas.stages import Stage
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ResolvePolicyInput(_Message):
+    version: str | None = None
+
+
+class ScreenApplicationInput(_Message):
+    application: ApplicationInput
+    policy: Policy
+    submitted_at: datetime
+
+
+class ScreeningResult(_Message):
+    eligible: bool
+    failures: tuple[RuleFailure, ...]
+    working_days: int
+    distance_km: float
+    policy_version: str
+    input_digest: str
+
+
+class PriceExchangeInput(_Message):
+    application: ApplicationInput
+    policy: Policy
+    actual_end_date: date | None = None
+
+
+class PricingResult(_Message):
+    amount_cents: int
+    full_rate_cents: int
+    halved_because: tuple[str, ...]
+    working_days: int
+    distance_km: float
+    policy_version: str
+    input_digest: str
+
+
+class HoldFundsInput(_Message):
+    exchange_id: str
+    partnership_id: str
+    amount_cents: int = Field(gt=0)
+    idempotency_key: str
+
+
+class HoldFundsResult(_Message):
+    held: bool
+    transfer_id: int | None = None
+    available_cents: int | None = Field(default=None, description="what the budget had when the hold was refused")
+
+
+class VoidHoldInput(_Message):
+    hold_id: int
+    idempotency_key: str
+
+
+class VoidHoldResult(_Message):
+    transfer_id: int
+    released_cents: int
+
+
+class PostPaymentInput(_Message):
+    exchange_id: str
+    partnership_id: str
+    hold_id: int
+    amount_cents: int = Field(gt=0)
+    idempotency_key: str
+
+
+class PostPaymentResult(_Message):
+    payment_order_id: str
+    posted_cents: int
+    released_cents: int
+
+
+class ProjectTransitionInput(_Message):
+    """One transition for the read model and the append-only audit trail."""
+
+    application: ApplicationInput
+    stage: Stage
+    at: datetime
+    actor_id: str
+    reason: str = ""
+    event: str = Field(description="what happened, e.g. stage_entered, review_submitted, alert")
+    sequence: int = Field(ge=0, description="per exchange; makes the projection idempotent under retries")
+    grant_cents: int | None = None
+    held_cents: int = 0
+    paid_cents: int = 0
+    next_deadline: datetime | None = None
+    policy_version: str | None = None
+    details: dict[str, object] = Field(default_factory=dict)
+
+
+class WorkingDayDeadlineInput(_Message):
+    """A deadline `working_days` after `start`, counted on `country`'s calendar."""
+
+    start: datetime
+    working_days: int = Field(ge=0)
+    country: str

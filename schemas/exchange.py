@@ -1,0 +1,171 @@
+"""The Exchange workflow's contract: its input, updates, signals, query result and outcome."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from schemas.ids import ActorId, ApplicationId, PartnershipId
+from schemas.organisations import Organisation
+from schemas.stages import Stage
+
+ShortText = Annotated[str, StringConstraints(max_length=2000, strip_whitespace=True)]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)]
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ApplicationInput(_Message):
+    """Start input of the Exchange workflow: one application for one exchange."""
+
+    application_id: ApplicationId
+    visitor: Organisation
+    host: Organisation
+    visitor_partnership_id: PartnershipId = Field(description="R9: the exchange counts (and is paid) here")
+    host_partnership_id: PartnershipId
+    start_date: date = Field(description="first day of the stay (travel days excluded)")
+    end_date: date = Field(description="last day of the stay, inclusive")
+    goals: ShortText = ""
+    submitted_by: ActorId
+    submitted_at: AwareDatetime | None = Field(
+        default=None,
+        description="original submission instant for an officer's import of an existing record; "
+        "defaults to the moment the workflow starts. Never in the future.",
+    )
+    policy_version: str | None = Field(default=None, description="defaults to the policy in force")
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> ApplicationInput:
+        if self.end_date < self.start_date:
+            raise ValueError("end_date must not be before start_date")
+        if self.visitor.organisation_id == self.host.organisation_id:
+            raise ValueError("host.organisation_id must differ from visitor.organisation_id")
+        return self
+
+
+class Recommendation(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+class SubmitReviewInput(_Message):
+    actor_id: ActorId
+    recommendation: Recommendation
+    comment: ShortText = ""
+
+
+class Party(StrEnum):
+    """Signatories of the Commitment to Quality (R10)."""
+
+    HOST_ORGANISATION = "HO"
+    HOST_PARTNERSHIP = "HOP"
+    VISITOR_ORGANISATION = "VO"
+    VISITOR_PARTNERSHIP = "VOP"
+
+
+class SignCommitmentInput(_Message):
+    actor_id: ActorId
+    party: Party
+
+
+class EvidenceItem(_Message):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    kind: Literal["boarding_pass", "travel_invoice", "accommodation_invoice", "other"]
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    size_bytes: int = Field(gt=0)
+
+
+class SubmitReportInput(_Message):
+    actor_id: ActorId
+    summary: Reason
+    actual_end_date: date | None = Field(default=None, description="when the stay was shortened")
+    evidence: tuple[EvidenceItem, ...] = Field(min_length=1)
+
+
+class ReportDecision(StrEnum):
+    ACCEPT = "accept"
+    RETURN = "return"
+
+
+class ValidateReportInput(_Message):
+    actor_id: ActorId
+    decision: ReportDecision
+    reasons: ShortText = ""
+
+    @model_validator(mode="after")
+    def _return_needs_reasons(self) -> ValidateReportInput:
+        if self.decision is ReportDecision.RETURN and not self.reasons:
+            raise ValueError("reasons: required when the report is returned")
+        return self
+
+
+class WithdrawInput(_Message):
+    actor_id: ActorId
+    reason: Reason
+
+
+class CancelInput(_Message):
+    actor_id: ActorId
+    reason: Reason
+
+
+class ConfirmPaymentInput(_Message):
+    """Signal from finance: the payment order was executed."""
+
+    payment_reference: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    confirmed_by: ActorId
+
+
+class OfferFundsInput(_Message):
+    """Signal: money was released in the partnership; a waitlisted exchange tries its hold again."""
+
+    partnership_id: PartnershipId
+
+
+class Transition(_Message):
+    stage: Stage
+    at: datetime
+    actor_id: str
+    reason: str = ""
+
+
+class RuleFailure(_Message):
+    rule: str = Field(description="rule id, e.g. R5")
+    field: str = Field(description="the input field the rule looked at")
+    message: str = Field(description="a sentence a programme officer can forward to the applicant")
+
+
+class ExchangeStatus(_Message):
+    """The `status` query: where the exchange is and how it got there."""
+
+    application_id: str
+    stage: Stage
+    partnership_id: str
+    policy_version: str | None = None
+    grant_cents: int | None = Field(default=None, description="the priced lump sum (R8)")
+    held_cents: int = 0
+    paid_cents: int = 0
+    hold_transfer_id: int | None = None
+    deadlines: dict[str, datetime] = Field(default_factory=dict)
+    signatures: dict[Party, str] = Field(default_factory=dict)
+    report_submitted: bool = Field(default=False, description="a report waits for the VOP's validation")
+    screening_failures: tuple[RuleFailure, ...] = ()
+    payment_order_id: str | None = None
+    payment_reference: str | None = None
+    alerts: tuple[str, ...] = ()
+    history: tuple[Transition, ...] = ()
+
+
+class ExchangeOutcome(_Message):
+    """The workflow's result: the terminal stage and why."""
+
+    application_id: str
+    stage: Stage
+    reason: str
+    grant_cents: int | None
+    paid_cents: int

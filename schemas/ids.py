@@ -1,0 +1,29 @@
+"""Identifiers, the workflow-id scheme and the task queue: what other services need to address us."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import StringConstraints
+
+TASK_QUEUE = "clusterxchange"
+EXCHANGE_WORKFLOW_TYPE = "Exchange"
+_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+ApplicationId = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]
+PartnershipId = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]
+OrganisationId = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]
+ActorId = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
+
+
+def exchange_workflow_id(application_id: str) -> str:
+    """`exchange:<application id>`: one workflow per application, forever (duplicates are refused)."""
+    if not re.match(_ID_PATTERN, application_id):
+        raise ValueError(f"application_id {application_id!r}: must match {_ID_PATTERN}")
+    return f"exchange:{application_id}"
+
+
+def hold_key(application_id: str, attempt: int = 1) -> str:
+    """The ledger idempotency key of an exchange's n-th hold."""
+    return f"{application_id}:hold:{attempt}"

@@ -1,0 +1,38 @@
+"""Organisations taking part in an exchange (visitor and host)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from schemas.ids import OrganisationId
+
+CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+
+
+class OrganisationType(StrEnum):
+    CLUSTER_ORGANISATION = "cluster_organisation"
+    BUSINESS_NETWORK = "business_network"
+    SCALE_UP_SUPPORT = "scale_up_support"  # technology centre, research institute, hub, lab, incubator...
+    SME = "sme"
+    # Host-only types (R2).
+    TRAINING_PROVIDER = "training_provider"
+    LARGE_COMPANY = "large_company"
+    PUBLIC_AUTHORITY = "public_authority"
+
+
+class Organisation(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    organisation_id: OrganisationId
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+    type: OrganisationType
+    country: CountryCode = Field(description="ISO 3166-1 alpha-2 country of registration (Kosovo: XK)")
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    member_of_profiled_cluster: bool = Field(
+        default=False,
+        description="R3: an SME must be a member of a cluster profiled on the European Cluster Collaboration Platform",
+    )

@@ -1,0 +1,106 @@
+"""Shared fixtures: a real Postgres (DATABASE_URL or an embedded one) and real Temporal servers.
+
+- `pg_admin_dsn`: the server (session-wide). DATABASE_URL if set, else an embedded Postgres in a
+  temporary directory, stopped at the end of the session.
+- `database_url`: a fresh database on that server with every migration applied (session-wide),
+  dropped at the end. Tests isolate themselves by using their own business ids.
+- `make_database`: a factory for a further fresh, migrated database when a test needs an empty one.
+- `pg_pool`: an asyncpg pool on `database_url`.
+- `time_skipping_env` / `dev_server_env`: the Temporal time-skipping test server and dev server.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
+
+from ledger.migrate import apply_migrations
+from schemas.converter import DATA_CONVERTER
+from workers.devstack import (
+    TEMPORAL_CLI,
+    TEMPORAL_TEST_SERVER,
+    EmbeddedPostgres,
+    create_database,
+    drop_database,
+    free_port,
+)
+
+
+@pytest.fixture(scope="session")
+def pg_admin_dsn() -> Iterator[str]:
+    configured = os.environ.get("DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    data_dir = Path(tempfile.mkdtemp(prefix="cx-test-pg-"))
+    server = EmbeddedPostgres(data_dir / "pgdata")
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def make_database(pg_admin_dsn: str) -> AsyncIterator[Callable[[], Awaitable[str]]]:
+    created: list[str] = []
+
+    async def make() -> str:
+        dsn = await create_database(pg_admin_dsn)
+        created.append(dsn)
+        await apply_migrations(dsn)
+        return dsn
+
+    yield make
+    for dsn in created:
+        await drop_database(pg_admin_dsn, dsn)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def database_url(make_database: Callable[[], Awaitable[str]]) -> str:
+    return await make_database()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def pg_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=20)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=DATA_CONVERTER,
+        test_server_existing_path=str(TEMPORAL_TEST_SERVER),
+        port=free_port(),
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def dev_server_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        data_converter=DATA_CONVERTER,
+        dev_server_existing_path=str(TEMPORAL_CLI),
+        port=free_port(),
+        ui=False,
+        dev_server_log_level="error",
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()

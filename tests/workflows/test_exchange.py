@@ -1,0 +1,151 @@
+"""The Exchange workflow end to end: real activities, a real Postgres ledger, real Temporal servers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from clients.client import DecisionRefused, DuplicateApplication, ExchangeClient, InvalidInput
+from ledger.store import LedgerStore
+from schemas.exchange import Party
+from schemas.stages import Stage
+from tests.factories import application
+from tests.workflows.conftest import wait_for_stage
+
+Fund = Callable[[int], Awaitable[str]]
+EVIDENCE = [{"name": "boarding-pass.pdf", "kind": "boarding_pass", "sha256": "a" * 64, "size_bytes": 1024}]
+
+
+async def _balance(store: LedgerStore, partnership_id: str) -> tuple[int, int, int, int]:
+    rows = {b.partnership_id: b for b in await store.partnership_balances()}
+    b = rows[partnership_id]
+    return b.allocated_cents, b.held_cents, b.paid_cents, b.available_cents
+
+
+async def _approve_and_sign(client: ExchangeClient, app_id: str) -> None:
+    await wait_for_stage(client, app_id, Stage.REVIEW)
+    await client.submit_review(app_id, {"actor_id": "reviewer-rui", "recommendation": "approve"})
+    await wait_for_stage(client, app_id, Stage.AGREEMENT)
+    for party in Party:
+        await client.sign_commitment(app_id, {"actor_id": f"signer-{party.value}", "party": party.value})
+    await wait_for_stage(client, app_id, Stage.TRAVEL)
+
+
+async def test_happy_path_reaches_paid_with_the_grant_posted(
+    ts_client: ExchangeClient, time_skipping_env: WorkflowEnvironment, ledger_store: LedgerStore, funded_partnership: Fund
+) -> None:
+    """An eligible exchange weeks ahead goes through every stage to PAID; 780 EUR is posted and paid once."""
+    partnership = await funded_partnership(1_000_000)
+    app = application(visitor_partnership_id=partnership)
+    await ts_client.start_exchange(app)
+    await _approve_and_sign(ts_client, app.application_id)
+    assert await _balance(ledger_store, partnership) == (1_000_000, 95_000, 0, 905_000)
+
+    await time_skipping_env.sleep(timedelta(days=40))  # past the stay: durable timers fire
+    await wait_for_stage(ts_client, app.application_id, Stage.REPORTING)
+    await ts_client.submit_report(app.application_id, {"actor_id": "visitor-vera", "summary": "Done.", "evidence": EVIDENCE})
+    await ts_client.validate_report(app.application_id, {"actor_id": "vop-victor", "decision": "accept"})
+    status = await wait_for_stage(ts_client, app.application_id, Stage.PAYMENT)
+    while status.payment_order_id is None:
+        status = await ts_client.status(app.application_id)
+    await ts_client.confirm_payment(app.application_id, {"payment_reference": "SEPA-1", "confirmed_by": "finance-fia"})
+
+    outcome = await ts_client.result(app.application_id)
+    assert (outcome.stage, outcome.paid_cents, outcome.grant_cents) == (Stage.PAID, 95_000, 95_000)
+    assert await _balance(ledger_store, partnership) == (1_000_000, 0, 95_000, 905_000)
+    kinds = [t.kind.value for t in await ledger_store.exchange_history(app.application_id)]
+    assert sorted(kinds) == ["hold", "pay_out", "post"]
+    stages = [t.stage for t in (await ts_client.status(app.application_id)).history]
+    assert stages == [Stage.SUBMITTED, Stage.SCREENING, Stage.REVIEW, Stage.FUNDING, Stage.AGREEMENT,
+                      Stage.TRAVEL, Stage.REPORTING, Stage.PAYMENT, Stage.PAID]
+
+
+async def test_cancellation_returns_the_held_money_to_the_budget(
+    ts_client: ExchangeClient, ledger_store: LedgerStore, funded_partnership: Fund
+) -> None:
+    """An officer cancelling during TRAVEL voids the hold: the budget is whole again."""
+    partnership = await funded_partnership(500_000)
+    app = application(visitor_partnership_id=partnership)
+    await ts_client.start_exchange(app)
+    await _approve_and_sign(ts_client, app.application_id)
+    assert await _balance(ledger_store, partnership) == (500_000, 95_000, 0, 405_000)
+
+    await ts_client.cancel(app.application_id, {"actor_id": "officer-olga", "reason": "host closed"})
+    outcome = await ts_client.result(app.application_id)
+    assert outcome.stage == Stage.CANCELLED
+    assert await _balance(ledger_store, partnership) == (500_000, 0, 0, 500_000)
+    with pytest.raises(DecisionRefused):
+        await ts_client.cancel(app.application_id, {"actor_id": "officer-olga", "reason": "again"})
+
+
+async def test_a_partnership_without_budget_waitlists_then_expires_holding_nothing(
+    ts_client: ExchangeClient, time_skipping_env: WorkflowEnvironment, ledger_store: LedgerStore, funded_partnership: Fund
+) -> None:
+    """With 100 EUR left, a 950 EUR grant waits on the waitlist, then EXPIRES at its deadline, nothing held."""
+    partnership = await funded_partnership(10_000)
+    app = application(visitor_partnership_id=partnership)
+    await ts_client.start_exchange(app)
+    await wait_for_stage(ts_client, app.application_id, Stage.REVIEW)
+    await ts_client.submit_review(app.application_id, {"actor_id": "reviewer-rui", "recommendation": "approve"})
+    status = await wait_for_stage(ts_client, app.application_id, Stage.WAITLISTED)
+    assert "waitlist" in status.deadlines
+
+    outcome = await ts_client.result(app.application_id)  # the time-skipping server jumps to the deadline
+    assert outcome.stage == Stage.EXPIRED
+    assert await _balance(ledger_store, partnership) == (10_000, 0, 0, 10_000)
+
+
+async def test_a_rejected_application_ends_rejected_without_touching_the_ledger(
+    ts_client: ExchangeClient, ledger_store: LedgerStore, funded_partnership: Fund
+) -> None:
+    """A reviewer's reject ends the exchange as REJECTED; nothing is held."""
+    partnership = await funded_partnership(200_000)
+    app = application(visitor_partnership_id=partnership)
+    await ts_client.start_exchange(app)
+    await wait_for_stage(ts_client, app.application_id, Stage.REVIEW)
+    with pytest.raises(DecisionRefused, match="four-eyes"):
+        await ts_client.submit_review(app.application_id, {"actor_id": app.submitted_by, "recommendation": "approve"})
+    await ts_client.submit_review(app.application_id, {"actor_id": "reviewer-rui", "recommendation": "reject",
+                                                       "comment": "agenda too vague"})
+    outcome = await ts_client.result(app.application_id)
+    assert (outcome.stage, outcome.reason) == (Stage.REJECTED, "agenda too vague")
+    assert await _balance(ledger_store, partnership) == (200_000, 0, 0, 200_000)
+
+
+async def test_an_ineligible_application_is_closed_with_every_reason(ts_client: ExchangeClient) -> None:
+    """Screening refuses a same-country exchange (R5) and the outcome names the rule and field."""
+    app = application()
+    app = app.model_copy(update={"host": app.host.model_copy(update={"country": "PL"})})
+    await ts_client.start_exchange(app)
+    outcome = await ts_client.result(app.application_id)
+    assert outcome.stage == Stage.INELIGIBLE
+    assert "R5 (host.country)" in outcome.reason
+
+
+async def test_a_start_with_bad_input_is_refused_naming_the_field(ts_client: ExchangeClient) -> None:
+    """Bad input never starts a workflow: the error names each field and its rule."""
+    data = application().model_dump(mode="json")
+    data["visitor"]["country"] = "Poland"
+    data["end_date"] = "2020-01-01"
+    with pytest.raises(InvalidInput) as refused:
+        await ts_client.start_exchange(data)
+    message = str(refused.value)
+    assert "visitor.country" in message
+    assert "end_date" in message or "start_date" in message
+    with pytest.raises(InvalidInput, match="submitted_at"):
+        await ts_client.start_exchange(application(submitted_at="2999-01-01T00:00:00Z"))
+
+
+async def test_a_duplicate_application_id_is_refused(ts_client: ExchangeClient) -> None:
+    """A second start with the same application id is refused with a clear error, even after the first ended."""
+    app = application()
+    app = app.model_copy(update={"host": app.host.model_copy(update={"country": "PL"})})  # ends at screening
+    await ts_client.start_exchange(app)
+    with pytest.raises(DuplicateApplication, match=app.application_id):
+        await ts_client.start_exchange(app)
+    await ts_client.result(app.application_id)
+    with pytest.raises(DuplicateApplication):
+        await ts_client.start_exchange(app)

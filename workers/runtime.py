@@ -1,0 +1,73 @@
+"""Where the running stack is: DATABASE_URL / TEMPORAL_ADDRESS, or what `make run` wrote to .cx/.
+
+`make run` starts embedded servers on free ports and records their addresses in
+`<state_dir>/runtime.json` while it runs, so `cx` commands in another terminal find them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from workers.settings import Settings
+
+RUNTIME_FILE = "runtime.json"
+
+
+class StackNotFound(RuntimeError):
+    """No server address configured and no running `make run` recorded one."""
+
+
+@dataclass(frozen=True)
+class RuntimeInfo:
+    database_url: str
+    temporal_address: str
+    temporal_ui_url: str | None
+    pid: int
+
+
+def write_runtime(settings: Settings, info: RuntimeInfo) -> Path:
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.state_dir / RUNTIME_FILE
+    path.write_text(json.dumps(asdict(info), indent=2))
+    return path
+
+
+def clear_runtime(settings: Settings) -> None:
+    (settings.state_dir / RUNTIME_FILE).unlink(missing_ok=True)
+
+
+def read_runtime(settings: Settings) -> RuntimeInfo | None:
+    path = settings.state_dir / RUNTIME_FILE
+    if not path.exists():
+        return None
+    info = RuntimeInfo(**json.loads(path.read_text()))
+    try:
+        os.kill(info.pid, 0)
+    except ProcessLookupError:
+        return None  # left behind by a run that was killed; its servers are gone too
+    return info
+
+
+def resolve_database_url(settings: Settings) -> str:
+    if settings.database_url:
+        return settings.database_url
+    info = read_runtime(settings)
+    if info is None:
+        raise StackNotFound(
+            "DATABASE_URL is not set and no `make run` is running: set DATABASE_URL or start `make run`"
+        )
+    return info.database_url
+
+
+def resolve_temporal_address(settings: Settings) -> str:
+    if settings.temporal_address:
+        return settings.temporal_address
+    info = read_runtime(settings)
+    if info is None:
+        raise StackNotFound(
+            "TEMPORAL_ADDRESS is not set and no `make run` is running: set TEMPORAL_ADDRESS or start `make run`"
+        )
+    return info.temporal_address

@@ -1,0 +1,62 @@
+"""Seed data: the 15 European Cluster Partnerships and their budgets (7,000,000 EUR in all).
+
+Nine names are public (DOMAIN.md); the other six are invented and marked "(fictional)". BIGINN's
+budget is the published 496,261 EUR; the rest of the 7 M EUR is shared evenly, the odd cents going to
+the first partnership, so the total is exact. Seeding is idempotent (ledger keys `<partnership>:allocate:1`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+from ledger.store import LedgerStore
+
+PROGRAMME_TOTAL_CENTS = 7_000_000_00
+_BIGINN_CENTS = 496_261_00
+
+
+@dataclass(frozen=True)
+class PartnershipSeed:
+    partnership_id: str
+    name: str
+    budget_cents: int
+
+
+def _partnerships() -> tuple[PartnershipSeed, ...]:
+    names = [
+        ("agrifoodx", "AgriFoodX5.0"), ("greentech", "GreenTech 2.0"), ("hempclub", "HempCluB"),
+        ("hitechtex", "Hi-Tech-TEX"), ("photonics4i", "Photonics4Industry"), ("biginn", "BIGINN"),
+        ("medicnest", "Medic Nest"), ("ce4big", "CE4BIG"), ("epix", "EPIX"),
+        ("bluecoast", "BlueCoast Maritime (fictional)"), ("alpinewood", "AlpineWood Bio (fictional)"),
+        ("danubemob", "Danube Mobility (fictional)"), ("balticai", "Baltic AI Forge (fictional)"),
+        ("aegeansun", "Aegean Solar (fictional)"), ("carpathia", "Carpathia Textiles (fictional)"),
+    ]
+    others = [n for n in names if n[0] != "biginn"]
+    share, odd_cents = divmod(PROGRAMME_TOTAL_CENTS - _BIGINN_CENTS, len(others))
+    seeds = []
+    for index, (partnership_id, name) in enumerate(names):
+        if partnership_id == "biginn":
+            budget = _BIGINN_CENTS
+        else:
+            budget = share + (odd_cents if index == 0 else 0)
+        seeds.append(PartnershipSeed(partnership_id, name, budget))
+    assert sum(s.budget_cents for s in seeds) == PROGRAMME_TOTAL_CENTS
+    return tuple(seeds)
+
+
+PARTNERSHIPS = _partnerships()
+
+
+async def seed_partnerships(pool: asyncpg.Pool, store: LedgerStore) -> None:
+    """Create the partnerships and allocate their budgets; running it again changes nothing."""
+    async with pool.acquire() as conn:
+        await conn.executemany(
+            "INSERT INTO partnerships (partnership_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            [(p.partnership_id, p.name) for p in PARTNERSHIPS],
+        )
+    for p in PARTNERSHIPS:
+        await store.allocate(
+            idempotency_key=f"{p.partnership_id}:allocate:1", partnership_id=p.partnership_id, amount_cents=p.budget_cents
+        )

@@ -1,0 +1,55 @@
+"""Configuration read once from the environment and passed down (never read deep in the code)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+TASK_QUEUE_DEFAULT = "clusterxchange"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a process needs to know about its surroundings.
+
+    `database_url` and `temporal_address` are None when the embedded servers should be started.
+    """
+
+    database_url: str | None
+    temporal_address: str | None
+    temporal_namespace: str
+    task_queue: str
+    state_dir: Path
+    log_format: str
+    temporal_port: int | None
+    temporal_ui_port: int | None
+    postgres_port: int | None
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        return cls(
+            database_url=env.get("DATABASE_URL") or None,
+            temporal_address=env.get("TEMPORAL_ADDRESS") or None,
+            temporal_namespace=env.get("TEMPORAL_NAMESPACE", "default"),
+            task_queue=env.get("CX_TASK_QUEUE", TASK_QUEUE_DEFAULT),
+            state_dir=Path(env.get("CX_STATE_DIR", ".cx")).resolve(),
+            log_format=env.get("CX_LOG_FORMAT", "auto"),
+            temporal_port=_optional_port(env, "CX_TEMPORAL_PORT"),
+            temporal_ui_port=_optional_port(env, "CX_TEMPORAL_UI_PORT"),
+            postgres_port=_optional_port(env, "CX_POSTGRES_PORT"),
+        )
+
+
+def _optional_port(env: dict[str, str], name: str) -> int | None:
+    raw = env.get(name)
+    if not raw:
+        return None
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r}: must be a TCP port number (1-65535)") from None
+    if not 1 <= port <= 65535:
+        raise ValueError(f"{name}={raw!r}: must be a TCP port number (1-65535)")
+    return port

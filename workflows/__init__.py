@@ -1,0 +1,1 @@
+"""Workflows: deterministic orchestration of each exchange (and, later, of funds and reconciliation)."""

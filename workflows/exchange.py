@@ -1,0 +1,514 @@
+"""The Exchange workflow: one ClusterXchange exchange from application to payment.
+
+Stages (ARCHITECTURE.md): SUBMITTED -> SCREENING -> REVIEW -> FUNDING (-> WAITLISTED) -> AGREEMENT ->
+TRAVEL -> REPORTING -> PAYMENT -> PAID, or a terminal INELIGIBLE, REJECTED, EXPIRED, LAPSED, WITHDRAWN,
+CANCELLED or FORFEITED. Any hold still pending when the exchange ends is voided.
+
+Messages:
+- updates (validated; a refused update leaves no trace): submit_review, sign_commitment,
+  submit_report, validate_report, withdraw, cancel;
+- signals: confirm_payment (finance), offer_funds (money released in the partnership);
+- query: status.
+
+Deadlines (policy data, counted from when each step starts): review (working days, then escalation
+to an officer, then the application lapses); waitlist; signatures; travel timers to the start and
+end of the stay; report (with reminders); report validation (escalation); payment SLA (alert) and a
+last limit on waiting for finance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, time, timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.deadlines import working_day_deadline
+    from activities.ledger import LedgerActivities
+    from activities.payments import PaymentActivities
+    from activities.projection import ProjectionActivities
+    from activities.screening import resolve_policy, screen_application
+    from activities.pricing import price_exchange
+    from schemas.activities import (
+        HoldFundsInput,
+        PostPaymentInput,
+        PriceExchangeInput,
+        ProjectTransitionInput,
+        ResolvePolicyInput,
+        ScreenApplicationInput,
+        VoidHoldInput,
+        WorkingDayDeadlineInput,
+    )
+    from schemas.exchange import (
+        ApplicationInput,
+        CancelInput,
+        ConfirmPaymentInput,
+        ExchangeOutcome,
+        ExchangeStatus,
+        OfferFundsInput,
+        Party,
+        Recommendation,
+        ReportDecision,
+        RuleFailure,
+        SignCommitmentInput,
+        SubmitReportInput,
+        SubmitReviewInput,
+        Transition,
+        ValidateReportInput,
+        WithdrawInput,
+    )
+    from schemas.ids import hold_key
+    from schemas.policy import Policy
+    from schemas.stages import CANCELLABLE_STAGES, WITHDRAWABLE_STAGES, Stage
+    from workflows import options
+
+SYSTEM_ACTOR = "system"
+
+
+class _Ended(Exception):
+    """Raised inside the workflow to leave the lifecycle for a terminal stage."""
+
+    def __init__(self, stage: Stage, reason: str, actor_id: str = SYSTEM_ACTOR) -> None:
+        super().__init__(reason)
+        self.stage = stage
+        self.reason = reason
+        self.actor_id = actor_id
+
+
+@workflow.defn(name="Exchange")
+class ExchangeWorkflow:
+    """One exchange's life; see the module docstring for stages, messages and deadlines."""
+
+    @workflow.init
+    def __init__(self, application: ApplicationInput) -> None:
+        self._app = application
+        self._stage = Stage.SUBMITTED
+        self._policy: Policy | None = None
+        self._sequence = 0
+        self._history: list[Transition] = []
+        self._deadlines: dict[str, datetime] = {}
+        self._alerts: list[str] = []
+        self._screening_failures: tuple[RuleFailure, ...] = ()
+        self._grant_cents: int | None = None
+        self._hold_id: int | None = None
+        self._held_cents = 0
+        self._paid_cents = 0
+        self._review: SubmitReviewInput | None = None
+        self._signatures: dict[Party, str] = {}
+        self._stay_started = False
+        self._report: SubmitReportInput | None = None
+        self._report_decision: ValidateReportInput | None = None
+        self._funds_offered = False
+        self._payment_order_id: str | None = None
+        self._payment_confirmation: ConfirmPaymentInput | None = None
+        self._stop: _Ended | None = None
+        self._closing = False
+
+    @workflow.run
+    async def run(self, application: ApplicationInput) -> ExchangeOutcome:
+        try:
+            await self._submitted()
+            await self._screening()
+            await self._review_stage()
+            await self._funding()
+            await self._agreement()
+            await self._travel()
+            await self._reporting()
+            await self._payment()
+        except _Ended as ended:
+            return await self._close(ended)
+        return await self._close(_Ended(Stage.PAID, "payment confirmed by finance", self._confirmed_by()))
+
+    # --- stages -----------------------------------------------------------------------------
+
+    async def _submitted(self) -> None:
+        self._policy = await workflow.execute_activity(
+            resolve_policy,
+            ResolvePolicyInput(version=self._app.policy_version),
+            start_to_close_timeout=options.COMPUTE_START_TO_CLOSE,
+            retry_policy=options.COMPUTE_RETRY,
+        )
+        await self._enter(Stage.SUBMITTED, self._app.submitted_by, "application received")
+
+    async def _screening(self) -> None:
+        await self._enter(Stage.SCREENING, SYSTEM_ACTOR)
+        result = await workflow.execute_activity(
+            screen_application,
+            ScreenApplicationInput(application=self._app, policy=self.policy, submitted_at=self._submitted_at()),
+            start_to_close_timeout=options.COMPUTE_START_TO_CLOSE,
+            retry_policy=options.COMPUTE_RETRY,
+        )
+        self._screening_failures = result.failures
+        await self._record(
+            "screening_decided", SYSTEM_ACTOR, "eligible" if result.eligible else "ineligible",
+            {"failures": [f.model_dump() for f in result.failures], "input_digest": result.input_digest,
+             "working_days": result.working_days, "distance_km": result.distance_km},
+        )
+        if not result.eligible:
+            raise _Ended(Stage.INELIGIBLE, "; ".join(f"{f.rule} ({f.field}): {f.message}" for f in result.failures))
+        self._raise_if_stopped()
+
+    async def _review_stage(self) -> None:
+        rules = self.policy.deadlines
+        due = await self._working_day_deadline(rules.review_working_days)
+        self._deadlines["review"] = due
+        await self._enter(Stage.REVIEW, SYSTEM_ACTOR)
+        if not await self._wait_until(lambda: self._review is not None, due):
+            escalated_due = await self._working_day_deadline(rules.review_escalation_working_days)
+            self._deadlines["review_escalation"] = escalated_due
+            await self._alert("review_escalated", f"no review decision by {due.isoformat()}; escalated to an officer")
+            if not await self._wait_until(lambda: self._review is not None, escalated_due):
+                raise _Ended(Stage.LAPSED, f"no review decision by {escalated_due.isoformat()}")
+        review = self._review
+        assert review is not None
+        if review.recommendation is Recommendation.REJECT:
+            raise _Ended(Stage.REJECTED, review.comment or "rejected at review", review.actor_id)
+
+    async def _funding(self) -> None:
+        await self._enter(Stage.FUNDING, SYSTEM_ACTOR)
+        pricing = await workflow.execute_activity(
+            price_exchange,
+            PriceExchangeInput(application=self._app, policy=self.policy),
+            start_to_close_timeout=options.COMPUTE_START_TO_CLOSE,
+            retry_policy=options.COMPUTE_RETRY,
+        )
+        self._grant_cents = pricing.amount_cents
+        await self._record(
+            "priced", SYSTEM_ACTOR, f"lump sum {pricing.amount_cents} cents",
+            {"full_rate_cents": pricing.full_rate_cents, "halved_because": list(pricing.halved_because),
+             "input_digest": pricing.input_digest},
+        )
+        waitlist_due = workflow.now() + timedelta(days=self.policy.deadlines.waitlist_days)
+        while True:
+            # Cleared before the attempt, so an offer that arrives while it runs is not lost.
+            self._funds_offered = False
+            if await self._try_hold():
+                break
+            if self._stage is not Stage.WAITLISTED:
+                self._deadlines["waitlist"] = waitlist_due
+                await self._enter(Stage.WAITLISTED, SYSTEM_ACTOR, "the partnership's budget cannot cover the grant")
+            if not await self._wait_until(lambda: self._funds_offered, waitlist_due):
+                raise _Ended(Stage.EXPIRED, f"no funds released in the partnership by {waitlist_due.isoformat()}")
+        self._raise_if_stopped()
+
+    async def _agreement(self) -> None:
+        due = workflow.now() + timedelta(days=self.policy.deadlines.signature_days)
+        self._deadlines["signatures"] = due
+        await self._enter(Stage.AGREEMENT, SYSTEM_ACTOR)
+        if not await self._wait_until(lambda: len(self._signatures) == len(Party), due):
+            missing = sorted(p.value for p in Party if p not in self._signatures)
+            raise _Ended(Stage.LAPSED, f"Commitment to Quality not signed by {', '.join(missing)} by {due.isoformat()}")
+
+    async def _travel(self) -> None:
+        starts_at = datetime.combine(self._app.start_date, time(0, 0), tzinfo=UTC)
+        ends_at = datetime.combine(self._app.end_date + timedelta(days=1), time(0, 0), tzinfo=UTC)
+        self._deadlines["stay_starts"] = starts_at
+        self._deadlines["stay_ends"] = ends_at
+        await self._enter(Stage.TRAVEL, SYSTEM_ACTOR)
+        await self._wait_until(lambda: False, starts_at)
+        self._stay_started = True
+        await self._record("stay_started", SYSTEM_ACTOR)
+        await self._wait_until(lambda: False, ends_at)
+        await self._record("stay_ended", SYSTEM_ACTOR)
+
+    async def _reporting(self) -> None:
+        rules = self.policy.deadlines
+        stay_ended = self._deadlines["stay_ends"]
+        due = stay_ended + timedelta(days=rules.report_days)
+        self._deadlines["report"] = due
+        await self._enter(Stage.REPORTING, SYSTEM_ACTOR)
+        reminders = [stay_ended + timedelta(days=d) for d in rules.report_reminder_days]
+        while True:
+            for reminder_at in [r for r in reminders if r > workflow.now()]:
+                if await self._wait_until(lambda: self._report is not None, reminder_at):
+                    break
+                await self._record("report_reminder", SYSTEM_ACTOR, f"report due by {due.isoformat()}")
+            if not await self._wait_until(lambda: self._report is not None, due):
+                raise _Ended(Stage.FORFEITED, f"no accepted report by {due.isoformat()}")
+            decision_due = await self._working_day_deadline(rules.review_working_days)
+            self._deadlines["report_validation"] = decision_due
+            if not await self._wait_until(lambda: self._report_decision is not None, decision_due):
+                await self._alert("report_validation_late", f"report not validated by {decision_due.isoformat()}")
+                last_due = decision_due + timedelta(days=rules.payment_confirmation_max_days)
+                if not await self._wait_until(lambda: self._report_decision is not None, last_due):
+                    raise _Ended(Stage.CANCELLED, f"the report was never validated (by {last_due.isoformat()})")
+            decision = self._report_decision
+            assert decision is not None
+            if decision.decision is ReportDecision.ACCEPT:
+                return
+            # Returned for resubmission: the visitor may submit again until the report deadline.
+            self._report, self._report_decision = None, None
+
+    async def _payment(self) -> None:
+        rules = self.policy.deadlines
+        await self._enter(Stage.PAYMENT, SYSTEM_ACTOR)
+        report = self._report
+        assert report is not None and self._hold_id is not None
+        final = await workflow.execute_activity(
+            price_exchange,
+            PriceExchangeInput(application=self._app, policy=self.policy, actual_end_date=report.actual_end_date),
+            start_to_close_timeout=options.COMPUTE_START_TO_CLOSE,
+            retry_policy=options.COMPUTE_RETRY,
+        )
+        amount_cents = min(final.amount_cents, self._held_cents)  # never above the hold
+        payment = await workflow.execute_activity_method(
+            PaymentActivities.post_payment,
+            PostPaymentInput(
+                exchange_id=self._app.application_id, partnership_id=self._app.visitor_partnership_id,
+                hold_id=self._hold_id, amount_cents=amount_cents,
+                idempotency_key=f"{self._app.application_id}:payment",
+            ),
+            start_to_close_timeout=options.DATABASE_START_TO_CLOSE,
+            schedule_to_close_timeout=options.DATABASE_SCHEDULE_TO_CLOSE,
+            retry_policy=options.DATABASE_RETRY,
+        )
+        self._payment_order_id = payment.payment_order_id
+        self._paid_cents, self._held_cents, self._hold_id = payment.posted_cents, 0, None
+        sla_due = workflow.now() + timedelta(days=rules.payment_sla_days)
+        last_due = workflow.now() + timedelta(days=rules.payment_confirmation_max_days)
+        self._deadlines["payment_sla"] = sla_due
+        await self._record(
+            "payment_ordered", SYSTEM_ACTOR, f"payment order {payment.payment_order_id}",
+            {"posted_cents": payment.posted_cents, "released_cents": payment.released_cents,
+             "final_input_digest": final.input_digest},
+        )
+        confirmed = lambda: self._payment_confirmation is not None  # noqa: E731
+        if not await self._wait_until(confirmed, sla_due):
+            await self._alert("payment_sla_missed", f"finance has not confirmed by {sla_due.isoformat()}")
+            if not await self._wait_until(confirmed, last_due):
+                await self._alert("payment_unconfirmed", f"still unconfirmed at {last_due.isoformat()}")
+                raise _Ended(Stage.PAYMENT, "payment ordered but never confirmed by finance; see alerts")
+
+    # --- closing ----------------------------------------------------------------------------
+
+    async def _close(self, ended: _Ended) -> ExchangeOutcome:
+        self._closing = True  # from here on, every update is refused
+        if self._hold_id is not None:
+            await self._void_hold(ended.stage)
+        self._deadlines.clear()
+        await self._enter(ended.stage, ended.actor_id, ended.reason)
+        # Let in-flight update handlers (their audit rows) finish before the run completes.
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return ExchangeOutcome(
+            application_id=self._app.application_id, stage=ended.stage, reason=ended.reason,
+            grant_cents=self._grant_cents, paid_cents=self._paid_cents,
+        )
+
+    async def _void_hold(self, stage: Stage) -> None:
+        assert self._hold_id is not None
+        voided = await workflow.execute_activity_method(
+            LedgerActivities.void_hold,
+            VoidHoldInput(hold_id=self._hold_id, idempotency_key=f"{self._app.application_id}:void:{self._hold_id}"),
+            start_to_close_timeout=options.DATABASE_START_TO_CLOSE,
+            schedule_to_close_timeout=options.DATABASE_SCHEDULE_TO_CLOSE,
+            retry_policy=options.DATABASE_RETRY,
+        )
+        self._hold_id, self._held_cents = None, 0
+        await self._record("hold_voided", SYSTEM_ACTOR, f"{voided.released_cents} cents back to the budget ({stage})")
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    @property
+    def policy(self) -> Policy:
+        assert self._policy is not None, "policy is resolved before any stage runs"
+        return self._policy
+
+    def _submitted_at(self) -> datetime:
+        return self._app.submitted_at or workflow.info().start_time
+
+    def _confirmed_by(self) -> str:
+        return self._payment_confirmation.confirmed_by if self._payment_confirmation else SYSTEM_ACTOR
+
+    async def _try_hold(self) -> bool:
+        assert self._grant_cents is not None
+        result = await workflow.execute_activity_method(
+            LedgerActivities.hold_funds,
+            HoldFundsInput(
+                exchange_id=self._app.application_id, partnership_id=self._app.visitor_partnership_id,
+                amount_cents=self._grant_cents, idempotency_key=hold_key(self._app.application_id),
+            ),
+            start_to_close_timeout=options.DATABASE_START_TO_CLOSE,
+            schedule_to_close_timeout=options.DATABASE_SCHEDULE_TO_CLOSE,
+            retry_policy=options.DATABASE_RETRY,
+        )
+        if result.held:
+            self._hold_id, self._held_cents = result.transfer_id, self._grant_cents
+            await self._record("funds_held", SYSTEM_ACTOR, f"{self._grant_cents} cents held", {"hold_id": self._hold_id})
+        return result.held
+
+    async def _wait_until(self, condition: Callable[[], bool], deadline: datetime) -> bool:
+        """Wait for condition until deadline; True if it held. A withdrawal or cancellation ends the wait."""
+        remaining = deadline - workflow.now()
+        if remaining > timedelta(0):
+            try:
+                await workflow.wait_condition(
+                    lambda: condition() or self._stop is not None, timeout=remaining
+                )
+            except TimeoutError:
+                pass
+        self._raise_if_stopped()
+        return condition()
+
+    def _raise_if_stopped(self) -> None:
+        if self._stop is not None:
+            raise self._stop
+
+    async def _working_day_deadline(self, working_days: int) -> datetime:
+        return await workflow.execute_local_activity(
+            working_day_deadline,
+            WorkingDayDeadlineInput(start=workflow.now(), working_days=working_days, country=self._app.visitor.country),
+            start_to_close_timeout=options.LOCAL_START_TO_CLOSE,
+            retry_policy=options.COMPUTE_RETRY,
+        )
+
+    async def _enter(self, stage: Stage, actor_id: str, reason: str = "") -> None:
+        self._stage = stage
+        self._history.append(Transition(stage=stage, at=workflow.now(), actor_id=actor_id, reason=reason))
+        workflow.logger.info("stage %s", stage.value, extra={"stage": stage.value, "reason": reason})
+        await self._record("stage_entered", actor_id, reason)
+
+    async def _alert(self, event: str, message: str) -> None:
+        self._alerts.append(f"{event}: {message}")
+        workflow.logger.warning("alert %s: %s", event, message)
+        await self._record(event, SYSTEM_ACTOR, message)
+
+    async def _record(self, event: str, actor_id: str, reason: str = "", details: dict[str, object] | None = None) -> None:
+        """Project the current state and one audit event to Postgres (idempotent by sequence)."""
+        self._sequence += 1
+        upcoming = [d for d in self._deadlines.values() if d > workflow.now()]
+        await workflow.execute_activity_method(
+            ProjectionActivities.record_transition,
+            ProjectTransitionInput(
+                application=self._app, stage=self._stage, at=workflow.now(), actor_id=actor_id, reason=reason,
+                event=event, sequence=self._sequence, grant_cents=self._grant_cents, held_cents=self._held_cents,
+                paid_cents=self._paid_cents, next_deadline=min(upcoming) if upcoming else None,
+                policy_version=self._policy.version if self._policy else None, details=details or {},
+            ),
+            start_to_close_timeout=options.DATABASE_START_TO_CLOSE,
+            schedule_to_close_timeout=options.DATABASE_SCHEDULE_TO_CLOSE,
+            retry_policy=options.DATABASE_RETRY,
+        )
+
+    # --- messages ---------------------------------------------------------------------------
+
+    @workflow.query(name="status")
+    def status(self) -> ExchangeStatus:
+        return ExchangeStatus(
+            application_id=self._app.application_id, stage=self._stage,
+            partnership_id=self._app.visitor_partnership_id,
+            policy_version=self._policy.version if self._policy else None,
+            grant_cents=self._grant_cents, held_cents=self._held_cents, paid_cents=self._paid_cents,
+            hold_transfer_id=self._hold_id, deadlines=dict(self._deadlines), signatures=dict(self._signatures),
+            report_submitted=self._report is not None and self._report_decision is None,
+            screening_failures=self._screening_failures, payment_order_id=self._payment_order_id,
+            payment_reference=self._payment_confirmation.payment_reference if self._payment_confirmation else None,
+            alerts=tuple(self._alerts), history=tuple(self._history),
+        )
+
+    @workflow.update(name="submit_review")
+    async def submit_review(self, decision: SubmitReviewInput) -> ExchangeStatus:
+        self._review = decision
+        await self._record("review_submitted", decision.actor_id, decision.comment,
+                           {"recommendation": decision.recommendation.value})
+        return self.status()
+
+    @submit_review.validator
+    def _validate_review(self, decision: SubmitReviewInput) -> None:
+        self._require_stage("submit_review", {Stage.REVIEW})
+        if self._review is not None:
+            raise ValueError(f"submit_review: a decision was already recorded by {self._review.actor_id}")
+        if decision.actor_id == self._app.submitted_by:
+            raise ValueError("actor_id: the person who submitted the application cannot review it (four-eyes)")
+
+    @workflow.update(name="sign_commitment")
+    async def sign_commitment(self, signature: SignCommitmentInput) -> ExchangeStatus:
+        self._signatures[signature.party] = signature.actor_id
+        await self._record("commitment_signed", signature.actor_id, f"signed as {signature.party.value}")
+        return self.status()
+
+    @sign_commitment.validator
+    def _validate_signature(self, signature: SignCommitmentInput) -> None:
+        self._require_stage("sign_commitment", {Stage.AGREEMENT})
+        if signature.party in self._signatures:
+            raise ValueError(
+                f"party: {signature.party.value} already signed (by {self._signatures[signature.party]})"
+            )
+
+    @workflow.update(name="submit_report")
+    async def submit_report(self, report: SubmitReportInput) -> ExchangeStatus:
+        self._report = report
+        await self._record("report_submitted", report.actor_id, report.summary,
+                           {"evidence": [e.model_dump() for e in report.evidence]})
+        return self.status()
+
+    @submit_report.validator
+    def _validate_report_submission(self, report: SubmitReportInput) -> None:
+        self._require_stage("submit_report", {Stage.REPORTING})
+        if self._report is not None:
+            raise ValueError("submit_report: a report is already waiting for validation")
+        actual_end = report.actual_end_date
+        if actual_end is not None and not self._app.start_date <= actual_end <= self._app.end_date:
+            raise ValueError(
+                f"actual_end_date: must fall within the planned stay {self._app.start_date}..{self._app.end_date}"
+            )
+
+    @workflow.update(name="validate_report")
+    async def validate_report(self, decision: ValidateReportInput) -> ExchangeStatus:
+        self._report_decision = decision
+        await self._record("report_validated", decision.actor_id, decision.reasons,
+                           {"decision": decision.decision.value})
+        return self.status()
+
+    @validate_report.validator
+    def _validate_report_decision(self, decision: ValidateReportInput) -> None:
+        self._require_stage("validate_report", {Stage.REPORTING})
+        if self._report is None:
+            raise ValueError("validate_report: no report has been submitted yet")
+        if self._report_decision is not None:
+            raise ValueError("validate_report: this report was already validated")
+        if decision.actor_id == self._report.actor_id:
+            raise ValueError("actor_id: the person who submitted the report cannot validate it (four-eyes)")
+
+    @workflow.update(name="withdraw")
+    async def withdraw(self, request: WithdrawInput) -> ExchangeStatus:
+        self._stop = _Ended(Stage.WITHDRAWN, request.reason, request.actor_id)
+        return self.status()
+
+    @withdraw.validator
+    def _validate_withdraw(self, request: WithdrawInput) -> None:
+        self._require_stage("withdraw", WITHDRAWABLE_STAGES)
+        if self._stay_started:
+            raise ValueError("withdraw: the stay has started; only an officer can cancel now")
+        self._require_not_stopping()
+
+    @workflow.update(name="cancel")
+    async def cancel(self, request: CancelInput) -> ExchangeStatus:
+        self._stop = _Ended(Stage.CANCELLED, request.reason, request.actor_id)
+        return self.status()
+
+    @cancel.validator
+    def _validate_cancel(self, request: CancelInput) -> None:
+        self._require_stage("cancel", CANCELLABLE_STAGES)
+        self._require_not_stopping()
+
+    @workflow.signal(name="confirm_payment")
+    def confirm_payment(self, confirmation: ConfirmPaymentInput) -> None:
+        if self._payment_confirmation is None:  # a repeated confirmation changes nothing
+            self._payment_confirmation = confirmation
+
+    @workflow.signal(name="offer_funds")
+    def offer_funds(self, offer: OfferFundsInput) -> None:
+        if offer.partnership_id == self._app.visitor_partnership_id:
+            self._funds_offered = True
+
+    def _require_stage(self, action: str, allowed: frozenset[Stage] | set[Stage]) -> None:
+        if self._closing:
+            raise ValueError(f"{action}: the exchange is closing and accepts no more decisions")
+        if self._stage not in allowed:
+            names = ", ".join(sorted(s.value for s in allowed))
+            raise ValueError(f"{action}: not allowed in stage {self._stage.value} (allowed in: {names})")
+
+    def _require_not_stopping(self) -> None:
+        if self._stop is not None:
+            raise ValueError(f"the exchange is already being closed as {self._stop.stage.value}")
