@@ -8,11 +8,11 @@ finds the order it wrote before (exactly one payment order per exchange, whateve
 from __future__ import annotations
 
 import asyncpg
+from ledger.errors import LedgerError
+from ledger.store import LedgerStore
 from temporalio import activity
 
 from activities.ledger import as_application_error
-from ledger.errors import LedgerError
-from ledger.store import LedgerStore
 from schemas.activities import PostPaymentInput, PostPaymentResult
 
 
@@ -31,12 +31,16 @@ class PaymentActivities:
         async with self._pool.acquire() as conn, conn.transaction():
             try:
                 posted = await self._store.post(
-                    idempotency_key=f"{request.idempotency_key}:post", hold_id=request.hold_id,
-                    amount_cents=request.amount_cents, conn=conn,
+                    idempotency_key=f"{request.idempotency_key}:post",
+                    hold_id=request.hold_id,
+                    amount_cents=request.amount_cents,
+                    conn=conn,
                 )
                 paid_out = await self._store.pay_out(
-                    idempotency_key=f"{request.idempotency_key}:pay_out", exchange_id=request.exchange_id,
-                    amount_cents=request.amount_cents, conn=conn,
+                    idempotency_key=f"{request.idempotency_key}:pay_out",
+                    exchange_id=request.exchange_id,
+                    amount_cents=request.amount_cents,
+                    conn=conn,
                 )
             except LedgerError as error:
                 raise as_application_error(error) from error
@@ -48,8 +52,13 @@ class PaymentActivities:
                                                hold_id, post_transfer_id, payout_transfer_id)
                    VALUES ($1, $2, $3, $4, $5, $6, $7)
                    ON CONFLICT (application_id) DO NOTHING""",
-                order_id, request.exchange_id, request.partnership_id, request.amount_cents,
-                request.hold_id, posted.id, paid_out.id,
+                order_id,
+                request.exchange_id,
+                request.partnership_id,
+                request.amount_cents,
+                request.hold_id,
+                posted.id,
+                paid_out.id,
             )
         return PostPaymentResult(
             payment_order_id=order_id,

@@ -24,8 +24,10 @@ def price(application: ApplicationInput, policy: Policy, actual_end_date: date |
     end = application.end_date if actual_end_date is None else actual_end_date
     days = working_days(application.start_date, end, application.host.country)
     distance_km = great_circle_km(
-        application.visitor.latitude, application.visitor.longitude,
-        application.host.latitude, application.host.longitude,
+        application.visitor.latitude,
+        application.visitor.longitude,
+        application.host.latitude,
+        application.host.longitude,
     )
     full_rate_cents = min(rules.threshold_for(application.host.country), rules.lump_sum_cap_cents)
     halved_because: list[str] = []

@@ -27,8 +27,15 @@ class ProjectionActivities:
                                              policy_version, details, at)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9)
                    ON CONFLICT (application_id, sequence) DO NOTHING""",
-                app.application_id, event.sequence, event.event, event.stage.value, event.actor_id,
-                event.reason, event.policy_version, json.dumps(event.details, default=str), event.at,
+                app.application_id,
+                event.sequence,
+                event.event,
+                event.stage.value,
+                event.actor_id,
+                event.reason,
+                event.policy_version,
+                json.dumps(event.details, default=str),
+                event.at,
             )
             await conn.execute(
                 """INSERT INTO exchanges (application_id, partnership_id, host_partnership_id, visitor_org_id,
@@ -43,8 +50,21 @@ class ProjectionActivities:
                        start_date = EXCLUDED.start_date, end_date = EXCLUDED.end_date,
                        last_sequence = EXCLUDED.last_sequence, updated_at = EXCLUDED.updated_at
                    WHERE exchanges.last_sequence < EXCLUDED.last_sequence""",
-                app.application_id, app.visitor_partnership_id, app.host_partnership_id,
-                app.visitor.organisation_id, app.host.organisation_id, app.host.country, app.start_date,
-                app.end_date, event.stage.value, event.grant_cents, event.held_cents, event.paid_cents,
-                event.next_deadline, event.policy_version, app.submitted_by, event.sequence, event.at,
+                app.application_id,
+                app.visitor_partnership_id,
+                app.host_partnership_id,
+                app.visitor.organisation_id,
+                app.host.organisation_id,
+                app.host.country,
+                app.start_date,
+                app.end_date,
+                event.stage.value,
+                event.grant_cents,
+                event.held_cents,
+                event.paid_cents,
+                event.next_deadline,
+                event.policy_version,
+                app.submitted_by,
+                event.sequence,
+                event.at,
             )

@@ -15,9 +15,9 @@ from activities.calendar import add_months, working_days
 from activities.digest import input_digest
 from activities.geo import great_circle_km
 from schemas.activities import ResolvePolicyInput, ScreenApplicationInput, ScreeningResult
+from schemas.errors import ErrorType
 from schemas.exchange import ApplicationInput, RuleFailure
 from schemas.organisations import OrganisationType
-from schemas.errors import ErrorType
 from schemas.policy import DEFAULT_POLICY_VERSION, Policy, UnknownPolicyVersion, load_policy
 
 
@@ -28,55 +28,81 @@ def screen(application: ApplicationInput, policy: Policy, submitted_on: date | N
     visitor, host = application.visitor, application.host
 
     if visitor.type not in rules.visitor_types:
-        failures.append(RuleFailure(
-            rule="R1", field="visitor.type",
-            message=f"A {visitor.type.value.replace('_', ' ')} cannot be the visiting organisation; visitors must be "
-            "a cluster or business-network organisation, a scaling-up support organisation or an SME.",
-        ))
+        failures.append(
+            RuleFailure(
+                rule="R1",
+                field="visitor.type",
+                message=f"A {visitor.type.value.replace('_', ' ')} cannot be the visiting organisation; "
+                "visitors must be a cluster or business-network organisation, "
+                "a scaling-up support organisation or an SME.",
+            )
+        )
     if host.type not in rules.host_types:
-        failures.append(RuleFailure(
-            rule="R2", field="host.type", message=f"A {host.type.value} cannot host an exchange.",
-        ))
+        failures.append(
+            RuleFailure(
+                rule="R2",
+                field="host.type",
+                message=f"A {host.type.value} cannot host an exchange.",
+            )
+        )
     for role, org in (("visitor", visitor), ("host", host)):
         if org.type is OrganisationType.SME and not org.member_of_profiled_cluster and role == "visitor":
-            failures.append(RuleFailure(
-                rule="R3", field=f"{role}.member_of_profiled_cluster",
-                message=f"The SME {org.name} must be a member of a cluster profiled on the European Cluster "
-                "Collaboration Platform.",
-            ))
+            failures.append(
+                RuleFailure(
+                    rule="R3",
+                    field=f"{role}.member_of_profiled_cluster",
+                    message=f"The SME {org.name} must be a member of a cluster profiled on the European Cluster "
+                    "Collaboration Platform.",
+                )
+            )
     for role, org in (("visitor", visitor), ("host", host)):
         if org.country not in rules.participating_countries:
-            failures.append(RuleFailure(
-                rule="R4", field=f"{role}.country",
-                message=f"{org.name} is registered in {org.country}, which is not a COSME participating country.",
-            ))
+            failures.append(
+                RuleFailure(
+                    rule="R4",
+                    field=f"{role}.country",
+                    message=f"{org.name} is registered in {org.country}, which is not a COSME participating country.",
+                )
+            )
     if visitor.country == host.country:
-        failures.append(RuleFailure(
-            rule="R5", field="host.country",
-            message=f"The exchange must be transnational: both organisations are registered in {host.country}.",
-        ))
+        failures.append(
+            RuleFailure(
+                rule="R5",
+                field="host.country",
+                message=f"The exchange must be transnational: both organisations are registered in {host.country}.",
+            )
+        )
 
     days = working_days(application.start_date, application.end_date, host.country)
     latest_end = add_months(application.start_date, rules.max_stay_months) - timedelta(days=1)
     if days < rules.min_working_days:
-        failures.append(RuleFailure(
-            rule="R6", field="end_date",
-            message=f"The stay has {days} working day(s) in {host.country}; at least {rules.min_working_days} are "
-            "required (weekends and the host country's public holidays do not count).",
-        ))
+        failures.append(
+            RuleFailure(
+                rule="R6",
+                field="end_date",
+                message=f"The stay has {days} working day(s) in {host.country}; at least {rules.min_working_days} are "
+                "required (weekends and the host country's public holidays do not count).",
+            )
+        )
     if application.end_date > latest_end:
-        failures.append(RuleFailure(
-            rule="R6", field="end_date",
-            message=f"The stay may last at most {rules.max_stay_months} month(s): it must end by {latest_end}.",
-        ))
+        failures.append(
+            RuleFailure(
+                rule="R6",
+                field="end_date",
+                message=f"The stay may last at most {rules.max_stay_months} month(s): it must end by {latest_end}.",
+            )
+        )
     if submitted_on is not None:
         lead = (application.start_date - submitted_on).days
         if lead < rules.application_lead_days:
-            failures.append(RuleFailure(
-                rule="R13", field="start_date",
-                message=f"Applications must reach us at least {rules.application_lead_days} days before the stay "
-                f"starts; this one came {lead} day(s) before.",
-            ))
+            failures.append(
+                RuleFailure(
+                    rule="R13",
+                    field="start_date",
+                    message=f"Applications must reach us at least {rules.application_lead_days} days before the stay "
+                    f"starts; this one came {lead} day(s) before.",
+                )
+            )
 
     return ScreeningResult(
         eligible=not failures,

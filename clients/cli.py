@@ -142,12 +142,16 @@ def status(
     if as_json:
         sys.stdout.write(result.model_dump_json(indent=2) + "\n")
         return
-    console.print(f"[bold]{result.application_id}[/bold]  stage {result.stage.value}  partnership {result.partnership_id}")
+    console.print(
+        f"[bold]{result.application_id}[/bold]  stage {result.stage.value}  partnership {result.partnership_id}"
+    )
     console.print(f"grant {result.grant_cents} cents, held {result.held_cents}, paid {result.paid_cents}")
     for name, due in result.deadlines.items():
         console.print(f"deadline {name}: {due.isoformat()}")
     for transition in result.history:
-        console.print(f"  {transition.at.isoformat()}  {transition.stage.value:<11} {transition.actor_id}  {transition.reason}")
+        console.print(
+            f"  {transition.at.isoformat()}  {transition.stage.value:<11} {transition.actor_id}  {transition.reason}"
+        )
 
 
 def _mount_ledger_commands() -> None:

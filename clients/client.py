@@ -128,12 +128,15 @@ class ExchangeClient:
 
     async def status(self, application_id: str) -> ExchangeStatus:
         try:
-            return await self._handle(application_id).query("status", result_type=ExchangeStatus)
+            status: ExchangeStatus = await self._handle(application_id).query("status", result_type=ExchangeStatus)
+            return status
         except RPCError as error:
             raise self._translate(application_id, error) from None
 
     async def result(self, application_id: str) -> ExchangeOutcome:
-        return await self._handle(application_id).result(result_type=ExchangeOutcome)
+        handle = self._client.get_workflow_handle(self._workflow_id(application_id), result_type=ExchangeOutcome)
+        outcome: ExchangeOutcome = await handle.result()
+        return outcome
 
     async def is_running(self, application_id: str) -> bool:
         try:
@@ -142,7 +145,9 @@ class ExchangeClient:
             raise self._translate(application_id, error) from None
         return description.status == WorkflowExecutionStatus.RUNNING
 
-    async def submit_review(self, application_id: str, decision: SubmitReviewInput | Mapping[str, Any]) -> ExchangeStatus:
+    async def submit_review(
+        self, application_id: str, decision: SubmitReviewInput | Mapping[str, Any]
+    ) -> ExchangeStatus:
         return await self._update(application_id, "submit_review", parse(SubmitReviewInput, decision))
 
     async def sign_commitment(
@@ -171,15 +176,21 @@ class ExchangeClient:
         await self._signal(application_id, "offer_funds", parse(OfferFundsInput, offer))
 
     def _handle(self, application_id: str) -> WorkflowHandle[Any, Any]:
+        return self._client.get_workflow_handle(self._workflow_id(application_id))
+
+    @staticmethod
+    def _workflow_id(application_id: str) -> str:
         try:
-            workflow_id = exchange_workflow_id(application_id)
+            return exchange_workflow_id(application_id)
         except ValueError as error:
             raise InvalidInput([("application_id", str(error))]) from None
-        return self._client.get_workflow_handle(workflow_id)
 
     async def _update(self, application_id: str, name: str, payload: BaseModel) -> ExchangeStatus:
         try:
-            return await self._handle(application_id).execute_update(name, payload, result_type=ExchangeStatus)
+            status: ExchangeStatus = await self._handle(application_id).execute_update(
+                name, payload, result_type=ExchangeStatus
+            )
+            return status
         except WorkflowUpdateFailedError as error:
             cause = error.cause
             raise DecisionRefused(getattr(cause, "message", None) or str(cause)) from None

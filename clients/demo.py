@@ -9,6 +9,7 @@ faked, and the travel timers of stays that are already over fire at once (docs/a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -33,34 +34,107 @@ class Plan(StrEnum):
 
 
 _ORGS: dict[str, dict[str, Any]] = {
-    "krakow": {"name": "Krakow Photonics Cluster", "type": "cluster_organisation", "country": "PL",
-               "latitude": 50.0647, "longitude": 19.9450},
-    "lyon": {"name": "Lyon Optics Hub", "type": "scale_up_support", "country": "FR",
-             "latitude": 45.7640, "longitude": 4.8357},
-    "tampere": {"name": "Tampere Smart Textiles", "type": "sme", "country": "FI",
-                "latitude": 61.4978, "longitude": 23.7610, "member_of_profiled_cluster": True},
-    "porto": {"name": "Porto AgriFood Network", "type": "business_network", "country": "PT",
-              "latitude": 41.1579, "longitude": -8.6291},
-    "zagreb": {"name": "Zagreb Hemp Innovation", "type": "cluster_organisation", "country": "HR",
-               "latitude": 45.8150, "longitude": 15.9819},
-    "bratislava": {"name": "Bratislava Medtech Lab", "type": "scale_up_support", "country": "SK",
-                   "latitude": 48.1486, "longitude": 17.1077},
-    "vienna": {"name": "Vienna Health Cluster", "type": "cluster_organisation", "country": "AT",
-               "latitude": 48.2082, "longitude": 16.3738},
-    "eindhoven": {"name": "Eindhoven High Tech Campus", "type": "large_company", "country": "NL",
-                  "latitude": 51.4416, "longitude": 5.4697},
-    "cluj": {"name": "Cluj IT Cluster", "type": "cluster_organisation", "country": "RO",
-             "latitude": 46.7712, "longitude": 23.6236},
-    "tallinn": {"name": "Tallinn Green Energy", "type": "sme", "country": "EE",
-                "latitude": 59.4370, "longitude": 24.7536, "member_of_profiled_cluster": True},
-    "bologna": {"name": "Bologna Mechatronics Network", "type": "business_network", "country": "IT",
-                "latitude": 44.4949, "longitude": 11.3426},
-    "gdansk": {"name": "Gdansk Maritime Cluster", "type": "cluster_organisation", "country": "PL",
-               "latitude": 54.3520, "longitude": 18.6466},
-    "skopje": {"name": "Skopje Food Tech", "type": "sme", "country": "MK",
-               "latitude": 41.9981, "longitude": 21.4254, "member_of_profiled_cluster": True},
-    "lisbon": {"name": "Lisbon Public Innovation Agency", "type": "public_authority", "country": "PT",
-               "latitude": 38.7223, "longitude": -9.1393},
+    "krakow": {
+        "name": "Krakow Photonics Cluster",
+        "type": "cluster_organisation",
+        "country": "PL",
+        "latitude": 50.0647,
+        "longitude": 19.9450,
+    },
+    "lyon": {
+        "name": "Lyon Optics Hub",
+        "type": "scale_up_support",
+        "country": "FR",
+        "latitude": 45.7640,
+        "longitude": 4.8357,
+    },
+    "tampere": {
+        "name": "Tampere Smart Textiles",
+        "type": "sme",
+        "country": "FI",
+        "latitude": 61.4978,
+        "longitude": 23.7610,
+        "member_of_profiled_cluster": True,
+    },
+    "porto": {
+        "name": "Porto AgriFood Network",
+        "type": "business_network",
+        "country": "PT",
+        "latitude": 41.1579,
+        "longitude": -8.6291,
+    },
+    "zagreb": {
+        "name": "Zagreb Hemp Innovation",
+        "type": "cluster_organisation",
+        "country": "HR",
+        "latitude": 45.8150,
+        "longitude": 15.9819,
+    },
+    "bratislava": {
+        "name": "Bratislava Medtech Lab",
+        "type": "scale_up_support",
+        "country": "SK",
+        "latitude": 48.1486,
+        "longitude": 17.1077,
+    },
+    "vienna": {
+        "name": "Vienna Health Cluster",
+        "type": "cluster_organisation",
+        "country": "AT",
+        "latitude": 48.2082,
+        "longitude": 16.3738,
+    },
+    "eindhoven": {
+        "name": "Eindhoven High Tech Campus",
+        "type": "large_company",
+        "country": "NL",
+        "latitude": 51.4416,
+        "longitude": 5.4697,
+    },
+    "cluj": {
+        "name": "Cluj IT Cluster",
+        "type": "cluster_organisation",
+        "country": "RO",
+        "latitude": 46.7712,
+        "longitude": 23.6236,
+    },
+    "tallinn": {
+        "name": "Tallinn Green Energy",
+        "type": "sme",
+        "country": "EE",
+        "latitude": 59.4370,
+        "longitude": 24.7536,
+        "member_of_profiled_cluster": True,
+    },
+    "bologna": {
+        "name": "Bologna Mechatronics Network",
+        "type": "business_network",
+        "country": "IT",
+        "latitude": 44.4949,
+        "longitude": 11.3426,
+    },
+    "gdansk": {
+        "name": "Gdansk Maritime Cluster",
+        "type": "cluster_organisation",
+        "country": "PL",
+        "latitude": 54.3520,
+        "longitude": 18.6466,
+    },
+    "skopje": {
+        "name": "Skopje Food Tech",
+        "type": "sme",
+        "country": "MK",
+        "latitude": 41.9981,
+        "longitude": 21.4254,
+        "member_of_profiled_cluster": True,
+    },
+    "lisbon": {
+        "name": "Lisbon Public Innovation Agency",
+        "type": "public_authority",
+        "country": "PT",
+        "latitude": 38.7223,
+        "longitude": -9.1393,
+    },
 }
 
 # (number, visitor, host, visitor's partnership, host's partnership, plan)
@@ -102,17 +176,20 @@ def demo_samples(today: date) -> list[Sample]:
         start, end = _recent_full_week(3 + number % 3, _ORGS[host]["country"], today)
         submitted_at = datetime.combine(start - timedelta(days=35), time(9, 30), tzinfo=UTC)
         visitor_org = {"organisation_id": f"org-{visitor}", **_ORGS[visitor]}
-        application = ApplicationInput.model_validate({
-            "application_id": f"{DEMO_PREFIX}-{number:02d}",
-            "visitor": visitor_org,
-            "host": {"organisation_id": f"org-{host}", **_ORGS[host]},
-            "visitor_partnership_id": visitor_partnership,
-            "host_partnership_id": host_partnership,
-            "start_date": start, "end_date": end,
-            "goals": f"Exchange {number}: learn from {_ORGS[host]['name']}.",
-            "submitted_by": "officer-import",
-            "submitted_at": submitted_at,
-        })
+        application = ApplicationInput.model_validate(
+            {
+                "application_id": f"{DEMO_PREFIX}-{number:02d}",
+                "visitor": visitor_org,
+                "host": {"organisation_id": f"org-{host}", **_ORGS[host]},
+                "visitor_partnership_id": visitor_partnership,
+                "host_partnership_id": host_partnership,
+                "start_date": start,
+                "end_date": end,
+                "goals": f"Exchange {number}: learn from {_ORGS[host]['name']}.",
+                "submitted_by": "officer-import",
+                "submitted_at": submitted_at,
+            }
+        )
         samples.append(Sample(application=application, plan=plan))
     return samples
 
@@ -125,8 +202,14 @@ async def _act(client: ExchangeClient, sample: Sample, status: ExchangeStatus) -
         case Stage.REVIEW if not any(t.stage is Stage.FUNDING for t in status.history):
             recommendation = "reject" if plan is Plan.REJECTED else "approve"
             comment = "Agenda does not match the partnership's goals." if plan is Plan.REJECTED else "Strong agenda."
-            await client.submit_review(app_id, {"actor_id": f"reviewer-{app.visitor_partnership_id}",
-                                                "recommendation": recommendation, "comment": comment})
+            await client.submit_review(
+                app_id,
+                {
+                    "actor_id": f"reviewer-{app.visitor_partnership_id}",
+                    "recommendation": recommendation,
+                    "comment": comment,
+                },
+            )
             return f"reviewer: {recommendation}"
         case Stage.AGREEMENT if plan is Plan.CANCELLED:
             await client.cancel(app_id, {"actor_id": "officer-olga", "reason": "host organisation closed its lab"})
@@ -141,12 +224,17 @@ async def _act(client: ExchangeClient, sample: Sample, status: ExchangeStatus) -
             return f"signatories: {', '.join(p.value for p in missing)} signed" if missing else None
         case Stage.REPORTING if not status.report_submitted:
             actual_end = app.start_date + timedelta(days=2) if plan is Plan.PAID_SHORTENED else None
-            await client.submit_report(app_id, {
-                "actor_id": "visitor-traveller", "summary": "Closing report: goals met, agenda followed.",
-                "actual_end_date": actual_end,
-                "evidence": [{"name": "boarding-pass.pdf", "kind": "boarding_pass", "sha256": "0" * 64,
-                              "size_bytes": 48213}],
-            })
+            await client.submit_report(
+                app_id,
+                {
+                    "actor_id": "visitor-traveller",
+                    "summary": "Closing report: goals met, agenda followed.",
+                    "actual_end_date": actual_end,
+                    "evidence": [
+                        {"name": "boarding-pass.pdf", "kind": "boarding_pass", "sha256": "0" * 64, "size_bytes": 48213}
+                    ],
+                },
+            )
             return "traveller: report submitted" + (" (stay shortened to 3 days)" if actual_end else "")
         case Stage.REPORTING:
             await client.validate_report(app_id, {"actor_id": "vop-validator", "decision": "accept"})
@@ -189,8 +277,6 @@ async def drive(
                 pass  # a decision taken in an earlier run, or the stage moved on meanwhile: look again
         if all(s.is_terminal for s in stages.values()) and len(stages) == len(samples):
             break
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=poll_interval_s)
-        except TimeoutError:
-            pass
     return stages

@@ -57,7 +57,9 @@ async def apply_migrations_on(conn: asyncpg.Connection, directory: Path = MIGRAT
     applied_now: list[str] = []
     await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
     try:
-        done = {r["version"]: r["checksum"] for r in await conn.fetch("SELECT version, checksum FROM schema_migrations")}
+        done = {
+            r["version"]: r["checksum"] for r in await conn.fetch("SELECT version, checksum FROM schema_migrations")
+        }
         for migration in available_migrations(directory):
             if migration.version in done:
                 if done[migration.version] != migration.checksum:

@@ -33,10 +33,20 @@ def application(**overrides: Any) -> ApplicationInput:
     start, end = full_week_ahead(3, "FR")
     data: dict[str, Any] = {
         "application_id": unique_id("app"),
-        "visitor": {"organisation_id": unique_id("vo"), "name": "Krakow Photonics Cluster",
-                    "type": "cluster_organisation", "country": "PL", **KRAKOW},
-        "host": {"organisation_id": unique_id("ho"), "name": "Lyon Optics Hub",
-                 "type": "scale_up_support", "country": "FR", **LYON},
+        "visitor": {
+            "organisation_id": unique_id("vo"),
+            "name": "Krakow Photonics Cluster",
+            "type": "cluster_organisation",
+            "country": "PL",
+            **KRAKOW,
+        },
+        "host": {
+            "organisation_id": unique_id("ho"),
+            "name": "Lyon Optics Hub",
+            "type": "scale_up_support",
+            "country": "FR",
+            **LYON,
+        },
         "visitor_partnership_id": "p-photonics",
         "host_partnership_id": "p-photonics",
         "start_date": start.isoformat(),

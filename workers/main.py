@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
 import asyncpg
+from ledger.store import LedgerStore
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -20,7 +21,6 @@ from activities.payments import PaymentActivities
 from activities.pricing import price_exchange
 from activities.projection import ProjectionActivities
 from activities.screening import resolve_policy, screen_application
-from ledger.store import LedgerStore
 from workflows.exchange import ExchangeWorkflow
 
 WORKFLOWS = [ExchangeWorkflow]

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import asyncpg
-
 from ledger.store import LedgerStore
 
 PROGRAMME_TOTAL_CENTS = 7_000_000_00
@@ -26,21 +25,27 @@ class PartnershipSeed:
 
 def _partnerships() -> tuple[PartnershipSeed, ...]:
     names = [
-        ("agrifoodx", "AgriFoodX5.0"), ("greentech", "GreenTech 2.0"), ("hempclub", "HempCluB"),
-        ("hitechtex", "Hi-Tech-TEX"), ("photonics4i", "Photonics4Industry"), ("biginn", "BIGINN"),
-        ("medicnest", "Medic Nest"), ("ce4big", "CE4BIG"), ("epix", "EPIX"),
-        ("bluecoast", "BlueCoast Maritime (fictional)"), ("alpinewood", "AlpineWood Bio (fictional)"),
-        ("danubemob", "Danube Mobility (fictional)"), ("balticai", "Baltic AI Forge (fictional)"),
-        ("aegeansun", "Aegean Solar (fictional)"), ("carpathia", "Carpathia Textiles (fictional)"),
+        ("agrifoodx", "AgriFoodX5.0"),
+        ("greentech", "GreenTech 2.0"),
+        ("hempclub", "HempCluB"),
+        ("hitechtex", "Hi-Tech-TEX"),
+        ("photonics4i", "Photonics4Industry"),
+        ("biginn", "BIGINN"),
+        ("medicnest", "Medic Nest"),
+        ("ce4big", "CE4BIG"),
+        ("epix", "EPIX"),
+        ("bluecoast", "BlueCoast Maritime (fictional)"),
+        ("alpinewood", "AlpineWood Bio (fictional)"),
+        ("danubemob", "Danube Mobility (fictional)"),
+        ("balticai", "Baltic AI Forge (fictional)"),
+        ("aegeansun", "Aegean Solar (fictional)"),
+        ("carpathia", "Carpathia Textiles (fictional)"),
     ]
     others = [n for n in names if n[0] != "biginn"]
     share, odd_cents = divmod(PROGRAMME_TOTAL_CENTS - _BIGINN_CENTS, len(others))
     seeds = []
     for index, (partnership_id, name) in enumerate(names):
-        if partnership_id == "biginn":
-            budget = _BIGINN_CENTS
-        else:
-            budget = share + (odd_cents if index == 0 else 0)
+        budget = _BIGINN_CENTS if partnership_id == "biginn" else share + (odd_cents if index == 0 else 0)
         seeds.append(PartnershipSeed(partnership_id, name, budget))
     assert sum(s.budget_cents for s in seeds) == PROGRAMME_TOTAL_CENTS
     return tuple(seeds)
@@ -58,5 +63,7 @@ async def seed_partnerships(pool: asyncpg.Pool, store: LedgerStore) -> None:
         )
     for p in PARTNERSHIPS:
         await store.allocate(
-            idempotency_key=f"{p.partnership_id}:allocate:1", partnership_id=p.partnership_id, amount_cents=p.budget_cents
+            idempotency_key=f"{p.partnership_id}:allocate:1",
+            partnership_id=p.partnership_id,
+            amount_cents=p.budget_cents,
         )

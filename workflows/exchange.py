@@ -18,6 +18,7 @@ last limit on waiting for finance.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 
@@ -27,9 +28,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.deadlines import working_day_deadline
     from activities.ledger import LedgerActivities
     from activities.payments import PaymentActivities
+    from activities.pricing import price_exchange
     from activities.projection import ProjectionActivities
     from activities.screening import resolve_policy, screen_application
-    from activities.pricing import price_exchange
     from schemas.activities import (
         HoldFundsInput,
         PostPaymentInput,
@@ -141,9 +142,15 @@ class ExchangeWorkflow:
         )
         self._screening_failures = result.failures
         await self._record(
-            "screening_decided", SYSTEM_ACTOR, "eligible" if result.eligible else "ineligible",
-            {"failures": [f.model_dump() for f in result.failures], "input_digest": result.input_digest,
-             "working_days": result.working_days, "distance_km": result.distance_km},
+            "screening_decided",
+            SYSTEM_ACTOR,
+            "eligible" if result.eligible else "ineligible",
+            {
+                "failures": [f.model_dump() for f in result.failures],
+                "input_digest": result.input_digest,
+                "working_days": result.working_days,
+                "distance_km": result.distance_km,
+            },
         )
         if not result.eligible:
             raise _Ended(Stage.INELIGIBLE, "; ".join(f"{f.rule} ({f.field}): {f.message}" for f in result.failures))
@@ -175,9 +182,14 @@ class ExchangeWorkflow:
         )
         self._grant_cents = pricing.amount_cents
         await self._record(
-            "priced", SYSTEM_ACTOR, f"lump sum {pricing.amount_cents} cents",
-            {"full_rate_cents": pricing.full_rate_cents, "halved_because": list(pricing.halved_because),
-             "input_digest": pricing.input_digest},
+            "priced",
+            SYSTEM_ACTOR,
+            f"lump sum {pricing.amount_cents} cents",
+            {
+                "full_rate_cents": pricing.full_rate_cents,
+                "halved_because": list(pricing.halved_because),
+                "input_digest": pricing.input_digest,
+            },
         )
         waitlist_due = workflow.now() + timedelta(days=self.policy.deadlines.waitlist_days)
         while True:
@@ -255,8 +267,10 @@ class ExchangeWorkflow:
         payment = await workflow.execute_activity_method(
             PaymentActivities.post_payment,
             PostPaymentInput(
-                exchange_id=self._app.application_id, partnership_id=self._app.visitor_partnership_id,
-                hold_id=self._hold_id, amount_cents=amount_cents,
+                exchange_id=self._app.application_id,
+                partnership_id=self._app.visitor_partnership_id,
+                hold_id=self._hold_id,
+                amount_cents=amount_cents,
                 idempotency_key=f"{self._app.application_id}:payment",
             ),
             start_to_close_timeout=options.DATABASE_START_TO_CLOSE,
@@ -269,9 +283,14 @@ class ExchangeWorkflow:
         last_due = workflow.now() + timedelta(days=rules.payment_confirmation_max_days)
         self._deadlines["payment_sla"] = sla_due
         await self._record(
-            "payment_ordered", SYSTEM_ACTOR, f"payment order {payment.payment_order_id}",
-            {"posted_cents": payment.posted_cents, "released_cents": payment.released_cents,
-             "final_input_digest": final.input_digest},
+            "payment_ordered",
+            SYSTEM_ACTOR,
+            f"payment order {payment.payment_order_id}",
+            {
+                "posted_cents": payment.posted_cents,
+                "released_cents": payment.released_cents,
+                "final_input_digest": final.input_digest,
+            },
         )
         confirmed = lambda: self._payment_confirmation is not None  # noqa: E731
         if not await self._wait_until(confirmed, sla_due):
@@ -291,8 +310,11 @@ class ExchangeWorkflow:
         # Let in-flight update handlers (their audit rows) finish before the run completes.
         await workflow.wait_condition(workflow.all_handlers_finished)
         return ExchangeOutcome(
-            application_id=self._app.application_id, stage=ended.stage, reason=ended.reason,
-            grant_cents=self._grant_cents, paid_cents=self._paid_cents,
+            application_id=self._app.application_id,
+            stage=ended.stage,
+            reason=ended.reason,
+            grant_cents=self._grant_cents,
+            paid_cents=self._paid_cents,
         )
 
     async def _void_hold(self, stage: Stage) -> None:
@@ -325,8 +347,10 @@ class ExchangeWorkflow:
         result = await workflow.execute_activity_method(
             LedgerActivities.hold_funds,
             HoldFundsInput(
-                exchange_id=self._app.application_id, partnership_id=self._app.visitor_partnership_id,
-                amount_cents=self._grant_cents, idempotency_key=hold_key(self._app.application_id),
+                exchange_id=self._app.application_id,
+                partnership_id=self._app.visitor_partnership_id,
+                amount_cents=self._grant_cents,
+                idempotency_key=hold_key(self._app.application_id),
             ),
             start_to_close_timeout=options.DATABASE_START_TO_CLOSE,
             schedule_to_close_timeout=options.DATABASE_SCHEDULE_TO_CLOSE,
@@ -334,19 +358,17 @@ class ExchangeWorkflow:
         )
         if result.held:
             self._hold_id, self._held_cents = result.transfer_id, self._grant_cents
-            await self._record("funds_held", SYSTEM_ACTOR, f"{self._grant_cents} cents held", {"hold_id": self._hold_id})
+            await self._record(
+                "funds_held", SYSTEM_ACTOR, f"{self._grant_cents} cents held", {"hold_id": self._hold_id}
+            )
         return result.held
 
     async def _wait_until(self, condition: Callable[[], bool], deadline: datetime) -> bool:
         """Wait for condition until deadline; True if it held. A withdrawal or cancellation ends the wait."""
         remaining = deadline - workflow.now()
         if remaining > timedelta(0):
-            try:
-                await workflow.wait_condition(
-                    lambda: condition() or self._stop is not None, timeout=remaining
-                )
-            except TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(lambda: condition() or self._stop is not None, timeout=remaining)
         self._raise_if_stopped()
         return condition()
 
@@ -373,17 +395,28 @@ class ExchangeWorkflow:
         workflow.logger.warning("alert %s: %s", event, message)
         await self._record(event, SYSTEM_ACTOR, message)
 
-    async def _record(self, event: str, actor_id: str, reason: str = "", details: dict[str, object] | None = None) -> None:
+    async def _record(
+        self, event: str, actor_id: str, reason: str = "", details: dict[str, object] | None = None
+    ) -> None:
         """Project the current state and one audit event to Postgres (idempotent by sequence)."""
         self._sequence += 1
         upcoming = [d for d in self._deadlines.values() if d > workflow.now()]
         await workflow.execute_activity_method(
             ProjectionActivities.record_transition,
             ProjectTransitionInput(
-                application=self._app, stage=self._stage, at=workflow.now(), actor_id=actor_id, reason=reason,
-                event=event, sequence=self._sequence, grant_cents=self._grant_cents, held_cents=self._held_cents,
-                paid_cents=self._paid_cents, next_deadline=min(upcoming) if upcoming else None,
-                policy_version=self._policy.version if self._policy else None, details=details or {},
+                application=self._app,
+                stage=self._stage,
+                at=workflow.now(),
+                actor_id=actor_id,
+                reason=reason,
+                event=event,
+                sequence=self._sequence,
+                grant_cents=self._grant_cents,
+                held_cents=self._held_cents,
+                paid_cents=self._paid_cents,
+                next_deadline=min(upcoming) if upcoming else None,
+                policy_version=self._policy.version if self._policy else None,
+                details=details or {},
             ),
             start_to_close_timeout=options.DATABASE_START_TO_CLOSE,
             schedule_to_close_timeout=options.DATABASE_SCHEDULE_TO_CLOSE,
@@ -395,22 +428,30 @@ class ExchangeWorkflow:
     @workflow.query(name="status")
     def status(self) -> ExchangeStatus:
         return ExchangeStatus(
-            application_id=self._app.application_id, stage=self._stage,
+            application_id=self._app.application_id,
+            stage=self._stage,
             partnership_id=self._app.visitor_partnership_id,
             policy_version=self._policy.version if self._policy else None,
-            grant_cents=self._grant_cents, held_cents=self._held_cents, paid_cents=self._paid_cents,
-            hold_transfer_id=self._hold_id, deadlines=dict(self._deadlines), signatures=dict(self._signatures),
+            grant_cents=self._grant_cents,
+            held_cents=self._held_cents,
+            paid_cents=self._paid_cents,
+            hold_transfer_id=self._hold_id,
+            deadlines=dict(self._deadlines),
+            signatures=dict(self._signatures),
             report_submitted=self._report is not None and self._report_decision is None,
-            screening_failures=self._screening_failures, payment_order_id=self._payment_order_id,
+            screening_failures=self._screening_failures,
+            payment_order_id=self._payment_order_id,
             payment_reference=self._payment_confirmation.payment_reference if self._payment_confirmation else None,
-            alerts=tuple(self._alerts), history=tuple(self._history),
+            alerts=tuple(self._alerts),
+            history=tuple(self._history),
         )
 
     @workflow.update(name="submit_review")
     async def submit_review(self, decision: SubmitReviewInput) -> ExchangeStatus:
         self._review = decision
-        await self._record("review_submitted", decision.actor_id, decision.comment,
-                           {"recommendation": decision.recommendation.value})
+        await self._record(
+            "review_submitted", decision.actor_id, decision.comment, {"recommendation": decision.recommendation.value}
+        )
         return self.status()
 
     @submit_review.validator
@@ -431,15 +472,14 @@ class ExchangeWorkflow:
     def _validate_signature(self, signature: SignCommitmentInput) -> None:
         self._require_stage("sign_commitment", {Stage.AGREEMENT})
         if signature.party in self._signatures:
-            raise ValueError(
-                f"party: {signature.party.value} already signed (by {self._signatures[signature.party]})"
-            )
+            raise ValueError(f"party: {signature.party.value} already signed (by {self._signatures[signature.party]})")
 
     @workflow.update(name="submit_report")
     async def submit_report(self, report: SubmitReportInput) -> ExchangeStatus:
         self._report = report
-        await self._record("report_submitted", report.actor_id, report.summary,
-                           {"evidence": [e.model_dump() for e in report.evidence]})
+        await self._record(
+            "report_submitted", report.actor_id, report.summary, {"evidence": [e.model_dump() for e in report.evidence]}
+        )
         return self.status()
 
     @submit_report.validator
@@ -456,8 +496,9 @@ class ExchangeWorkflow:
     @workflow.update(name="validate_report")
     async def validate_report(self, decision: ValidateReportInput) -> ExchangeStatus:
         self._report_decision = decision
-        await self._record("report_validated", decision.actor_id, decision.reasons,
-                           {"decision": decision.decision.value})
+        await self._record(
+            "report_validated", decision.actor_id, decision.reasons, {"decision": decision.decision.value}
+        )
         return self.status()
 
     @validate_report.validator

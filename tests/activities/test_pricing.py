@@ -5,18 +5,23 @@ from __future__ import annotations
 from datetime import date
 
 from activities.pricing import price
+from schemas.exchange import ApplicationInput
 from schemas.policy import load_policy
 from tests.factories import BRATISLAVA, KRAKOW, VIENNA, application
 
 POLICY = load_policy()
 
 
-def _app_to(country: str, coords: dict[str, float], start: str, end: str, visitor_coords: dict[str, float] = KRAKOW):
+def _app_to(
+    country: str, coords: dict[str, float], start: str, end: str, visitor_coords: dict[str, float] = KRAKOW
+) -> ApplicationInput:
     app = application(start_date=start, end_date=end)
-    return app.model_copy(update={
-        "host": app.host.model_copy(update={"country": country, **coords}),
-        "visitor": app.visitor.model_copy(update={"country": "SK" if country != "SK" else "PL", **visitor_coords}),
-    })
+    return app.model_copy(
+        update={
+            "host": app.host.model_copy(update={"country": country, **coords}),
+            "visitor": app.visitor.model_copy(update={"country": "SK" if country != "SK" else "PL", **visitor_coords}),
+        }
+    )
 
 
 def test_five_working_days_at_a_780_threshold_pay_780() -> None:

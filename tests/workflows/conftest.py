@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
 import asyncpg
 import pytest_asyncio
+from ledger.store import LedgerStore
 from temporalio.testing import WorkflowEnvironment
 
 from clients.client import ExchangeClient
-from ledger.store import LedgerStore
 from schemas.exchange import ExchangeStatus
 from schemas.stages import Stage
 from workers.main import build_worker
@@ -56,16 +56,16 @@ async def funded_partnership(ledger_store: LedgerStore) -> Callable[[int], Await
 
 
 async def wait_for_stage(
-    client: ExchangeClient, application_id: str, stage: Stage, timeout: timedelta = timedelta(seconds=30)
+    client: ExchangeClient, application_id: str, stage: Stage, within: timedelta = timedelta(seconds=30)
 ) -> ExchangeStatus:
     """Poll the status query (real time) until the exchange reaches `stage`."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout.total_seconds()
+    deadline = loop.time() + within.total_seconds()
     status: ExchangeStatus | None = None
     while loop.time() < deadline:
         try:
             status = await client.status(application_id)
-        except Exception:  # noqa: BLE001 - the first query can race the workflow's first task
+        except Exception:
             status = None
         if status is not None and status.stage == stage:
             return status

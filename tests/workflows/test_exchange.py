@@ -6,10 +6,10 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import pytest
+from ledger.store import LedgerStore
 from temporalio.testing import WorkflowEnvironment
 
 from clients.client import DecisionRefused, DuplicateApplication, ExchangeClient, InvalidInput
-from ledger.store import LedgerStore
 from schemas.exchange import Party
 from schemas.stages import Stage
 from tests.factories import application
@@ -35,7 +35,10 @@ async def _approve_and_sign(client: ExchangeClient, app_id: str) -> None:
 
 
 async def test_happy_path_reaches_paid_with_the_grant_posted(
-    ts_client: ExchangeClient, time_skipping_env: WorkflowEnvironment, ledger_store: LedgerStore, funded_partnership: Fund
+    ts_client: ExchangeClient,
+    time_skipping_env: WorkflowEnvironment,
+    ledger_store: LedgerStore,
+    funded_partnership: Fund,
 ) -> None:
     """An eligible exchange weeks ahead goes through every stage to PAID; 780 EUR is posted and paid once."""
     partnership = await funded_partnership(1_000_000)
@@ -46,7 +49,9 @@ async def test_happy_path_reaches_paid_with_the_grant_posted(
 
     await time_skipping_env.sleep(timedelta(days=40))  # past the stay: durable timers fire
     await wait_for_stage(ts_client, app.application_id, Stage.REPORTING)
-    await ts_client.submit_report(app.application_id, {"actor_id": "visitor-vera", "summary": "Done.", "evidence": EVIDENCE})
+    await ts_client.submit_report(
+        app.application_id, {"actor_id": "visitor-vera", "summary": "Done.", "evidence": EVIDENCE}
+    )
     await ts_client.validate_report(app.application_id, {"actor_id": "vop-victor", "decision": "accept"})
     status = await wait_for_stage(ts_client, app.application_id, Stage.PAYMENT)
     while status.payment_order_id is None:
@@ -59,8 +64,17 @@ async def test_happy_path_reaches_paid_with_the_grant_posted(
     kinds = [t.kind.value for t in await ledger_store.exchange_history(app.application_id)]
     assert sorted(kinds) == ["hold", "pay_out", "post"]
     stages = [t.stage for t in (await ts_client.status(app.application_id)).history]
-    assert stages == [Stage.SUBMITTED, Stage.SCREENING, Stage.REVIEW, Stage.FUNDING, Stage.AGREEMENT,
-                      Stage.TRAVEL, Stage.REPORTING, Stage.PAYMENT, Stage.PAID]
+    assert stages == [
+        Stage.SUBMITTED,
+        Stage.SCREENING,
+        Stage.REVIEW,
+        Stage.FUNDING,
+        Stage.AGREEMENT,
+        Stage.TRAVEL,
+        Stage.REPORTING,
+        Stage.PAYMENT,
+        Stage.PAID,
+    ]
 
 
 async def test_cancellation_returns_the_held_money_to_the_budget(
@@ -82,7 +96,10 @@ async def test_cancellation_returns_the_held_money_to_the_budget(
 
 
 async def test_a_partnership_without_budget_waitlists_then_expires_holding_nothing(
-    ts_client: ExchangeClient, time_skipping_env: WorkflowEnvironment, ledger_store: LedgerStore, funded_partnership: Fund
+    ts_client: ExchangeClient,
+    time_skipping_env: WorkflowEnvironment,
+    ledger_store: LedgerStore,
+    funded_partnership: Fund,
 ) -> None:
     """With 100 EUR left, a 950 EUR grant waits on the waitlist, then EXPIRES at its deadline, nothing held."""
     partnership = await funded_partnership(10_000)
@@ -108,8 +125,9 @@ async def test_a_rejected_application_ends_rejected_without_touching_the_ledger(
     await wait_for_stage(ts_client, app.application_id, Stage.REVIEW)
     with pytest.raises(DecisionRefused, match="four-eyes"):
         await ts_client.submit_review(app.application_id, {"actor_id": app.submitted_by, "recommendation": "approve"})
-    await ts_client.submit_review(app.application_id, {"actor_id": "reviewer-rui", "recommendation": "reject",
-                                                       "comment": "agenda too vague"})
+    await ts_client.submit_review(
+        app.application_id, {"actor_id": "reviewer-rui", "recommendation": "reject", "comment": "agenda too vague"}
+    )
     outcome = await ts_client.result(app.application_id)
     assert (outcome.stage, outcome.reason) == (Stage.REJECTED, "agenda too vague")
     assert await _balance(ledger_store, partnership) == (200_000, 0, 0, 200_000)
