@@ -15,6 +15,7 @@ from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
     WorkflowHandle,
+    WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -131,7 +132,9 @@ class ExchangeClient:
             status: ExchangeStatus = await self._handle(application_id).query("status", result_type=ExchangeStatus)
             return status
         except RPCError as error:
-            raise self._translate(application_id, error) from None
+            raise await self._translate(application_id, error) from None
+        except WorkflowQueryFailedError as error:
+            raise ExchangeClientError(f"{application_id}: status unavailable ({error.message})") from None
 
     async def result(self, application_id: str) -> ExchangeOutcome:
         handle = self._client.get_workflow_handle(self._workflow_id(application_id), result_type=ExchangeOutcome)
@@ -142,7 +145,7 @@ class ExchangeClient:
         try:
             description = await self._handle(application_id).describe()
         except RPCError as error:
-            raise self._translate(application_id, error) from None
+            raise await self._translate(application_id, error) from None
         return description.status == WorkflowExecutionStatus.RUNNING
 
     async def submit_review(
@@ -195,18 +198,21 @@ class ExchangeClient:
             cause = error.cause
             raise DecisionRefused(getattr(cause, "message", None) or str(cause)) from None
         except RPCError as error:
-            raise self._translate(application_id, error) from None
+            raise await self._translate(application_id, error) from None
 
     async def _signal(self, application_id: str, name: str, payload: BaseModel) -> None:
         try:
             await self._handle(application_id).signal(name, payload)
         except RPCError as error:
-            raise self._translate(application_id, error) from None
+            raise await self._translate(application_id, error) from None
 
-    @staticmethod
-    def _translate(application_id: str, error: RPCError) -> ExchangeClientError:
+    async def _translate(self, application_id: str, error: RPCError) -> ExchangeClientError:
         if error.status == RPCStatusCode.NOT_FOUND:
-            return ExchangeNotFound(application_id)
-        if error.status == RPCStatusCode.FAILED_PRECONDITION:
-            return DecisionRefused(f"application_id {application_id!r}: the exchange has already ended")
+            # Updates and signals to a closed workflow also answer NOT_FOUND: tell "ended" from "never existed".
+            try:
+                description = await self._handle(application_id).describe()
+            except RPCError:
+                return ExchangeNotFound(application_id)
+            status = description.status.name if description.status else "CLOSED"
+            return DecisionRefused(f"application_id {application_id!r}: the exchange has already ended ({status})")
         return ExchangeClientError(f"{application_id}: {error.message}")

@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from activities.calendar import working_days
-from clients.client import DecisionRefused, DuplicateApplication, ExchangeClient
+from clients.client import DecisionRefused, DuplicateApplication, ExchangeClient, ExchangeClientError
 from schemas.exchange import ApplicationInput, ExchangeStatus, Party
 from schemas.stages import Stage
 
@@ -199,7 +199,7 @@ async def _act(client: ExchangeClient, sample: Sample, status: ExchangeStatus) -
     app, plan = sample.application, sample.plan
     app_id = app.application_id
     match status.stage:
-        case Stage.REVIEW if not any(t.stage is Stage.FUNDING for t in status.history):
+        case Stage.REVIEW:
             recommendation = "reject" if plan is Plan.REJECTED else "approve"
             comment = "Agenda does not match the partnership's goals." if plan is Plan.REJECTED else "Strong agenda."
             await client.submit_review(
@@ -265,7 +265,10 @@ async def drive(
             app_id = sample.application.application_id
             if stages.get(app_id, Stage.SUBMITTED).is_terminal:
                 continue
-            status = await client.status(app_id)
+            try:
+                status = await client.status(app_id)
+            except ExchangeClientError:
+                continue  # not queryable yet (its first task is still running): look again next round
             if stages.get(app_id) is not status.stage:
                 report(f"{app_id}: {status.stage.value}")
                 stages[app_id] = status.stage

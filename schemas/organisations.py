@@ -5,11 +5,17 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from schemas.ids import OrganisationId
 
-CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+def _country_code(value: str) -> str:
+    if not (len(value) == 2 and value.isascii() and value.isalpha() and value.isupper()):
+        raise ValueError(f"must be an ISO 3166-1 alpha-2 country code in capitals, like PL or XK (got {value!r})")
+    return value
+
+
+CountryCode = Annotated[str, AfterValidator(_country_code)]
 
 
 class OrganisationType(StrEnum):

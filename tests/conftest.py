@@ -6,7 +6,8 @@
   dropped at the end. Tests isolate themselves by using their own business ids.
 - `make_database`: a factory for a further fresh, migrated database when a test needs an empty one.
 - `pg_pool`: an asyncpg pool on `database_url`.
-- `time_skipping_env` / `dev_server_env`: the Temporal time-skipping test server and dev server.
+- `time_skipping_env`: a time-skipping test server per test (its clock only moves forward, so each
+  test gets its own, starting at the real now); `dev_server_env`: one dev server for the session.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ async def pg_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
         await pool.close()
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=DATA_CONVERTER,

@@ -254,6 +254,7 @@ class ExchangeWorkflow:
 
     async def _payment(self) -> None:
         rules = self.policy.deadlines
+        self._raise_if_stopped()  # a cancellation accepted together with the report's acceptance wins
         await self._enter(Stage.PAYMENT, SYSTEM_ACTOR)
         report = self._report
         assert report is not None and self._hold_id is not None

@@ -18,7 +18,7 @@ from schemas.stages import Stage
 from workers.main import build_worker
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture
 async def ts_client(time_skipping_env: WorkflowEnvironment, pg_pool: asyncpg.Pool) -> AsyncIterator[ExchangeClient]:
     """An ExchangeClient on the time-skipping server, with a worker running the real activities."""
     task_queue = f"cx-test-{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,308 @@
+"""The ledger's commands: `cx db migrate`, `cx ledger check`, `cx ledger history` and `cx budget`.
+
+clients/cli.py mounts them (`db_app`, `ledger_app`, `budget`). Each command finds the database the
+way every `cx` command does (DATABASE_URL, or the address a running `make run` recorded), prints a
+table for people or JSON for scripts, and turns every expected failure into one line on stderr:
+
+  exit 0  done (for `ledger check`: every invariant holds)
+  exit 1  `ledger check` found a breach
+  exit 2  the command could not run (no database, unreachable, not migrated, bad option)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Annotated, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ledger.checks import check_ledger
+from ledger.errors import LedgerError
+from ledger.migrate import MigrationChecksumMismatch, apply_migrations
+from ledger.store import LedgerStore
+from schemas.ledger import CheckReport, PartnershipBalance, Transfer
+from workers.runtime import StackNotFound, resolve_database_url
+from workers.settings import Settings
+
+T = TypeVar("T")
+
+EXIT_BREACH = 1
+EXIT_ERROR = 2
+CONNECT_TIMEOUT_S = 10.0  # an unreachable database fails the command in seconds, not minutes
+
+db_app = typer.Typer(no_args_is_help=True, add_completion=False, help="The database schema.")
+ledger_app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="The ledger: invariant checks and exchange histories."
+)
+_out = Console(highlight=False)
+_err = Console(stderr=True, highlight=False, soft_wrap=True)  # one line per error, never wrapped
+
+
+# Commands ----------------------------------------------------------------------------------------------
+
+
+@db_app.command("migrate")
+def migrate() -> None:
+    """Apply every SQL migration not yet applied (ledger, read model); running it twice is harmless.
+
+    Example: DATABASE_URL=postgresql://cx@localhost:5432/cx cx db migrate
+    """
+    dsn = _database_url()
+
+    async def main() -> list[str]:
+        await _probe(dsn)
+        return await apply_migrations(dsn)
+
+    applied = _run(main, dsn)
+    if applied:
+        _out.print(f"applied {len(applied)} migration(s): {', '.join(applied)}")
+    else:
+        _out.print("the database is up to date: no migration to apply")
+
+
+@ledger_app.command("check")
+def check(
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Verify the ledger's invariants on one snapshot and print each check; exit 1 on any breach.
+
+    Checks: debits equal credits, entries match transfers, running balances, holds resolved at most
+    once, no budget below zero, paid never above held, no open hold on a terminal exchange, and more.
+
+    Example: cx ledger check
+    """
+    dsn = _database_url()
+
+    async def main() -> CheckReport:
+        async with _pool(dsn) as pool:
+            return await check_ledger(pool)
+
+    report = _run(main, dsn)
+    if as_json:
+        sys.stdout.write(json.dumps({"ok": report.ok, **report.model_dump(mode="json")}, indent=2) + "\n")
+    else:
+        _print_report(report)
+    if not report.ok:
+        raise typer.Exit(EXIT_BREACH)
+
+
+@ledger_app.command("history")
+def history(
+    exchange_id: Annotated[str, typer.Argument(help="the exchange (application) id")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the transfers as JSON")] = False,
+) -> None:
+    """List every ledger transfer of one exchange, oldest first (holds, posts, voids, pay-outs).
+
+    Example: cx ledger history APP-2025-0042
+    """
+    dsn = _database_url()
+
+    async def main() -> list[Transfer]:
+        async with _pool(dsn) as pool:
+            return await LedgerStore(pool).exchange_history(exchange_id)
+
+    transfers = _run(main, dsn)
+    if as_json:
+        sys.stdout.write(json.dumps([t.model_dump(mode="json", exclude={"replayed"}) for t in transfers], indent=2))
+        sys.stdout.write("\n")
+        return
+    if not transfers:
+        _out.print(f"no ledger transfers for exchange {exchange_id} (nothing was ever held for it)")
+        return
+    table = Table(title=f"ledger history of exchange {exchange_id}")
+    for column in ("id", "booked at (UTC)", "kind", "debit -> credit", "amount", "resolves", "idempotency key"):
+        table.add_column(column, justify="right" if column in {"id", "amount"} else "left")
+    for t in transfers:
+        table.add_row(
+            str(t.id),
+            t.created_at.isoformat(timespec="seconds"),
+            t.kind.value,
+            f"{t.debit_account} -> {t.credit_account}",
+            format_cents(t.amount_cents),
+            f"hold #{t.pending_id}" if t.pending_id is not None else "",
+            t.idempotency_key,
+        )
+    _out.print(table)
+
+
+def budget(
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="an ISO 8601 instant with a UTC offset, e.g. 2025-03-01T12:00:00+01:00"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the balances as JSON")] = False,
+) -> None:
+    """Show each partnership's budget: allocated, held, paid and available (now, or as of an instant).
+
+    Example: cx budget --as-of 2025-03-01T00:00:00Z --json
+    """
+    instant = _parse_instant(as_of) if as_of is not None else None
+    dsn = _database_url()
+
+    async def main() -> list[PartnershipBalance]:
+        async with _pool(dsn) as pool:
+            return await LedgerStore(pool).partnership_balances(as_of=instant)
+
+    balances = _run(main, dsn)
+    if as_json:
+        document = {
+            "as_of": instant.isoformat() if instant else None,
+            "partnerships": [b.model_dump(mode="json") for b in balances],
+        }
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        return
+    when = f"as of {instant.isoformat()}" if instant else "now"
+    if not balances:
+        _out.print(f"no partnership budgets {when} (nothing allocated yet)")
+        return
+    table = Table(title=f"partnership budgets {when}")
+    table.add_column("partnership")
+    for column in ("allocated", "held", "paid", "available"):
+        table.add_column(column, justify="right")
+    for b in balances:
+        table.add_row(
+            b.partnership_id,
+            format_cents(b.allocated_cents),
+            format_cents(b.held_cents),
+            format_cents(b.paid_cents),
+            format_cents(b.available_cents),
+        )
+    table.add_row(
+        "total",
+        *(
+            format_cents(sum(getattr(b, field) for b in balances))
+            for field in ("allocated_cents", "held_cents", "paid_cents", "available_cents")
+        ),
+        style="bold",
+    )
+    _out.print(table)
+
+
+# Output ------------------------------------------------------------------------------------------------
+
+
+def format_cents(amount_cents: int) -> str:
+    """12345678 -> '123,456.78 EUR' (integer arithmetic: no float ever touches money)."""
+    sign = "-" if amount_cents < 0 else ""
+    euros, cents = divmod(abs(amount_cents), 100)
+    return f"{sign}{euros:,}.{cents:02d} EUR"
+
+
+def _print_report(report: CheckReport) -> None:
+    table = Table(title=f"ledger checks at {report.checked_at.isoformat(timespec='seconds')}")
+    table.add_column("check")
+    table.add_column("result")
+    table.add_column("what it verifies")
+    for result in report.checks:
+        if result.skipped:
+            verdict = "[yellow]skipped[/yellow]"
+        elif result.ok:
+            verdict = "[green]ok[/green]"
+        else:
+            verdict = f"[red]{result.breach_count} breach(es)[/red]"
+        table.add_row(result.name, verdict, result.description)
+    _out.print(table)
+    for result in report.checks:
+        if result.ok:
+            continue
+        _out.print(f"[red]breach[/red] {result.name}:")
+        for breach in result.breaches:
+            _out.print(f"  - {breach}")
+        if result.breach_count > len(result.breaches):
+            _out.print(f"  ... and {result.breach_count - len(result.breaches)} more")
+    breached = [r.name for r in report.checks if not r.ok]
+    if breached:
+        _out.print(f"[red]{len(breached)} of {len(report.checks)} checks found breaches[/red]: {', '.join(breached)}")
+    else:
+        _out.print(f"[green]all {len(report.checks)} checks passed[/green]")
+
+
+# Plumbing ----------------------------------------------------------------------------------------------
+
+
+def _fail(message: str) -> typer.Exit:
+    _err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(EXIT_ERROR)
+
+
+def _database_url() -> str:
+    try:
+        return resolve_database_url(Settings.from_env())
+    except (StackNotFound, ValueError) as error:
+        raise _fail(str(error)) from None
+
+
+def _parse_instant(text: str) -> datetime:
+    example = "2025-03-01T12:00:00+01:00"
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise _fail(f"--as-of {text!r}: not an ISO 8601 instant (example: {example})") from None
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise _fail(f"--as-of {text!r}: add a UTC offset so that the instant is unambiguous (example: {example})")
+    return value
+
+
+@asynccontextmanager
+async def _pool(dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2, timeout=CONNECT_TIMEOUT_S)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def _probe(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT_S)
+    await conn.close()
+
+
+def _run(factory: Callable[[], Awaitable[T]], dsn: str) -> T:
+    """Run one async command; every expected failure becomes one line and exit code 2."""
+    where = _redact(dsn)
+    try:
+        return asyncio.run(_await(factory))
+    except LedgerError as error:
+        raise _fail(str(error)) from None
+    except MigrationChecksumMismatch as error:
+        raise _fail(str(error)) from None
+    except (asyncpg.UndefinedTableError, asyncpg.UndefinedFunctionError, asyncpg.UndefinedObjectError):
+        raise _fail(f"the ledger schema is missing in {where}: run `cx db migrate` first") from None
+    except asyncpg.InvalidCatalogNameError:
+        raise _fail(f"the database in {where} does not exist") from None
+    except (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError) as error:
+        raise _fail(f"the database at {where} refused the login: {error}") from None
+    except asyncpg.PostgresError as error:
+        raise _fail(f"database error at {where}: {error.sqlstate} {error}") from None
+    except (OSError, TimeoutError, asyncpg.InterfaceError) as error:
+        reason = str(error) or type(error).__name__
+        raise _fail(f"cannot reach the database at {where}: {reason}") from None
+    except ValueError as error:  # asyncpg's verdict on a malformed DATABASE_URL
+        raise _fail(f"DATABASE_URL {where}: {error}") from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+async def _await(factory: Callable[[], Awaitable[T]]) -> T:
+    return await factory()
+
+
+def _redact(dsn: str) -> str:
+    """The address without its password, fit for an error message."""
+    try:
+        parts = urlsplit(dsn)
+        if parts.password is None:
+            return dsn
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return urlunsplit(parts._replace(netloc=netloc))
+    except ValueError:
+        return "<unparseable DATABASE_URL>"
