@@ -162,7 +162,10 @@ class Sample:
 
 
 def _recent_full_week(weeks_ago: int, country: str, today: date) -> tuple[date, date]:
-    """A Monday-to-Friday stay that ended at least `weeks_ago` weeks ago with 5 working days in `country`."""
+    """A Monday-to-Friday stay that started about `weeks_ago` weeks ago, with 5 working days in `country`.
+
+    Recent enough that the report deadline (30 days after the stay) is still ahead.
+    """
     monday = today - timedelta(days=7 * weeks_ago)
     monday -= timedelta(days=monday.weekday())
     while working_days(monday, monday + timedelta(days=4), country) < 5:
@@ -173,7 +176,7 @@ def _recent_full_week(weeks_ago: int, country: str, today: date) -> tuple[date, 
 def demo_samples(today: date) -> list[Sample]:
     samples = []
     for number, visitor, host, visitor_partnership, host_partnership, plan in _SAMPLES:
-        start, end = _recent_full_week(3 + number % 3, _ORGS[host]["country"], today)
+        start, end = _recent_full_week(2 + number % 2, _ORGS[host]["country"], today)
         submitted_at = datetime.combine(start - timedelta(days=35), time(9, 30), tzinfo=UTC)
         visitor_org = {"organisation_id": f"org-{visitor}", **_ORGS[visitor]}
         application = ApplicationInput.model_validate(

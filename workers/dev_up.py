@@ -41,15 +41,20 @@ async def postgres(settings: Settings) -> AsyncIterator[str]:
         yield settings.database_url
         return
     server = EmbeddedPostgres(settings.state_dir / "postgres", settings.postgres_port)
-    dsn = await asyncio.to_thread(server.start)
+    # Started on the main thread, on purpose: the server is told to stop when the thread that
+    # started it dies (see devstack._stop_when_parent_dies), and a pool thread may die any time.
+    dsn = server.start()
     try:
         yield dsn
     finally:
-        await asyncio.to_thread(server.stop)
+        server.stop()
 
 
 async def dev_up(settings: Settings, *, once: bool, demo: bool = True) -> int:
-    configure_logging(settings.log_format)
+    # The terminal shows the demo's progress; the worker's log lines (JSON) go to a file.
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    log_path = settings.state_dir / "worker.log"
+    configure_logging(settings.log_format, path=log_path)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -63,24 +68,33 @@ async def dev_up(settings: Settings, *, once: bool, demo: bool = True) -> int:
             console.print(f"Temporal UI [link]{temporal.ui_url}[/link]")
         applied = await apply_migrations(database_url)
         console.print(f"Migrations {', '.join(applied) if applied else 'up to date'}")
+        console.print(f"Logs       {log_path}")
         write_runtime(settings, RuntimeInfo(database_url, temporal.address, temporal.ui_url, os.getpid()))
         try:
             async with database_pool(database_url) as pool:
                 store = LedgerStore(pool)
                 await seed_partnerships(pool, store)
                 console.print("Seeded     15 partnerships, 7,000,000.00 EUR allocated")
-                worker = asyncio.create_task(run_worker(temporal.client, database_url, settings.task_queue, stop))
-                if demo:
-                    console.rule("[bold yellow]DEMO MODE: acting for reviewers, signatories, travellers and finance")
-                    client = ExchangeClient(temporal.client, settings.task_queue)
-                    await drive(client, demo_samples(date.today()), lambda line: console.print(f"  {line}"), stop)
-                    await print_summary(pool, store, temporal.ui_url)
-                if once:
-                    stop.set()
-                else:
-                    console.print("Worker running; Ctrl-C stops every process this command started.")
-                await stop.wait()
-                await worker
+                # The worker outlives the demo driver: a decision in flight when Ctrl-C arrives still
+                # needs a worker to answer it, so the worker stops only after the driver has returned.
+                worker_stop = asyncio.Event()
+                worker = asyncio.create_task(
+                    run_worker(temporal.client, database_url, settings.task_queue, worker_stop)
+                )
+                try:
+                    if demo:
+                        console.rule(
+                            "[bold yellow]DEMO MODE: acting for reviewers, signatories, travellers and finance"
+                        )
+                        client = ExchangeClient(temporal.client, settings.task_queue)
+                        await drive(client, demo_samples(date.today()), lambda line: console.print(f"  {line}"), stop)
+                        await print_summary(pool, store, temporal.ui_url)
+                    if not once:
+                        console.print("Worker running; Ctrl-C stops every process this command started.")
+                        await stop.wait()
+                finally:
+                    worker_stop.set()
+                    await worker
         finally:
             clear_runtime(settings)
     console.print("Stopped.")

@@ -9,6 +9,7 @@ server already on the machine (see docs/adr/0002-embedded-dev-stack.md).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib.util
 import os
 import pwd
@@ -38,6 +39,9 @@ TEMPORAL_CLI = _BIN_DIR / "temporal"
 TEMPORAL_TEST_SERVER = _BIN_DIR / "temporal-test-server"
 _POSTGRES_OS_USER = "embedded_postgres"  # postgres refuses to run as root
 _STARTUP_TIMEOUT_S = 60.0
+_PR_SET_PDEATHSIG = 1
+# Loaded here, not in the forked child: a child of a threaded process must not import or load anything.
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -113,6 +117,7 @@ class EmbeddedPostgres:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_stop_when_parent_dies,
                 user=self._run_as.pw_uid if self._run_as else None,
                 group=self._run_as.pw_gid if self._run_as else None,
             )
@@ -190,6 +195,42 @@ class EmbeddedPostgres:
         raise TimeoutError(f"postgres did not accept connections within {_STARTUP_TIMEOUT_S}s; see {log_path}")
 
 
+def stop_processes_matching(*needles: str) -> list[int]:
+    """SIGTERM every process whose command line contains all needles, wait for them; return their pids."""
+    stopped = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        command = " ".join(part.decode(errors="replace") for part in argv)
+        pid = int(entry.name)
+        if pid != os.getpid() and all(needle in command for needle in needles):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+                stopped.append(pid)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(_running(pid) for pid in stopped):
+        time.sleep(0.1)
+    for pid in stopped:
+        if _running(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    if stopped:
+        log.warning("stopped servers left behind by an earlier run", pids=stopped)
+    return stopped
+
+
+def _stop_when_parent_dies() -> None:
+    """In the child before exec: ask Linux to send SIGINT (fast shutdown) when our process dies.
+
+    Covers a `kill -9` of `make run` or of pytest, which would otherwise orphan the server. Linux ties
+    the signal to the thread that forked, so servers are started on the main thread.
+    """
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, int(signal.SIGINT))
+
+
 def _running(pid: int) -> bool:
     """True while pid is a live process; reaps it if it is our own exited child (a zombie)."""
     with contextlib.suppress(ChildProcessError):
@@ -219,6 +260,9 @@ async def temporal_dev_server(settings: Settings) -> AsyncIterator[TemporalEndpo
         yield TemporalEndpoint(client=client, address=settings.temporal_address, ui_url=None)
         return
     settings.state_dir.mkdir(parents=True, exist_ok=True)
+    database_path = settings.state_dir / "temporal.db"
+    # A dev server left running on this SQLite file by a killed `make run` would lock it.
+    stop_processes_matching("start-dev", str(database_path))
     port = settings.temporal_port or free_port()
     ui_port = settings.temporal_ui_port or free_port()
     env = await WorkflowEnvironment.start_local(
@@ -228,7 +272,7 @@ async def temporal_dev_server(settings: Settings) -> AsyncIterator[TemporalEndpo
         ui=True,
         ui_port=ui_port,
         dev_server_existing_path=str(TEMPORAL_CLI),
-        dev_server_database_filename=str(settings.state_dir / "temporal.db"),
+        dev_server_database_filename=str(database_path),
         dev_server_log_level="error",
     )
     try:

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import structlog
+from temporalio import activity, workflow
 
 
-def configure_logging(log_format: str = "auto", level: int = logging.INFO) -> None:
-    """Route structlog and the standard library through one renderer."""
-    json_output = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
+def configure_logging(log_format: str = "auto", level: int = logging.INFO, path: Path | None = None) -> None:
+    """Route structlog and the standard library through one renderer, to stderr or to `path`."""
+    json_output = log_format == "json" or (log_format == "auto" and (path is not None or not sys.stderr.isatty()))
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer()
     )
@@ -31,7 +33,10 @@ def configure_logging(log_format: str = "auto", level: int = logging.INFO) -> No
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    # We lift the SDK's workflow context into fields (below); it need not be repeated inside the message.
+    workflow.logger.workflow_info_on_message = False
+    activity.logger.activity_info_on_message = False
+    handler: logging.Handler = logging.FileHandler(path) if path else logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
