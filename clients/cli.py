@@ -42,7 +42,7 @@ def run(coroutine_factory: Callable[[], Awaitable[T]]) -> T:
         raise fail(f"cannot reach a server: {error}") from None
     except RuntimeError as error:
         raise fail(str(error)) from None
-    except Exception as error:  # noqa: BLE001 - the promise is one line, never a traceback
+    except Exception as error:
         raise fail(f"unexpected {type(error).__name__}: {error} (details in the worker log)", code=2) from None
 
 

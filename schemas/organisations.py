@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from schemas.ids import OrganisationId
 
+
 def _country_code(value: str) -> str:
     if not (len(value) == 2 and value.isascii() and value.isalpha() and value.isupper()):
         raise ValueError(f"must be an ISO 3166-1 alpha-2 country code in capitals, like PL or XK (got {value!r})")

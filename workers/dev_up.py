@@ -17,13 +17,13 @@ from collections.abc import AsyncIterator
 from datetime import date
 
 import asyncpg
-from ledger.store import LedgerStore
 from rich.console import Console
 from rich.table import Table
 
 from clients.client import ExchangeClient
 from clients.demo import demo_samples, drive
 from ledger.migrate import apply_migrations
+from ledger.store import LedgerStore
 from workers.devstack import EmbeddedPostgres, temporal_dev_server
 from workers.logging import configure_logging
 from workers.main import database_pool, run_worker

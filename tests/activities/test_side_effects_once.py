@@ -6,12 +6,12 @@ import uuid
 from datetime import UTC, datetime
 
 import asyncpg
-from ledger.store import LedgerStore
 from temporalio.testing import ActivityEnvironment
 
 from activities.ledger import LedgerActivities
 from activities.payments import PaymentActivities
 from activities.projection import ProjectionActivities
+from ledger.store import LedgerStore
 from schemas.activities import HoldFundsInput, PostPaymentInput, ProjectTransitionInput, VoidHoldInput
 from schemas.ids import hold_key
 from schemas.stages import Stage

@@ -9,10 +9,10 @@ from datetime import timedelta
 
 import asyncpg
 import pytest_asyncio
-from ledger.store import LedgerStore
 from temporalio.testing import WorkflowEnvironment
 
 from clients.client import ExchangeClient
+from ledger.store import LedgerStore
 from schemas.exchange import ExchangeStatus
 from schemas.stages import Stage
 from workers.main import build_worker

@@ -6,11 +6,11 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import pytest
-from ledger.store import LedgerStore
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from clients.client import DecisionRefused, DuplicateApplication, ExchangeClient, InvalidInput
+from ledger.store import LedgerStore
 from schemas.exchange import Party
 from schemas.ids import exchange_workflow_id
 from schemas.stages import Stage
