@@ -41,14 +41,15 @@ class ProjectionActivities:
                 """INSERT INTO exchanges (application_id, partnership_id, host_partnership_id, visitor_org_id,
                                           host_org_id, host_country, start_date, end_date, stage, grant_cents,
                                           held_cents, paid_cents, next_deadline, policy_version, submitted_by,
-                                          last_sequence, updated_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                                          last_sequence, updated_at, application)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18::jsonb)
                    ON CONFLICT (application_id) DO UPDATE SET
                        stage = EXCLUDED.stage, grant_cents = EXCLUDED.grant_cents,
                        held_cents = EXCLUDED.held_cents, paid_cents = EXCLUDED.paid_cents,
                        next_deadline = EXCLUDED.next_deadline, policy_version = EXCLUDED.policy_version,
                        start_date = EXCLUDED.start_date, end_date = EXCLUDED.end_date,
-                       last_sequence = EXCLUDED.last_sequence, updated_at = EXCLUDED.updated_at
+                       last_sequence = EXCLUDED.last_sequence, updated_at = EXCLUDED.updated_at,
+                       application = COALESCE(exchanges.application, EXCLUDED.application)
                    WHERE exchanges.last_sequence < EXCLUDED.last_sequence""",
                 app.application_id,
                 app.visitor_partnership_id,
@@ -67,4 +68,5 @@ class ProjectionActivities:
                 app.submitted_by,
                 event.sequence,
                 event.at,
+                app.model_dump_json(),
             )

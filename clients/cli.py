@@ -15,7 +15,8 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from clients.client import ExchangeClient, ExchangeClientError
+from clients.client import ExchangeClient, ExchangeClientError, InvalidInput, parse
+from schemas.exchange import ApplicationInput
 from workers.runtime import StackNotFound, resolve_database_url, resolve_temporal_address
 from workers.settings import Settings
 
@@ -118,9 +119,14 @@ def submit(
     except json.JSONDecodeError as error:
         raise fail(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
 
+    try:
+        application = parse(ApplicationInput, data)  # bad input is refused before anything is contacted
+    except InvalidInput as error:
+        raise fail(f"{path}: {error}") from None
+
     async def main() -> str:
         client = await _client(settings)
-        return await client.start_exchange(data)
+        return await client.start_exchange(application)
 
     console.print(run(main))
 

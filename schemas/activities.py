@@ -111,3 +111,18 @@ class WorkingDayDeadlineInput(_Message):
     start: datetime
     working_days: int = Field(ge=0)
     country: str
+
+
+class ClaimVisitInput(_Message):
+    organisation_id: str
+    application_id: str
+
+
+class ClaimVisitResult(_Message):
+    claimed: bool
+    held_by_application_id: str | None = Field(default=None, description="the exchange that holds the visit")
+
+
+class ReleaseVisitInput(_Message):
+    application_id: str
+    reason: str

@@ -7,8 +7,11 @@ from schemas.export import JSON_DIR, rendered
 
 def test_exported_json_schemas_match_the_models() -> None:
     """Every contract model's schema file exists and equals what the model renders now."""
-    stale = [name for name, text in rendered().items() if not (JSON_DIR / name).exists()
-             or (JSON_DIR / name).read_text() != text]
+    stale = [
+        name
+        for name, text in rendered().items()
+        if not (JSON_DIR / name).exists() or (JSON_DIR / name).read_text() != text
+    ]
     assert not stale, f"regenerate with `python -m schemas.export`: {stale}"
 
 

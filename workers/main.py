@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
 import asyncpg
-from ledger.store import LedgerStore
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -21,6 +20,8 @@ from activities.payments import PaymentActivities
 from activities.pricing import price_exchange
 from activities.projection import ProjectionActivities
 from activities.screening import resolve_policy, screen_application
+from activities.visits import VisitActivities
+from ledger.store import LedgerStore
 from workflows.exchange import ExchangeWorkflow
 
 WORKFLOWS = [ExchangeWorkflow]
@@ -42,6 +43,7 @@ def build_worker(client: Client, pool: asyncpg.Pool, task_queue: str) -> Worker:
     ledger = LedgerActivities(store)
     payments = PaymentActivities(pool, store)
     projection = ProjectionActivities(pool)
+    visits = VisitActivities(pool)
     return Worker(
         client,
         task_queue=task_queue,
@@ -55,6 +57,8 @@ def build_worker(client: Client, pool: asyncpg.Pool, task_queue: str) -> Worker:
             ledger.void_hold,
             payments.post_payment,
             projection.record_transition,
+            visits.claim_visit,
+            visits.release_visit,
         ],
         # All activities are async; the executor is only there for the SDK's sync fallbacks.
         activity_executor=ThreadPoolExecutor(max_workers=4),

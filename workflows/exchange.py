@@ -31,11 +31,14 @@ with workflow.unsafe.imports_passed_through():
     from activities.pricing import price_exchange
     from activities.projection import ProjectionActivities
     from activities.screening import resolve_policy, screen_application
+    from activities.visits import VisitActivities
     from schemas.activities import (
+        ClaimVisitInput,
         HoldFundsInput,
         PostPaymentInput,
         PriceExchangeInput,
         ProjectTransitionInput,
+        ReleaseVisitInput,
         ResolvePolicyInput,
         ScreenApplicationInput,
         VoidHoldInput,
@@ -65,6 +68,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows import options
 
 SYSTEM_ACTOR = "system"
+# workflow.patched ids: each guards a change to the workflow's shape for exchanges already running.
+PATCH_R7_VISIT_CLAIM = "r7-visit-claim-at-funding"
+# The stay never took place: the organisation keeps its one visit (CANCELLED: the policy decides).
+VISIT_RELEASING_STAGES = frozenset({Stage.INELIGIBLE, Stage.REJECTED, Stage.EXPIRED, Stage.LAPSED, Stage.WITHDRAWN})
 
 
 class _Ended(Exception):
@@ -105,6 +112,7 @@ class ExchangeWorkflow:
         self._payment_confirmation: ConfirmPaymentInput | None = None
         self._stop: _Ended | None = None
         self._closing = False
+        self._visit_claimed = False
 
     @workflow.run
     async def run(self, application: ApplicationInput) -> ExchangeOutcome:
@@ -174,6 +182,8 @@ class ExchangeWorkflow:
 
     async def _funding(self) -> None:
         await self._enter(Stage.FUNDING, SYSTEM_ACTOR)
+        if workflow.patched(PATCH_R7_VISIT_CLAIM):
+            await self._claim_visit()
         pricing = await workflow.execute_activity(
             price_exchange,
             PriceExchangeInput(application=self._app, policy=self.policy),
@@ -306,6 +316,15 @@ class ExchangeWorkflow:
         self._closing = True  # from here on, every update is refused
         if self._hold_id is not None:
             await self._void_hold(ended.stage)
+        if self._visit_claimed and self._visit_is_released_by(ended.stage):
+            await workflow.execute_activity_method(
+                VisitActivities.release_visit,
+                ReleaseVisitInput(application_id=self._app.application_id, reason=ended.stage.value),
+                start_to_close_timeout=options.DATABASE_START_TO_CLOSE,
+                schedule_to_close_timeout=options.DATABASE_SCHEDULE_TO_CLOSE,
+                retry_policy=options.DATABASE_RETRY,
+            )
+            self._visit_claimed = False
         self._deadlines.clear()
         await self._enter(ended.stage, ended.actor_id, ended.reason)
         # Let in-flight update handlers (their audit rows) finish before the run completes.
@@ -329,6 +348,33 @@ class ExchangeWorkflow:
         )
         self._hold_id, self._held_cents = None, 0
         await self._record("hold_voided", SYSTEM_ACTOR, f"{voided.released_cents} cents back to the budget ({stage})")
+
+    async def _claim_visit(self) -> None:
+        """R7: claim the visitor's one visit; another live exchange of its organisation makes this one ineligible."""
+        claim = await workflow.execute_activity_method(
+            VisitActivities.claim_visit,
+            ClaimVisitInput(organisation_id=self._app.visitor.organisation_id, application_id=self._app.application_id),
+            start_to_close_timeout=options.DATABASE_START_TO_CLOSE,
+            schedule_to_close_timeout=options.DATABASE_SCHEDULE_TO_CLOSE,
+            retry_policy=options.DATABASE_RETRY,
+        )
+        if not claim.claimed:
+            failure = RuleFailure(
+                rule="R7",
+                field="visitor.organisation_id",
+                message=f"{self._app.visitor.name} has already used its one visit in the scheme "
+                f"(exchange {claim.held_by_application_id or 'on record'}); an organisation may visit only once.",
+            )
+            self._screening_failures = (*self._screening_failures, failure)
+            raise _Ended(Stage.INELIGIBLE, f"R7 ({failure.field}): {failure.message}")
+        self._visit_claimed = True
+        self._raise_if_stopped()
+
+    def _visit_is_released_by(self, stage: Stage) -> bool:
+        """Exchanges that end without the stay taking place give the organisation its visit back (R7)."""
+        if stage is Stage.CANCELLED:
+            return not self.policy.eligibility.cancelled_uses_visit
+        return stage in VISIT_RELEASING_STAGES
 
     # --- helpers ----------------------------------------------------------------------------
 

@@ -40,8 +40,10 @@ async def test_500_concurrent_holds_on_a_budget_that_fits_100(wide_pool: asyncpg
     async def hold(n: int) -> Transfer | BaseException:
         try:
             return await store.hold(
-                idempotency_key=f"{ids.prefix}:hold:{n}", partnership_id=partnership,
-                exchange_id=ids.exchange(f"e{n}"), amount_cents=GRANT_CENTS,
+                idempotency_key=f"{ids.prefix}:hold:{n}",
+                partnership_id=partnership,
+                exchange_id=ids.exchange(f"e{n}"),
+                amount_cents=GRANT_CENTS,
             )
         except BudgetExhausted as refused:
             return refused
@@ -71,8 +73,12 @@ async def test_concurrent_calls_with_one_key_book_once(wide_pool: asyncpg.Pool, 
     results = await asyncio.wait_for(
         asyncio.gather(
             *(
-                store.hold(idempotency_key=key, partnership_id=partnership, exchange_id=ids.exchange(),
-                           amount_cents=GRANT_CENTS)
+                store.hold(
+                    idempotency_key=key,
+                    partnership_id=partnership,
+                    exchange_id=ids.exchange(),
+                    amount_cents=GRANT_CENTS,
+                )
                 for _ in range(30)
             )
         ),

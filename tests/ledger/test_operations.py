@@ -197,8 +197,15 @@ async def test_the_sql_functions_refuse_bad_amounts_themselves(ids: Ids, pg_pool
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("idempotency_key", ""), ("idempotency_key", "k" * 201), ("idempotency_key", "a\nb"),
-     ("partnership_id", ""), ("partnership_id", "has space"), ("exchange_id", "x" * 129), ("exchange_id", "tab\t")],
+    [
+        ("idempotency_key", ""),
+        ("idempotency_key", "k" * 201),
+        ("idempotency_key", "a\nb"),
+        ("partnership_id", ""),
+        ("partnership_id", "has space"),
+        ("exchange_id", "x" * 129),
+        ("exchange_id", "tab\t"),
+    ],
 )
 async def test_malformed_ids_are_refused_naming_the_field(
     store: LedgerStore, ids: Ids, pg_pool: asyncpg.Pool, field: str, value: str
@@ -233,7 +240,9 @@ async def test_hold_beyond_the_budget_is_refused(store: LedgerStore, ids: Ids, p
     before = await fingerprint(pg_pool)
     with pytest.raises(BudgetExhausted) as refused:
         await store.hold(
-            idempotency_key=ids.key(), partnership_id=partnership, exchange_id=ids.exchange("b"),
+            idempotency_key=ids.key(),
+            partnership_id=partnership,
+            exchange_id=ids.exchange("b"),
             amount_cents=400 * EUR + 1,
         )
     assert (refused.value.partnership_id, refused.value.requested_cents, refused.value.available_cents) == (
@@ -254,9 +263,7 @@ async def test_exchange_stays_with_its_partnership(store: LedgerStore, ids: Ids,
     await store.hold(idempotency_key=ids.key(), partnership_id=first, exchange_id=ids.exchange(), amount_cents=100)
     before = await fingerprint(pg_pool)
     with pytest.raises(InvalidRequest) as refused:
-        await store.hold(
-            idempotency_key=ids.key(), partnership_id=second, exchange_id=ids.exchange(), amount_cents=100
-        )
+        await store.hold(idempotency_key=ids.key(), partnership_id=second, exchange_id=ids.exchange(), amount_cents=100)
     assert refused.value.field == "partnership_id" and f"budget:{first}" in refused.value.reason
     assert await fingerprint(pg_pool) == before
 
@@ -467,17 +474,26 @@ async def test_a_refusal_leaves_the_callers_transaction_usable(
     partnership = await funded(store, ids, 1_000 * EUR)
     async with pg_pool.acquire() as conn, conn.transaction():
         first = await store.hold(
-            idempotency_key=ids.key(), partnership_id=partnership, exchange_id=ids.exchange("a"),
-            amount_cents=800 * EUR, conn=conn,
+            idempotency_key=ids.key(),
+            partnership_id=partnership,
+            exchange_id=ids.exchange("a"),
+            amount_cents=800 * EUR,
+            conn=conn,
         )
         with pytest.raises(BudgetExhausted):
             await store.hold(
-                idempotency_key=ids.key(), partnership_id=partnership, exchange_id=ids.exchange("b"),
-                amount_cents=800 * EUR, conn=conn,
+                idempotency_key=ids.key(),
+                partnership_id=partnership,
+                exchange_id=ids.exchange("b"),
+                amount_cents=800 * EUR,
+                conn=conn,
             )
         second = await store.hold(
-            idempotency_key=ids.key(), partnership_id=partnership, exchange_id=ids.exchange("c"),
-            amount_cents=200 * EUR, conn=conn,
+            idempotency_key=ids.key(),
+            partnership_id=partnership,
+            exchange_id=ids.exchange("c"),
+            amount_cents=200 * EUR,
+            conn=conn,
         )
         assert await conn.fetchval("SELECT 1") == 1
     assert await balance(store, partnership) == (1_000 * EUR, 1_000 * EUR, 0, 0)
@@ -516,9 +532,7 @@ async def test_a_plain_connection_outside_a_transaction_autocommits(
         " WHERE id = $1)",
     ],
 )
-async def test_booked_rows_are_immutable(
-    store: LedgerStore, ids: Ids, pg_pool: asyncpg.Pool, statement: str
-) -> None:
+async def test_booked_rows_are_immutable(store: LedgerStore, ids: Ids, pg_pool: asyncpg.Pool, statement: str) -> None:
     """The database refuses to update, delete or truncate transfers and entries, or to rename or drop accounts."""
     transfer = await store.allocate(idempotency_key=ids.key(), partnership_id=ids.partnership(), amount_cents=100)
     before = await fingerprint(pg_pool)

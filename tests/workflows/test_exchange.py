@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -180,3 +181,52 @@ async def test_a_duplicate_application_id_is_refused(ts_client: ExchangeClient) 
     await ts_client.result(app.application_id)
     with pytest.raises(DuplicateApplication):
         await ts_client.start_exchange(app)
+
+
+async def test_two_applications_of_one_organisation_cannot_both_reach_funding(
+    ts_client: ExchangeClient, ledger_store: LedgerStore, funded_partnership: Fund
+) -> None:
+    """R7: two approved applications of the same visiting organisation; one is funded, the other INELIGIBLE (R7)."""
+    partnership = await funded_partnership(1_000_000)
+    first = application(visitor_partnership_id=partnership)
+    second = application(visitor_partnership_id=partnership, visitor=first.visitor.model_dump())
+    for app in (first, second):
+        await ts_client.start_exchange(app)
+        await wait_for_stage(ts_client, app.application_id, Stage.REVIEW)
+    await asyncio.gather(
+        *(
+            ts_client.submit_review(app.application_id, {"actor_id": "reviewer-rui", "recommendation": "approve"})
+            for app in (first, second)
+        )
+    )
+    outcomes = {}
+    for app in (first, second):
+        status = await ts_client.status(app.application_id)
+        while status.stage in (Stage.REVIEW, Stage.FUNDING):
+            status = await ts_client.status(app.application_id)
+        outcomes[app.application_id] = status
+    stages = sorted(s.stage.value for s in outcomes.values())
+    assert stages == ["AGREEMENT", "INELIGIBLE"]
+    loser = next(s for s in outcomes.values() if s.stage is Stage.INELIGIBLE)
+    assert [f.rule for f in loser.screening_failures] == ["R7"]
+    assert await _balance(ledger_store, partnership) == (1_000_000, 95_000, 0, 905_000)
+
+
+async def test_a_withdrawn_exchange_gives_the_organisation_its_visit_back(
+    ts_client: ExchangeClient, funded_partnership: Fund
+) -> None:
+    """R7: after a withdrawal before the stay, the same organisation's next application can be funded."""
+    partnership = await funded_partnership(1_000_000)
+    first = application(visitor_partnership_id=partnership)
+    await ts_client.start_exchange(first)
+    await wait_for_stage(ts_client, first.application_id, Stage.REVIEW)
+    await ts_client.submit_review(first.application_id, {"actor_id": "reviewer-rui", "recommendation": "approve"})
+    await wait_for_stage(ts_client, first.application_id, Stage.AGREEMENT)
+    await ts_client.withdraw(first.application_id, {"actor_id": "visitor-vera", "reason": "traveller ill"})
+    assert (await ts_client.result(first.application_id)).stage == Stage.WITHDRAWN
+
+    second = application(visitor_partnership_id=partnership, visitor=first.visitor.model_dump())
+    await ts_client.start_exchange(second)
+    await wait_for_stage(ts_client, second.application_id, Stage.REVIEW)
+    await ts_client.submit_review(second.application_id, {"actor_id": "reviewer-rui", "recommendation": "approve"})
+    await wait_for_stage(ts_client, second.application_id, Stage.AGREEMENT)
