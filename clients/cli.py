@@ -162,15 +162,16 @@ def status(
         )
 
 
-def _mount_ledger_commands() -> None:
-    from clients import ledger_commands
+def _mount_subcommands() -> None:
+    from clients import explain_commands, ledger_commands
 
     app.add_typer(ledger_commands.db_app, name="db")
     app.add_typer(ledger_commands.ledger_app, name="ledger")
     app.command("budget")(ledger_commands.budget)
+    app.command("explain")(explain_commands.explain)
 
 
-_mount_ledger_commands()
+_mount_subcommands()
 
 
 def main() -> None:
