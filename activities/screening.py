@@ -1,109 +1,191 @@
-"""SCREENING: the eligibility rules R1-R6 (R7, once per organisation, is enforced at funding time).
+"""SCREENING: the eligibility rules R1-R6 and the application lead time (R13); R7, once per organisation,
+is enforced at funding time.
 
 Screening returns every rule that fails, never just the first, each with the field it looked at and a
-sentence a programme officer can forward to the applicant.
+sentence a programme officer can forward to the applicant. Each rule is a small pure function of the
+facts it needs (organisations, dates, the working-day count), so its boundaries are table-tested
+without building whole applications; `screen` computes the facts and runs them all.
 """
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.calendar import add_months, working_days
+from activities.calendar import last_day_of_stay, working_days
 from activities.digest import input_digest
 from activities.geo import great_circle_km
 from schemas.activities import ResolvePolicyInput, ScreenApplicationInput, ScreeningResult
 from schemas.errors import ErrorType
 from schemas.exchange import ApplicationInput, RuleFailure
-from schemas.organisations import OrganisationType
-from schemas.policy import DEFAULT_POLICY_VERSION, Policy, UnknownPolicyVersion, load_policy
+from schemas.organisations import Organisation, OrganisationType
+from schemas.policy import EligibilityPolicy, Policy, UnknownPolicyVersion, load_policy, policy_in_force
+
+_TYPE_NAMES = {
+    OrganisationType.CLUSTER_ORGANISATION: "a cluster organisation",
+    OrganisationType.BUSINESS_NETWORK: "a business-network organisation",
+    OrganisationType.SCALE_UP_SUPPORT: "a scaling-up support organisation",
+    OrganisationType.SME: "an SME",
+    OrganisationType.TRAINING_PROVIDER: "a training provider",
+    OrganisationType.LARGE_COMPANY: "a large company",
+    OrganisationType.PUBLIC_AUTHORITY: "a public authority",
+}
+_ECCP = "a cluster profiled on the European Cluster Collaboration Platform"
 
 
-def screen(application: ApplicationInput, policy: Policy, submitted_on: date | None = None) -> ScreeningResult:
-    """Apply R1-R6 of `policy` to an application; pure, so tests and dry runs call it directly."""
-    rules = policy.eligibility
-    failures: list[RuleFailure] = []
-    visitor, host = application.visitor, application.host
+def _one_of(types: Iterable[OrganisationType]) -> str:
+    # In the enum's order, so the sentence does not change with the order of a frozenset.
+    names = [_TYPE_NAMES[t] for t in OrganisationType if t in set(types)]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
-    if visitor.type not in rules.visitor_types:
+
+def visitor_type_failures(visitor: Organisation, rules: EligibilityPolicy) -> list[RuleFailure]:
+    """R1 (and R2's "host-only types cannot visit"): the visiting organisation's type."""
+    if visitor.type in rules.visitor_types:
+        return []
+    allowed = _one_of(rules.visitor_types)
+    if visitor.type in rules.host_types:
+        reason = f"{visitor.name} is {_TYPE_NAMES[visitor.type]}, which may host exchanges but not visit"
+    else:
+        reason = f"{visitor.name} is {_TYPE_NAMES[visitor.type]}, which cannot take part as the visitor"
+    return [RuleFailure(rule="R1", field="visitor.type", message=f"{reason}; the visitor must be {allowed}.")]
+
+
+def host_type_failures(host: Organisation, rules: EligibilityPolicy) -> list[RuleFailure]:
+    """R2: the hosting organisation's type (the visitor types plus the host-only ones)."""
+    if host.type in rules.host_types:
+        return []
+    return [
+        RuleFailure(
+            rule="R2",
+            field="host.type",
+            message=f"{host.name} is {_TYPE_NAMES[host.type]}, which cannot host an exchange; the host must be "
+            f"{_one_of(rules.host_types)}.",
+        )
+    ]
+
+
+def membership_failures(
+    visitor: Organisation, host: Organisation, rules: EligibilityPolicy, *, agency_approved_host: bool = False
+) -> list[RuleFailure]:
+    """R3: an SME visits only as a member of a profiled cluster, and hosts without membership only with the
+    agency's prior approval. The application does not record that approval yet, so the workflow passes none
+    (see docs/adr/0005-policy-as-data.md)."""
+    failures = []
+    if visitor.type in rules.profiled_member_visitor_types and not visitor.member_of_profiled_cluster:
         failures.append(
             RuleFailure(
-                rule="R1",
-                field="visitor.type",
-                message=f"A {visitor.type.value.replace('_', ' ')} cannot be the visiting organisation; "
-                "visitors must be a cluster or business-network organisation, "
-                "a scaling-up support organisation or an SME.",
+                rule="R3",
+                field="visitor.member_of_profiled_cluster",
+                message=f"{visitor.name} is {_TYPE_NAMES[visitor.type]} and may visit only as a member of {_ECCP}.",
             )
         )
-    if host.type not in rules.host_types:
+    needs_approval = host.type in rules.profiled_member_or_approved_host_types
+    if needs_approval and not host.member_of_profiled_cluster and not agency_approved_host:
         failures.append(
             RuleFailure(
-                rule="R2",
-                field="host.type",
-                message=f"A {host.type.value} cannot host an exchange.",
+                rule="R3",
+                field="host.member_of_profiled_cluster",
+                message=f"{host.name} is {_TYPE_NAMES[host.type]} that is not a member of {_ECCP}; it may host "
+                "only with the agency's prior approval, which is not on record for this application.",
             )
         )
-    for role, org in (("visitor", visitor), ("host", host)):
-        if org.type is OrganisationType.SME and not org.member_of_profiled_cluster and role == "visitor":
-            failures.append(
-                RuleFailure(
-                    rule="R3",
-                    field=f"{role}.member_of_profiled_cluster",
-                    message=f"The SME {org.name} must be a member of a cluster profiled on the European Cluster "
-                    "Collaboration Platform.",
-                )
-            )
-    for role, org in (("visitor", visitor), ("host", host)):
-        if org.country not in rules.participating_countries:
-            failures.append(
-                RuleFailure(
-                    rule="R4",
-                    field=f"{role}.country",
-                    message=f"{org.name} is registered in {org.country}, which is not a COSME participating country.",
-                )
-            )
+    return failures
+
+
+def country_failures(visitor: Organisation, host: Organisation, rules: EligibilityPolicy) -> list[RuleFailure]:
+    """R4: both organisations registered in a participating country; R5: in different countries."""
+    failures = [
+        RuleFailure(
+            rule="R4",
+            field=f"{role}.country",
+            message=f"{org.name} is registered in {org.country}, which is not among {rules.country_list_name}.",
+        )
+        for role, org in (("visitor", visitor), ("host", host))
+        if org.country not in rules.participating_countries
+    ]
     if visitor.country == host.country:
         failures.append(
             RuleFailure(
                 rule="R5",
                 field="host.country",
-                message=f"The exchange must be transnational: both organisations are registered in {host.country}.",
+                message=f"The exchange must be transnational: {visitor.name} and {host.name} are both registered "
+                f"in {host.country}.",
             )
         )
+    return failures
 
-    days = working_days(application.start_date, application.end_date, host.country)
-    latest_end = add_months(application.start_date, rules.max_stay_months) - timedelta(days=1)
+
+def stay_failures(
+    start_date: date, end_date: date, days: int, host_country: str, rules: EligibilityPolicy
+) -> list[RuleFailure]:
+    """R6: at least the minimum working days (`days`, counted on the host country's calendar) and at
+    most the maximum calendar months, the stay being consecutive days from start to end."""
+    failures = []
     if days < rules.min_working_days:
         failures.append(
             RuleFailure(
                 rule="R6",
                 field="end_date",
-                message=f"The stay has {days} working day(s) in {host.country}; at least {rules.min_working_days} are "
-                "required (weekends and the host country's public holidays do not count).",
+                message=f"The stay has {days} working day(s) in {host_country}; at least "
+                f"{rules.min_working_days} are required (weekends and the host country's public holidays do not "
+                "count).",
             )
         )
-    if application.end_date > latest_end:
+    latest_end = last_day_of_stay(start_date, rules.max_stay_months)
+    if end_date > latest_end:
         failures.append(
             RuleFailure(
                 rule="R6",
                 field="end_date",
-                message=f"The stay may last at most {rules.max_stay_months} month(s): it must end by {latest_end}.",
+                message=f"The stay may last at most {rules.max_stay_months} calendar month(s): starting on "
+                f"{start_date}, it must end by {latest_end} (it ends on {end_date}).",
             )
         )
-    if submitted_on is not None:
-        lead = (application.start_date - submitted_on).days
-        if lead < rules.application_lead_days:
-            failures.append(
-                RuleFailure(
-                    rule="R13",
-                    field="start_date",
-                    message=f"Applications must reach us at least {rules.application_lead_days} days before the stay "
-                    f"starts; this one came {lead} day(s) before.",
-                )
-            )
+    return failures
 
+
+def lead_time_failures(start_date: date, submitted_on: date, rules: EligibilityPolicy) -> list[RuleFailure]:
+    """R13 (policy choice): the application reaches us at least the lead time before the stay starts."""
+    lead_days = (start_date - submitted_on).days
+    if lead_days >= rules.application_lead_days:
+        return []
+    return [
+        RuleFailure(
+            rule="R13",
+            field="start_date",
+            message=f"Applications must reach us at least {rules.application_lead_days} days before the stay "
+            f"starts; this one came {lead_days} day(s) before.",
+        )
+    ]
+
+
+def screen(
+    application: ApplicationInput,
+    policy: Policy,
+    submitted_on: date | None = None,
+    *,
+    agency_approved_host: bool = False,
+) -> ScreeningResult:
+    """Apply R1-R6 (and the lead time when `submitted_on` is given) of `policy`; pure, so tests and dry
+    runs call it directly."""
+    rules = policy.eligibility
+    visitor, host = application.visitor, application.host
+    days = working_days(application.start_date, application.end_date, host.country)
+    failures = [
+        *visitor_type_failures(visitor, rules),
+        *host_type_failures(host, rules),
+        *membership_failures(
+            visitor, host, rules, agency_approved_host=agency_approved_host or application.host_agency_approved
+        ),
+        *country_failures(visitor, host, rules),
+        *stay_failures(application.start_date, application.end_date, days, host.country, rules),
+    ]
+    if submitted_on is not None:
+        failures.extend(lead_time_failures(application.start_date, submitted_on, rules))
     return ScreeningResult(
         eligible=not failures,
         failures=tuple(failures),
@@ -116,9 +198,13 @@ def screen(application: ApplicationInput, policy: Policy, submitted_on: date | N
 
 @activity.defn(name="resolve_policy")
 async def resolve_policy(request: ResolvePolicyInput) -> Policy:
-    """The policy in force (or the version asked for), recorded in the workflow's history."""
+    """The version asked for, else the version in force today, recorded in the workflow's history."""
     try:
-        return load_policy(request.version or DEFAULT_POLICY_VERSION)
+        if request.version:
+            return load_policy(request.version)
+        # The rules in force when the application was submitted (an officer's import carries its
+        # original date); the answer is recorded in history, so a replay sees the same policy.
+        return policy_in_force(request.on or datetime.now(UTC).date())
     except UnknownPolicyVersion as error:
         raise ApplicationError(str(error), type=ErrorType.INVALID_INPUT, non_retryable=True) from error
 

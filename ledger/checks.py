@@ -187,6 +187,7 @@ WITH paid AS (
 )
 SELECT format('%s: paid out %s cents, posted %s cents of holds totalling %s cents', a.code,
               coalesce(paid.paid_cents, 0), coalesce(posted.posted_cents, 0), coalesce(posted.held_cents, 0))
+       AS breach
   FROM ledger_accounts a
   LEFT JOIN paid ON paid.account_id = a.id
   LEFT JOIN posted ON posted.account_id = a.id

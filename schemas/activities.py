@@ -17,6 +17,7 @@ class _Message(BaseModel):
 
 class ResolvePolicyInput(_Message):
     version: str | None = None
+    on: date | None = Field(default=None, description="pick the version in force on this day (the submission date)")
 
 
 class ScreenApplicationInput(_Message):
@@ -48,6 +49,9 @@ class PricingResult(_Message):
     distance_km: float
     policy_version: str
     input_digest: str
+    # Added with pricing kinds (ADR 0005); defaulted so results recorded before them still deserialise.
+    breakdown: tuple[str, ...] = Field(default=(), description="how the amount was reached, line by line")
+    calendar_days: int | None = Field(default=None, description="days of the stay, start to end inclusive")
 
 
 class HoldFundsInput(_Message):

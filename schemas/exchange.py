@@ -30,6 +30,10 @@ class ApplicationInput(_Message):
     host_partnership_id: PartnershipId
     start_date: date = Field(description="first day of the stay (travel days excluded)")
     end_date: date = Field(description="last day of the stay, inclusive")
+    host_agency_approved: bool = Field(
+        default=False,
+        description="R3: the agency approved in advance a host SME that is not a member of a profiled cluster",
+    )
     goals: ShortText = ""
     submitted_by: ActorId
     submitted_at: AwareDatetime | None = Field(

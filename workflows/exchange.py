@@ -134,7 +134,7 @@ class ExchangeWorkflow:
     async def _submitted(self) -> None:
         self._policy = await workflow.execute_activity(
             resolve_policy,
-            ResolvePolicyInput(version=self._app.policy_version),
+            ResolvePolicyInput(version=self._app.policy_version, on=self._submitted_at().date()),
             start_to_close_timeout=options.COMPUTE_START_TO_CLOSE,
             retry_policy=options.COMPUTE_RETRY,
         )
@@ -198,6 +198,7 @@ class ExchangeWorkflow:
             {
                 "full_rate_cents": pricing.full_rate_cents,
                 "halved_because": list(pricing.halved_because),
+                "breakdown": list(pricing.breakdown),
                 "input_digest": pricing.input_digest,
             },
         )
@@ -300,6 +301,8 @@ class ExchangeWorkflow:
             {
                 "posted_cents": payment.posted_cents,
                 "released_cents": payment.released_cents,
+                "final_amount_cents": final.amount_cents,
+                "final_breakdown": list(final.breakdown),
                 "final_input_digest": final.input_digest,
             },
         )
