@@ -163,12 +163,13 @@ def status(
 
 
 def _mount_subcommands() -> None:
-    from clients import explain_commands, ledger_commands
+    from clients import explain_commands, ledger_commands, policy_commands
 
     app.add_typer(ledger_commands.db_app, name="db")
     app.add_typer(ledger_commands.ledger_app, name="ledger")
     app.command("budget")(ledger_commands.budget)
     app.command("explain")(explain_commands.explain)
+    app.add_typer(policy_commands.policy_app, name="policy")
 
 
 _mount_subcommands()

@@ -410,7 +410,7 @@ DECLARE
 BEGIN
     v_exchange := ledger_lock_open_hold(p_hold);
     UPDATE ledger_accounts
-       SET credits_pending = credits_pending - p_posted_cents, credits_posted = credits_posted + p_posted_cents
+       SET credits_pending = credits_pending - p_hold.amount_cents, credits_posted = credits_posted + p_posted_cents
      WHERE id = v_exchange.id RETURNING * INTO v_exchange;
     UPDATE ledger_accounts
        SET debits_pending = debits_pending - p_hold.amount_cents, debits_posted = debits_posted + p_posted_cents

@@ -1,0 +1,96 @@
+"""`cx policy`: the versions on file, and dry runs of a candidate policy over the open exchanges.
+
+A dry run reads the read model (each open exchange's application as submitted, the policy version it
+runs under, its grant and hold) and evaluates it under the candidate; it writes nothing anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import asyncpg
+import typer
+from rich.console import Console
+
+from activities.simulate import SimulationCase, SimulationReport, simulate
+from schemas.exchange import ApplicationInput
+from schemas.policy import PolicyFileError, UnknownPolicyVersion, known_versions, load_policy, load_policy_file
+from schemas.stages import TERMINAL_STAGES, Stage
+from workers.runtime import StackNotFound, resolve_database_url
+from workers.settings import Settings
+
+policy_app = typer.Typer(no_args_is_help=True, help="Programme policy: versions and dry runs.")
+console = Console()
+errors = Console(stderr=True)
+# Before screening has decided, an open exchange counts as eligible; simulate() recomputes anyway.
+_UNSCREENED = {Stage.SUBMITTED.value, Stage.SCREENING.value}
+
+
+async def open_cases(database_url: str) -> list[SimulationCase]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            """SELECT application, policy_version, grant_cents, held_cents, stage FROM exchanges
+               WHERE stage <> ALL($1::text[]) AND application IS NOT NULL AND policy_version IS NOT NULL
+               ORDER BY application_id""",
+            [s.value for s in TERMINAL_STAGES],
+        )
+    finally:
+        await conn.close()
+    cases = []
+    for row in rows:
+        application = ApplicationInput.model_validate_json(row["application"])
+        cases.append(
+            SimulationCase(
+                application=application,
+                current_policy=load_policy(row["policy_version"]),
+                submitted_on=application.submitted_at.date() if application.submitted_at else None,
+                current_outcome="eligible",
+                current_amount_cents=row["grant_cents"],
+                held_cents=row["held_cents"],
+                stage=row["stage"] if row["stage"] not in _UNSCREENED else f"{row['stage']} (not yet screened)",
+            )
+        )
+    return cases
+
+
+@policy_app.command("simulate")
+def simulate_command(
+    path: Annotated[Path, typer.Argument(help="the candidate policy file (TOML)")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the full report as JSON")] = False,
+    show_unchanged: Annotated[bool, typer.Option("--all", help="also list exchanges that would not change")] = False,
+) -> None:
+    """Evaluate every open exchange under a candidate policy and print what would change; changes nothing.
+
+    Example: cx policy simulate schemas/policies/clusterxchange-2022.1.toml --all
+    """
+    try:
+        candidate = load_policy_file(path)
+    except PolicyFileError as error:
+        errors.print(f"[red]error:[/red] {error}", highlight=False)
+        raise typer.Exit(1) from None
+    try:
+        cases = asyncio.run(open_cases(resolve_database_url(Settings.from_env())))
+    except (StackNotFound, OSError, asyncpg.PostgresError, UnknownPolicyVersion) as error:
+        errors.print(f"[red]error:[/red] {error}", highlight=False)
+        raise typer.Exit(1) from None
+    report: SimulationReport = simulate(cases, candidate)
+    if as_json:
+        sys.stdout.write(report.model_dump_json(indent=2) + "\n")
+        return
+    console.print(f"{len(cases)} open exchange(s) evaluated under policy {candidate.version}; nothing was changed.")
+    console.print(report.render_text(show_unchanged=show_unchanged), highlight=False)
+
+
+@policy_app.command("versions")
+def versions() -> None:
+    """List the policy versions on file, with the day each takes effect.
+
+    Example: cx policy versions
+    """
+    for version in known_versions():
+        policy = load_policy(version)
+        console.print(f"{policy.version}  in force from {policy.effective_from}  {policy.description}", highlight=False)
