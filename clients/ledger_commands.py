@@ -16,7 +16,7 @@ import json
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -43,7 +43,7 @@ db_app = typer.Typer(no_args_is_help=True, add_completion=False, help="The datab
 ledger_app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="The ledger: invariant checks and exchange histories."
 )
-_out = Console(highlight=False)
+_out = Console(highlight=False, soft_wrap=True)  # plain lines never wrap; tables still fit the terminal
 _err = Console(stderr=True, highlight=False, soft_wrap=True)  # one line per error, never wrapped
 
 
@@ -119,12 +119,17 @@ def history(
         _out.print(f"no ledger transfers for exchange {exchange_id} (nothing was ever held for it)")
         return
     table = Table(title=f"ledger history of exchange {exchange_id}")
-    for column in ("id", "booked at (UTC)", "kind", "debit -> credit", "amount", "resolves", "idempotency key"):
-        table.add_column(column, justify="right" if column in {"id", "amount"} else "left")
+    table.add_column("id", justify="right", no_wrap=True)
+    table.add_column("booked at (UTC)", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("debit -> credit", overflow="fold")
+    table.add_column("amount", justify="right", no_wrap=True)
+    table.add_column("resolves", no_wrap=True)
+    table.add_column("idempotency key", overflow="fold")
     for t in transfers:
         table.add_row(
             str(t.id),
-            t.created_at.isoformat(timespec="seconds"),
+            t.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
             t.kind.value,
             f"{t.debit_account} -> {t.credit_account}",
             format_cents(t.amount_cents),
@@ -165,9 +170,9 @@ def budget(
         _out.print(f"no partnership budgets {when} (nothing allocated yet)")
         return
     table = Table(title=f"partnership budgets {when}")
-    table.add_column("partnership")
+    table.add_column("partnership", overflow="fold")
     for column in ("allocated", "held", "paid", "available"):
-        table.add_column(column, justify="right")
+        table.add_column(column, justify="right", no_wrap=True)
     for b in balances:
         table.add_row(
             b.partnership_id,
@@ -199,9 +204,9 @@ def format_cents(amount_cents: int) -> str:
 
 def _print_report(report: CheckReport) -> None:
     table = Table(title=f"ledger checks at {report.checked_at.isoformat(timespec='seconds')}")
-    table.add_column("check")
-    table.add_column("result")
-    table.add_column("what it verifies")
+    table.add_column("check", no_wrap=True)
+    table.add_column("result", no_wrap=True)
+    table.add_column("what it verifies", overflow="fold")
     for result in report.checks:
         if result.skipped:
             verdict = "[yellow]skipped[/yellow]"

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
+import asyncpg
 import pytest
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
@@ -47,6 +48,7 @@ async def test_happy_path_reaches_paid_with_the_grant_posted(
     time_skipping_env: WorkflowEnvironment,
     ledger_store: LedgerStore,
     funded_partnership: Fund,
+    pg_pool: asyncpg.Pool,
 ) -> None:
     """An eligible exchange weeks ahead goes through every stage to PAID; 780 EUR is posted and paid once."""
     partnership = await funded_partnership(1_000_000)
@@ -71,6 +73,10 @@ async def test_happy_path_reaches_paid_with_the_grant_posted(
     assert await _balance(ledger_store, partnership) == (1_000_000, 0, 95_000, 905_000)
     kinds = [t.kind.value for t in await ledger_store.exchange_history(app.application_id)]
     assert sorted(kinds) == ["hold", "pay_out", "post"]
+    visit = await pg_pool.fetchrow(
+        "SELECT released_at FROM organisation_visits WHERE application_id = $1", app.application_id
+    )
+    assert visit is not None and visit["released_at"] is None  # the visit took place: R7 keeps it used
     await replay_and_maybe_record(_handle(ts_client, app.application_id), "exchange_paid")
     stages = [t.stage for t in (await ts_client.status(app.application_id)).history]
     assert stages == [
@@ -87,9 +93,10 @@ async def test_happy_path_reaches_paid_with_the_grant_posted(
 
 
 async def test_cancellation_returns_the_held_money_to_the_budget(
-    ts_client: ExchangeClient, ledger_store: LedgerStore, funded_partnership: Fund
+    ts_client: ExchangeClient, ledger_store: LedgerStore, funded_partnership: Fund, pg_pool: asyncpg.Pool
 ) -> None:
-    """An officer cancelling during TRAVEL voids the hold: the budget is whole again."""
+    """An officer cancelling during TRAVEL voids the hold: the budget is whole again, and (policy 2022.1)
+    the organisation gets its one visit back (R7)."""
     partnership = await funded_partnership(500_000)
     app = application(visitor_partnership_id=partnership)
     await ts_client.start_exchange(app)
@@ -100,6 +107,10 @@ async def test_cancellation_returns_the_held_money_to_the_budget(
     outcome = await ts_client.result(app.application_id)
     assert outcome.stage == Stage.CANCELLED
     assert await _balance(ledger_store, partnership) == (500_000, 0, 0, 500_000)
+    released = await pg_pool.fetchval(
+        "SELECT release_reason FROM organisation_visits WHERE application_id = $1", app.application_id
+    )
+    assert released == "CANCELLED"
     await replay_and_maybe_record(_handle(ts_client, app.application_id), "exchange_cancelled")
     with pytest.raises(DecisionRefused):
         await ts_client.cancel(app.application_id, {"actor_id": "officer-olga", "reason": "again"})
