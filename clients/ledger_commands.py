@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -118,22 +119,20 @@ def history(
     if not transfers:
         _out.print(f"no ledger transfers for exchange {exchange_id} (nothing was ever held for it)")
         return
-    table = Table(title=f"ledger history of exchange {exchange_id}")
+    table = Table(title=f"ledger history of exchange {exchange_id}", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("id", justify="right", no_wrap=True)
     table.add_column("booked at (UTC)", no_wrap=True)
     table.add_column("kind", no_wrap=True)
-    table.add_column("debit -> credit", overflow="fold")
     table.add_column("amount", justify="right", no_wrap=True)
-    table.add_column("resolves", no_wrap=True)
+    table.add_column("debit -> credit", overflow="fold")
     table.add_column("idempotency key", overflow="fold")
     for t in transfers:
         table.add_row(
             str(t.id),
             t.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
-            t.kind.value,
-            f"{t.debit_account} -> {t.credit_account}",
+            t.kind.value if t.pending_id is None else f"{t.kind.value} #{t.pending_id}",
             format_cents(t.amount_cents),
-            f"hold #{t.pending_id}" if t.pending_id is not None else "",
+            f"{t.debit_account} -> {t.credit_account}",
             t.idempotency_key,
         )
     _out.print(table)
