@@ -38,8 +38,27 @@ from schemas.exchange import (
 )
 from schemas.ids import EXCHANGE_WORKFLOW_TYPE, TASK_QUEUE, exchange_workflow_id
 from schemas.policy import UnknownPolicyVersion, load_policy
+from schemas.review import (
+    AmendApplicationInput,
+    DeclareConflictInput,
+    ExtendReviewDeadlineInput,
+    OverrideInput,
+    ReassignInput,
+    ReopenInput,
+    RequestChangesInput,
+)
 
 M = TypeVar("M", bound=BaseModel)
+
+REVIEW_UPDATES: dict[str, type[BaseModel]] = {
+    "declare_conflict": DeclareConflictInput,
+    "request_changes": RequestChangesInput,
+    "amend_application": AmendApplicationInput,
+    "reassign": ReassignInput,
+    "override": OverrideInput,
+    "extend_review_deadline": ExtendReviewDeadlineInput,
+    "reopen": ReopenInput,
+}
 
 
 class ExchangeClientError(Exception):
@@ -149,9 +168,19 @@ class ExchangeClient:
         return description.status == WorkflowExecutionStatus.RUNNING
 
     async def submit_review(
-        self, application_id: str, decision: SubmitReviewInput | Mapping[str, Any]
+        self, application_id: str, decision: SubmitReviewInput | Mapping[str, Any], *, update_id: str | None = None
     ) -> ExchangeStatus:
-        return await self._update(application_id, "submit_review", parse(SubmitReviewInput, decision))
+        return await self._update(application_id, "submit_review", parse(SubmitReviewInput, decision), update_id)
+
+    async def decide(
+        self, application_id: str, update: str, payload: BaseModel | Mapping[str, Any], *, update_id: str | None = None
+    ) -> ExchangeStatus:
+        """Send one of the review updates (declare_conflict, request_changes, amend_application, reassign,
+        override, extend_review_deadline, reopen) by name; `update_id` makes a retried call answered once."""
+        model = REVIEW_UPDATES.get(update)
+        if model is None:
+            raise InvalidInput([("update", f"unknown update {update!r}; one of {sorted(REVIEW_UPDATES)}")])
+        return await self._update(application_id, update, parse(model, payload), update_id)
 
     async def sign_commitment(
         self, application_id: str, signature: SignCommitmentInput | Mapping[str, Any]
@@ -188,10 +217,12 @@ class ExchangeClient:
         except ValueError as error:
             raise InvalidInput([("application_id", str(error))]) from None
 
-    async def _update(self, application_id: str, name: str, payload: BaseModel) -> ExchangeStatus:
+    async def _update(
+        self, application_id: str, name: str, payload: BaseModel, update_id: str | None = None
+    ) -> ExchangeStatus:
         try:
             status: ExchangeStatus = await self._handle(application_id).execute_update(
-                name, payload, result_type=ExchangeStatus
+                name, payload, id=update_id, result_type=ExchangeStatus
             )
             return status
         except WorkflowUpdateFailedError as error:

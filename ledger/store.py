@@ -17,6 +17,7 @@ the latest committed rows after a lock wait.
 
 from __future__ import annotations
 
+import asyncio
 import unicodedata
 from collections.abc import Sequence
 from datetime import datetime
@@ -99,8 +100,19 @@ SELECT {_TRANSFER_COLUMNS}
 class LedgerStore:
     """Allocate, hold, post, void, re-hold and pay out; read balances and histories."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, holds_in_flight_per_budget: int | None = 8) -> None:
+        """`holds_in_flight_per_budget` bounds this process's concurrent holds on one budget (None: no bound).
+
+        Holds on one budget serialise on its row lock anyway; past a handful of waiters a longer queue of
+        blocked backends only adds lock hand-offs and, on a durable server, convoys behind each commit's
+        WAL flush (measured on Postgres 15: 2,471 holds/s with 8 callers, 1,044 with 32; docs/adr/0003).
+        Excess callers wait here, in FIFO order, holding no connection and no lock.
+        """
+        if holds_in_flight_per_budget is not None and holds_in_flight_per_budget < 1:
+            raise ValueError(f"holds_in_flight_per_budget must be at least 1, got {holds_in_flight_per_budget}")
         self._pool = pool
+        self._holds_in_flight = holds_in_flight_per_budget
+        self._budget_gates: dict[str, asyncio.Semaphore] = {}
 
     # Writes ------------------------------------------------------------------------------------------
 
@@ -127,7 +139,16 @@ class LedgerStore:
         _require_id("partnership_id", partnership_id)
         _require_id("exchange_id", exchange_id)
         _require_amount("amount_cents", amount_cents)
-        return await self._book(_HOLD_SQL, (idempotency_key, partnership_id, exchange_id, amount_cents), conn)
+        args = (idempotency_key, partnership_id, exchange_id, amount_cents)
+        if conn is not None or self._holds_in_flight is None:
+            # Never gate a call inside a caller's transaction: it may already hold this budget's row
+            # lock, and waiting here for callers who wait for that lock would deadlock unseen.
+            return await self._book(_HOLD_SQL, args, conn)
+        gate = self._budget_gates.get(partnership_id)
+        if gate is None:
+            gate = self._budget_gates[partnership_id] = asyncio.Semaphore(self._holds_in_flight)
+        async with gate:
+            return await self._book(_HOLD_SQL, args, None)
 
     async def post(
         self,

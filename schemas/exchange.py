@@ -10,6 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 
 from schemas.ids import ActorId, ApplicationId, PartnershipId
 from schemas.organisations import Organisation
+from schemas.review_state import ReviewState
 from schemas.stages import Stage
 
 ShortText = Annotated[str, StringConstraints(max_length=2000, strip_whitespace=True)]
@@ -59,7 +60,10 @@ class Recommendation(StrEnum):
 
 class SubmitReviewInput(_Message):
     actor_id: ActorId
-    recommendation: Recommendation
+    recommendation: Recommendation = Field(description="reject is a veto")
+    scores: dict[str, int] = Field(
+        default_factory=dict, description="one score per rubric criterion of the policy (policy.review.criteria)"
+    )
     comment: ShortText = ""
 
 
@@ -162,6 +166,7 @@ class ExchangeStatus(_Message):
     payment_order_id: str | None = None
     payment_reference: str | None = None
     alerts: tuple[str, ...] = ()
+    review: ReviewState | None = None
     history: tuple[Transition, ...] = ()
 
 

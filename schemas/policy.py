@@ -267,6 +267,40 @@ class DeadlinePolicy(_Strict):
         return self
 
 
+class ReviewPolicy(_Strict):
+    """REVIEW (issue 5): who reviews, how many must, what approves, and the clocks around them.
+
+    The defaults are the 2022.1 values; they exist only so that policies recorded in workflow histories
+    before this section existed still deserialise. Policy files state the section in full.
+    """
+
+    reviewers_per_application: int = Field(default=2, ge=1, le=10)
+    quorum: int = Field(default=2, ge=1, le=10, description="k of n: reviews needed before a decision")
+    criteria: tuple[str, ...] = Field(default=("relevance", "agenda_quality", "expected_impact"), min_length=1)
+    score_min: int = Field(default=1, ge=0)
+    score_max: int = Field(default=5, ge=1)
+    approval_mean_score: float = Field(default=3.0, gt=0, description="mean of every criterion score to approve")
+    reminder_days_before_due: int = Field(default=2, ge=0)
+    reassign_grace_working_days: int = Field(default=3, ge=1, description="after the deadline, silent reviewers go")
+    max_reassignment_rounds: int = Field(default=2, ge=0)
+    amendment_days: int = Field(default=14, ge=1, description="for the applicant to answer a request for changes")
+    appeal_days: int = Field(default=30, ge=0, description="an officer may reopen a rejection within this window")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ReviewPolicy:
+        if self.quorum > self.reviewers_per_application:
+            raise _rule_broken(
+                "quorum", f"must not exceed reviewers_per_application ({self.reviewers_per_application})"
+            )
+        if self.score_min >= self.score_max:
+            raise _rule_broken("score_max", f"must be above score_min ({self.score_min})")
+        if not self.score_min <= self.approval_mean_score <= self.score_max:
+            raise _rule_broken("approval_mean_score", f"must lie within {self.score_min}..{self.score_max}")
+        if len(set(self.criteria)) != len(self.criteria):
+            raise _rule_broken("criteria", "must not repeat a criterion")
+        return self
+
+
 class Policy(_Strict):
     version: str = Field(min_length=1, max_length=64, pattern=_VERSION_PATTERN.pattern)
     effective_from: date
@@ -274,6 +308,7 @@ class Policy(_Strict):
     eligibility: EligibilityPolicy
     pricing: PricingPolicy
     deadlines: DeadlinePolicy
+    review: ReviewPolicy = Field(default_factory=ReviewPolicy)
 
     @model_validator(mode="after")
     def _prices_only_participating_countries(self) -> Policy:
@@ -352,6 +387,10 @@ def load_policy_file(path: Path) -> Policy:
         for section, name in _STATED_IN_FILES
         if isinstance(data.get(section), dict) and name not in data[section]
     ]
+    if "review" not in data:
+        problems.append(
+            PolicyProblem("review", "required in policy files (a default exists only for recorded histories)")
+        )
     expected_version = _version_from_file_name(path)
     if expected_version is not None and data.get("version") != expected_version:
         problems.append(

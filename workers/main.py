@@ -19,6 +19,7 @@ from activities.ledger import LedgerActivities
 from activities.payments import PaymentActivities
 from activities.pricing import price_exchange
 from activities.projection import ProjectionActivities
+from activities.review import ReviewActivities
 from activities.screening import resolve_policy, screen_application
 from activities.visits import VisitActivities
 from ledger.store import LedgerStore
@@ -44,6 +45,7 @@ def build_worker(client: Client, pool: asyncpg.Pool, task_queue: str) -> Worker:
     payments = PaymentActivities(pool, store)
     projection = ProjectionActivities(pool)
     visits = VisitActivities(pool)
+    review = ReviewActivities(pool)
     return Worker(
         client,
         task_queue=task_queue,
@@ -59,6 +61,8 @@ def build_worker(client: Client, pool: asyncpg.Pool, task_queue: str) -> Worker:
             projection.record_transition,
             visits.claim_visit,
             visits.release_visit,
+            review.assign_reviewers,
+            review.update_assignment,
         ],
         # All activities are async; the executor is only there for the SDK's sync fallbacks.
         activity_executor=ThreadPoolExecutor(max_workers=4),

@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.payments import PaymentActivities
     from activities.pricing import price_exchange
     from activities.projection import ProjectionActivities
+    from activities.review import ReviewActivities
     from activities.screening import resolve_policy, screen_application
     from activities.visits import VisitActivities
     from schemas.activities import (
@@ -64,12 +65,28 @@ with workflow.unsafe.imports_passed_through():
     )
     from schemas.ids import hold_key
     from schemas.policy import Policy
+    from schemas.review import (
+        AmendApplicationInput,
+        AssignmentStatus,
+        AssignReviewersInput,
+        DeclareConflictInput,
+        ExtendReviewDeadlineInput,
+        OverrideInput,
+        ReassignInput,
+        ReopenInput,
+        RequestChangesInput,
+        ReviewState,
+        UpdateAssignmentInput,
+    )
+    from schemas.review import ReviewDecision as ReviewDecisionKind
     from schemas.stages import CANCELLABLE_STAGES, WITHDRAWABLE_STAGES, Stage
     from workflows import options
+    from workflows.review import ReviewBoard, ReviewDecision
 
 SYSTEM_ACTOR = "system"
 # workflow.patched ids: each guards a change to the workflow's shape for exchanges already running.
 PATCH_R7_VISIT_CLAIM = "r7-visit-claim-at-funding"
+PATCH_REVIEW_IN_DEPTH = "review-in-depth"  # assignment, quorum, conflicts, changes, deadlines, appeal
 # The stay never took place: the organisation keeps its one visit (CANCELLED: the policy decides).
 VISIT_RELEASING_STAGES = frozenset({Stage.INELIGIBLE, Stage.REJECTED, Stage.EXPIRED, Stage.LAPSED, Stage.WITHDRAWN})
 
@@ -77,11 +94,12 @@ VISIT_RELEASING_STAGES = frozenset({Stage.INELIGIBLE, Stage.REJECTED, Stage.EXPI
 class _Ended(Exception):
     """Raised inside the workflow to leave the lifecycle for a terminal stage."""
 
-    def __init__(self, stage: Stage, reason: str, actor_id: str = SYSTEM_ACTOR) -> None:
+    def __init__(self, stage: Stage, reason: str, actor_id: str = SYSTEM_ACTOR, *, entered: bool = False) -> None:
         super().__init__(reason)
         self.stage = stage
         self.reason = reason
         self.actor_id = actor_id
+        self.entered = entered  # the stage was already entered (and projected), e.g. REJECTED after its appeal window
 
 
 @workflow.defn(name="Exchange")
@@ -102,7 +120,23 @@ class ExchangeWorkflow:
         self._hold_id: int | None = None
         self._held_cents = 0
         self._paid_cents = 0
-        self._review: SubmitReviewInput | None = None
+        self._review: SubmitReviewInput | None = None  # the one-reviewer stage only
+        self._board: ReviewBoard | None = None
+        self._officers: tuple[str, ...] = ()
+        self._not_reviewers: set[str] = {application.submitted_by}  # submitter and amenders (conflict)
+        self._reviewed_by: set[str] = set()  # anyone who ever reviewed this application (four-eyes)
+        self._review_due: datetime | None = None
+        self._grace_at: datetime | None = None
+        self._reminded_for: datetime | None = None
+        self._escalated = False
+        self._reassignment_rounds = 0
+        self._review_dirty = False
+        self._vacancies_to_fill = False
+        self._changes: RequestChangesInput | None = None
+        self._amendment: AmendApplicationInput | None = None
+        self._override: OverrideInput | None = None
+        self._rejected_at: datetime | None = None
+        self._reopen: ReopenInput | None = None
         self._signatures: dict[Party, str] = {}
         self._stay_started = False
         self._report: SubmitReportInput | None = None
@@ -165,6 +199,13 @@ class ExchangeWorkflow:
         self._raise_if_stopped()
 
     async def _review_stage(self) -> None:
+        if workflow.patched(PATCH_REVIEW_IN_DEPTH):
+            await self._review_in_depth()
+        else:
+            await self._review_by_one_reviewer()
+
+    async def _review_by_one_reviewer(self) -> None:
+        """The first review stage (one reviewer decides); kept for exchanges started before review in depth."""
         rules = self.policy.deadlines
         due = await self._working_day_deadline(rules.review_working_days)
         self._deadlines["review"] = due
@@ -179,6 +220,197 @@ class ExchangeWorkflow:
         assert review is not None
         if review.recommendation is Recommendation.REJECT:
             raise _Ended(Stage.REJECTED, review.comment or "rejected at review", review.actor_id)
+
+    # --- REVIEW in depth ----------------------------------------------------------------------
+
+    async def _review_in_depth(self) -> None:
+        """Assign reviewers, collect reviews to a quorum, handle changes and deadlines; a rejection stays
+        open to an officer's reopening for the policy's appeal window."""
+        await self._enter(Stage.REVIEW, SYSTEM_ACTOR)
+        while True:
+            # A reopened application is heard by reviewers who have not seen it before (fresh eyes).
+            earlier = self._board.ever_assigned if self._board else set()
+            self._board = ReviewBoard(self.policy.review, ever_assigned=set(earlier))
+            decision = await self._review_round()
+            await self._record("review_decided", decision.actor_id, decision.reason, {"approved": decision.approved})
+            await self._close_open_assignments()
+            if decision.approved:
+                return
+            await self._await_appeal(decision)
+            await self._enter(Stage.REVIEW, self._reopen.actor_id if self._reopen else SYSTEM_ACTOR, "reopened")
+            self._reopen = None
+
+    async def _review_round(self) -> ReviewDecision:
+        self._review_due = await self._working_day_deadline(self.policy.deadlines.review_working_days)
+        self._deadlines["review"] = self._review_due
+        self._escalated, self._reminded_for, self._reassignment_rounds = False, None, 0
+        await self._fill_vacancies()
+        while True:
+            self._review_dirty = False
+            if self._override is not None:
+                override, self._override = self._override, None
+                approved = override.decision is ReviewDecisionKind.APPROVE
+                return ReviewDecision(approved, f"officer override: {override.justification}", override.actor_id)
+            if self._changes is not None:
+                await self._await_amendment()
+                continue
+            if self._vacancies_to_fill:
+                await self._fill_vacancies()
+            decision = self.board.decision()
+            if decision is not None:
+                return decision
+            timer_at, timer = self._next_review_timer()
+            if not await self._wait_until(lambda: self._review_dirty, timer_at):
+                await self._on_review_timer(timer)
+
+    def _next_review_timer(self) -> tuple[datetime, str]:
+        assert self._review_due is not None
+        if self._reminded_for != self._review_due:
+            return self._review_due - timedelta(days=self.policy.review.reminder_days_before_due), "reminder"
+        if not self._escalated:
+            return self._review_due, "due"
+        assert self._grace_at is not None
+        return self._grace_at, "grace"
+
+    async def _on_review_timer(self, timer: str) -> None:
+        silent = self.board.silent()
+        if timer == "reminder":
+            self._reminded_for = self._review_due
+            await self._record("review_reminder", SYSTEM_ACTOR, f"due {self._due_text()}", {"reviewers": silent})
+        elif timer == "due":
+            self._escalated = True
+            self._grace_at = await self._working_day_deadline(self.policy.review.reassign_grace_working_days)
+            self._deadlines["review_grace"] = self._grace_at
+            await self._alert(
+                "review_escalated",
+                f"no quorum by {self._due_text()}; escalated to officers {list(self._officers)}; silent: {silent}",
+            )
+        else:
+            self._reassignment_rounds += 1
+            if self._reassignment_rounds > self.policy.review.max_reassignment_rounds:
+                raise _Ended(Stage.LAPSED, f"no review quorum after {self._reassignment_rounds - 1} reassignments")
+            for reviewer_id in silent:
+                await self._unassign(reviewer_id, AssignmentStatus.REASSIGNED, "silent past the grace period")
+            await self._fill_vacancies()
+            self._review_due = await self._working_day_deadline(self.policy.deadlines.review_working_days)
+            self._deadlines["review"] = self._review_due
+            self._deadlines.pop("review_grace", None)
+            self._escalated, self._reminded_for = False, None
+
+    async def _fill_vacancies(self) -> None:
+        self._vacancies_to_fill = False
+        wanted = self.board.vacancies()
+        if wanted == 0:
+            return
+        assert self._review_due is not None
+        result = await workflow.execute_activity_method(
+            ReviewActivities.assign_reviewers,
+            AssignReviewersInput(
+                application_id=self._app.application_id,
+                partnership_id=self._app.visitor_partnership_id,
+                visitor_organisation_id=self._app.visitor.organisation_id,
+                host_organisation_id=self._app.host.organisation_id,
+                excluded_reviewer_ids=frozenset(self.board.ever_assigned | self._not_reviewers),
+                count=wanted,
+                due_at=self._review_due,
+                on=workflow.now().date(),
+            ),
+            start_to_close_timeout=options.DATABASE_START_TO_CLOSE,
+            schedule_to_close_timeout=options.DATABASE_SCHEDULE_TO_CLOSE,
+            retry_policy=options.DATABASE_RETRY,
+        )
+        self.board.assign(result.assigned)
+        self._officers = result.officers
+        await self._record(
+            "reviewers_assigned",
+            SYSTEM_ACTOR,
+            ", ".join(a.reviewer_id for a in result.assigned) or "nobody",
+            {"assigned": [a.model_dump() for a in result.assigned], "shortfall": result.shortfall},
+        )
+        if result.shortfall:
+            self._escalated = True
+            self._grace_at = await self._working_day_deadline(self.policy.review.reassign_grace_working_days)
+            await self._alert(
+                "review_escalated",
+                f"{result.shortfall} of {wanted} reviewer(s) could not be assigned (conflicts, availability); "
+                f"officers {list(result.officers)} must act",
+            )
+
+    async def _unassign(self, reviewer_id: str, status: AssignmentStatus, reason: str) -> None:
+        self.board.remove(reviewer_id, status)
+        self._vacancies_to_fill = True
+        await self._update_assignment(reviewer_id, status)
+        await self._record("reviewer_" + status.value, reviewer_id, reason)
+
+    async def _update_assignment(self, reviewer_id: str, status: AssignmentStatus) -> None:
+        await workflow.execute_activity_method(
+            ReviewActivities.update_assignment,
+            UpdateAssignmentInput(application_id=self._app.application_id, reviewer_id=reviewer_id, status=status),
+            start_to_close_timeout=options.DATABASE_START_TO_CLOSE,
+            schedule_to_close_timeout=options.DATABASE_SCHEDULE_TO_CLOSE,
+            retry_policy=options.DATABASE_RETRY,
+        )
+
+    async def _close_open_assignments(self) -> None:
+        """The review stage ended: nobody should still find this application in their inbox."""
+        if self._board is None:
+            return
+        for reviewer_id in self._board.silent():
+            self._board.statuses[reviewer_id] = AssignmentStatus.CLOSED
+            await self._update_assignment(reviewer_id, AssignmentStatus.CLOSED)
+
+    async def _await_amendment(self) -> None:
+        changes = self._changes
+        assert changes is not None
+        due = workflow.now() + timedelta(days=self.policy.review.amendment_days)
+        self._deadlines["amendment"] = due
+        if not await self._wait_until(lambda: self._amendment is not None, due):
+            raise _Ended(Stage.LAPSED, f"no answer to the request for changes by {due.isoformat()}")
+        amendment = self._amendment
+        assert amendment is not None
+        self._app, self._changes, self._amendment = amendment.application, None, None
+        self._deadlines.pop("amendment", None)
+        self._not_reviewers.add(amendment.actor_id)
+        if self.board.is_assigned(amendment.actor_id):
+            await self._unassign(amendment.actor_id, AssignmentStatus.REASSIGNED, "amended the application")
+        await self._screening()  # the amended application is screened again
+        await self._enter(Stage.REVIEW, amendment.actor_id, "amended after a request for changes")
+        self._review_due = await self._working_day_deadline(self.policy.deadlines.review_working_days)
+        self._deadlines["review"] = self._review_due
+        self._escalated, self._reminded_for = False, None
+
+    async def _await_appeal(self, decision: ReviewDecision) -> None:
+        """REJECTED, but an officer may reopen within the appeal window; then it is final."""
+        self._rejected_at = workflow.now()
+        await self._enter(Stage.REJECTED, decision.actor_id, decision.reason)
+        window_ends = workflow.now() + timedelta(days=self.policy.review.appeal_days)
+        self._deadlines = {"appeal": window_ends}
+        if not await self._wait_until(lambda: self._reopen is not None, window_ends):
+            raise _Ended(Stage.REJECTED, decision.reason, decision.actor_id, entered=True)
+        self._deadlines.pop("appeal", None)
+        self._rejected_at = None
+
+    @property
+    def board(self) -> ReviewBoard:
+        assert self._board is not None, "the review board exists in review in depth"
+        return self._board
+
+    def _due_text(self) -> str:
+        return self._review_due.isoformat() if self._review_due else "?"
+
+    def _review_state(self) -> ReviewState | None:
+        if self._board is None:
+            return None
+        return ReviewState(
+            due_at=self._review_due,
+            assignments=self._board.states(),
+            submitted_by=tuple(sorted(self._board.reviews)),
+            officers=self._officers,
+            changes_requested=self._changes.changes if self._changes else None,
+            escalated=self._escalated,
+            reassignment_rounds=self._reassignment_rounds,
+            rejected_at=self._rejected_at,
+        )
 
     async def _funding(self) -> None:
         await self._enter(Stage.FUNDING, SYSTEM_ACTOR)
@@ -329,7 +561,9 @@ class ExchangeWorkflow:
             )
             self._visit_claimed = False
         self._deadlines.clear()
-        await self._enter(ended.stage, ended.actor_id, ended.reason)
+        await self._close_open_assignments()
+        if not ended.entered:
+            await self._enter(ended.stage, ended.actor_id, ended.reason)
         # Let in-flight update handlers (their audit rows) finish before the run completes.
         await workflow.wait_condition(workflow.all_handlers_finished)
         return ExchangeOutcome(
@@ -493,24 +727,175 @@ class ExchangeWorkflow:
             payment_order_id=self._payment_order_id,
             payment_reference=self._payment_confirmation.payment_reference if self._payment_confirmation else None,
             alerts=tuple(self._alerts),
+            review=self._review_state(),
             history=tuple(self._history),
         )
 
     @workflow.update(name="submit_review")
     async def submit_review(self, decision: SubmitReviewInput) -> ExchangeStatus:
-        self._review = decision
+        if self._board is None:
+            self._review = decision
+        else:
+            self._board.submit(decision)
+            self._reviewed_by.add(decision.actor_id)
+            self._review_dirty = True
         await self._record(
-            "review_submitted", decision.actor_id, decision.comment, {"recommendation": decision.recommendation.value}
+            "review_submitted",
+            decision.actor_id,
+            decision.comment,
+            {"recommendation": decision.recommendation.value, "scores": decision.scores},
         )
+        if self._board is not None:
+            await self._update_assignment(decision.actor_id, AssignmentStatus.SUBMITTED)
         return self.status()
 
     @submit_review.validator
     def _validate_review(self, decision: SubmitReviewInput) -> None:
         self._require_stage("submit_review", {Stage.REVIEW})
-        if self._review is not None:
-            raise ValueError(f"submit_review: a decision was already recorded by {self._review.actor_id}")
-        if decision.actor_id == self._app.submitted_by:
-            raise ValueError("actor_id: the person who submitted the application cannot review it (four-eyes)")
+        if decision.actor_id in self._not_reviewers:
+            raise ValueError("actor_id: the person who submitted or amended the application cannot review it")
+        if self._board is None:
+            if self._review is not None:
+                raise ValueError(f"submit_review: a decision was already recorded by {self._review.actor_id}")
+            return
+        self._require_no_pending_changes("submit_review")
+        if decision.actor_id in self._board.reviews:
+            raise ValueError(f"actor_id: {decision.actor_id} has already reviewed this application (one vote each)")
+        if not self._board.is_assigned(decision.actor_id):
+            raise ValueError(f"actor_id: {decision.actor_id} is not assigned to review this application")
+        problem = self._board.score_problem(decision)
+        if problem:
+            raise ValueError(problem)
+
+    @workflow.update(name="declare_conflict")
+    async def declare_conflict(self, request: DeclareConflictInput) -> ExchangeStatus:
+        await self._unassign(request.actor_id, AssignmentStatus.RECUSED, request.reason)
+        self._review_dirty = True
+        return self.status()
+
+    @declare_conflict.validator
+    def _validate_conflict(self, request: DeclareConflictInput) -> None:
+        self._require_review_in_depth("declare_conflict")
+        if not self.board.is_assigned(request.actor_id):
+            raise ValueError(f"actor_id: {request.actor_id} is not assigned to review this application")
+
+    @workflow.update(name="request_changes")
+    async def request_changes(self, request: RequestChangesInput) -> ExchangeStatus:
+        self._changes = request
+        invalidated = self.board.invalidate_reviews()
+        self._review_dirty = True
+        await self._record("changes_requested", request.actor_id, request.changes, {"invalidated_reviews": invalidated})
+        for reviewer_id in invalidated:
+            await self._update_assignment(reviewer_id, AssignmentStatus.OPEN)
+        return self.status()
+
+    @request_changes.validator
+    def _validate_request_changes(self, request: RequestChangesInput) -> None:
+        self._require_review_in_depth("request_changes")
+        self._require_no_pending_changes("request_changes")
+        if not (self.board.is_assigned(request.actor_id) or request.actor_id in self._officers):
+            raise ValueError(f"actor_id: {request.actor_id} is neither an assigned reviewer nor a programme officer")
+
+    @workflow.update(name="amend_application")
+    async def amend_application(self, amendment: AmendApplicationInput) -> ExchangeStatus:
+        self._amendment = amendment
+        self._review_dirty = True
+        await self._record("application_amended", amendment.actor_id, "answer to the request for changes")
+        return self.status()
+
+    @amend_application.validator
+    def _validate_amendment(self, amendment: AmendApplicationInput) -> None:
+        self._require_review_in_depth("amend_application")
+        if self._changes is None or self._amendment is not None:
+            raise ValueError("amend_application: no request for changes is waiting for an answer")
+        amended = amendment.application
+        if amended.application_id != self._app.application_id:
+            raise ValueError("application.application_id: an amendment keeps the application's id")
+        if amended.visitor_partnership_id != self._app.visitor_partnership_id:
+            raise ValueError("application.visitor_partnership_id: an amendment cannot move to another partnership")
+        if amendment.actor_id in self.board.ever_assigned or amendment.actor_id in self._officers:
+            raise ValueError(f"actor_id: {amendment.actor_id} reviews this application and cannot amend it")
+
+    @workflow.update(name="reassign")
+    async def reassign(self, request: ReassignInput) -> ExchangeStatus:
+        await self._unassign(request.reviewer_id, AssignmentStatus.REASSIGNED, request.justification)
+        self._review_dirty = True
+        return self.status()
+
+    @reassign.validator
+    def _validate_reassign(self, request: ReassignInput) -> None:
+        self._require_review_in_depth("reassign")
+        self._require_officer("reassign", request.actor_id)
+        if not self.board.is_assigned(request.reviewer_id):
+            raise ValueError(f"reviewer_id: {request.reviewer_id} is not assigned to this application")
+
+    @workflow.update(name="override")
+    async def override(self, request: OverrideInput) -> ExchangeStatus:
+        self._override = request
+        self._review_dirty = True
+        await self._record("review_overridden", request.actor_id, request.justification, {"decision": request.decision})
+        return self.status()
+
+    @override.validator
+    def _validate_override(self, request: OverrideInput) -> None:
+        self._require_review_in_depth("override")
+        self._require_officer("override", request.actor_id)
+        if request.actor_id in self._reviewed_by:
+            raise ValueError(f"actor_id: {request.actor_id} reviewed this application and cannot override (four-eyes)")
+        if self._override is not None:
+            raise ValueError("override: an override is already being applied")
+
+    @workflow.update(name="extend_review_deadline")
+    async def extend_review_deadline(self, request: ExtendReviewDeadlineInput) -> ExchangeStatus:
+        assert self._review_due is not None
+        self._review_due = await workflow.execute_local_activity(
+            working_day_deadline,
+            WorkingDayDeadlineInput(
+                start=self._review_due, working_days=request.working_days, country=self._app.visitor.country
+            ),
+            start_to_close_timeout=options.LOCAL_START_TO_CLOSE,
+            retry_policy=options.COMPUTE_RETRY,
+        )
+        self._deadlines["review"] = self._review_due
+        self._deadlines.pop("review_grace", None)
+        self._escalated, self._reminded_for, self._review_dirty = False, None, True
+        await self._record(
+            "review_deadline_extended", request.actor_id, request.justification, {"due": self._due_text()}
+        )
+        return self.status()
+
+    @extend_review_deadline.validator
+    def _validate_extension(self, request: ExtendReviewDeadlineInput) -> None:
+        self._require_review_in_depth("extend_review_deadline")
+        self._require_officer("extend_review_deadline", request.actor_id)
+
+    @workflow.update(name="reopen")
+    async def reopen(self, request: ReopenInput) -> ExchangeStatus:
+        self._reopen = request
+        await self._record("review_reopened", request.actor_id, request.justification)
+        return self.status()
+
+    @reopen.validator
+    def _validate_reopen(self, request: ReopenInput) -> None:
+        self._require_stage("reopen", {Stage.REJECTED})
+        if self._rejected_at is None:
+            raise ValueError("reopen: the appeal window has closed")
+        self._require_officer("reopen", request.actor_id)
+        if self._reopen is not None:
+            raise ValueError("reopen: already reopened")
+
+    def _require_review_in_depth(self, action: str) -> None:
+        self._require_stage(action, {Stage.REVIEW})
+        if self._board is None:
+            raise ValueError(f"{action}: this exchange started before review in depth and has one reviewer")
+
+    def _require_no_pending_changes(self, action: str) -> None:
+        if self._changes is not None:
+            raise ValueError(f"{action}: changes were requested; waiting for the applicant's amendment")
+
+    def _require_officer(self, action: str, actor_id: str) -> None:
+        if actor_id not in self._officers:
+            raise ValueError(f"actor_id: {actor_id} is not a programme officer of this partnership ({action})")
 
     @workflow.update(name="sign_commitment")
     async def sign_commitment(self, signature: SignCommitmentInput) -> ExchangeStatus:

@@ -103,7 +103,9 @@ async def test_open_hold_on_a_terminal_exchange_is_a_breach(throwaway: tuple[asy
     await _use_minimal_exchanges_table(pool)
     await pool.execute(
         "INSERT INTO exchanges VALUES ($1, 'LAPSED'), ($2, 'PAID'), ($3, 'TRAVEL')",
-        booked.open_exchange, booked.paid_exchange, "e3",
+        booked.open_exchange,
+        booked.paid_exchange,
+        "e3",
     )
     breached = _breached(await check_ledger(pool))
     assert set(breached) == {"no_open_hold_on_terminal_exchange"}

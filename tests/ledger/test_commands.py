@@ -101,7 +101,9 @@ async def test_history_lists_the_exchange_transfers(
     assert table.exit_code == 0, table.output
     assert f"budget:{partnership} -> exchange:{exchange}" in table.stdout and "1,100.00 EUR" in table.stdout
     as_json = await cx(["ledger", "history", exchange, "--json"], database_url, tmp_path)
-    assert [(t["id"], t["kind"], t["amount_cents"]) for t in json.loads(as_json.stdout)] == [(hold_id, "hold", 1_100_00)]
+    assert [(t["id"], t["kind"], t["amount_cents"]) for t in json.loads(as_json.stdout)] == [
+        (hold_id, "hold", 1_100_00)
+    ]
     unknown = await cx(["ledger", "history", "never-held"], database_url, tmp_path)
     assert unknown.exit_code == 0 and "no ledger transfers for exchange never-held" in unknown.stdout
 
@@ -131,8 +133,11 @@ async def test_budget_shows_each_partnership_now_and_as_of(
 
 @pytest.mark.parametrize(
     ("as_of", "complaint"),
-    [("yesterday", "not an ISO 8601 instant"), ("2025-03-01T12:00:00", "add a UTC offset"),
-     ("2025-13-01T00:00:00Z", "not an ISO 8601 instant")],
+    [
+        ("yesterday", "not an ISO 8601 instant"),
+        ("2025-03-01T12:00:00", "add a UTC offset"),
+        ("2025-13-01T00:00:00Z", "not an ISO 8601 instant"),
+    ],
 )
 async def test_a_bad_as_of_is_one_line_and_exit_2(
     database_url: str, tmp_path: Path, as_of: str, complaint: str
@@ -144,9 +149,7 @@ async def test_a_bad_as_of_is_one_line_and_exit_2(
     assert "--as-of" in line and complaint in line
 
 
-async def test_database_failures_are_one_line_and_exit_2(
-    pg_admin_dsn: str, tmp_path: Path
-) -> None:
+async def test_database_failures_are_one_line_and_exit_2(pg_admin_dsn: str, tmp_path: Path) -> None:
     """No configured database, an unreachable one, a missing one, an unmigrated one: one clear line, exit 2."""
     unset = await cx(["budget"], None, tmp_path)
     assert unset.exit_code == 2 and "DATABASE_URL is not set" in one_line_error(unset)
@@ -169,9 +172,7 @@ async def test_database_failures_are_one_line_and_exit_2(
         await drop_database(pg_admin_dsn, empty)
 
 
-@pytest.mark.parametrize(
-    "args", [["db", "migrate"], ["ledger", "check"], ["ledger", "history"], ["budget"]]
-)
+@pytest.mark.parametrize("args", [["db", "migrate"], ["ledger", "check"], ["ledger", "history"], ["budget"]])
 async def test_every_command_documents_an_example(tmp_path: Path, args: list[str]) -> None:
     """Each command's --help shows what it does and an example invocation."""
     result = await cx([*args, "--help"], None, tmp_path)

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import asyncpg
+import pytest
 import pytest_asyncio
 
 from ledger.checks import check_ledger
@@ -31,9 +32,15 @@ async def wide_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
         await pool.close()
 
 
-async def test_500_concurrent_holds_on_a_budget_that_fits_100(wide_pool: asyncpg.Pool, ids: Ids) -> None:
-    """500 concurrent holds of 1,100 EUR on a budget of exactly 100 of them: 100 succeed, 400 get BudgetExhausted."""
-    store = LedgerStore(wide_pool)
+@pytest.mark.parametrize("gate", [None, 8], ids=["all-40-connections-on-the-row", "store-gate-8"])
+async def test_500_concurrent_holds_on_a_budget_that_fits_100(
+    wide_pool: asyncpg.Pool, ids: Ids, gate: int | None
+) -> None:
+    """500 concurrent holds of 1,100 EUR on a budget of exactly 100 of them: 100 succeed, 400 get BudgetExhausted.
+
+    Without the store's per-budget gate, all 40 pooled connections wait on the budget row at once.
+    """
+    store = LedgerStore(wide_pool, holds_in_flight_per_budget=gate)
     partnership = ids.partnership()
     await store.allocate(idempotency_key=ids.key(), partnership_id=partnership, amount_cents=FITTING * GRANT_CENTS)
 
@@ -65,7 +72,7 @@ async def test_500_concurrent_holds_on_a_budget_that_fits_100(wide_pool: asyncpg
 
 async def test_concurrent_calls_with_one_key_book_once(wide_pool: asyncpg.Pool, ids: Ids) -> None:
     """30 concurrent identical holds with one key book one transfer; every caller gets it, 29 as replays."""
-    store = LedgerStore(wide_pool)
+    store = LedgerStore(wide_pool, holds_in_flight_per_budget=None)
     partnership = ids.partnership()
     await store.allocate(idempotency_key=ids.key(), partnership_id=partnership, amount_cents=10 * GRANT_CENTS)
     key = ids.key("same")
@@ -113,3 +120,35 @@ async def test_concurrent_posts_and_voids_resolve_a_hold_once(wide_pool: asyncpg
     assert all(loser.resolution_id == winners[0].id for loser in losers)
     _, held, paid, available = await balance(store, partnership)
     assert held == 0 and paid + available == GRANT_CENTS
+
+
+async def test_the_budget_gate_queues_excess_holds_without_a_connection(database_url: str, ids: Ids) -> None:
+    """With a gate of 1, a second hold on a busy budget waits in the store holding no connection, while a
+    hold on another budget goes straight through; both finish once the budget row is free."""
+    pool = await asyncpg.create_pool(database_url, min_size=3, max_size=3)
+    try:
+        store = LedgerStore(pool, holds_in_flight_per_budget=1)
+        busy, other = ids.partnership("busy"), ids.partnership("other")
+        for partnership in (busy, other):
+            await store.allocate(idempotency_key=ids.key(), partnership_id=partnership, amount_cents=GRANT_CENTS * 3)
+
+        def hold(partnership: str, name: str) -> asyncio.Task[Transfer]:
+            return asyncio.create_task(
+                store.hold(idempotency_key=ids.key(name), partnership_id=partnership,
+                           exchange_id=ids.exchange(name), amount_cents=GRANT_CENTS)
+            )
+
+        async with pool.acquire() as locker, locker.transaction():
+            await locker.execute("SELECT 1 FROM ledger_accounts WHERE code = $1 FOR UPDATE", f"budget:{busy}")
+            first, second = hold(busy, "first"), hold(busy, "second")
+            await asyncio.sleep(0.3)  # first waits on the row lock (one connection), second on the gate (none)
+            assert not first.done() and not second.done()
+            assert pool.get_idle_size() == 1
+            elsewhere = await asyncio.wait_for(hold(other, "elsewhere"), 10)
+            assert elsewhere.debit_account == f"budget:{other}"
+        done = await asyncio.wait_for(asyncio.gather(first, second), 10)
+        assert [t.credit_account for t in done] == [f"exchange:{ids.exchange(n)}" for n in ("first", "second")]
+        with pytest.raises(ValueError, match="holds_in_flight_per_budget"):
+            LedgerStore(pool, holds_in_flight_per_budget=0)
+    finally:
+        await pool.close()

@@ -150,9 +150,13 @@ async def test_retry_after_a_reply_lost_past_commit_returns_the_original(
 
     async def hold(store_: LedgerStore, conn: asyncpg.pool.PoolConnectionProxy | None = None) -> Transfer:
         return await store_.hold(
-            idempotency_key=key, partnership_id=partnership, exchange_id=ids.exchange(), amount_cents=1_100_00,
+            idempotency_key=key,
+            partnership_id=partnership,
+            exchange_id=ids.exchange(),
+            amount_cents=1_100_00,
             conn=conn,
         )
+
     # ssl=False: the proxy must see the protocol in clear text.
     doomed_pool = await asyncpg.create_pool(proxied_dsn, min_size=1, max_size=1, ssl=False)
     try:

@@ -198,7 +198,13 @@ class LedgerMachine(RuleBasedStateMachine):
             assert outcome.fields[name] == value, (name, outcome.fields, fields)
 
     def expect_booking(
-        self, outcome: Transfer | LedgerError, key: str, kind: TransferKind, debit: str, credit: str, amount: int,
+        self,
+        outcome: Transfer | LedgerError,
+        key: str,
+        kind: TransferKind,
+        debit: str,
+        credit: str,
+        amount: int,
         pending_id: int | None = None,
     ) -> Transfer:
         assert isinstance(outcome, Transfer), f"expected a {kind} booking, got {outcome!r}"
@@ -248,7 +254,10 @@ class LedgerMachine(RuleBasedStateMachine):
             self.expect_refusal(outcome, UnknownAccount, account=budget)
         elif self.model.available(budget) < amount:
             self.expect_refusal(
-                outcome, BudgetExhausted, partnership_id=partnership, requested_cents=amount,
+                outcome,
+                BudgetExhausted,
+                partnership_id=partnership,
+                requested_cents=amount,
                 available_cents=self.model.available(budget),
             )
         else:
@@ -269,7 +278,10 @@ class LedgerMachine(RuleBasedStateMachine):
         if hold.resolution is None:
             return False
         self.expect_refusal(
-            outcome, HoldAlreadyResolved, hold_id=hold_id, resolution_kind=hold.resolution[0],
+            outcome,
+            HoldAlreadyResolved,
+            hold_id=hold_id,
+            resolution_kind=hold.resolution[0],
             resolution_id=hold.resolution[1],
         )
         return True
@@ -312,15 +324,19 @@ class LedgerMachine(RuleBasedStateMachine):
         room = self.model.available(hold.budget) + hold.amount_cents
         if room < amount:
             self.expect_refusal(
-                outcome, BudgetExhausted, partnership_id=hold.budget.removeprefix("budget:"),
-                requested_cents=amount, available_cents=room,
+                outcome,
+                BudgetExhausted,
+                partnership_id=hold.budget.removeprefix("budget:"),
+                requested_cents=amount,
+                available_cents=room,
             )
             return
         transfer = self.expect_booking(outcome, key, TransferKind.HOLD, hold.budget, hold.exchange, amount)
         void_id = self._run(
             self.env.pool.fetchval(
                 "SELECT id FROM ledger_transfers WHERE pending_id = $1 AND companion AND idempotency_key = $2",
-                hold_id, key,
+                hold_id,
+                key,
             )
         )
         assert void_id is not None and void_id < transfer.id, "the re-hold's void is booked, before the new hold"
@@ -336,7 +352,10 @@ class LedgerMachine(RuleBasedStateMachine):
             self.expect_refusal(outcome, UnknownAccount, account=account)
         elif self.model.available(account) < amount:
             self.expect_refusal(
-                outcome, PayoutExceedsPosted, exchange_id=exchange, requested_cents=amount,
+                outcome,
+                PayoutExceedsPosted,
+                exchange_id=exchange,
+                requested_cents=amount,
                 available_cents=self.model.available(account),
             )
         else:

@@ -216,8 +216,10 @@ async def test_malformed_ids_are_refused_naming_the_field(
     before = await fingerprint(pg_pool)
     with pytest.raises(InvalidRequest) as refused:
         await store.hold(
-            idempotency_key=args["idempotency_key"], partnership_id=args["partnership_id"],
-            exchange_id=args["exchange_id"], amount_cents=100,
+            idempotency_key=args["idempotency_key"],
+            partnership_id=args["partnership_id"],
+            exchange_id=args["exchange_id"],
+            amount_cents=100,
         )
     assert refused.value.field == field and str(refused.value).startswith(f"{field}:")
     assert await fingerprint(pg_pool) == before

@@ -11,9 +11,11 @@ import asyncpg
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
+from activities.review import add_reviewer
 from clients.client import ExchangeClient
 from ledger.store import LedgerStore
 from schemas.exchange import ExchangeStatus
+from schemas.review import Reviewer, ReviewerRole
 from schemas.stages import Stage
 from workers.main import build_worker
 
@@ -41,15 +43,68 @@ async def ledger_store(pg_pool: asyncpg.Pool) -> LedgerStore:
     return LedgerStore(pg_pool)
 
 
+REVIEWERS = ("rev-a", "rev-b", "rev-c")
+OFFICER = "officer"
+
+
+def panel_member(partnership_id: str, name: str) -> str:
+    return f"{name}-{partnership_id}"
+
+
+async def add_review_panel(pool: asyncpg.Pool, partnership_id: str) -> None:
+    """Three reviewers from three organisations and one programme officer for the partnership."""
+    async with pool.acquire() as conn:
+        for index, name in enumerate((*REVIEWERS, OFFICER)):
+            role = ReviewerRole.PROGRAMME_OFFICER if name == OFFICER else ReviewerRole.REVIEWER
+            await add_reviewer(
+                conn,
+                Reviewer(
+                    reviewer_id=panel_member(partnership_id, name),
+                    name=name,
+                    organisation_id=f"org{index}-{partnership_id}",
+                    country="BE",
+                    partnership_id=partnership_id,
+                    roles=frozenset({role}),
+                ),
+            )
+
+
+async def approve(client: ExchangeClient, application_id: str, score: int = 4) -> None:
+    """Every assigned reviewer approves with the same score on each criterion."""
+    status = await assigned(client, application_id)
+    assert status.review is not None
+    for assignment in status.review.assignments:
+        if assignment.status == "open":
+            await client.submit_review(application_id, review(assignment.reviewer_id, score))
+
+
+async def assigned(client: ExchangeClient, application_id: str, count: int = 2) -> ExchangeStatus:
+    """Wait (real time) until `count` reviewers are assigned and open."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while loop.time() < deadline:
+        status = await client.status(application_id)
+        if status.review and sum(a.status == "open" for a in status.review.assignments) >= count:
+            return status
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{application_id}: reviewers not assigned; last status {status}")
+
+
+def review(reviewer_id: str, score: int = 4, recommendation: str = "approve") -> dict[str, object]:
+    criteria = ("relevance", "agenda_quality", "expected_impact")
+    return {"actor_id": reviewer_id, "recommendation": recommendation, "scores": dict.fromkeys(criteria, score)}
+
+
 @pytest_asyncio.fixture
-async def funded_partnership(ledger_store: LedgerStore) -> Callable[[int], Awaitable[str]]:
-    """Create a partnership budget of the given size (cents) and return its id."""
+async def funded_partnership(ledger_store: LedgerStore, pg_pool: asyncpg.Pool) -> Callable[[int], Awaitable[str]]:
+    """Create a partnership budget of the given size (cents) and its review panel; return its id."""
 
     async def fund(amount_cents: int) -> str:
         partnership_id = f"p-{uuid.uuid4().hex[:10]}"
         await ledger_store.allocate(
             idempotency_key=f"{partnership_id}:allocate:1", partnership_id=partnership_id, amount_cents=amount_cents
         )
+        await add_review_panel(pg_pool, partnership_id)
         return partnership_id
 
     return fund

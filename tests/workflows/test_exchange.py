@@ -17,7 +17,7 @@ from schemas.exchange import Party
 from schemas.ids import exchange_workflow_id
 from schemas.stages import Stage
 from tests.factories import application
-from tests.workflows.conftest import wait_for_stage
+from tests.workflows.conftest import approve, wait_for_stage
 from tests.workflows.histories import replay_and_maybe_record
 
 Fund = Callable[[int], Awaitable[str]]
@@ -36,7 +36,7 @@ def _handle(client: ExchangeClient, application_id: str) -> WorkflowHandle[objec
 
 async def _approve_and_sign(client: ExchangeClient, app_id: str) -> None:
     await wait_for_stage(client, app_id, Stage.REVIEW)
-    await client.submit_review(app_id, {"actor_id": "reviewer-rui", "recommendation": "approve"})
+    await approve(client, app_id)
     await wait_for_stage(client, app_id, Stage.AGREEMENT)
     for party in Party:
         await client.sign_commitment(app_id, {"actor_id": f"signer-{party.value}", "party": party.value})
@@ -127,7 +127,7 @@ async def test_a_partnership_without_budget_waitlists_then_expires_holding_nothi
     app = application(visitor_partnership_id=partnership)
     await ts_client.start_exchange(app)
     await wait_for_stage(ts_client, app.application_id, Stage.REVIEW)
-    await ts_client.submit_review(app.application_id, {"actor_id": "reviewer-rui", "recommendation": "approve"})
+    await approve(ts_client, app.application_id)
     status = await wait_for_stage(ts_client, app.application_id, Stage.WAITLISTED)
     assert "waitlist" in status.deadlines
 
@@ -135,24 +135,6 @@ async def test_a_partnership_without_budget_waitlists_then_expires_holding_nothi
     outcome = await ts_client.result(app.application_id)
     assert outcome.stage == Stage.EXPIRED
     assert await _balance(ledger_store, partnership) == (10_000, 0, 0, 10_000)
-
-
-async def test_a_rejected_application_ends_rejected_without_touching_the_ledger(
-    ts_client: ExchangeClient, ledger_store: LedgerStore, funded_partnership: Fund
-) -> None:
-    """A reviewer's reject ends the exchange as REJECTED; nothing is held."""
-    partnership = await funded_partnership(200_000)
-    app = application(visitor_partnership_id=partnership)
-    await ts_client.start_exchange(app)
-    await wait_for_stage(ts_client, app.application_id, Stage.REVIEW)
-    with pytest.raises(DecisionRefused, match="four-eyes"):
-        await ts_client.submit_review(app.application_id, {"actor_id": app.submitted_by, "recommendation": "approve"})
-    await ts_client.submit_review(
-        app.application_id, {"actor_id": "reviewer-rui", "recommendation": "reject", "comment": "agenda too vague"}
-    )
-    outcome = await ts_client.result(app.application_id)
-    assert (outcome.stage, outcome.reason) == (Stage.REJECTED, "agenda too vague")
-    assert await _balance(ledger_store, partnership) == (200_000, 0, 0, 200_000)
 
 
 async def test_an_ineligible_application_is_closed_with_every_reason(ts_client: ExchangeClient) -> None:
@@ -204,12 +186,7 @@ async def test_two_applications_of_one_organisation_cannot_both_reach_funding(
     for app in (first, second):
         await ts_client.start_exchange(app)
         await wait_for_stage(ts_client, app.application_id, Stage.REVIEW)
-    await asyncio.gather(
-        *(
-            ts_client.submit_review(app.application_id, {"actor_id": "reviewer-rui", "recommendation": "approve"})
-            for app in (first, second)
-        )
-    )
+    await asyncio.gather(*(approve(ts_client, app.application_id) for app in (first, second)))
     outcomes = {}
     for app in (first, second):
         status = await ts_client.status(app.application_id)
@@ -231,7 +208,7 @@ async def test_a_withdrawn_exchange_gives_the_organisation_its_visit_back(
     first = application(visitor_partnership_id=partnership)
     await ts_client.start_exchange(first)
     await wait_for_stage(ts_client, first.application_id, Stage.REVIEW)
-    await ts_client.submit_review(first.application_id, {"actor_id": "reviewer-rui", "recommendation": "approve"})
+    await approve(ts_client, first.application_id)
     await wait_for_stage(ts_client, first.application_id, Stage.AGREEMENT)
     await ts_client.withdraw(first.application_id, {"actor_id": "visitor-vera", "reason": "traveller ill"})
     assert (await ts_client.result(first.application_id)).stage == Stage.WITHDRAWN
@@ -239,5 +216,5 @@ async def test_a_withdrawn_exchange_gives_the_organisation_its_visit_back(
     second = application(visitor_partnership_id=partnership, visitor=first.visitor.model_dump())
     await ts_client.start_exchange(second)
     await wait_for_stage(ts_client, second.application_id, Stage.REVIEW)
-    await ts_client.submit_review(second.application_id, {"actor_id": "reviewer-rui", "recommendation": "approve"})
+    await approve(ts_client, second.application_id)
     await wait_for_stage(ts_client, second.application_id, Stage.AGREEMENT)
