@@ -163,13 +163,15 @@ def status(
 
 
 def _mount_subcommands() -> None:
-    from clients import explain_commands, ledger_commands, policy_commands
+    from clients import explain_commands, ledger_commands, policy_commands, review_commands
 
     app.add_typer(ledger_commands.db_app, name="db")
     app.add_typer(ledger_commands.ledger_app, name="ledger")
     app.command("budget")(ledger_commands.budget)
     app.command("explain")(explain_commands.explain)
     app.add_typer(policy_commands.policy_app, name="policy")
+    app.add_typer(review_commands.reviewers_app, name="reviewers")
+    app.add_typer(review_commands.review_app, name="review")
 
 
 _mount_subcommands()

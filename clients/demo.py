@@ -22,6 +22,7 @@ from schemas.exchange import ApplicationInput, ExchangeStatus, Party
 from schemas.stages import Stage
 
 DEMO_PREFIX = "demo"
+REVIEW_CRITERIA = ("relevance", "agenda_quality", "expected_impact")  # policy 2022.1's rubric
 
 
 class Plan(StrEnum):
@@ -202,18 +203,24 @@ async def _act(client: ExchangeClient, sample: Sample, status: ExchangeStatus) -
     app, plan = sample.application, sample.plan
     app_id = app.application_id
     match status.stage:
-        case Stage.REVIEW:
+        case Stage.REVIEW if status.review is not None:
             recommendation = "reject" if plan is Plan.REJECTED else "approve"
             comment = "Agenda does not match the partnership's goals." if plan is Plan.REJECTED else "Strong agenda."
-            await client.submit_review(
-                app_id,
-                {
-                    "actor_id": f"reviewer-{app.visitor_partnership_id}",
-                    "recommendation": recommendation,
-                    "comment": comment,
-                },
-            )
-            return f"reviewer: {recommendation}"
+            done = []
+            for assignment in status.review.assignments:
+                if assignment.status != "open":
+                    continue
+                await client.submit_review(
+                    app_id,
+                    {
+                        "actor_id": assignment.reviewer_id,
+                        "recommendation": recommendation,
+                        "scores": dict.fromkeys(REVIEW_CRITERIA, 2 if plan is Plan.REJECTED else 4),
+                        "comment": comment,
+                    },
+                )
+                done.append(assignment.reviewer_id)
+            return f"reviewers {', '.join(done)}: {recommendation}" if done else None
         case Stage.AGREEMENT if plan is Plan.CANCELLED:
             await client.cancel(app_id, {"actor_id": "officer-olga", "reason": "host organisation closed its lab"})
             return "officer: cancel"

@@ -10,7 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import asyncpg
+
+from activities.review import add_reviewer
 from ledger.store import LedgerStore
+from schemas.review import Reviewer, ReviewerRole
 
 PROGRAMME_TOTAL_CENTS = 7_000_000_00
 _BIGINN_CENTS = 496_261_00
@@ -54,13 +57,42 @@ def _partnerships() -> tuple[PartnershipSeed, ...]:
 PARTNERSHIPS = _partnerships()
 
 
+def _review_panel(partnership: PartnershipSeed) -> list[Reviewer]:
+    """Three reviewers from three (fictional) member organisations and one programme officer."""
+    panel = [
+        Reviewer(
+            reviewer_id=f"{partnership.partnership_id}-reviewer-{n}",
+            name=f"{partnership.name} reviewer {n}",
+            organisation_id=f"org-{partnership.partnership_id}-member-{n}",
+            country="BE",
+            partnership_id=partnership.partnership_id,
+            roles=frozenset({ReviewerRole.REVIEWER}),
+        )
+        for n in (1, 2, 3)
+    ]
+    panel.append(
+        Reviewer(
+            reviewer_id=f"{partnership.partnership_id}-officer",
+            name=f"{partnership.name} programme officer",
+            organisation_id=f"org-{partnership.partnership_id}-office",
+            country="BE",
+            partnership_id=partnership.partnership_id,
+            roles=frozenset({ReviewerRole.PROGRAMME_OFFICER}),
+        )
+    )
+    return panel
+
+
 async def seed_partnerships(pool: asyncpg.Pool, store: LedgerStore) -> None:
-    """Create the partnerships and allocate their budgets; running it again changes nothing."""
+    """Create the partnerships, their review panels and budgets; running it again changes nothing."""
     async with pool.acquire() as conn:
         await conn.executemany(
             "INSERT INTO partnerships (partnership_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             [(p.partnership_id, p.name) for p in PARTNERSHIPS],
         )
+        for p in PARTNERSHIPS:
+            for reviewer in _review_panel(p):
+                await add_reviewer(conn, reviewer)
     for p in PARTNERSHIPS:
         await store.allocate(
             idempotency_key=f"{p.partnership_id}:allocate:1",

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 
@@ -70,7 +70,7 @@ def test_reviewers_add_list_and_update(database_url: str) -> None:
     assert listed.returncode == 0, listed.stderr
     records = json.loads(listed.stdout)
     assert [r["reviewer_id"] for r in records] == [anna, olaf]
-    assert records[0] | {} == {
+    assert records[0] == {
         "reviewer_id": anna,
         "name": "Anna Berg",
         "organisation_id": f"org-{anna}",
@@ -87,7 +87,7 @@ def test_reviewers_add_list_and_update(database_url: str) -> None:
     assert table.returncode == 0 and anna in table.stdout and "programme_officer, reviewer" in table.stdout
 
 
-def test_reviewers_add_refuses_bad_values_naming_the_field(database_url: str) -> None:
+async def test_reviewers_add_refuses_bad_values_naming_the_field(database_url: str, pg_pool: asyncpg.Pool) -> None:
     """A bad country or a missing role is refused in one line naming the field and option; nothing is written."""
     env = {"DATABASE_URL": database_url}
     reviewer_id = f"bad-{uuid.uuid4().hex[:8]}"
@@ -99,11 +99,10 @@ def test_reviewers_add_refuses_bad_values_naming_the_field(database_url: str) ->
     error = one_line_error(cx(*add_args(reviewer_id, "P1"), env=env))
     assert "roles (--role)" in error
 
-    listed = cx("reviewers", "list", "--json", env=env)
-    assert reviewer_id not in listed.stdout
+    assert await pg_pool.fetchval("SELECT count(*) FROM reviewers WHERE reviewer_id = $1", reviewer_id) == 0
 
 
-def test_set_unavailable_until_a_day_and_clear(database_url: str) -> None:
+async def test_set_unavailable_until_a_day_and_clear(database_url: str, pg_pool: asyncpg.Pool) -> None:
     """--until records the last day away, --clear makes the reviewer available; an unknown id, both or
     neither option, or a malformed day are one-line errors."""
     env = {"DATABASE_URL": database_url}
@@ -113,16 +112,14 @@ def test_set_unavailable_until_a_day_and_clear(database_url: str) -> None:
 
     away = cx("reviewers", "set-unavailable", anna, "--until", "2024-08-31", env=env)
     assert away.returncode == 0 and "2024-08-31" in away.stdout, away.stderr
-    listed = json.loads(cx("reviewers", "list", "--partnership", partnership, "--json", env=env).stdout)
-    assert listed[0]["unavailable_until"] == "2024-08-31"
+    unavailable_until = "SELECT unavailable_until FROM reviewers WHERE reviewer_id = $1"
+    assert await pg_pool.fetchval(unavailable_until, anna) == date(2024, 8, 31)
     # Re-adding (e.g. to fix a name) keeps the holiday.
     assert cx(*add_args(anna, partnership, "--role", "reviewer"), env=env).returncode == 0
-    listed = json.loads(cx("reviewers", "list", "--partnership", partnership, "--json", env=env).stdout)
-    assert listed[0]["unavailable_until"] == "2024-08-31"
+    assert await pg_pool.fetchval(unavailable_until, anna) == date(2024, 8, 31)
 
     assert cx("reviewers", "set-unavailable", anna, "--clear", env=env).returncode == 0
-    listed = json.loads(cx("reviewers", "list", "--partnership", partnership, "--json", env=env).stdout)
-    assert listed[0]["unavailable_until"] is None
+    assert await pg_pool.fetchval(unavailable_until, anna) is None
 
     assert "no such reviewer" in one_line_error(
         cx("reviewers", "set-unavailable", f"ghost-{tag}", "--until", "2024-08-31", env=env)

@@ -15,10 +15,12 @@ from activities.review import add_reviewer
 from clients.client import DecisionRefused, ExchangeClient
 from ledger.store import LedgerStore
 from schemas.exchange import ExchangeStatus
+from schemas.ids import exchange_workflow_id
 from schemas.review import Reviewer, ReviewerRole
 from schemas.stages import Stage
 from tests.factories import application
 from tests.workflows.conftest import OFFICER, approve, assigned, panel_member, review, wait_for_stage
+from tests.workflows.histories import replay_and_maybe_record
 
 Fund = Callable[[int], Awaitable[str]]
 JUSTIFY = "Documented in the programme file."
@@ -229,6 +231,8 @@ async def test_reopen_within_the_appeal_window_and_not_after(
     await time_skipping_env.sleep(timedelta(days=31))
     outcome = await ts_client.result(app_id)
     assert outcome.stage is Stage.REJECTED
+    handle = ts_client.temporal.get_workflow_handle(exchange_workflow_id(app_id))
+    await replay_and_maybe_record(handle, "exchange_rejected_reopened")
     with pytest.raises(DecisionRefused, match="ended"):
         await ts_client.decide(app_id, "reopen", {"actor_id": officer, "justification": JUSTIFY})
     balances = {b.partnership_id: b for b in await ledger_store.partnership_balances()}
