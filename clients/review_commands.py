@@ -228,15 +228,3 @@ def inbox_command(
             item.due_at.isoformat(timespec="minutes"),
         )
     console.print(table)
-
-
-def main() -> None:
-    """Run these commands on their own (`python -m clients.review_commands reviewers ...`), as `cx` mounts them."""
-    app = typer.Typer(no_args_is_help=True, add_completion=False)
-    app.add_typer(reviewers_app, name="reviewers")
-    app.add_typer(review_app, name="review")
-    app()
-
-
-if __name__ == "__main__":
-    main()

@@ -41,7 +41,9 @@ class Reviewer(_Message):
     partnership_id: PartnershipId
     roles: frozenset[ReviewerRole] = Field(min_length=1)
     conflicts: frozenset[OrganisationId] = Field(default_factory=frozenset, description="declared conflicts")
-    unavailable_until: date | None = Field(default=None, description="not assigned before this day (holidays)")
+    unavailable_until: date | None = Field(
+        default=None, description="last day away (holidays): assigned again from the day after"
+    )
 
 
 class AssignReviewersInput(_Message):

@@ -18,3 +18,18 @@ def test_exported_json_schemas_match_the_models() -> None:
 def test_no_orphan_schema_files() -> None:
     """No file in schemas/json/ describes a model that no longer exists."""
     assert {p.name for p in JSON_DIR.glob("*.json")} == set(rendered())
+
+
+def test_every_ledger_error_code_is_a_declared_error_type() -> None:
+    """Each ledger refusal's code appears in ErrorType, so workflows treat it as non-retryable."""
+    import inspect
+
+    from ledger import errors
+    from schemas.errors import ErrorType
+
+    codes = {
+        cls.code
+        for _, cls in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(cls, errors.LedgerError) and cls is not errors.LedgerError
+    }
+    assert codes <= {e.value for e in ErrorType}, codes - {e.value for e in ErrorType}

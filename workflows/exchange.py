@@ -291,11 +291,12 @@ class ExchangeWorkflow:
                 raise _Ended(Stage.LAPSED, f"no review quorum after {self._reassignment_rounds - 1} reassignments")
             for reviewer_id in silent:
                 await self._unassign(reviewer_id, AssignmentStatus.REASSIGNED, "silent past the grace period")
-            await self._fill_vacancies()
             self._review_due = await self._working_day_deadline(self.policy.deadlines.review_working_days)
+            await self._fill_vacancies()
             self._deadlines["review"] = self._review_due
             self._deadlines.pop("review_grace", None)
             self._escalated, self._reminded_for = False, None
+            await self._move_open_deadlines()
 
     async def _fill_vacancies(self) -> None:
         self._vacancies_to_fill = False
@@ -342,14 +343,23 @@ class ExchangeWorkflow:
         await self._update_assignment(reviewer_id, status)
         await self._record("reviewer_" + status.value, reviewer_id, reason)
 
-    async def _update_assignment(self, reviewer_id: str, status: AssignmentStatus) -> None:
+    async def _update_assignment(
+        self, reviewer_id: str, status: AssignmentStatus, due_at: datetime | None = None
+    ) -> None:
         await workflow.execute_activity_method(
             ReviewActivities.update_assignment,
-            UpdateAssignmentInput(application_id=self._app.application_id, reviewer_id=reviewer_id, status=status),
+            UpdateAssignmentInput(
+                application_id=self._app.application_id, reviewer_id=reviewer_id, status=status, due_at=due_at
+            ),
             start_to_close_timeout=options.DATABASE_START_TO_CLOSE,
             schedule_to_close_timeout=options.DATABASE_SCHEDULE_TO_CLOSE,
             retry_policy=options.DATABASE_RETRY,
         )
+
+    async def _move_open_deadlines(self) -> None:
+        """The review deadline moved: inboxes order by it, so every open assignment follows."""
+        for reviewer_id in self.board.silent():
+            await self._update_assignment(reviewer_id, AssignmentStatus.OPEN, self._review_due)
 
     async def _close_open_assignments(self) -> None:
         """The review stage ended: nobody should still find this application in their inbox."""
@@ -378,6 +388,7 @@ class ExchangeWorkflow:
         self._review_due = await self._working_day_deadline(self.policy.deadlines.review_working_days)
         self._deadlines["review"] = self._review_due
         self._escalated, self._reminded_for = False, None
+        await self._move_open_deadlines()
 
     async def _await_appeal(self, decision: ReviewDecision) -> None:
         """REJECTED, but an officer may reopen within the appeal window; then it is final."""
@@ -859,6 +870,7 @@ class ExchangeWorkflow:
         self._deadlines["review"] = self._review_due
         self._deadlines.pop("review_grace", None)
         self._escalated, self._reminded_for, self._review_dirty = False, None, True
+        await self._move_open_deadlines()
         await self._record(
             "review_deadline_extended", request.actor_id, request.justification, {"due": self._due_text()}
         )

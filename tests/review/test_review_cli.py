@@ -4,9 +4,7 @@ with the field named, one-line errors and exit 1 (never a traceback), open loads
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
@@ -14,17 +12,7 @@ import asyncpg
 
 from activities.review import ReviewActivities
 from schemas.review import AssignmentStatus, UpdateAssignmentInput
-from tests.clients.test_cli import ROOT
-
-# The commands as `cx` mounts them (`cx reviewers ...`, `cx review ...`), run through the module's own
-# entry point so that these tests do not depend on clients/cli.py; same environment as test_cli.cx.
-CX_REVIEW = [sys.executable, "-m", "clients.review_commands"]
-
-
-def cx(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TEMPORAL_ADDRESS")}
-    environment |= {"CX_STATE_DIR": str(ROOT / ".cx-test-absent"), "COLUMNS": "200"} | (env or {})
-    return subprocess.run([*CX_REVIEW, *args], capture_output=True, text=True, cwd=ROOT, env=environment, timeout=60)
+from tests.clients.test_cli import cx
 
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:

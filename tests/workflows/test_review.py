@@ -223,7 +223,11 @@ async def test_reopen_within_the_appeal_window_and_not_after(
     await ts_client.decide(app_id, "reopen", {"actor_id": officer, "justification": JUSTIFY})
     # The appeal goes to reviewers who have not seen the application: only rev-c is left, so the
     # shortfall is escalated and the officer decides.
-    status = await _until(ts_client, app_id, lambda s: s.stage is Stage.REVIEW and len(_open(s)) == 1)
+    status = await _until(
+        ts_client,
+        app_id,
+        lambda s: s.stage is Stage.REVIEW and len(_open(s)) == 1 and bool(s.review and s.review.escalated),
+    )
     assert _open(status) == [panel_member(partnership, "rev-c")]
     assert status.review is not None and status.review.escalated
     await ts_client.decide(app_id, "override", {"actor_id": officer, "decision": "reject", "justification": JUSTIFY})
