@@ -48,6 +48,7 @@ def add_working_days(start: date, days: int, country: str) -> date:
         remaining -= is_working_day(day, country)
     return day
 
+
 def last_day_of_stay(start: date, months: int) -> date:
     """The last day a stay starting on `start` may include and still last at most `months` calendar months.
 

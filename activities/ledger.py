@@ -7,11 +7,11 @@ Temporal retries them with the same idempotency key, which books nothing twice.
 
 from __future__ import annotations
 
-from ledger.errors import BudgetExhausted, LedgerError
-from ledger.store import LedgerStore
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from ledger.errors import BudgetExhausted, LedgerError
+from ledger.store import LedgerStore
 from schemas.activities import HoldFundsInput, HoldFundsResult, VoidHoldInput, VoidHoldResult
 
 

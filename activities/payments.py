@@ -8,11 +8,11 @@ finds the order it wrote before (exactly one payment order per exchange, whateve
 from __future__ import annotations
 
 import asyncpg
-from ledger.errors import LedgerError
-from ledger.store import LedgerStore
 from temporalio import activity
 
 from activities.ledger import as_application_error
+from ledger.errors import LedgerError
+from ledger.store import LedgerStore
 from schemas.activities import PostPaymentInput, PostPaymentResult
 
 

@@ -209,8 +209,10 @@ async def verify(pool: asyncpg.Pool) -> list[str]:
 
 
 def report(results: list[Result], server: str, concurrency: int, seconds: float, rounds: int) -> bool:
-    print(f"ledger hold benchmark: holds of {HOLD_CENTS // 100:,} EUR, concurrency {concurrency}, "
-          f"{rounds} interleaved rounds x {seconds:g} s per variant (median round; latency over all rounds)")
+    print(
+        f"ledger hold benchmark: holds of {HOLD_CENTS // 100:,} EUR, concurrency {concurrency}, "
+        f"{rounds} interleaved rounds x {seconds:g} s per variant (median round; latency over all rounds)"
+    )
     print(f"server: {server}")
     print()
     header = f"{'scenario':<22}{'variant':<22}{'holds/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
@@ -227,20 +229,28 @@ def report(results: list[Result], server: str, concurrency: int, seconds: float,
             versus = (
                 f"{rate / raw_tx:>10.0%}{rate / raw_one:>15.0%}" if variant == "ledger.hold" else f"{'':>10}{'':>15}"
             )
-            print(f"{scenario:<22}{variant:<22}{rate:>10,.0f}{result.latency_ms(0.50):>9.2f}"
-                  f"{result.latency_ms(0.99):>9.2f} {versus}")
+            print(
+                f"{scenario:<22}{variant:<22}{rate:>10,.0f}{result.latency_ms(0.50):>9.2f}"
+                f"{result.latency_ms(0.99):>9.2f} {versus}"
+            )
             if scenario.startswith("hot") and variant == "ledger.hold":
                 verdicts = {"rate": rate, "ratio_tx": rate / raw_tx, "ratio_one": rate / raw_one}
     print()
     rate_ok = verdicts["rate"] >= TARGET_HOLDS_PER_S
     ratio_ok = verdicts["ratio_tx"] >= TARGET_RATIO
-    print(f"target hot budget >= {TARGET_HOLDS_PER_S:,} holds/s: {'MET' if rate_ok else 'NOT MET'} "
-          f"({verdicts['rate']:,.0f} holds/s)")
-    print(f"target hot budget >= {TARGET_RATIO:.0%} of the raw UPDATE + INSERT baseline: "
-          f"{'MET' if ratio_ok else 'NOT MET'} ({verdicts['ratio_tx']:.0%})")
-    print(f"for reference, hot budget vs the raw one-statement write: {verdicts['ratio_one']:.0%} "
-          f"({'above' if verdicts['ratio_one'] >= TARGET_RATIO else 'below'} {TARGET_RATIO:.0%}; it writes 2 rows, "
-          "the ledger 5, see docs/adr/0003)")
+    print(
+        f"target hot budget >= {TARGET_HOLDS_PER_S:,} holds/s: {'MET' if rate_ok else 'NOT MET'} "
+        f"({verdicts['rate']:,.0f} holds/s)"
+    )
+    print(
+        f"target hot budget >= {TARGET_RATIO:.0%} of the raw UPDATE + INSERT baseline: "
+        f"{'MET' if ratio_ok else 'NOT MET'} ({verdicts['ratio_tx']:.0%})"
+    )
+    print(
+        f"for reference, hot budget vs the raw one-statement write: {verdicts['ratio_one']:.0%} "
+        f"({'above' if verdicts['ratio_one'] >= TARGET_RATIO else 'below'} {TARGET_RATIO:.0%}; it writes 2 rows, "
+        "the ledger 5, see docs/adr/0003)"
+    )
     return rate_ok and ratio_ok
 
 

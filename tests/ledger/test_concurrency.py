@@ -134,8 +134,12 @@ async def test_the_budget_gate_queues_excess_holds_without_a_connection(database
 
         def hold(partnership: str, name: str) -> asyncio.Task[Transfer]:
             return asyncio.create_task(
-                store.hold(idempotency_key=ids.key(name), partnership_id=partnership,
-                           exchange_id=ids.exchange(name), amount_cents=GRANT_CENTS)
+                store.hold(
+                    idempotency_key=ids.key(name),
+                    partnership_id=partnership,
+                    exchange_id=ids.exchange(name),
+                    amount_cents=GRANT_CENTS,
+                )
             )
 
         async with pool.acquire() as locker, locker.transaction():
