@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -171,7 +172,7 @@ async def test_declaring_a_conflict_assigns_a_replacement(ts_client: ExchangeCli
 
 
 async def test_reminder_escalation_and_auto_reassignment(
-    ts_client: ExchangeClient, time_skipping_env: WorkflowEnvironment, funded_partnership: Fund
+    ts_client: ExchangeClient, time_skipping_env: WorkflowEnvironment, funded_partnership: Fund, pg_pool: asyncpg.Pool
 ) -> None:
     """Silent reviewers get a reminder, then the officer an escalation, then silent reviewers are replaced."""
     app_id, partnership, status = await _in_review(ts_client, funded_partnership)
@@ -179,6 +180,10 @@ async def test_reminder_escalation_and_auto_reassignment(
     await time_skipping_env.sleep(timedelta(days=16))  # past 10 working days: reminder and escalation
     status = await _until(ts_client, app_id, lambda s: bool(s.review and s.review.escalated))
     assert any(a.startswith("review_escalated") for a in status.alerts)
+    reminded = await pg_pool.fetchval(
+        "SELECT details->'reviewers' FROM audit_events WHERE application_id = $1 AND event = 'review_reminder'", app_id
+    )
+    assert reminded is not None and set(json.loads(reminded)) == silent  # the reminder named the silent reviewers
     await time_skipping_env.sleep(timedelta(days=6))  # past the 3-working-day grace: reassignment
     status = await _until(ts_client, app_id, lambda s: bool(s.review and s.review.reassignment_rounds == 1))
     assert status.review is not None
