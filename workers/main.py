@@ -22,10 +22,12 @@ from activities.projection import ProjectionActivities
 from activities.review import ReviewActivities
 from activities.screening import resolve_policy, screen_application
 from activities.visits import VisitActivities
+from activities.waitlist import WaitlistActivities
 from ledger.store import LedgerStore
 from workflows.exchange import ExchangeWorkflow
+from workflows.funds import FundsWorkflow
 
-WORKFLOWS = [ExchangeWorkflow]
+WORKFLOWS = [ExchangeWorkflow, FundsWorkflow]
 _POOL_MAX_SIZE = 10
 
 
@@ -46,6 +48,7 @@ def build_worker(client: Client, pool: asyncpg.Pool, task_queue: str) -> Worker:
     projection = ProjectionActivities(pool)
     visits = VisitActivities(pool)
     review = ReviewActivities(pool)
+    waitlist = WaitlistActivities(client, task_queue)
     return Worker(
         client,
         task_queue=task_queue,
@@ -63,6 +66,9 @@ def build_worker(client: Client, pool: asyncpg.Pool, task_queue: str) -> Worker:
             visits.release_visit,
             review.assign_reviewers,
             review.update_assignment,
+            waitlist.join_waitlist,
+            waitlist.leave_waitlist,
+            waitlist.announce_release,
         ],
         # All activities are async; the executor is only there for the SDK's sync fallbacks.
         activity_executor=ThreadPoolExecutor(max_workers=4),

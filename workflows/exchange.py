@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.review import ReviewActivities
     from activities.screening import resolve_policy, screen_application
     from activities.visits import VisitActivities
+    from activities.waitlist import WaitlistActivities
     from schemas.activities import (
         ClaimVisitInput,
         HoldFundsInput,
@@ -63,6 +64,7 @@ with workflow.unsafe.imports_passed_through():
         ValidateReportInput,
         WithdrawInput,
     )
+    from schemas.funds import FundsHeldInput, FundsReleasedInput, JoinWaitlistInput, LeaveWaitlistInput, WaitingExchange
     from schemas.ids import hold_key
     from schemas.policy import Policy
     from schemas.review import (
@@ -87,6 +89,7 @@ SYSTEM_ACTOR = "system"
 # workflow.patched ids: each guards a change to the workflow's shape for exchanges already running.
 PATCH_R7_VISIT_CLAIM = "r7-visit-claim-at-funding"
 PATCH_REVIEW_IN_DEPTH = "review-in-depth"  # assignment, quorum, conflicts, changes, deadlines, appeal
+PATCH_WAITLIST_FIFO = "waitlist-fifo"  # the partnership's Funds workflow places holds oldest first
 # The stay never took place: the organisation keeps its one visit (CANCELLED: the policy decides).
 VISIT_RELEASING_STAGES = frozenset({Stage.INELIGIBLE, Stage.REJECTED, Stage.EXPIRED, Stage.LAPSED, Stage.WITHDRAWN})
 
@@ -142,6 +145,8 @@ class ExchangeWorkflow:
         self._report: SubmitReportInput | None = None
         self._report_decision: ValidateReportInput | None = None
         self._funds_offered = False
+        self._funds_held: FundsHeldInput | None = None
+        self._waitlisted = False
         self._payment_order_id: str | None = None
         self._payment_confirmation: ConfirmPaymentInput | None = None
         self._stop: _Ended | None = None
@@ -446,6 +451,11 @@ class ExchangeWorkflow:
             },
         )
         waitlist_due = workflow.now() + timedelta(days=self.policy.deadlines.waitlist_days)
+        if workflow.patched(PATCH_WAITLIST_FIFO):
+            if not await self._try_hold():
+                await self._wait_in_line(waitlist_due)
+            self._raise_if_stopped()
+            return
         while True:
             # Cleared before the attempt, so an offer that arrives while it runs is not lost.
             self._funds_offered = False
@@ -457,6 +467,70 @@ class ExchangeWorkflow:
             if not await self._wait_until(lambda: self._funds_offered, waitlist_due):
                 raise _Ended(Stage.EXPIRED, f"no funds released in the partnership by {waitlist_due.isoformat()}")
         self._raise_if_stopped()
+
+    async def _wait_in_line(self, due: datetime) -> None:
+        """WAITLISTED: join the partnership's FIFO; its Funds workflow places our hold when our turn comes."""
+        assert self._grant_cents is not None
+        self._deadlines["waitlist"] = due
+        await self._enter(Stage.WAITLISTED, SYSTEM_ACTOR, "the partnership's budget cannot cover the grant")
+        self._waitlisted = True
+        await workflow.execute_activity_method(
+            WaitlistActivities.join_waitlist,
+            JoinWaitlistInput(
+                partnership_id=self._app.visitor_partnership_id,
+                waiting=WaitingExchange(
+                    application_id=self._app.application_id,
+                    amount_cents=self._grant_cents,
+                    hold_key=hold_key(self._app.application_id),
+                    joined_at=workflow.now(),
+                ),
+            ),
+            start_to_close_timeout=options.DATABASE_START_TO_CLOSE,
+            schedule_to_close_timeout=options.DATABASE_SCHEDULE_TO_CLOSE,
+            retry_policy=options.DATABASE_RETRY,
+        )
+        if not await self._wait_until(lambda: self._funds_held is not None, due):
+            await self._leave_waitlist()  # a hold placed at the last moment is ours: then we go on
+            if self._hold_id is None:
+                raise _Ended(Stage.EXPIRED, f"no funds released in the partnership by {due.isoformat()}")
+        self._take_waitlist_hold()
+        self._waitlisted = False
+        self._deadlines.pop("waitlist", None)
+        await self._record(
+            "funds_held", SYSTEM_ACTOR, f"{self._held_cents} cents held from the waitlist", {"hold_id": self._hold_id}
+        )
+
+    def _take_waitlist_hold(self) -> None:
+        if self._funds_held is not None and self._hold_id is None:
+            self._hold_id, self._held_cents = self._funds_held.hold_id, self._funds_held.amount_cents
+
+    async def _leave_waitlist(self) -> None:
+        """Stop waiting; adopt any hold the waitlist placed for us (so `_close` voids it if we end)."""
+        left = await workflow.execute_activity_method(
+            WaitlistActivities.leave_waitlist,
+            LeaveWaitlistInput(
+                partnership_id=self._app.visitor_partnership_id, application_id=self._app.application_id
+            ),
+            start_to_close_timeout=options.DATABASE_START_TO_CLOSE,
+            schedule_to_close_timeout=options.DATABASE_SCHEDULE_TO_CLOSE,
+            retry_policy=options.DATABASE_RETRY,
+        )
+        self._waitlisted = False
+        self._take_waitlist_hold()
+        if left.hold_id is not None and self._hold_id is None and self._grant_cents is not None:
+            self._hold_id, self._held_cents = left.hold_id, self._grant_cents
+
+    async def _announce_release(self, reason: str) -> None:
+        """Money came back to the budget: the partnership's waitlist may now serve its oldest exchange."""
+        if not workflow.patched(PATCH_WAITLIST_FIFO):
+            return
+        await workflow.execute_activity_method(
+            WaitlistActivities.announce_release,
+            FundsReleasedInput(partnership_id=self._app.visitor_partnership_id, reason=reason),
+            start_to_close_timeout=options.DATABASE_START_TO_CLOSE,
+            schedule_to_close_timeout=options.DATABASE_SCHEDULE_TO_CLOSE,
+            retry_policy=options.DATABASE_RETRY,
+        )
 
     async def _agreement(self) -> None:
         due = workflow.now() + timedelta(days=self.policy.deadlines.signature_days)
@@ -549,6 +623,10 @@ class ExchangeWorkflow:
                 "final_input_digest": final.input_digest,
             },
         )
+        if payment.released_cents > 0:
+            await self._announce_release(
+                f"{self._app.application_id} paid {payment.released_cents} cents less than held"
+            )
         confirmed = lambda: self._payment_confirmation is not None  # noqa: E731
         if not await self._wait_until(confirmed, sla_due):
             await self._alert("payment_sla_missed", f"finance has not confirmed by {sla_due.isoformat()}")
@@ -560,6 +638,8 @@ class ExchangeWorkflow:
 
     async def _close(self, ended: _Ended) -> ExchangeOutcome:
         self._closing = True  # from here on, every update is refused
+        if self._waitlisted:
+            await self._leave_waitlist()
         if self._hold_id is not None:
             await self._void_hold(ended.stage)
         if self._visit_claimed and self._visit_is_released_by(ended.stage):
@@ -596,6 +676,7 @@ class ExchangeWorkflow:
         )
         self._hold_id, self._held_cents = None, 0
         await self._record("hold_voided", SYSTEM_ACTOR, f"{voided.released_cents} cents back to the budget ({stage})")
+        await self._announce_release(f"{self._app.application_id} ended {stage.value}")
 
     async def _claim_visit(self) -> None:
         """R7: claim the visitor's one visit; another live exchange of its organisation makes this one ineligible."""
@@ -984,6 +1065,11 @@ class ExchangeWorkflow:
     def confirm_payment(self, confirmation: ConfirmPaymentInput) -> None:
         if self._payment_confirmation is None:  # a repeated confirmation changes nothing
             self._payment_confirmation = confirmation
+
+    @workflow.signal(name="funds_held")
+    def funds_held(self, held: FundsHeldInput) -> None:
+        if self._funds_held is None:
+            self._funds_held = held
 
     @workflow.signal(name="offer_funds")
     def offer_funds(self, offer: OfferFundsInput) -> None:

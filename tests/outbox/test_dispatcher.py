@@ -1,0 +1,340 @@
+"""The dispatcher against real receivers: a local HTTP server for webhooks and a local aiosmtpd server for e-mail.
+
+Each test gets its own fresh database, because a dispatcher delivers every due row it can see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import hashlib
+import hmac
+import json
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from activities.outbox import enqueue, payment_order_dedup_key
+from workers.devstack import free_port
+from workers.dispatcher import Dispatcher, DispatcherConfig
+
+SECRET = "test-secret-not-for-production"
+
+
+@dataclass
+class WebhookReceiver:
+    """A local HTTP endpoint that records every POST and answers with scripted statuses (then 200)."""
+
+    statuses: list[int] = field(default_factory=list)
+    delay_s: float = 0.0
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    url: str = ""
+
+    def respond(self, headers: dict[str, str], body: bytes) -> int:
+        time.sleep(self.delay_s)
+        with self.lock:
+            self.received.append((headers, body))
+            return self.statuses.pop(0) if self.statuses else 200
+
+    def dedup_keys(self) -> list[str]:
+        with self.lock:
+            return [h["X-CX-Dedup-Key"] for h, _ in self.received]
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    state = WebhookReceiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            status = state.respond(dict(self.headers.items()), body)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+            except OSError:
+                pass  # the dispatcher gave up waiting (the timeout test) and closed the connection
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/finance"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest_asyncio.fixture
+async def pool(make_database: Callable[[], Awaitable[str]]) -> AsyncIterator[asyncpg.Pool]:
+    created = await asyncpg.create_pool(await make_database(), min_size=1, max_size=10)
+    try:
+        yield created
+    finally:
+        await created.close()
+
+
+def _dispatcher(pool: asyncpg.Pool, **overrides: Any) -> Dispatcher:
+    settings: dict[str, Any] = {"webhook_secret": SECRET, "base_backoff_s": 0.0, "timeout_s": 2.0, **overrides}
+    return Dispatcher(pool, DispatcherConfig(**settings))
+
+
+async def _enqueue_webhook(pool: asyncpg.Pool, url: str, application_id: str) -> int:
+    async with pool.acquire() as conn, conn.transaction():
+        return await enqueue(
+            conn,
+            dedup_key=payment_order_dedup_key(application_id),
+            topic="payment_order",
+            channel="webhook",
+            destination=url,
+            payload={"application_id": application_id, "amount_cents": 45_000},
+        )
+
+
+async def test_webhook_is_delivered_with_a_signature_the_receiver_can_verify(
+    pool: asyncpg.Pool, receiver: WebhookReceiver
+) -> None:
+    """A payment order is POSTed once as JSON whose X-CX-Signature is the HMAC-SHA256 of "<timestamp>.<body>"."""
+    outbox_id = await _enqueue_webhook(pool, receiver.url, "app-1")
+    dispatcher = _dispatcher(pool)
+    try:
+        assert await dispatcher.run_once() == 1
+        assert await dispatcher.run_once() == 0
+    finally:
+        dispatcher.close()
+
+    [(headers, body)] = receiver.received
+    # Verified independently of the dispatcher's helper, as a receiver would.
+    expected = hmac.new(SECRET.encode(), headers["X-CX-Timestamp"].encode() + b"." + body, hashlib.sha256)
+    assert hmac.compare_digest(headers["X-CX-Signature"], f"sha256={expected.hexdigest()}")
+    assert abs(int(headers["X-CX-Timestamp"]) - time.time()) < 60
+    assert headers["X-CX-Dedup-Key"] == "payment-order:app-1"
+    assert headers["Content-Type"] == "application/json"
+    document = json.loads(body)
+    assert document["dedup_key"] == "payment-order:app-1"
+    assert document["topic"] == "payment_order"
+    assert document["payload"] == {"application_id": "app-1", "amount_cents": 45_000}
+    row = await pool.fetchrow("SELECT attempts, delivered_at, dead_at FROM outbox WHERE id = $1", outbox_id)
+    assert row is not None
+    assert row["attempts"] == 1 and row["delivered_at"] is not None and row["dead_at"] is None
+
+
+async def test_failing_endpoint_is_retried_with_backoff_then_delivered_once(
+    pool: asyncpg.Pool, receiver: WebhookReceiver
+) -> None:
+    """An endpoint answering 500 twice is retried after growing delays and the row is delivered exactly once.
+
+    The receiver sees three requests (two refused, one accepted); it would see a duplicate of an accepted
+    one only if a dispatcher crashed between the delivery and recording it, hence the dedup key.
+    """
+    receiver.statuses = [500, 500]
+    outbox_id = await _enqueue_webhook(pool, receiver.url, "app-2")
+    dispatcher = _dispatcher(pool, base_backoff_s=0.3)
+    until_due = "SELECT extract(epoch FROM next_attempt_at - now())::float8 FROM outbox WHERE id = $1"
+    try:
+        assert await dispatcher.run_once() == 1  # 500: retry in 0.3 s
+        first_delay_s = await pool.fetchval(until_due, outbox_id)
+        assert 0 < first_delay_s <= 0.3
+        assert await dispatcher.run_once() == 0  # not due yet: the backoff holds
+        await asyncio.sleep(first_delay_s + 0.05)
+        assert await dispatcher.run_once() == 1  # 500 again: retry in 0.6 s
+        second_delay_s = await pool.fetchval(until_due, outbox_id)
+        assert 0.3 < second_delay_s <= 0.6
+        await asyncio.sleep(second_delay_s + 0.05)
+        assert await dispatcher.run_once() == 1  # recovered: 200
+        assert await dispatcher.run_once() == 0
+    finally:
+        dispatcher.close()
+
+    assert receiver.dedup_keys() == ["payment-order:app-2"] * 3
+    row = await pool.fetchrow("SELECT attempts, delivered_at, dead_at, last_error FROM outbox WHERE id = $1", outbox_id)
+    assert row is not None
+    assert row["attempts"] == 3 and row["delivered_at"] is not None and row["dead_at"] is None
+    assert "HTTP 500" in row["last_error"]
+
+
+async def test_message_is_parked_as_dead_after_max_attempts(pool: asyncpg.Pool, receiver: WebhookReceiver) -> None:
+    """An endpoint that always fails gets max_attempts requests, then the row is dead with its last error."""
+    receiver.statuses = [503] * 10
+    outbox_id = await _enqueue_webhook(pool, receiver.url, "app-3")
+    dispatcher = _dispatcher(pool, max_attempts=3)
+    try:
+        for _ in range(3):
+            assert await dispatcher.run_once() == 1
+        assert await dispatcher.run_once() == 0
+    finally:
+        dispatcher.close()
+
+    assert len(receiver.received) == 3
+    row = await pool.fetchrow("SELECT attempts, delivered_at, dead_at, last_error FROM outbox WHERE id = $1", outbox_id)
+    assert row is not None
+    assert row["attempts"] == 3 and row["delivered_at"] is None and row["dead_at"] is not None
+    assert row["last_error"].startswith("DeliveryFailed: HTTP 503")
+
+
+async def test_slow_endpoint_takes_the_timeout_branch(pool: asyncpg.Pool, receiver: WebhookReceiver) -> None:
+    """An endpoint slower than timeout_s counts as a failed attempt, recorded as a timeout, and is retried later."""
+    receiver.delay_s = 1.5
+    outbox_id = await _enqueue_webhook(pool, receiver.url, "app-4")
+    dispatcher = _dispatcher(pool, timeout_s=0.3, base_backoff_s=60.0)
+    started = time.monotonic()
+    try:
+        assert await dispatcher.run_once() == 1
+        elapsed_s = time.monotonic() - started
+    finally:
+        dispatcher.close()
+    assert elapsed_s < 1.2
+    row = await pool.fetchrow(
+        "SELECT attempts, delivered_at, last_error, next_attempt_at > now() + interval '50 seconds' AS later "
+        "FROM outbox WHERE id = $1",
+        outbox_id,
+    )
+    assert row is not None
+    assert row["attempts"] == 1 and row["delivered_at"] is None and row["later"]
+    assert "timed out" in row["last_error"] or "Timeout" in row["last_error"]
+
+
+async def test_row_abandoned_by_a_lost_dispatcher_on_its_last_attempt_is_parked(pool: asyncpg.Pool) -> None:
+    """A row whose last attempt never recorded an outcome (its dispatcher died) is parked once its lease expires."""
+    outbox_id = await _enqueue_webhook(pool, "http://127.0.0.1:9/unused", "app-5")
+    # As a claim on the last attempt leaves it, with the lease already expired.
+    await pool.execute(
+        "UPDATE outbox SET attempts = 3, next_attempt_at = now() - interval '1 second' WHERE id = $1", outbox_id
+    )
+    dispatcher = _dispatcher(pool, max_attempts=3)
+    try:
+        assert await dispatcher.run_once() == 0
+    finally:
+        dispatcher.close()
+    row = await pool.fetchrow("SELECT dead_at, last_error FROM outbox WHERE id = $1", outbox_id)
+    assert row is not None
+    assert row["dead_at"] is not None and "dispatcher lost" in row["last_error"]
+
+
+class RecordingHandler:
+    """aiosmtpd handler keeping every message it accepts."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 - aiosmtpd's name
+        content = envelope.original_content or b""
+        self.messages.append(email.message_from_bytes(content))
+        return "250 Message accepted for delivery"
+
+
+async def test_email_is_delivered_over_smtp_with_a_message_id_from_the_dedup_key(pool: asyncpg.Pool) -> None:
+    """A notification e-mail reaches a local SMTP server with a Message-ID derived from its dedup key."""
+    handler = RecordingHandler()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    key = f"notification:report-reminder:{uuid.uuid4().hex[:8]}"
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            outbox_id = await enqueue(
+                conn,
+                dedup_key=key,
+                topic="notification",
+                channel="email",
+                destination="vop@example.org",
+                payload={"subject": "Report due in 7 days", "text": "Please submit the closing report."},
+            )
+        dispatcher = _dispatcher(pool, smtp_host="127.0.0.1", smtp_port=port, smtp_sender="grants@clusterxchange.test")
+        try:
+            assert await dispatcher.run_once() == 1
+        finally:
+            dispatcher.close()
+    finally:
+        controller.stop()
+
+    [message] = handler.messages
+    expected_id = f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}.outbox@clusterxchange.test>"
+    assert message["Message-ID"] == expected_id
+    assert message["X-CX-Dedup-Key"] == key
+    assert message["To"] == "vop@example.org"
+    assert message["From"] == "grants@clusterxchange.test"
+    assert message["Subject"] == "Report due in 7 days"
+    assert message.get_content_type() == "text/plain"
+    payload = message.get_payload(decode=True)
+    assert isinstance(payload, bytes) and payload.decode().strip() == "Please submit the closing report."
+    assert await pool.fetchval("SELECT delivered_at IS NOT NULL FROM outbox WHERE id = $1", outbox_id)
+
+
+async def test_two_dispatchers_on_the_same_rows_deliver_each_message_once(
+    make_database: Callable[[], Awaitable[str]], receiver: WebhookReceiver
+) -> None:
+    """Two dispatchers (own pools, as two processes) polling the same outbox deliver each message exactly once."""
+    receiver.delay_s = 0.01  # long enough for the two dispatchers' claims to overlap
+    dsn = await make_database()
+    pools = [await asyncpg.create_pool(dsn, min_size=1, max_size=6) for _ in range(2)]
+    count = 40
+    try:
+        for n in range(count):
+            await _enqueue_webhook(pools[0], receiver.url, f"app-{n}")
+        dispatchers = [_dispatcher(p, batch_size=5, poll_interval_s=0.05) for p in pools]
+        stop = asyncio.Event()
+        runs = [asyncio.create_task(d.run(stop)) for d in dispatchers]
+        try:
+            async with asyncio.timeout(20):
+                # Polling the database: the dispatchers signal nothing a test could wait on.
+                while await pools[0].fetchval("SELECT count(*) FROM outbox WHERE delivered_at IS NULL"):  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+        finally:
+            stop.set()
+            async with asyncio.timeout(5):
+                await asyncio.gather(*runs)
+            for d in dispatchers:
+                d.close()
+        attempts = await pools[0].fetch("SELECT DISTINCT attempts FROM outbox")
+    finally:
+        for p in pools:
+            await p.close()
+
+    keys = receiver.dedup_keys()
+    assert sorted(keys) == sorted(payment_order_dedup_key(f"app-{n}") for n in range(count))
+    assert [r["attempts"] for r in attempts] == [1]
+
+
+def test_config_from_env_reads_the_documented_variables() -> None:
+    """DispatcherConfig.from_env reads CX_WEBHOOK_SECRET and CX_SMTP_*, and refuses to run without a secret."""
+    config = DispatcherConfig.from_env(
+        {
+            "CX_WEBHOOK_SECRET": "s3cret",
+            "CX_SMTP_HOST": "smtp.internal",
+            "CX_SMTP_PORT": "2525",
+            "CX_SMTP_SENDER": "grants@example.org",
+        }
+    )
+    assert (config.webhook_secret, config.smtp_host, config.smtp_port, config.smtp_sender) == (
+        "s3cret",
+        "smtp.internal",
+        2525,
+        "grants@example.org",
+    )
+    assert config.backoff_s(1) == config.base_backoff_s
+    assert config.backoff_s(100) == config.max_backoff_s
+    assert config.lease_s > config.timeout_s
+    with pytest.raises(ValueError, match="CX_WEBHOOK_SECRET"):
+        DispatcherConfig.from_env({})
+    with pytest.raises(ValueError, match="CX_SMTP_PORT"):
+        DispatcherConfig.from_env({"CX_WEBHOOK_SECRET": "s", "CX_SMTP_PORT": "smtp"})
