@@ -12,7 +12,14 @@ from temporalio.exceptions import ApplicationError
 
 from ledger.errors import BudgetExhausted, LedgerError
 from ledger.store import LedgerStore
-from schemas.activities import HoldFundsInput, HoldFundsResult, VoidHoldInput, VoidHoldResult
+from schemas.activities import (
+    HoldFundsInput,
+    HoldFundsResult,
+    ReholdFundsInput,
+    ReholdFundsResult,
+    VoidHoldInput,
+    VoidHoldResult,
+)
 
 
 def as_application_error(error: LedgerError) -> ApplicationError:
@@ -38,6 +45,19 @@ class LedgerActivities:
         except LedgerError as error:
             raise as_application_error(error) from error
         return HoldFundsResult(held=True, transfer_id=transfer.id)
+
+    @activity.defn(name="rehold_funds")
+    async def rehold_funds(self, request: ReholdFundsInput) -> ReholdFundsResult:
+        """Void the old hold and place the new one in one transaction; refused means nothing changed."""
+        try:
+            transfer = await self._store.rehold(
+                idempotency_key=request.idempotency_key, hold_id=request.hold_id, amount_cents=request.amount_cents
+            )
+        except BudgetExhausted as refused:
+            return ReholdFundsResult(held=False, available_cents=refused.available_cents)
+        except LedgerError as error:
+            raise as_application_error(error) from error
+        return ReholdFundsResult(held=True, transfer_id=transfer.id)
 
     @activity.defn(name="void_hold")
     async def void_hold(self, request: VoidHoldInput) -> VoidHoldResult:

@@ -24,12 +24,16 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from schemas.converter import DATA_CONVERTER
 from schemas.exchange import (
+    AmendDatesInput,
     ApplicationInput,
     CancelInput,
+    ConfirmAttendanceInput,
+    ConfirmMatchInput,
     ConfirmPaymentInput,
     ExchangeOutcome,
     ExchangeStatus,
     OfferFundsInput,
+    ReportNoShowInput,
     SignCommitmentInput,
     SubmitReportInput,
     SubmitReviewInput,
@@ -50,7 +54,11 @@ from schemas.review import (
 
 M = TypeVar("M", bound=BaseModel)
 
-REVIEW_UPDATES: dict[str, type[BaseModel]] = {
+DECISIONS: dict[str, type[BaseModel]] = {
+    "confirm_match": ConfirmMatchInput,
+    "amend_dates": AmendDatesInput,
+    "confirm_attendance": ConfirmAttendanceInput,
+    "report_no_show": ReportNoShowInput,
     "declare_conflict": DeclareConflictInput,
     "request_changes": RequestChangesInput,
     "amend_application": AmendApplicationInput,
@@ -175,11 +183,11 @@ class ExchangeClient:
     async def decide(
         self, application_id: str, update: str, payload: BaseModel | Mapping[str, Any], *, update_id: str | None = None
     ) -> ExchangeStatus:
-        """Send one of the review updates (declare_conflict, request_changes, amend_application, reassign,
-        override, extend_review_deadline, reopen) by name; `update_id` makes a retried call answered once."""
-        model = REVIEW_UPDATES.get(update)
+        """Send one of the updates in DECISIONS by name (the review decisions, confirm_match, amend_dates,
+        confirm_attendance, report_no_show); `update_id` makes a retried call answered once."""
+        model = DECISIONS.get(update)
         if model is None:
-            raise InvalidInput([("update", f"unknown update {update!r}; one of {sorted(REVIEW_UPDATES)}")])
+            raise InvalidInput([("update", f"unknown update {update!r}; one of {sorted(DECISIONS)}")])
         return await self._update(application_id, update, parse(model, payload), update_id)
 
     async def sign_commitment(

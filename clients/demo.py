@@ -231,7 +231,11 @@ async def _act(client: ExchangeClient, sample: Sample, status: ExchangeStatus) -
             missing = [p for p in Party if p not in status.signatures]
             for party in missing:
                 await client.sign_commitment(app_id, {"actor_id": f"{party.value.lower()}-signatory", "party": party})
-            return f"signatories: {', '.join(p.value for p in missing)} signed" if missing else None
+            sides = [s for s in ("host", "visitor") if s not in status.match_confirmed_by]
+            for side in sides:
+                await client.decide(app_id, "confirm_match", {"actor_id": f"{side}-contact", "side": side})
+            done = [p.value for p in missing] + [f"{s} confirmed the match" for s in sides]
+            return f"agreement: {', '.join(done)}" if done else None
         case Stage.REPORTING if not status.report_submitted:
             actual_end = app.start_date + timedelta(days=2) if plan is Plan.PAID_SHORTENED else None
             await client.submit_report(

@@ -130,3 +130,17 @@ class ClaimVisitResult(_Message):
 class ReleaseVisitInput(_Message):
     application_id: str
     reason: str
+
+
+class ReholdFundsInput(_Message):
+    """Replace an exchange's hold by one of a new amount, atomically (an amendment of dates)."""
+
+    hold_id: int
+    amount_cents: int = Field(gt=0)
+    idempotency_key: str
+
+
+class ReholdFundsResult(_Message):
+    held: bool
+    transfer_id: int | None = None
+    available_cents: int | None = Field(default=None, description="what the budget had when the rehold was refused")

@@ -88,6 +88,40 @@ class EvidenceItem(_Message):
     size_bytes: int = Field(gt=0)
 
 
+class ConfirmMatchInput(_Message):
+    """R10: host and visitor each confirm the match before the Commitment to Quality binds them."""
+
+    actor_id: ActorId
+    side: Literal["host", "visitor"]
+
+
+class AmendDatesInput(_Message):
+    """New dates before the stay starts: screened and priced again; the hold follows in one transaction."""
+
+    actor_id: ActorId
+    start_date: date
+    end_date: date
+    reason: Reason
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> AmendDatesInput:
+        if self.end_date < self.start_date:
+            raise ValueError("end_date must not be before start_date")
+        return self
+
+
+class ConfirmAttendanceInput(_Message):
+    """The host confirms the visitor came; a shortened stay carries its actual last day."""
+
+    actor_id: ActorId
+    actual_end_date: date | None = None
+
+
+class ReportNoShowInput(_Message):
+    actor_id: ActorId
+    reason: Reason
+
+
 class SubmitReportInput(_Message):
     actor_id: ActorId
     summary: Reason
@@ -161,6 +195,11 @@ class ExchangeStatus(_Message):
     hold_transfer_id: int | None = None
     deadlines: dict[str, datetime] = Field(default_factory=dict)
     signatures: dict[Party, str] = Field(default_factory=dict)
+    match_confirmed_by: dict[str, str] = Field(default_factory=dict, description="side (host/visitor) -> actor")
+    start_date: date | None = None
+    end_date: date | None = None
+    attendance_confirmed_by: str | None = None
+    actual_end_date: date | None = None
     report_submitted: bool = Field(default=False, description="a report waits for the VOP's validation")
     screening_failures: tuple[RuleFailure, ...] = ()
     payment_order_id: str | None = None

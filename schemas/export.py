@@ -12,17 +12,30 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from schemas.exchange import (
+    AmendDatesInput,
     ApplicationInput,
     CancelInput,
+    ConfirmAttendanceInput,
+    ConfirmMatchInput,
     ConfirmPaymentInput,
     ExchangeOutcome,
     ExchangeStatus,
     OfferFundsInput,
+    ReportNoShowInput,
     SignCommitmentInput,
     SubmitReportInput,
     SubmitReviewInput,
     ValidateReportInput,
     WithdrawInput,
+)
+from schemas.review import (
+    AmendApplicationInput,
+    DeclareConflictInput,
+    ExtendReviewDeadlineInput,
+    OverrideInput,
+    ReassignInput,
+    ReopenInput,
+    RequestChangesInput,
 )
 
 JSON_DIR = Path(__file__).parent / "json"
@@ -35,6 +48,17 @@ CONTRACT: dict[str, type[BaseModel]] = {
     "update.submit_report": SubmitReportInput,
     "update.validate_report": ValidateReportInput,
     "update.withdraw": WithdrawInput,
+    "update.confirm_match": ConfirmMatchInput,
+    "update.amend_dates": AmendDatesInput,
+    "update.confirm_attendance": ConfirmAttendanceInput,
+    "update.report_no_show": ReportNoShowInput,
+    "update.declare_conflict": DeclareConflictInput,
+    "update.request_changes": RequestChangesInput,
+    "update.amend_application": AmendApplicationInput,
+    "update.reassign": ReassignInput,
+    "update.override": OverrideInput,
+    "update.extend_review_deadline": ExtendReviewDeadlineInput,
+    "update.reopen": ReopenInput,
     "update.cancel": CancelInput,
     "signal.confirm_payment": ConfirmPaymentInput,
     "signal.offer_funds": OfferFundsInput,

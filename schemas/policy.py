@@ -244,6 +244,9 @@ class DeadlinePolicy(_Strict):
     review_working_days: int = Field(ge=1)
     review_escalation_working_days: int = Field(ge=1)
     signature_days: int = Field(ge=1)
+    signature_reminder_days_before: tuple[int, ...] = Field(
+        default=(7, 2), description="reminders to the missing signatories, days before the signature deadline"
+    )
     waitlist_days: int = Field(ge=1)
     report_days: int = Field(ge=1)
     report_reminder_days: tuple[int, ...]
@@ -358,6 +361,7 @@ _STATED_IN_FILES = (
     ("eligibility", "profiled_member_or_approved_host_types"),
     ("eligibility", "cancelled_uses_visit"),
     ("eligibility", "country_list_name"),
+    ("deadlines", "signature_reminder_days_before"),
 )
 
 

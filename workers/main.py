@@ -60,6 +60,7 @@ def build_worker(client: Client, pool: asyncpg.Pool, task_queue: str) -> Worker:
             working_day_deadline,
             ledger.hold_funds,
             ledger.void_hold,
+            ledger.rehold_funds,
             payments.post_payment,
             projection.record_transition,
             visits.claim_visit,

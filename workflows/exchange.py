@@ -23,6 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.deadlines import working_day_deadline
@@ -40,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         PostPaymentInput,
         PriceExchangeInput,
         ProjectTransitionInput,
+        ReholdFundsInput,
         ReleaseVisitInput,
         ResolvePolicyInput,
         ScreenApplicationInput,
@@ -47,8 +49,11 @@ with workflow.unsafe.imports_passed_through():
         WorkingDayDeadlineInput,
     )
     from schemas.exchange import (
+        AmendDatesInput,
         ApplicationInput,
         CancelInput,
+        ConfirmAttendanceInput,
+        ConfirmMatchInput,
         ConfirmPaymentInput,
         ExchangeOutcome,
         ExchangeStatus,
@@ -56,6 +61,7 @@ with workflow.unsafe.imports_passed_through():
         Party,
         Recommendation,
         ReportDecision,
+        ReportNoShowInput,
         RuleFailure,
         SignCommitmentInput,
         SubmitReportInput,
@@ -90,6 +96,7 @@ SYSTEM_ACTOR = "system"
 PATCH_R7_VISIT_CLAIM = "r7-visit-claim-at-funding"
 PATCH_REVIEW_IN_DEPTH = "review-in-depth"  # assignment, quorum, conflicts, changes, deadlines, appeal
 PATCH_WAITLIST_FIFO = "waitlist-fifo"  # the partnership's Funds workflow places holds oldest first
+PATCH_AGREEMENT_MATCH = "agreement-match-and-reminders"  # R10 match confirmations, signature reminders
 # The stay never took place: the organisation keeps its one visit (CANCELLED: the policy decides).
 VISIT_RELEASING_STAGES = frozenset({Stage.INELIGIBLE, Stage.REJECTED, Stage.EXPIRED, Stage.LAPSED, Stage.WITHDRAWN})
 
@@ -146,6 +153,13 @@ class ExchangeWorkflow:
         self._report_decision: ValidateReportInput | None = None
         self._funds_offered = False
         self._funds_held: FundsHeldInput | None = None
+        self._match_required = False
+        self._match: dict[str, str] = {}
+        self._dates_changed = False
+        self._amending = False
+        self._hold_attempt = 1
+        self._no_show: ReportNoShowInput | None = None
+        self._attendance: ConfirmAttendanceInput | None = None
         self._waitlisted = False
         self._payment_order_id: str | None = None
         self._payment_confirmation: ConfirmPaymentInput | None = None
@@ -536,21 +550,58 @@ class ExchangeWorkflow:
         due = workflow.now() + timedelta(days=self.policy.deadlines.signature_days)
         self._deadlines["signatures"] = due
         await self._enter(Stage.AGREEMENT, SYSTEM_ACTOR)
-        if not await self._wait_until(lambda: len(self._signatures) == len(Party), due):
-            missing = sorted(p.value for p in Party if p not in self._signatures)
-            raise _Ended(Stage.LAPSED, f"Commitment to Quality not signed by {', '.join(missing)} by {due.isoformat()}")
+        if not workflow.patched(PATCH_AGREEMENT_MATCH):
+            if not await self._wait_until(lambda: len(self._signatures) == len(Party), due):
+                missing = sorted(p.value for p in Party if p not in self._signatures)
+                raise _Ended(
+                    Stage.LAPSED, f"Commitment to Quality not signed by {', '.join(missing)} by {due.isoformat()}"
+                )
+            return
+        # R10: both sides confirm the match and the four parties sign; reminders go to whoever is missing.
+        self._match_required = True
+        reminders = sorted(due - timedelta(days=d) for d in self.policy.deadlines.signature_reminder_days_before)
+        for reminder_at in [r for r in reminders if r > workflow.now()]:
+            if await self._wait_until(self._agreement_complete, reminder_at):
+                return
+            await self._record(
+                "agreement_reminder", SYSTEM_ACTOR, f"due {due.isoformat()}", {"missing": self._missing()}
+            )
+        if not await self._wait_until(self._agreement_complete, due):
+            raise _Ended(
+                Stage.LAPSED, f"agreement incomplete by {due.isoformat()}: missing {', '.join(self._missing())}"
+            )
+
+    def _agreement_complete(self) -> bool:
+        return not self._missing()
+
+    def _missing(self) -> list[str]:
+        missing = [p.value for p in Party if p not in self._signatures]
+        if self._match_required:
+            missing += [f"match confirmation by {side}" for side in ("host", "visitor") if side not in self._match]
+        return missing
 
     async def _travel(self) -> None:
-        starts_at = datetime.combine(self._app.start_date, time(0, 0), tzinfo=UTC)
-        ends_at = datetime.combine(self._app.end_date + timedelta(days=1), time(0, 0), tzinfo=UTC)
-        self._deadlines["stay_starts"] = starts_at
-        self._deadlines["stay_ends"] = ends_at
         await self._enter(Stage.TRAVEL, SYSTEM_ACTOR)
-        await self._wait_until(lambda: False, starts_at)
+        # Dates may be amended until the stay starts: then the timer is set again for the new start.
+        while True:
+            self._dates_changed = False
+            starts_at = datetime.combine(self._app.start_date, time(0, 0), tzinfo=UTC)
+            self._deadlines["stay_starts"] = starts_at
+            self._deadlines["stay_ends"] = self._stay_ends_at()
+            await self._wait_until(lambda: self._dates_changed, starts_at)
+            if not self._dates_changed:
+                break
         self._stay_started = True
         await self._record("stay_started", SYSTEM_ACTOR)
-        await self._wait_until(lambda: False, ends_at)
+        await self._wait_until(lambda: self._no_show is not None, self._stay_ends_at())
+        if self._no_show is not None:
+            raise _Ended(
+                Stage.CANCELLED, f"no-show reported by the host: {self._no_show.reason}", self._no_show.actor_id
+            )
         await self._record("stay_ended", SYSTEM_ACTOR)
+
+    def _stay_ends_at(self) -> datetime:
+        return datetime.combine(self._app.end_date + timedelta(days=1), time(0, 0), tzinfo=UTC)
 
     async def _reporting(self) -> None:
         rules = self.policy.deadlines
@@ -588,7 +639,12 @@ class ExchangeWorkflow:
         assert report is not None and self._hold_id is not None
         final = await workflow.execute_activity(
             price_exchange,
-            PriceExchangeInput(application=self._app, policy=self.policy, actual_end_date=report.actual_end_date),
+            PriceExchangeInput(
+                application=self._app,
+                policy=self.policy,
+                actual_end_date=report.actual_end_date
+                or (self._attendance.actual_end_date if self._attendance else None),
+            ),
             start_to_close_timeout=options.COMPUTE_START_TO_CLOSE,
             retry_policy=options.COMPUTE_RETRY,
         )
@@ -814,6 +870,11 @@ class ExchangeWorkflow:
             hold_transfer_id=self._hold_id,
             deadlines=dict(self._deadlines),
             signatures=dict(self._signatures),
+            match_confirmed_by=dict(self._match),
+            start_date=self._app.start_date,
+            end_date=self._app.end_date,
+            attendance_confirmed_by=self._attendance.actor_id if self._attendance else None,
+            actual_end_date=self._attendance.actual_end_date if self._attendance else None,
             report_submitted=self._report is not None and self._report_decision is None,
             screening_failures=self._screening_failures,
             payment_order_id=self._payment_order_id,
@@ -1001,6 +1062,129 @@ class ExchangeWorkflow:
         self._require_stage("sign_commitment", {Stage.AGREEMENT})
         if signature.party in self._signatures:
             raise ValueError(f"party: {signature.party.value} already signed (by {self._signatures[signature.party]})")
+
+    @workflow.update(name="confirm_match")
+    async def confirm_match(self, confirmation: ConfirmMatchInput) -> ExchangeStatus:
+        self._match[confirmation.side] = confirmation.actor_id
+        await self._record("match_confirmed", confirmation.actor_id, f"confirmed by the {confirmation.side}")
+        return self.status()
+
+    @confirm_match.validator
+    def _validate_match(self, confirmation: ConfirmMatchInput) -> None:
+        self._require_stage("confirm_match", {Stage.AGREEMENT})
+        if confirmation.side in self._match:
+            raise ValueError(f"side: the {confirmation.side} already confirmed (by {self._match[confirmation.side]})")
+
+    @workflow.update(name="amend_dates")
+    async def amend_dates(self, amendment: AmendDatesInput) -> ExchangeStatus:
+        """Screen and price the new dates; move the hold in one ledger transaction, or change nothing."""
+        self._amending = True
+        try:
+            amended = self._app.model_copy(update={"start_date": amendment.start_date, "end_date": amendment.end_date})
+            screening = await workflow.execute_activity(
+                screen_application,
+                ScreenApplicationInput(application=amended, policy=self.policy, submitted_at=self._submitted_at()),
+                start_to_close_timeout=options.COMPUTE_START_TO_CLOSE,
+                retry_policy=options.COMPUTE_RETRY,
+            )
+            if not screening.eligible:
+                reasons = "; ".join(f"{f.rule} ({f.field}): {f.message}" for f in screening.failures)
+                raise ApplicationError(f"amend_dates refused, the new dates break: {reasons}", type="amendment_refused")
+            pricing = await workflow.execute_activity(
+                price_exchange,
+                PriceExchangeInput(application=amended, policy=self.policy),
+                start_to_close_timeout=options.COMPUTE_START_TO_CLOSE,
+                retry_policy=options.COMPUTE_RETRY,
+            )
+            released_cents = await self._move_hold(pricing.amount_cents)
+            previous = (self._app.start_date, self._app.end_date)
+            self._app, self._grant_cents, self._dates_changed = amended, pricing.amount_cents, True
+            await self._record(
+                "dates_amended",
+                amendment.actor_id,
+                amendment.reason,
+                {
+                    "from": [str(d) for d in previous],
+                    "to": [str(amendment.start_date), str(amendment.end_date)],
+                    "grant_cents": pricing.amount_cents,
+                    "breakdown": list(pricing.breakdown),
+                },
+            )
+            if released_cents > 0:
+                await self._announce_release(f"{self._app.application_id} amended to a smaller grant")
+            return self.status()
+        finally:
+            self._amending = False
+
+    async def _move_hold(self, amount_cents: int) -> int:
+        """Re-hold for the new amount (void + hold in one transaction); return what went back to the budget."""
+        if self._hold_id is None or amount_cents == self._held_cents:
+            return 0
+        result = await workflow.execute_activity_method(
+            LedgerActivities.rehold_funds,
+            ReholdFundsInput(
+                hold_id=self._hold_id,
+                amount_cents=amount_cents,
+                idempotency_key=hold_key(self._app.application_id, self._hold_attempt + 1),
+            ),
+            start_to_close_timeout=options.DATABASE_START_TO_CLOSE,
+            schedule_to_close_timeout=options.DATABASE_SCHEDULE_TO_CLOSE,
+            retry_policy=options.DATABASE_RETRY,
+        )
+        if not result.held or result.transfer_id is None:
+            raise ApplicationError(
+                f"amend_dates refused: the partnership's budget cannot cover {amount_cents} cents "
+                f"(available {result.available_cents} cents beyond the current hold); dates and hold unchanged",
+                type="amendment_refused",
+            )
+        released = max(0, self._held_cents - amount_cents)
+        self._hold_id, self._held_cents, self._hold_attempt = result.transfer_id, amount_cents, self._hold_attempt + 1
+        return released
+
+    @amend_dates.validator
+    def _validate_amend_dates(self, amendment: AmendDatesInput) -> None:
+        self._require_stage("amend_dates", {Stage.AGREEMENT, Stage.TRAVEL})
+        if self._stay_started:
+            raise ValueError("amend_dates: the stay has started; dates can no longer change")
+        if self._amending:
+            raise ValueError("amend_dates: another amendment is being applied")
+        if amendment.start_date <= workflow.now().date():
+            raise ValueError("start_date: a new stay must start after today")
+
+    @workflow.update(name="confirm_attendance")
+    async def confirm_attendance(self, attendance: ConfirmAttendanceInput) -> ExchangeStatus:
+        self._attendance = attendance
+        await self._record(
+            "attendance_confirmed",
+            attendance.actor_id,
+            f"shortened to {attendance.actual_end_date}" if attendance.actual_end_date else "full stay",
+        )
+        return self.status()
+
+    @confirm_attendance.validator
+    def _validate_attendance(self, attendance: ConfirmAttendanceInput) -> None:
+        self._require_stage("confirm_attendance", {Stage.TRAVEL, Stage.REPORTING})
+        if not self._stay_started:
+            raise ValueError("confirm_attendance: the stay has not started yet")
+        if self._attendance is not None or self._no_show is not None:
+            raise ValueError("confirm_attendance: attendance was already recorded")
+        end = attendance.actual_end_date
+        if end is not None and not self._app.start_date <= end <= self._app.end_date:
+            raise ValueError(f"actual_end_date: must fall within {self._app.start_date}..{self._app.end_date}")
+
+    @workflow.update(name="report_no_show")
+    async def report_no_show(self, report: ReportNoShowInput) -> ExchangeStatus:
+        self._no_show = report
+        await self._record("no_show_reported", report.actor_id, report.reason)
+        return self.status()
+
+    @report_no_show.validator
+    def _validate_no_show(self, report: ReportNoShowInput) -> None:
+        self._require_stage("report_no_show", {Stage.TRAVEL})
+        if not self._stay_started:
+            raise ValueError("report_no_show: the stay has not started yet (the visitor may still withdraw)")
+        if self._attendance is not None or self._no_show is not None:
+            raise ValueError("report_no_show: attendance was already recorded")
 
     @workflow.update(name="submit_report")
     async def submit_report(self, report: SubmitReportInput) -> ExchangeStatus:

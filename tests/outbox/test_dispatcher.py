@@ -93,9 +93,24 @@ async def pool(make_database: Callable[[], Awaitable[str]]) -> AsyncIterator[asy
         await created.close()
 
 
-def _dispatcher(pool: asyncpg.Pool, **overrides: Any) -> Dispatcher:
+def _config(**overrides: Any) -> DispatcherConfig:
     settings: dict[str, Any] = {"webhook_secret": SECRET, "base_backoff_s": 0.0, "timeout_s": 2.0, **overrides}
-    return Dispatcher(pool, DispatcherConfig(**settings))
+    return DispatcherConfig(**settings)
+
+
+def _dispatcher(pool: asyncpg.Pool, **overrides: Any) -> Dispatcher:
+    return Dispatcher(pool, _config(**overrides))
+
+
+class CountingDispatcher(Dispatcher):
+    """A dispatcher that counts what it claimed, to show that both of two dispatchers took part."""
+
+    claimed = 0
+
+    async def run_once(self) -> int:
+        claimed = await super().run_once()
+        self.claimed += claimed
+        return claimed
 
 
 async def _enqueue_webhook(pool: asyncpg.Pool, url: str, application_id: str) -> int:
@@ -291,7 +306,7 @@ async def test_two_dispatchers_on_the_same_rows_deliver_each_message_once(
     try:
         for n in range(count):
             await _enqueue_webhook(pools[0], receiver.url, f"app-{n}")
-        dispatchers = [_dispatcher(p, batch_size=5, poll_interval_s=0.05) for p in pools]
+        dispatchers = [CountingDispatcher(p, _config(batch_size=5, poll_interval_s=0.05)) for p in pools]
         stop = asyncio.Event()
         runs = [asyncio.create_task(d.run(stop)) for d in dispatchers]
         try:
@@ -313,6 +328,8 @@ async def test_two_dispatchers_on_the_same_rows_deliver_each_message_once(
     keys = receiver.dedup_keys()
     assert sorted(keys) == sorted(payment_order_dedup_key(f"app-{n}") for n in range(count))
     assert [r["attempts"] for r in attempts] == [1]
+    assert all(d.claimed > 0 for d in dispatchers)
+    assert sum(d.claimed for d in dispatchers) == count
 
 
 def test_config_from_env_reads_the_documented_variables() -> None:

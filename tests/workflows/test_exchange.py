@@ -40,6 +40,8 @@ async def _approve_and_sign(client: ExchangeClient, app_id: str) -> None:
     await wait_for_stage(client, app_id, Stage.AGREEMENT)
     for party in Party:
         await client.sign_commitment(app_id, {"actor_id": f"signer-{party.value}", "party": party.value})
+    for side in ("host", "visitor"):
+        await client.decide(app_id, "confirm_match", {"actor_id": f"{side}-contact", "side": side})
     await wait_for_stage(client, app_id, Stage.TRAVEL)
 
 
