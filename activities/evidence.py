@@ -255,8 +255,8 @@ def _mib(size_bytes: int) -> str:
 
 def _too_large(name: str, size_bytes: int, limits: EvidenceLimits) -> str:
     shown = _mib(size_bytes)
-    if shown == _mib(limits.max_size_bytes):
-        # Just over the limit rounds to the limit itself ("10.0 MiB is over 10 MiB"): show bytes then.
+    if f"{size_bytes / MIB:.1f}" == f"{limits.max_size_bytes / MIB:.1f}":
+        # Just over the limit rounds to the limit itself ("10.0 MiB, over the 10 MiB limit"): show bytes.
         shown = f"{size_bytes:,} bytes"
     return f"{name!r} is {shown}, over the {_mib(limits.max_size_bytes)} limit"
 
@@ -277,7 +277,8 @@ def _wrong_type(data: bytes, name: str, detected: str | None, limits: EvidenceLi
     return f"{name!r}: the content is not {accepted_text} ({looks_like}){disguise}"
 
 
-def _read_upload(path_or_bytes: Path | bytes, limits: EvidenceLimits) -> bytes:
+def read_upload(path_or_bytes: Path | bytes, limits: EvidenceLimits = DEFAULT_LIMITS) -> bytes:
+    """The upload's bytes (a file larger than the limit is refused on `size_bytes` without being read)."""
     if isinstance(path_or_bytes, bytes):
         return path_or_bytes
     path = path_or_bytes
@@ -322,7 +323,7 @@ async def store_evidence(
         uploaded_by = _ACTOR_ID.validate_python(uploaded_by)
     except ValidationError:
         raise EvidenceRefused("uploaded_by", "must be 1 to 128 characters") from None
-    data = await asyncio.to_thread(_read_upload, path_or_bytes, limits)
+    data = await asyncio.to_thread(read_upload, path_or_bytes, limits)
     media_type = check_evidence(data, name, kind, limits)
     # Bytes first, row second: a crash in between leaves an unreferenced file that the retry reuses,
     # never a row pointing at nothing.

@@ -23,7 +23,9 @@ from activities.evidence import (
     EvidenceRecord,
     EvidenceRefused,
     EvidenceStore,
+    check_evidence,
     list_evidence,
+    read_upload,
     store_evidence,
 )
 from schemas.exchange import EvidenceItem
@@ -36,23 +38,35 @@ errors = Console(stderr=True)
 
 
 def _fail(message: str) -> typer.Exit:
-    errors.print(f"[red]error:[/red] {message}", highlight=False)
+    # soft_wrap: the error stays one line whatever the terminal width, for people and scripts alike.
+    errors.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(1)
+
+
+async def _connect(settings: Settings) -> asyncpg.Connection:
+    database_url = resolve_database_url(settings)
+    try:
+        return await asyncpg.connect(database_url)
+    except OSError as error:
+        raise OSError(f"cannot reach the database: {error}") from None
 
 
 async def _add(settings: Settings, application_id: str, file: Path, name: str, kind: str, actor: str) -> EvidenceItem:
     store = EvidenceStore.from_settings(settings)
-    conn = await asyncpg.connect(resolve_database_url(settings))
+    # Check the file before contacting anything, so a wrong file is refused even with no database running.
+    data = read_upload(file)
+    check_evidence(data, name, kind)
+    conn = await _connect(settings)
     try:
         return await store_evidence(
-            conn, store, application_id=application_id, path_or_bytes=file, name=name, kind=kind, uploaded_by=actor
+            conn, store, application_id=application_id, path_or_bytes=data, name=name, kind=kind, uploaded_by=actor
         )
     finally:
         await conn.close()
 
 
 async def _list(settings: Settings, application_id: str) -> list[EvidenceRecord]:
-    conn = await asyncpg.connect(resolve_database_url(settings))
+    conn = await _connect(settings)
     try:
         return await list_evidence(conn, application_id)
     finally:

@@ -198,6 +198,7 @@ class ExchangeStatus(_Message):
     match_confirmed_by: dict[str, str] = Field(default_factory=dict, description="side (host/visitor) -> actor")
     start_date: date | None = None
     end_date: date | None = None
+    stay_started: bool = False
     attendance_confirmed_by: str | None = None
     actual_end_date: date | None = None
     report_submitted: bool = Field(default=False, description="a report waits for the VOP's validation")

@@ -873,6 +873,7 @@ class ExchangeWorkflow:
             match_confirmed_by=dict(self._match),
             start_date=self._app.start_date,
             end_date=self._app.end_date,
+            stay_started=self._stay_started,
             attendance_confirmed_by=self._attendance.actor_id if self._attendance else None,
             actual_end_date=self._attendance.actual_end_date if self._attendance else None,
             report_submitted=self._report is not None and self._report_decision is None,

@@ -90,6 +90,17 @@ async def assigned(client: ExchangeClient, application_id: str, count: int = 2) 
     raise AssertionError(f"{application_id}: reviewers not assigned; last status {status}")
 
 
+async def until(client: ExchangeClient, application_id: str, check: Callable[[ExchangeStatus], bool]) -> ExchangeStatus:
+    """Poll the status query (real time, bounded) until `check` holds."""
+    status = await client.status(application_id)
+    for _ in range(300):
+        if check(status):
+            return status
+        await asyncio.sleep(0.05)
+        status = await client.status(application_id)
+    raise AssertionError(f"{application_id}: condition never held; last status {status}")
+
+
 def review(reviewer_id: str, score: int = 4, recommendation: str = "approve") -> dict[str, object]:
     criteria = ("relevance", "agenda_quality", "expected_impact")
     return {"actor_id": reviewer_id, "recommendation": recommendation, "scores": dict.fromkeys(criteria, score)}

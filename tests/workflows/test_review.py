@@ -20,7 +20,7 @@ from schemas.ids import exchange_workflow_id
 from schemas.review import Reviewer, ReviewerRole
 from schemas.stages import Stage
 from tests.factories import application
-from tests.workflows.conftest import OFFICER, approve, assigned, panel_member, review, wait_for_stage
+from tests.workflows.conftest import OFFICER, approve, assigned, panel_member, review, until, wait_for_stage
 from tests.workflows.histories import replay_and_maybe_record
 
 Fund = Callable[[int], Awaitable[str]]
@@ -38,15 +38,6 @@ async def _in_review(client: ExchangeClient, fund: Fund, **overrides: object) ->
 def _open(status: ExchangeStatus) -> list[str]:
     assert status.review is not None
     return [a.reviewer_id for a in status.review.assignments if a.status == "open"]
-
-
-async def _until(client: ExchangeClient, app_id: str, check: Callable[[ExchangeStatus], bool]) -> ExchangeStatus:
-    for _ in range(300):
-        status = await client.status(app_id)
-        if check(status):
-            return status
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{app_id}: condition never held; last status {status}")
 
 
 async def test_each_refusal_is_immediate_and_leaves_no_trace(
@@ -143,7 +134,7 @@ async def test_changes_requested_then_amended_then_approved(
     with pytest.raises(DecisionRefused, match="reviews this application"):
         await ts_client.decide(app_id, "amend_application", {"actor_id": first, "application": amended_app})
     await ts_client.decide(app_id, "amend_application", {"actor_id": "visitor-vera", "application": amended_app})
-    status = await _until(
+    status = await until(
         ts_client,
         app_id,
         lambda s: (
@@ -165,7 +156,7 @@ async def test_declaring_a_conflict_assigns_a_replacement(ts_client: ExchangeCli
     await ts_client.decide(
         app_id, "declare_conflict", {"actor_id": recused, "reason": "I advise the host organisation."}
     )
-    status = await _until(ts_client, app_id, lambda s: len(_open(s)) == 2 and recused not in _open(s))
+    status = await until(ts_client, app_id, lambda s: len(_open(s)) == 2 and recused not in _open(s))
     assert panel_member(partnership, "rev-c") in _open(status)
     with pytest.raises(DecisionRefused, match="not assigned"):
         await ts_client.submit_review(app_id, review(recused))
@@ -178,14 +169,14 @@ async def test_reminder_escalation_and_auto_reassignment(
     app_id, partnership, status = await _in_review(ts_client, funded_partnership)
     silent = set(_open(status))
     await time_skipping_env.sleep(timedelta(days=16))  # past 10 working days: reminder and escalation
-    status = await _until(ts_client, app_id, lambda s: bool(s.review and s.review.escalated))
+    status = await until(ts_client, app_id, lambda s: bool(s.review and s.review.escalated))
     assert any(a.startswith("review_escalated") for a in status.alerts)
     reminded = await pg_pool.fetchval(
         "SELECT details->'reviewers' FROM audit_events WHERE application_id = $1 AND event = 'review_reminder'", app_id
     )
     assert reminded is not None and set(json.loads(reminded)) == silent  # the reminder named the silent reviewers
     await time_skipping_env.sleep(timedelta(days=6))  # past the 3-working-day grace: reassignment
-    status = await _until(ts_client, app_id, lambda s: bool(s.review and s.review.reassignment_rounds == 1))
+    status = await until(ts_client, app_id, lambda s: bool(s.review and s.review.reassignment_rounds == 1))
     assert status.review is not None
     replaced = {a.reviewer_id for a in status.review.assignments if a.status == "reassigned"}
     assert replaced == silent
@@ -228,7 +219,7 @@ async def test_reopen_within_the_appeal_window_and_not_after(
     await ts_client.decide(app_id, "reopen", {"actor_id": officer, "justification": JUSTIFY})
     # The appeal goes to reviewers who have not seen the application: only rev-c is left, so the
     # shortfall is escalated and the officer decides.
-    status = await _until(
+    status = await until(
         ts_client,
         app_id,
         lambda s: s.stage is Stage.REVIEW and len(_open(s)) == 1 and bool(s.review and s.review.escalated),

@@ -1,0 +1,64 @@
+"""`verify_evidence` as a Temporal activity against a real Postgres: a report's items that were never
+uploaded for the application, or recorded with another size or kind, are listed; good items pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import asyncpg
+from temporalio import activity
+from temporalio.testing import ActivityEnvironment
+
+from activities.evidence import EvidenceActivities, EvidenceStore, VerifyEvidenceInput, VerifyEvidenceResult
+from schemas.converter import DATA_CONVERTER
+from tests.evidence.test_store import jpeg, pdf, unique_tag, upload
+
+
+async def test_verify_evidence_flags_a_missing_and_a_mismatched_item(pg_pool: asyncpg.Pool, tmp_path: Path) -> None:
+    """Of three items, the uploaded one passes, one never uploaded is missing, and one whose size and kind
+    differ from the upload is mismatched with both differences named."""
+    application_id = f"app-{unique_tag()}"
+    store = EvidenceStore(tmp_path)
+    async with pg_pool.acquire() as conn:
+        good = await upload(conn, store, application_id, pdf(unique_tag()))
+        other = await upload(conn, store, application_id, jpeg(unique_tag()), kind="accommodation_invoice")
+        # Uploaded, but for another application: for this one it was never uploaded.
+        elsewhere = await upload(conn, store, f"app-{unique_tag()}", pdf(unique_tag()))
+    tampered = other.model_copy(update={"size_bytes": other.size_bytes + 1, "kind": "travel_invoice"})
+    never = good.model_copy(update={"sha256": "0" * 64})
+
+    result = await ActivityEnvironment().run(
+        EvidenceActivities(pg_pool).verify_evidence,
+        VerifyEvidenceInput(application_id=application_id, items=(good, never, tampered, elsewhere)),
+    )
+
+    assert not result.ok
+    assert result.missing == (never, elsewhere)
+    [mismatch] = result.mismatched
+    assert mismatch.item == tampered
+    assert (mismatch.recorded_size_bytes, mismatch.recorded_kind) == (other.size_bytes, "accommodation_invoice")
+    assert "size_bytes is" in mismatch.message and "recorded as accommodation_invoice" in mismatch.message
+
+
+async def test_verify_evidence_passes_a_report_whose_items_were_all_uploaded(
+    pg_pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    """Items exactly as uploaded (the name being only a label) pass, and the result survives the data converter."""
+    application_id = f"app-{unique_tag()}"
+    async with pg_pool.acquire() as conn:
+        item = await upload(conn, EvidenceStore(tmp_path), application_id, pdf(unique_tag()))
+    renamed = item.model_copy(update={"name": "Boarding pass, outbound"})
+
+    result = await EvidenceActivities(pg_pool).verify_evidence(
+        VerifyEvidenceInput(application_id=application_id, items=(renamed,))
+    )
+
+    assert result.ok and result == VerifyEvidenceResult()
+    payload = DATA_CONVERTER.payload_converter.to_payloads([result])
+    assert DATA_CONVERTER.payload_converter.from_payloads(payload, [VerifyEvidenceResult]) == [result]
+
+
+def test_the_activity_name_is_stable() -> None:
+    """History records the activity by name, so it is exactly `verify_evidence`."""
+    definition = activity._Definition.must_from_callable(EvidenceActivities.verify_evidence)
+    assert definition.name == "verify_evidence"

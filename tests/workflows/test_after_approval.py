@@ -1,0 +1,166 @@
+"""After approval: match confirmations and reminders, date amendments with the hold, attendance and no-shows."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, time, timedelta
+
+import asyncpg
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from clients.client import DecisionRefused, ExchangeClient
+from ledger.store import LedgerStore
+from schemas.exchange import Party
+from schemas.stages import Stage
+from tests.factories import application, full_week_ahead
+from tests.workflows.conftest import approve, until, wait_for_stage
+
+Fund = Callable[[int], Awaitable[str]]
+EVIDENCE = [{"name": "boarding-pass.pdf", "kind": "boarding_pass", "sha256": "b" * 64, "size_bytes": 2048}]
+
+
+async def _balance(store: LedgerStore, partnership_id: str) -> tuple[int, int, int]:
+    b = {b.partnership_id: b for b in await store.partnership_balances()}[partnership_id]
+    return b.held_cents, b.paid_cents, b.available_cents
+
+
+async def _in_agreement(client: ExchangeClient, partnership: str, start: date, end: date) -> str:
+    app = application(visitor_partnership_id=partnership, start_date=start.isoformat(), end_date=end.isoformat())
+    await client.start_exchange(app)
+    await approve(client, app.application_id)
+    await wait_for_stage(client, app.application_id, Stage.AGREEMENT)
+    return app.application_id
+
+
+async def _agree(client: ExchangeClient, app_id: str) -> None:
+    for party in Party:
+        await client.sign_commitment(app_id, {"actor_id": f"signer-{party.value}", "party": party.value})
+    for side in ("host", "visitor"):
+        await client.decide(app_id, "confirm_match", {"actor_id": f"{side}-contact", "side": side})
+    await wait_for_stage(client, app_id, Stage.TRAVEL)
+
+
+async def test_signatures_alone_do_not_bind_without_the_match_and_reminders_precede_the_lapse(
+    ts_client: ExchangeClient,
+    time_skipping_env: WorkflowEnvironment,
+    ledger_store: LedgerStore,
+    funded_partnership: Fund,
+    pg_pool: asyncpg.Pool,
+) -> None:
+    """R10: four signatures without the match confirmations stay in AGREEMENT; two reminders, then LAPSED, voided."""
+    partnership = await funded_partnership(1_000_000)
+    start, end = full_week_ahead(4, "FR")
+    app_id = await _in_agreement(ts_client, partnership, start, end)
+    for party in Party:
+        await ts_client.sign_commitment(app_id, {"actor_id": f"signer-{party.value}", "party": party.value})
+    await ts_client.decide(app_id, "confirm_match", {"actor_id": "host-contact", "side": "host"})
+    with pytest.raises(DecisionRefused, match="already confirmed"):
+        await ts_client.decide(app_id, "confirm_match", {"actor_id": "host-contact", "side": "host"})
+    assert (await ts_client.status(app_id)).stage is Stage.AGREEMENT
+    await time_skipping_env.sleep(timedelta(days=15))
+    outcome = await ts_client.result(app_id)
+    assert outcome.stage is Stage.LAPSED and "match confirmation by visitor" in outcome.reason
+    reminders = await pg_pool.fetch(
+        "SELECT details FROM audit_events WHERE application_id = $1 AND event = 'agreement_reminder'", app_id
+    )
+    assert len(reminders) == 2
+    assert await _balance(ledger_store, partnership) == (0, 0, 1_000_000)
+
+
+async def test_amended_dates_move_the_travel_timer_and_a_shorter_stay_releases_money(
+    ts_client: ExchangeClient, ledger_store: LedgerStore, funded_partnership: Fund
+) -> None:
+    """Later dates keep the price; a 3-working-day stay halves the grant and the hold follows in one transaction."""
+    partnership = await funded_partnership(1_000_000)
+    start, end = full_week_ahead(4, "FR")
+    app_id = await _in_agreement(ts_client, partnership, start, end)
+    await _agree(ts_client, app_id)
+    later_start, later_end = full_week_ahead(6, "FR")
+    status = await ts_client.decide(
+        app_id,
+        "amend_dates",
+        {"actor_id": "officer-olga", "start_date": later_start, "end_date": later_end, "reason": "host asked"},
+    )
+    assert (status.start_date, status.held_cents) == (later_start, 95_000)
+    assert status.deadlines["stay_starts"].date() == later_start
+    status = await ts_client.decide(
+        app_id,
+        "amend_dates",
+        {
+            "actor_id": "officer-olga",
+            "start_date": later_start + timedelta(days=2),
+            "end_date": later_end,
+            "reason": "shorter agenda",
+        },
+    )
+    assert (status.grant_cents, status.held_cents) == (47_500, 47_500)
+    assert await _balance(ledger_store, partnership) == (47_500, 0, 952_500)
+    kinds = [t.kind.value for t in await ledger_store.exchange_history(app_id)]
+    assert kinds.count("hold") == 2 and kinds.count("void") == 1
+
+
+async def test_an_amendment_the_budget_cannot_cover_changes_nothing(
+    ts_client: ExchangeClient, ledger_store: LedgerStore, funded_partnership: Fund
+) -> None:
+    """A 3-day stay (475 EUR) amended to 5 days (950 EUR) with 125 EUR left is refused; old dates and hold stay."""
+    partnership = await funded_partnership(60_000)
+    monday, friday = full_week_ahead(4, "FR")
+    app_id = await _in_agreement(ts_client, partnership, monday + timedelta(days=2), friday)
+    before = await ts_client.status(app_id)
+    assert before.held_cents == 47_500
+    with pytest.raises(DecisionRefused, match="cannot cover"):
+        await ts_client.decide(
+            app_id,
+            "amend_dates",
+            {"actor_id": "officer-olga", "start_date": monday, "end_date": friday, "reason": "longer agenda"},
+        )
+    with pytest.raises(DecisionRefused, match="R6"):
+        await ts_client.decide(
+            app_id,
+            "amend_dates",
+            {"actor_id": "officer-olga", "start_date": friday, "end_date": friday, "reason": "one day only"},
+        )
+    after = await ts_client.status(app_id)
+    assert (after.start_date, after.end_date, after.held_cents, after.hold_transfer_id) == (
+        before.start_date,
+        before.end_date,
+        before.held_cents,
+        before.hold_transfer_id,
+    )
+    assert await _balance(ledger_store, partnership) == (47_500, 0, 12_500)
+
+
+async def test_a_no_show_cancels_and_voids_while_attendance_reprices_a_shortened_stay(
+    ts_client: ExchangeClient,
+    time_skipping_env: WorkflowEnvironment,
+    ledger_store: LedgerStore,
+    funded_partnership: Fund,
+) -> None:
+    """The host's no-show report cancels and voids; a confirmed shortened stay is paid at the re-priced amount."""
+    partnership = await funded_partnership(1_000_000)
+    start, end = full_week_ahead(4, "FR")
+    no_show = await _in_agreement(ts_client, partnership, start, end)
+    attended = await _in_agreement(ts_client, partnership, start, end)
+    for app_id in (no_show, attended):
+        await _agree(ts_client, app_id)
+        with pytest.raises(DecisionRefused, match="not started"):
+            await ts_client.decide(app_id, "report_no_show", {"actor_id": "host-contact", "reason": "nobody came"})
+    now = await time_skipping_env.get_current_time()
+    await time_skipping_env.sleep(datetime.combine(start, time(12, 0), tzinfo=UTC) - now)  # into the stay
+    for app_id in (no_show, attended):
+        await until(ts_client, app_id, lambda s: s.stay_started)
+    await ts_client.decide(no_show, "report_no_show", {"actor_id": "host-contact", "reason": "nobody came"})
+    assert (await ts_client.result(no_show)).stage is Stage.CANCELLED
+    await ts_client.decide(
+        attended, "confirm_attendance", {"actor_id": "host-contact", "actual_end_date": start + timedelta(days=2)}
+    )
+    await time_skipping_env.sleep(timedelta(days=10))
+    await wait_for_stage(ts_client, attended, Stage.REPORTING)
+    await ts_client.submit_report(attended, {"actor_id": "visitor-vera", "summary": "Done.", "evidence": EVIDENCE})
+    await ts_client.validate_report(attended, {"actor_id": "vop-victor", "decision": "accept"})
+    status = await wait_for_stage(ts_client, attended, Stage.PAYMENT)
+    while status.payment_order_id is None:
+        status = await ts_client.status(attended)
+    assert status.paid_cents == 47_500
+    assert await _balance(ledger_store, partnership) == (0, 47_500, 952_500)
