@@ -11,6 +11,7 @@ import asyncpg
 from temporalio import activity
 
 from activities.ledger import as_application_error
+from activities.outbox import enqueue, payment_order_dedup_key
 from ledger.errors import LedgerError
 from ledger.store import LedgerStore
 from schemas.activities import PostPaymentInput, PostPaymentResult
@@ -21,9 +22,10 @@ def payment_order_id(application_id: str) -> str:
 
 
 class PaymentActivities:
-    def __init__(self, pool: asyncpg.Pool, store: LedgerStore) -> None:
+    def __init__(self, pool: asyncpg.Pool, store: LedgerStore, finance_webhook_url: str) -> None:
         self._pool = pool
         self._store = store
+        self._finance_webhook_url = finance_webhook_url
 
     @activity.defn(name="post_payment")
     async def post_payment(self, request: PostPaymentInput) -> PostPaymentResult:
@@ -59,6 +61,22 @@ class PaymentActivities:
                 request.hold_id,
                 posted.id,
                 paid_out.id,
+            )
+            # Finance learns of the order through the outbox, written in this same transaction:
+            # the message exists if and only if the money moved (workers/dispatcher.py delivers it).
+            await enqueue(
+                conn,
+                dedup_key=payment_order_dedup_key(request.exchange_id),
+                topic="payment_order",
+                channel="webhook",
+                destination=self._finance_webhook_url,
+                payload={
+                    "payment_order_id": order_id,
+                    "application_id": request.exchange_id,
+                    "partnership_id": request.partnership_id,
+                    "amount_cents": request.amount_cents,
+                    "currency": "EUR",
+                },
             )
         return PostPaymentResult(
             payment_order_id=order_id,

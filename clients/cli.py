@@ -98,7 +98,15 @@ def worker() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await run_worker(client.temporal, resolve_database_url(settings), settings.task_queue, stop)
+        if not settings.finance_webhook_url:
+            raise RuntimeError("CX_FINANCE_WEBHOOK_URL: required for a worker (where payment orders are delivered)")
+        await run_worker(
+            client.temporal,
+            resolve_database_url(settings),
+            settings.task_queue,
+            stop,
+            finance_webhook_url=settings.finance_webhook_url,
+        )
 
     run(main)
 

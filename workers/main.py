@@ -41,10 +41,23 @@ async def database_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
         await pool.close()
 
 
-def build_worker(client: Client, pool: asyncpg.Pool, task_queue: str) -> Worker:
+# Where payment orders go when nothing else is configured: the local finance stand-in that `make run`
+# serves (workers/dev_up.py). Production sets CX_FINANCE_WEBHOOK_URL; `cx worker` requires it.
+DEV_FINANCE_WEBHOOK_URL = "http://127.0.0.1:8099/payment-orders"
+
+
+def build_worker(
+    client: Client,
+    pool: asyncpg.Pool,
+    task_queue: str,
+    *,
+    finance_webhook_url: str = DEV_FINANCE_WEBHOOK_URL,
+    payments: PaymentActivities | None = None,
+) -> Worker:
+    """The worker with every workflow and activity; `payments` lets a fault test swap in a crashing stand-in."""
     store = LedgerStore(pool)
     ledger = LedgerActivities(store)
-    payments = PaymentActivities(pool, store)
+    payments = payments or PaymentActivities(pool, store, finance_webhook_url)
     projection = ProjectionActivities(pool)
     visits = VisitActivities(pool)
     review = ReviewActivities(pool)
@@ -76,9 +89,16 @@ def build_worker(client: Client, pool: asyncpg.Pool, task_queue: str) -> Worker:
     )
 
 
-async def run_worker(client: Client, database_url: str, task_queue: str, stop: asyncio.Event) -> None:
+async def run_worker(
+    client: Client,
+    database_url: str,
+    task_queue: str,
+    stop: asyncio.Event,
+    *,
+    finance_webhook_url: str = DEV_FINANCE_WEBHOOK_URL,
+) -> None:
     """Run the worker until `stop` is set, then drain in-flight tasks and close the pool."""
     async with database_pool(database_url) as pool:
-        worker = build_worker(client, pool, task_queue)
+        worker = build_worker(client, pool, task_queue, finance_webhook_url=finance_webhook_url)
         async with worker:
             await stop.wait()

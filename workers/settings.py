@@ -25,6 +25,7 @@ class Settings:
     temporal_port: int | None
     temporal_ui_port: int | None
     postgres_port: int | None
+    finance_webhook_url: str | None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -39,6 +40,7 @@ class Settings:
             temporal_port=_optional_port(env, "CX_TEMPORAL_PORT"),
             temporal_ui_port=_optional_port(env, "CX_TEMPORAL_UI_PORT"),
             postgres_port=_optional_port(env, "CX_POSTGRES_PORT"),
+            finance_webhook_url=env.get("CX_FINANCE_WEBHOOK_URL") or None,
         )
 
 

@@ -94,7 +94,7 @@ async def test_running_the_payment_activity_twice_pays_and_orders_once(pg_pool: 
         amount_cents=39_000,
         idempotency_key=f"{exchange_id}:payment",
     )
-    env, payments = ActivityEnvironment(), PaymentActivities(pg_pool, store)
+    env, payments = ActivityEnvironment(), PaymentActivities(pg_pool, store, "http://127.0.0.1:9/finance")
     first = await env.run(payments.post_payment, request)
     second = await env.run(payments.post_payment, request)
     assert first == second
@@ -102,6 +102,8 @@ async def test_running_the_payment_activity_twice_pays_and_orders_once(pg_pool: 
     assert sorted(t.kind.value for t in await store.exchange_history(exchange_id)) == ["hold", "pay_out", "post"]
     orders = await pg_pool.fetchval("SELECT count(*) FROM payment_orders WHERE application_id = $1", exchange_id)
     assert orders == 1
+    outbox = await pg_pool.fetchval("SELECT count(*) FROM outbox WHERE dedup_key = $1", f"payment-order:{exchange_id}")
+    assert outbox == 1
     balance = {b.partnership_id: b for b in await store.partnership_balances()}[partnership]
     assert (balance.held_cents, balance.paid_cents, balance.available_cents) == (0, 39_000, 61_000)
 

@@ -58,8 +58,8 @@ def test_add_prints_the_item_and_list_shows_it(database_url: str, tmp_path: Path
 
 
 def test_add_refuses_in_one_line_naming_the_field(database_url: str, tmp_path: Path) -> None:
-    """A disguised executable, an unknown kind and a missing file are each one error line naming the field,
-    exit 1, no traceback; with no database configured, the error says what to set."""
+    """A disguised executable (refused with no database at all), an unknown kind and a missing file are each
+    one error line naming the field, exit 1, no traceback; with no database configured, `list` says what to set."""
     application_id = f"app-{unique_tag()}"
     env = {"DATABASE_URL": database_url, "CX_EVIDENCE_DIR": str(tmp_path / "store")}
     disguised = tmp_path / "invoice.pdf"
@@ -67,8 +67,10 @@ def test_add_refuses_in_one_line_naming_the_field(database_url: str, tmp_path: P
     image = tmp_path / "pass.png"
     image.write_bytes(png(unique_tag()))
 
+    # No DATABASE_URL: a wrong file is refused before anything is contacted.
+    no_database = {"CX_EVIDENCE_DIR": str(tmp_path / "store")}
     refused = one_line_error(
-        cx_evidence("add", application_id, str(disguised), "--kind", "other", "--as", "v", env=env)
+        cx_evidence("add", application_id, str(disguised), "--kind", "other", "--as", "v", env=no_database)
     )
     assert "media_type:" in refused and "Windows executable" in refused
     refused = one_line_error(cx_evidence("add", application_id, str(image), "--kind", "passport", "--as", "v", env=env))
