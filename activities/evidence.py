@@ -189,9 +189,6 @@ class EvidenceStore:
             raise ValueError(f"sha256 {sha256!r}: not a lowercase hex SHA-256")
         return self.root / sha256[:2] / sha256
 
-    def contains(self, sha256: str) -> bool:
-        return self.path_for(sha256).is_file()
-
     def put(self, data: bytes) -> str:
         """Store `data` (once) and return its SHA-256; an existing intact copy is left as it is."""
         sha256 = hashlib.sha256(data).hexdigest()

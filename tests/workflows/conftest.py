@@ -90,10 +90,12 @@ async def assigned(client: ExchangeClient, application_id: str, count: int = 2) 
     raise AssertionError(f"{application_id}: reviewers not assigned; last status {status}")
 
 
-async def until(client: ExchangeClient, application_id: str, check: Callable[[ExchangeStatus], bool]) -> ExchangeStatus:
+async def until(
+    client: ExchangeClient, application_id: str, check: Callable[[ExchangeStatus], bool], within_s: float = 15
+) -> ExchangeStatus:
     """Poll the status query (real time, bounded) until `check` holds."""
     status = await client.status(application_id)
-    for _ in range(300):
+    for _ in range(int(within_s / 0.05)):
         if check(status):
             return status
         await asyncio.sleep(0.05)
