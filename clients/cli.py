@@ -171,7 +171,7 @@ def status(
 
 
 def _mount_subcommands() -> None:
-    from clients import explain_commands, ledger_commands, policy_commands, review_commands
+    from clients import evidence_commands, explain_commands, ledger_commands, policy_commands, review_commands
 
     app.add_typer(ledger_commands.db_app, name="db")
     app.add_typer(ledger_commands.ledger_app, name="ledger")
@@ -180,6 +180,7 @@ def _mount_subcommands() -> None:
     app.add_typer(policy_commands.policy_app, name="policy")
     app.add_typer(review_commands.reviewers_app, name="reviewers")
     app.add_typer(review_commands.review_app, name="review")
+    app.add_typer(evidence_commands.evidence_app, name="evidence")
 
 
 _mount_subcommands()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -18,7 +18,7 @@ from typing import Any
 
 from activities.calendar import working_days
 from clients.client import DecisionRefused, DuplicateApplication, ExchangeClient, ExchangeClientError
-from schemas.exchange import ApplicationInput, ExchangeStatus, Party
+from schemas.exchange import ApplicationInput, EvidenceItem, ExchangeStatus, Party
 from schemas.stages import Stage
 
 DEMO_PREFIX = "demo"
@@ -198,7 +198,10 @@ def demo_samples(today: date) -> list[Sample]:
     return samples
 
 
-async def _act(client: ExchangeClient, sample: Sample, status: ExchangeStatus) -> str | None:
+Upload = Callable[[str], Awaitable[EvidenceItem]]
+
+
+async def _act(client: ExchangeClient, sample: Sample, status: ExchangeStatus, upload: Upload) -> str | None:
     """Do what the next person would do at this stage; return a description, or None if nothing to do."""
     app, plan = sample.application, sample.plan
     app_id = app.application_id
@@ -244,9 +247,7 @@ async def _act(client: ExchangeClient, sample: Sample, status: ExchangeStatus) -
                     "actor_id": "visitor-traveller",
                     "summary": "Closing report: goals met, agenda followed.",
                     "actual_end_date": actual_end,
-                    "evidence": [
-                        {"name": "boarding-pass.pdf", "kind": "boarding_pass", "sha256": "0" * 64, "size_bytes": 48213}
-                    ],
+                    "evidence": [(await upload(app_id)).model_dump()],
                 },
             )
             return "traveller: report submitted" + (" (stay shortened to 3 days)" if actual_end else "")
@@ -264,6 +265,7 @@ async def drive(
     samples: list[Sample],
     report: Callable[[str], None],
     stop: asyncio.Event,
+    upload: Upload,
     poll_interval_s: float = 0.3,
 ) -> dict[str, Stage]:
     """Start each sample (once) and act for people until every sample is settled or `stop` is set."""
@@ -287,7 +289,7 @@ async def drive(
                 report(f"{app_id}: {status.stage.value}")
                 stages[app_id] = status.stage
             try:
-                action = await _act(client, sample, status)
+                action = await _act(client, sample, status, upload)
                 if action:
                     report(f"{app_id}: {action}")
             except DecisionRefused:

@@ -20,10 +20,12 @@ import asyncpg
 from rich.console import Console
 from rich.table import Table
 
+from activities.evidence import EvidenceStore, store_evidence
 from clients.client import ExchangeClient
 from clients.demo import demo_samples, drive
 from ledger.migrate import apply_migrations
 from ledger.store import LedgerStore
+from schemas.exchange import EvidenceItem
 from workers.devstack import EmbeddedPostgres, temporal_dev_server
 from workers.logging import configure_logging
 from workers.main import database_pool, run_worker
@@ -87,7 +89,26 @@ async def dev_up(settings: Settings, *, once: bool, demo: bool = True) -> int:
                             "[bold yellow]DEMO MODE: acting for reviewers, signatories, travellers and finance"
                         )
                         client = ExchangeClient(temporal.client, settings.task_queue)
-                        await drive(client, demo_samples(date.today()), lambda line: console.print(f"  {line}"), stop)
+                        evidence_store = EvidenceStore.from_settings(settings)
+
+                        async def upload(application_id: str) -> EvidenceItem:
+                            """The traveller's boarding pass: a small real PDF, one per exchange."""
+                            content = b"%PDF-1.4\n% DEMO boarding pass, " + application_id.encode() + b"\n%%EOF\n"
+                            async with pool.acquire() as conn:
+                                return await store_evidence(
+                                    conn,
+                                    evidence_store,
+                                    application_id=application_id,
+                                    path_or_bytes=content,
+                                    name="boarding-pass.pdf",
+                                    kind="boarding_pass",
+                                    uploaded_by="visitor-traveller",
+                                )
+
+                        def show(line: str) -> None:
+                            console.print(f"  {line}")
+
+                        await drive(client, demo_samples(date.today()), show, stop, upload)
                         await print_summary(pool, store, temporal.ui_url)
                     if not once:
                         console.print("Worker running; Ctrl-C stops every process this command started.")

@@ -15,6 +15,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.deadlines import working_day_deadline
+from activities.evidence import EvidenceActivities
 from activities.ledger import LedgerActivities
 from activities.payments import PaymentActivities
 from activities.pricing import price_exchange
@@ -62,6 +63,7 @@ def build_worker(
     visits = VisitActivities(pool)
     review = ReviewActivities(pool)
     waitlist = WaitlistActivities(client, task_queue)
+    evidence = EvidenceActivities(pool)
     return Worker(
         client,
         task_queue=task_queue,
@@ -83,6 +85,7 @@ def build_worker(
             waitlist.join_waitlist,
             waitlist.leave_waitlist,
             waitlist.announce_release,
+            evidence.verify_evidence,
         ],
         # All activities are async; the executor is only there for the SDK's sync fallbacks.
         activity_executor=ThreadPoolExecutor(max_workers=4),

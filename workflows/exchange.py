@@ -27,6 +27,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.deadlines import working_day_deadline
+    from activities.evidence import EvidenceActivities, VerifyEvidenceInput
     from activities.ledger import LedgerActivities
     from activities.payments import PaymentActivities
     from activities.pricing import price_exchange
@@ -97,6 +98,7 @@ PATCH_R7_VISIT_CLAIM = "r7-visit-claim-at-funding"
 PATCH_REVIEW_IN_DEPTH = "review-in-depth"  # assignment, quorum, conflicts, changes, deadlines, appeal
 PATCH_WAITLIST_FIFO = "waitlist-fifo"  # the partnership's Funds workflow places holds oldest first
 PATCH_AGREEMENT_MATCH = "agreement-match-and-reminders"  # R10 match confirmations, signature reminders
+PATCH_EVIDENCE_VERIFIED = "report-evidence-verified"  # a report's files must have been uploaded
 # The stay never took place: the organisation keeps its one visit (CANCELLED: the policy decides).
 VISIT_RELEASING_STAGES = frozenset({Stage.INELIGIBLE, Stage.REJECTED, Stage.EXPIRED, Stage.LAPSED, Stage.WITHDRAWN})
 
@@ -154,6 +156,7 @@ class ExchangeWorkflow:
         self._funds_offered = False
         self._funds_held: FundsHeldInput | None = None
         self._match_required = False
+        self._report_pending = False
         self._match: dict[str, str] = {}
         self._dates_changed = False
         self._amending = False
@@ -1189,6 +1192,22 @@ class ExchangeWorkflow:
 
     @workflow.update(name="submit_report")
     async def submit_report(self, report: SubmitReportInput) -> ExchangeStatus:
+        if workflow.patched(PATCH_EVIDENCE_VERIFIED):
+            self._report_pending = True
+            try:
+                check = await workflow.execute_activity_method(
+                    EvidenceActivities.verify_evidence,
+                    VerifyEvidenceInput(application_id=self._app.application_id, items=report.evidence),
+                    start_to_close_timeout=options.DATABASE_START_TO_CLOSE,
+                    schedule_to_close_timeout=options.DATABASE_SCHEDULE_TO_CLOSE,
+                    retry_policy=options.DATABASE_RETRY,
+                )
+            finally:
+                self._report_pending = False
+            if not check.ok:
+                problems = [f"{i.name} ({i.sha256[:12]}…) was never uploaded for this exchange" for i in check.missing]
+                problems += [m.message for m in check.mismatched]
+                raise ApplicationError(f"evidence: {'; '.join(problems)}", type="evidence_refused")
         self._report = report
         await self._record(
             "report_submitted", report.actor_id, report.summary, {"evidence": [e.model_dump() for e in report.evidence]}
@@ -1198,6 +1217,8 @@ class ExchangeWorkflow:
     @submit_report.validator
     def _validate_report_submission(self, report: SubmitReportInput) -> None:
         self._require_stage("submit_report", {Stage.REPORTING})
+        if self._report_pending:
+            raise ValueError("submit_report: another report is being checked")
         if self._report is not None:
             raise ValueError("submit_report: a report is already waiting for validation")
         actual_end = report.actual_end_date

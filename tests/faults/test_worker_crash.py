@@ -18,11 +18,10 @@ from ledger.store import LedgerStore
 from schemas.exchange import Party
 from schemas.stages import Stage
 from tests.factories import application
-from tests.workflows.conftest import add_review_panel, approve, until, wait_for_stage
+from tests.workflows.conftest import add_review_panel, approve, until, uploaded_evidence, wait_for_stage
 from workers.main import build_worker
 
 ROOT = Path(__file__).resolve().parents[2]
-EVIDENCE = [{"name": "invoice.pdf", "kind": "travel_invoice", "sha256": "c" * 64, "size_bytes": 4096}]
 
 
 def _recent_week() -> tuple[date, date]:
@@ -66,7 +65,12 @@ async def test_a_worker_killed_after_the_payment_commit_produces_exactly_one_pay
             await client.decide(app.application_id, "confirm_match", {"actor_id": f"{side}-c", "side": side})
         await wait_for_stage(client, app.application_id, Stage.REPORTING)
         await client.submit_report(
-            app.application_id, {"actor_id": "visitor", "summary": "Done.", "evidence": EVIDENCE}
+            app.application_id,
+            {
+                "actor_id": "visitor",
+                "summary": "Done.",
+                "evidence": await uploaded_evidence(pg_pool, app.application_id),
+            },
         )
         await client.validate_report(app.application_id, {"actor_id": "vop", "decision": "accept"})
         exit_code = await asyncio.to_thread(crashing.wait, 60)

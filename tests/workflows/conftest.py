@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
+from activities.evidence import EvidenceStore, store_evidence
 from activities.review import add_reviewer
 from clients.client import ExchangeClient
 from ledger.store import LedgerStore
@@ -101,6 +104,23 @@ async def until(
         await asyncio.sleep(0.05)
         status = await client.status(application_id)
     raise AssertionError(f"{application_id}: condition never held; last status {status}")
+
+
+async def uploaded_evidence(pool: asyncpg.Pool, application_id: str) -> list[dict[str, object]]:
+    """Upload a small boarding pass (a real PDF header, unique bytes) for the exchange; return report items."""
+    store = EvidenceStore(Path(tempfile.gettempdir()) / "cx-test-evidence")
+    content = b"%PDF-1.4\n% boarding pass for " + application_id.encode() + b"\n%%EOF\n"
+    async with pool.acquire() as conn:
+        item = await store_evidence(
+            conn,
+            store,
+            application_id=application_id,
+            path_or_bytes=content,
+            name="boarding-pass.pdf",
+            kind="boarding_pass",
+            uploaded_by="visitor",
+        )
+    return [item.model_dump()]
 
 
 def review(reviewer_id: str, score: int = 4, recommendation: str = "approve") -> dict[str, object]:

@@ -14,10 +14,9 @@ from ledger.store import LedgerStore
 from schemas.exchange import Party
 from schemas.stages import Stage
 from tests.factories import application, full_week_ahead
-from tests.workflows.conftest import approve, until, wait_for_stage
+from tests.workflows.conftest import approve, until, uploaded_evidence, wait_for_stage
 
 Fund = Callable[[int], Awaitable[str]]
-EVIDENCE = [{"name": "boarding-pass.pdf", "kind": "boarding_pass", "sha256": "b" * 64, "size_bytes": 2048}]
 
 
 async def _balance(store: LedgerStore, partnership_id: str) -> tuple[int, int, int]:
@@ -135,6 +134,7 @@ async def test_a_no_show_cancels_and_voids_while_attendance_reprices_a_shortened
     ts_client: ExchangeClient,
     time_skipping_env: WorkflowEnvironment,
     ledger_store: LedgerStore,
+    pg_pool: asyncpg.Pool,
     funded_partnership: Fund,
 ) -> None:
     """The host's no-show report cancels and voids; a confirmed shortened stay is paid at the re-priced amount."""
@@ -157,7 +157,16 @@ async def test_a_no_show_cancels_and_voids_while_attendance_reprices_a_shortened
     )
     await time_skipping_env.sleep(timedelta(days=10))
     await wait_for_stage(ts_client, attended, Stage.REPORTING)
-    await ts_client.submit_report(attended, {"actor_id": "visitor-vera", "summary": "Done.", "evidence": EVIDENCE})
+    never_uploaded = [{"name": "invoice.pdf", "kind": "travel_invoice", "sha256": "d" * 64, "size_bytes": 10}]
+    with pytest.raises(DecisionRefused, match="never uploaded"):
+        await ts_client.submit_report(
+            attended, {"actor_id": "visitor-vera", "summary": "x", "evidence": never_uploaded}
+        )
+    assert not (await ts_client.status(attended)).report_submitted
+    await ts_client.submit_report(
+        attended,
+        {"actor_id": "visitor-vera", "summary": "Done.", "evidence": await uploaded_evidence(pg_pool, attended)},
+    )
     await ts_client.validate_report(attended, {"actor_id": "vop-victor", "decision": "accept"})
     status = await wait_for_stage(ts_client, attended, Stage.PAYMENT)
     while status.payment_order_id is None:

@@ -17,11 +17,10 @@ from schemas.exchange import Party
 from schemas.ids import exchange_workflow_id
 from schemas.stages import Stage
 from tests.factories import application
-from tests.workflows.conftest import approve, wait_for_stage
+from tests.workflows.conftest import approve, uploaded_evidence, wait_for_stage
 from tests.workflows.histories import replay_and_maybe_record
 
 Fund = Callable[[int], Awaitable[str]]
-EVIDENCE = [{"name": "boarding-pass.pdf", "kind": "boarding_pass", "sha256": "a" * 64, "size_bytes": 1024}]
 
 
 async def _balance(store: LedgerStore, partnership_id: str) -> tuple[int, int, int, int]:
@@ -62,7 +61,12 @@ async def test_happy_path_reaches_paid_with_the_grant_posted(
     await time_skipping_env.sleep(timedelta(days=40))  # past the stay: durable timers fire
     await wait_for_stage(ts_client, app.application_id, Stage.REPORTING)
     await ts_client.submit_report(
-        app.application_id, {"actor_id": "visitor-vera", "summary": "Done.", "evidence": EVIDENCE}
+        app.application_id,
+        {
+            "actor_id": "visitor-vera",
+            "summary": "Done.",
+            "evidence": await uploaded_evidence(pg_pool, app.application_id),
+        },
     )
     await ts_client.validate_report(app.application_id, {"actor_id": "vop-victor", "decision": "accept"})
     status = await wait_for_stage(ts_client, app.application_id, Stage.PAYMENT)
