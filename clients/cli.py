@@ -111,6 +111,37 @@ def worker() -> None:
     run(main)
 
 
+@app.command("dispatcher")
+def dispatcher() -> None:
+    """Deliver outbox messages (payment orders, notifications) as signed webhooks and e-mails until Ctrl-C.
+
+    Example: CX_WEBHOOK_SECRET=... CX_SMTP_HOST=mail.example.org DATABASE_URL=postgresql://cx@db/cx cx dispatcher
+    """
+    import signal
+
+    from workers.dispatcher import Dispatcher, DispatcherConfig
+    from workers.logging import configure_logging
+    from workers.main import database_pool
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_format)
+
+    async def main() -> None:
+        config = DispatcherConfig.from_env()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with database_pool(resolve_database_url(settings)) as pool:
+            delivering = Dispatcher(pool, config)
+            try:
+                await delivering.run(stop)
+            finally:
+                delivering.close()
+
+    run(main)
+
+
 @app.command("submit")
 def submit(
     path: Annotated[Path, typer.Argument(help="a JSON file holding one application")],

@@ -201,7 +201,13 @@ def demo_samples(today: date) -> list[Sample]:
 Upload = Callable[[str], Awaitable[EvidenceItem]]
 
 
-async def _act(client: ExchangeClient, sample: Sample, status: ExchangeStatus, upload: Upload) -> str | None:
+async def _act(
+    client: ExchangeClient,
+    sample: Sample,
+    status: ExchangeStatus,
+    upload: Upload,
+    payment_order_received: Callable[[str], bool],
+) -> str | None:
     """Do what the next person would do at this stage; return a description, or None if nothing to do."""
     app, plan = sample.application, sample.plan
     app_id = app.application_id
@@ -254,9 +260,11 @@ async def _act(client: ExchangeClient, sample: Sample, status: ExchangeStatus, u
         case Stage.REPORTING:
             await client.validate_report(app_id, {"actor_id": "vop-validator", "decision": "accept"})
             return "VOP: report accepted"
-        case Stage.PAYMENT if status.payment_order_id and not status.payment_reference:
+        case Stage.PAYMENT if (
+            status.payment_order_id and not status.payment_reference and payment_order_received(app_id)
+        ):
             await client.confirm_payment(app_id, {"payment_reference": f"SEPA-{app_id}", "confirmed_by": "finance"})
-            return "finance: payment confirmed"
+            return "finance: order received by signed webhook; payment confirmed"
     return None
 
 
@@ -267,6 +275,8 @@ async def drive(
     stop: asyncio.Event,
     upload: Upload,
     poll_interval_s: float = 0.3,
+    payment_order_received: Callable[[str], bool] = lambda application_id: True,
+    max_duration_s: float = 600.0,
 ) -> dict[str, Stage]:
     """Start each sample (once) and act for people until every sample is settled or `stop` is set."""
     for sample in samples:
@@ -276,7 +286,14 @@ async def drive(
         except DuplicateApplication:
             report(f"{sample.application.application_id}: already started, resuming")
     stages: dict[str, Stage] = {}
+    loop = asyncio.get_running_loop()
+    give_up_at = loop.time() + max_duration_s
     while not stop.is_set():
+        if loop.time() > give_up_at:
+            report(
+                f"gave up after {max_duration_s:.0f} s; unsettled: {[a for a, s in stages.items() if not s.is_terminal]}"
+            )
+            break
         for sample in samples:
             app_id = sample.application.application_id
             if stages.get(app_id, Stage.SUBMITTED).is_terminal:
@@ -289,7 +306,7 @@ async def drive(
                 report(f"{app_id}: {status.stage.value}")
                 stages[app_id] = status.stage
             try:
-                action = await _act(client, sample, status, upload)
+                action = await _act(client, sample, status, upload, payment_order_received)
                 if action:
                     report(f"{app_id}: {action}")
             except DecisionRefused:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 from collections.abc import AsyncIterator
 from datetime import date
@@ -27,6 +28,8 @@ from ledger.migrate import apply_migrations
 from ledger.store import LedgerStore
 from schemas.exchange import EvidenceItem
 from workers.devstack import EmbeddedPostgres, temporal_dev_server
+from workers.dispatcher import Dispatcher, DispatcherConfig
+from workers.finance_stub import FinanceStub
 from workers.logging import configure_logging
 from workers.main import database_pool, run_worker
 from workers.runtime import RuntimeInfo, clear_runtime, write_runtime
@@ -80,9 +83,20 @@ async def dev_up(settings: Settings, *, once: bool, demo: bool = True) -> int:
                 # The worker outlives the demo driver: a decision in flight when Ctrl-C arrives still
                 # needs a worker to answer it, so the worker stops only after the driver has returned.
                 worker_stop = asyncio.Event()
+                # Payment orders leave through the outbox; here the dispatcher delivers them to a local
+                # finance stand-in (unless CX_FINANCE_WEBHOOK_URL names a real endpoint).
+                secret = os.environ.get("CX_WEBHOOK_SECRET") or secrets.token_hex(32)
+                finance = FinanceStub(secret)
+                await finance.start()
+                finance_url = settings.finance_webhook_url or finance.url
+                console.print(f"Finance    payment orders are delivered to {finance_url}")
                 worker = asyncio.create_task(
-                    run_worker(temporal.client, database_url, settings.task_queue, worker_stop)
+                    run_worker(
+                        temporal.client, database_url, settings.task_queue, worker_stop, finance_webhook_url=finance_url
+                    )
                 )
+                dispatcher = Dispatcher(pool, DispatcherConfig(webhook_secret=secret, base_backoff_s=1.0))
+                dispatching = asyncio.create_task(dispatcher.run(worker_stop))
                 try:
                     if demo:
                         console.rule(
@@ -108,7 +122,14 @@ async def dev_up(settings: Settings, *, once: bool, demo: bool = True) -> int:
                         def show(line: str) -> None:
                             console.print(f"  {line}")
 
-                        await drive(client, demo_samples(date.today()), show, stop, upload)
+                        await drive(
+                            client,
+                            demo_samples(date.today()),
+                            show,
+                            stop,
+                            upload,
+                            payment_order_received=lambda application_id: application_id in finance.received,
+                        )
                         await print_summary(pool, store, temporal.ui_url)
                     if not once:
                         console.print("Worker running; Ctrl-C stops every process this command started.")
@@ -116,6 +137,9 @@ async def dev_up(settings: Settings, *, once: bool, demo: bool = True) -> int:
                 finally:
                     worker_stop.set()
                     await worker
+                    await dispatching
+                    dispatcher.close()
+                    await finance.close()
         finally:
             clear_runtime(settings)
     console.print("Stopped.")
