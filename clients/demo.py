@@ -290,9 +290,8 @@ async def drive(
     give_up_at = loop.time() + max_duration_s
     while not stop.is_set():
         if loop.time() > give_up_at:
-            report(
-                f"gave up after {max_duration_s:.0f} s; unsettled: {[a for a, s in stages.items() if not s.is_terminal]}"
-            )
+            unsettled = [a for a, s in stages.items() if not s.is_terminal]
+            report(f"gave up after {max_duration_s:.0f} s; unsettled: {unsettled}")
             break
         for sample in samples:
             app_id = sample.application.application_id
