@@ -11,12 +11,28 @@ import json
 import asyncpg
 from temporalio import activity
 
+from activities.outbox import enqueue
 from schemas.activities import ProjectTransitionInput
+
+# Events a person must hear about; each becomes an e-mail in the outbox, written with its audit row.
+NOTIFIED_EVENTS = frozenset(
+    {
+        "review_reminder",
+        "review_escalated",
+        "agreement_reminder",
+        "report_reminder",
+        "report_validation_late",
+        "payment_sla_missed",
+        "payment_unconfirmed",
+        "changes_requested",
+    }
+)
 
 
 class ProjectionActivities:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, notify_email: str | None = None) -> None:
         self._pool = pool
+        self._notify_email = notify_email
 
     @activity.defn(name="record_transition")
     async def record_transition(self, event: ProjectTransitionInput) -> None:
@@ -70,3 +86,17 @@ class ProjectionActivities:
                 event.at,
                 app.model_dump_json(),
             )
+            if self._notify_email and event.event in NOTIFIED_EVENTS:
+                await enqueue(
+                    conn,
+                    dedup_key=f"notify:{app.application_id}:{event.sequence}",
+                    topic="notification",
+                    channel="email",
+                    destination=self._notify_email,
+                    payload={
+                        "subject": f"[ClusterXchange] {app.application_id}: {event.event.replace('_', ' ')}",
+                        "text": f"Exchange {app.application_id} ({event.stage.value}): {event.reason}\n",
+                        "application_id": app.application_id,
+                        "event": event.event,
+                    },
+                )

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from clients.client import ExchangeClient, ExchangeClientError, InvalidInput, parse
+from ledger.errors import LedgerError
 from schemas.exchange import ApplicationInput
 from workers.runtime import StackNotFound, resolve_database_url, resolve_temporal_address
 from workers.settings import Settings
@@ -37,7 +38,7 @@ def run(coroutine_factory: Callable[[], Awaitable[T]]) -> T:
     """Run one async command, turning every expected failure into one line and exit code 1."""
     try:
         return asyncio.run(_as_coroutine(coroutine_factory))
-    except (ExchangeClientError, StackNotFound, ValueError) as error:
+    except (ExchangeClientError, StackNotFound, LedgerError, ValueError) as error:
         raise fail(str(error)) from None
     except (OSError, ConnectionError) as error:
         raise fail(f"cannot reach a server: {error}") from None
@@ -106,6 +107,7 @@ def worker() -> None:
             settings.task_queue,
             stop,
             finance_webhook_url=settings.finance_webhook_url,
+            notify_email=settings.notify_email,
         )
 
     run(main)
@@ -140,6 +142,47 @@ def dispatcher() -> None:
                 delivering.close()
 
     run(main)
+
+
+@app.command("top-up")
+def top_up(
+    partnership_id: Annotated[str, typer.Argument(help="the partnership whose budget grows")],
+    amount_eur: Annotated[str, typer.Argument(help="euros, at most two decimals, e.g. 25000 or 1250.50")],
+    reference: Annotated[str, typer.Option("--reference", help="the decision's reference; makes a re-run book once")],
+) -> None:
+    """Top up a partnership's budget from the programme, then offer the money to its waitlist (oldest first).
+
+    Example: cx top-up biginn 25000 --reference EISMEA-2023-014
+    """
+    from decimal import Decimal, InvalidOperation
+
+    from activities.waitlist import WaitlistActivities
+    from ledger.store import LedgerStore
+    from schemas.funds import FundsReleasedInput
+    from workers.main import database_pool
+
+    try:
+        cents = Decimal(amount_eur) * 100
+    except InvalidOperation:
+        raise fail(f"amount_eur {amount_eur!r}: not a number of euros") from None
+    if cents != cents.to_integral_value() or cents <= 0:
+        raise fail(f"amount_eur {amount_eur!r}: must be positive with at most two decimals") from None
+    settings = Settings.from_env()
+
+    async def main() -> str:
+        async with database_pool(resolve_database_url(settings)) as pool:
+            transfer = await LedgerStore(pool).allocate(
+                idempotency_key=f"{partnership_id}:top-up:{reference}",
+                partnership_id=partnership_id,
+                amount_cents=int(cents),
+            )
+        client = await _client(settings)
+        await WaitlistActivities(client.temporal, settings.task_queue).announce_release(
+            FundsReleasedInput(partnership_id=partnership_id, reason=f"top-up {reference}")
+        )
+        return f"{'already booked' if transfer.replayed else 'booked'}: transfer {transfer.id}, {amount_eur} EUR"
+
+    console.print(run(main))
 
 
 @app.command("submit")

@@ -128,6 +128,10 @@ class ExchangeClient:
     def temporal(self) -> Client:
         return self._client
 
+    @property
+    def task_queue(self) -> str:
+        return self._task_queue
+
     async def start_exchange(
         self, application: ApplicationInput | Mapping[str, Any], *, now: datetime | None = None
     ) -> str:

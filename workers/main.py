@@ -53,13 +53,14 @@ def build_worker(
     task_queue: str,
     *,
     finance_webhook_url: str = DEV_FINANCE_WEBHOOK_URL,
+    notify_email: str | None = None,
     payments: PaymentActivities | None = None,
 ) -> Worker:
     """The worker with every workflow and activity; `payments` lets a fault test swap in a crashing stand-in."""
     store = LedgerStore(pool)
     ledger = LedgerActivities(store)
     payments = payments or PaymentActivities(pool, store, finance_webhook_url)
-    projection = ProjectionActivities(pool)
+    projection = ProjectionActivities(pool, notify_email)
     visits = VisitActivities(pool)
     review = ReviewActivities(pool)
     waitlist = WaitlistActivities(client, task_queue)
@@ -99,9 +100,12 @@ async def run_worker(
     stop: asyncio.Event,
     *,
     finance_webhook_url: str = DEV_FINANCE_WEBHOOK_URL,
+    notify_email: str | None = None,
 ) -> None:
     """Run the worker until `stop` is set, then drain in-flight tasks and close the pool."""
     async with database_pool(database_url) as pool:
-        worker = build_worker(client, pool, task_queue, finance_webhook_url=finance_webhook_url)
+        worker = build_worker(
+            client, pool, task_queue, finance_webhook_url=finance_webhook_url, notify_email=notify_email
+        )
         async with worker:
             await stop.wait()

@@ -26,6 +26,7 @@ class Settings:
     temporal_ui_port: int | None
     postgres_port: int | None
     finance_webhook_url: str | None
+    notify_email: str | None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -41,6 +42,7 @@ class Settings:
             temporal_ui_port=_optional_port(env, "CX_TEMPORAL_UI_PORT"),
             postgres_port=_optional_port(env, "CX_POSTGRES_PORT"),
             finance_webhook_url=env.get("CX_FINANCE_WEBHOOK_URL") or None,
+            notify_email=env.get("CX_NOTIFY_EMAIL") or None,
         )
 
 

@@ -127,3 +127,25 @@ async def test_projecting_a_transition_twice_records_it_once(pg_pool: asyncpg.Po
     rows = await pg_pool.fetchval("SELECT count(*) FROM audit_events WHERE application_id = $1", app.application_id)
     stage = await pg_pool.fetchval("SELECT stage FROM exchanges WHERE application_id = $1", app.application_id)
     assert (rows, stage) == (2, "SCREENING")
+
+
+async def test_a_reminder_becomes_one_notification_email_in_the_outbox(pg_pool: asyncpg.Pool) -> None:
+    """With a notification address configured, a reminder's projection enqueues one e-mail, even when retried."""
+    app = application()
+    projection = ProjectionActivities(pg_pool, notify_email="officers@example.org")
+    event = ProjectTransitionInput(
+        application=app,
+        stage=Stage.REVIEW,
+        at=datetime.now(UTC),
+        actor_id="system",
+        event="review_reminder",
+        sequence=3,
+        reason="due soon",
+    )
+    env = ActivityEnvironment()
+    await env.run(projection.record_transition, event)
+    await env.run(projection.record_transition, event)
+    rows = await pg_pool.fetch(
+        "SELECT channel, destination, payload FROM outbox WHERE dedup_key = $1", f"notify:{app.application_id}:3"
+    )
+    assert [(r["channel"], r["destination"]) for r in rows] == [("email", "officers@example.org")]

@@ -11,6 +11,7 @@ from clients.client import ExchangeClient
 from ledger.store import LedgerStore
 from schemas.funds import funds_workflow_id
 from schemas.stages import Stage
+from tests.clients.test_cli import cx
 from tests.factories import application
 from tests.workflows.conftest import approve, wait_for_stage
 from tests.workflows.histories import replay_and_maybe_record
@@ -86,3 +87,22 @@ async def test_the_waitlist_deadline_expires_the_exchange_and_empties_the_line(
     assert await _queue(ts_client, partnership) == []
     balance = {b.partnership_id: b for b in await ledger_store.partnership_balances()}[partnership]
     assert balance.held_cents == 0
+
+
+async def test_a_top_up_offers_the_new_money_to_the_waitlist(
+    ts_client: ExchangeClient, ledger_store: LedgerStore, funded_partnership: Fund, database_url: str
+) -> None:
+    """`cx top-up` books the allocation once (re-run with the same reference) and funds the waiting exchange."""
+    partnership = await funded_partnership(10_000)
+    waiting = await _approved(ts_client, partnership, Stage.WAITLISTED)
+    address = ts_client.temporal.service_client.config.target_host
+    env = {"DATABASE_URL": database_url, "TEMPORAL_ADDRESS": address, "CX_TASK_QUEUE": ts_client.task_queue}
+    for expected in ("booked", "already booked"):
+        result = cx("top-up", partnership, "900", "--reference", "EISMEA-42", env=env)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith(expected)
+    await wait_for_stage(ts_client, waiting, Stage.AGREEMENT)
+    balance = {b.partnership_id: b for b in await ledger_store.partnership_balances()}[partnership]
+    assert (balance.allocated_cents, balance.held_cents, balance.available_cents) == (100_000, 95_000, 5_000)
+    refused = cx("top-up", partnership, "12.345", "--reference", "x", env=env)
+    assert refused.returncode == 1 and "two decimals" in refused.stderr
