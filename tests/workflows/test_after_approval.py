@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from clients.client import DecisionRefused, ExchangeClient
+from clients.client import DecisionRefused, ExchangeClient, InvalidInput
 from ledger.store import LedgerStore
 from schemas.exchange import Party
 from schemas.stages import Stage
@@ -173,3 +173,58 @@ async def test_a_no_show_cancels_and_voids_while_attendance_reprices_a_shortened
         status = await ts_client.status(attended)
     assert status.paid_cents == 47_500
     assert await _balance(ledger_store, partnership) == (0, 47_500, 952_500)
+
+
+async def _in_reporting(client: ExchangeClient, env: WorkflowEnvironment, partnership: str) -> str:
+    start, end = full_week_ahead(3, "FR")
+    app_id = await _in_agreement(client, partnership, start, end)
+    await _agree(client, app_id)
+    now = await env.get_current_time()
+    await env.sleep(datetime.combine(end + timedelta(days=1), time(12, 0), tzinfo=UTC) - now)
+    await wait_for_stage(client, app_id, Stage.REPORTING)
+    return app_id
+
+
+async def test_no_accepted_report_by_the_deadline_forfeits_and_voids(
+    ts_client: ExchangeClient,
+    time_skipping_env: WorkflowEnvironment,
+    ledger_store: LedgerStore,
+    funded_partnership: Fund,
+) -> None:
+    """No report 30 days after the stay: FORFEITED, the hold goes back to the budget, reminders were sent."""
+    partnership = await funded_partnership(1_000_000)
+    app_id = await _in_reporting(ts_client, time_skipping_env, partnership)
+    await time_skipping_env.sleep(timedelta(days=31))
+    outcome = await ts_client.result(app_id)
+    assert outcome.stage is Stage.FORFEITED and outcome.paid_cents == 0
+    assert await _balance(ledger_store, partnership) == (0, 0, 1_000_000)
+
+
+async def test_a_returned_report_is_resubmitted_accepted_and_a_late_payment_raises_the_sla_alert(
+    ts_client: ExchangeClient,
+    time_skipping_env: WorkflowEnvironment,
+    ledger_store: LedgerStore,
+    funded_partnership: Fund,
+    pg_pool: asyncpg.Pool,
+) -> None:
+    """The VOP returns a report with reasons; the resubmission is accepted; finance silent 10 days -> alert; PAID."""
+    partnership = await funded_partnership(1_000_000)
+    app_id = await _in_reporting(ts_client, time_skipping_env, partnership)
+    evidence = await uploaded_evidence(pg_pool, app_id)
+    await ts_client.submit_report(app_id, {"actor_id": "visitor-vera", "summary": "Short.", "evidence": evidence})
+    with pytest.raises(InvalidInput, match="reasons"):  # refused before it reaches the workflow
+        await ts_client.validate_report(app_id, {"actor_id": "vop-victor", "decision": "return"})
+    await ts_client.validate_report(
+        app_id, {"actor_id": "vop-victor", "decision": "return", "reasons": "Add the accommodation invoice."}
+    )
+    status = await until(ts_client, app_id, lambda s: not s.report_submitted)
+    assert status.stage is Stage.REPORTING
+    await ts_client.submit_report(app_id, {"actor_id": "visitor-vera", "summary": "Complete.", "evidence": evidence})
+    await ts_client.validate_report(app_id, {"actor_id": "vop-victor", "decision": "accept"})
+    status = await until(ts_client, app_id, lambda s: s.payment_order_id is not None)
+    await time_skipping_env.sleep(timedelta(days=11))
+    status = await until(ts_client, app_id, lambda s: any(a.startswith("payment_sla_missed") for a in s.alerts))
+    await ts_client.confirm_payment(app_id, {"payment_reference": "SEPA-77", "confirmed_by": "finance"})
+    outcome = await ts_client.result(app_id)
+    assert (outcome.stage, outcome.paid_cents) == (Stage.PAID, 95_000)
+    assert await _balance(ledger_store, partnership) == (0, 95_000, 905_000)
