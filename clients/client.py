@@ -24,16 +24,12 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from schemas.converter import DATA_CONVERTER
 from schemas.exchange import (
-    AmendDatesInput,
     ApplicationInput,
     CancelInput,
-    ConfirmAttendanceInput,
-    ConfirmMatchInput,
     ConfirmPaymentInput,
     ExchangeOutcome,
     ExchangeStatus,
     OfferFundsInput,
-    ReportNoShowInput,
     SignCommitmentInput,
     SubmitReportInput,
     SubmitReviewInput,
@@ -41,32 +37,10 @@ from schemas.exchange import (
     WithdrawInput,
 )
 from schemas.ids import EXCHANGE_WORKFLOW_TYPE, TASK_QUEUE, exchange_workflow_id
+from schemas.messages import UPDATES
 from schemas.policy import UnknownPolicyVersion, load_policy
-from schemas.review import (
-    AmendApplicationInput,
-    DeclareConflictInput,
-    ExtendReviewDeadlineInput,
-    OverrideInput,
-    ReassignInput,
-    ReopenInput,
-    RequestChangesInput,
-)
 
 M = TypeVar("M", bound=BaseModel)
-
-DECISIONS: dict[str, type[BaseModel]] = {
-    "confirm_match": ConfirmMatchInput,
-    "amend_dates": AmendDatesInput,
-    "confirm_attendance": ConfirmAttendanceInput,
-    "report_no_show": ReportNoShowInput,
-    "declare_conflict": DeclareConflictInput,
-    "request_changes": RequestChangesInput,
-    "amend_application": AmendApplicationInput,
-    "reassign": ReassignInput,
-    "override": OverrideInput,
-    "extend_review_deadline": ExtendReviewDeadlineInput,
-    "reopen": ReopenInput,
-}
 
 
 class ExchangeClientError(Exception):
@@ -187,11 +161,11 @@ class ExchangeClient:
     async def decide(
         self, application_id: str, update: str, payload: BaseModel | Mapping[str, Any], *, update_id: str | None = None
     ) -> ExchangeStatus:
-        """Send one of the updates in DECISIONS by name (the review decisions, confirm_match, amend_dates,
-        confirm_attendance, report_no_show); `update_id` makes a retried call answered once."""
-        model = DECISIONS.get(update)
+        """Send any update of schemas.messages.UPDATES by name, validated against its model first;
+        `update_id` makes a retried call answered once."""
+        model = UPDATES.get(update)
         if model is None:
-            raise InvalidInput([("update", f"unknown update {update!r}; one of {sorted(DECISIONS)}")])
+            raise InvalidInput([("update", f"unknown update {update!r}; one of {sorted(UPDATES)}")])
         return await self._update(application_id, update, parse(model, payload), update_id)
 
     async def sign_commitment(

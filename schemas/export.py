@@ -11,57 +11,16 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from schemas.exchange import (
-    AmendDatesInput,
-    ApplicationInput,
-    CancelInput,
-    ConfirmAttendanceInput,
-    ConfirmMatchInput,
-    ConfirmPaymentInput,
-    ExchangeOutcome,
-    ExchangeStatus,
-    OfferFundsInput,
-    ReportNoShowInput,
-    SignCommitmentInput,
-    SubmitReportInput,
-    SubmitReviewInput,
-    ValidateReportInput,
-    WithdrawInput,
-)
-from schemas.review import (
-    AmendApplicationInput,
-    DeclareConflictInput,
-    ExtendReviewDeadlineInput,
-    OverrideInput,
-    ReassignInput,
-    ReopenInput,
-    RequestChangesInput,
-)
+from schemas.exchange import ApplicationInput, ExchangeOutcome, ExchangeStatus
+from schemas.messages import SIGNALS, UPDATES
 
 JSON_DIR = Path(__file__).parent / "json"
 
 # file stem -> model: the workflow's start input, every update, signal and query, and its result.
 CONTRACT: dict[str, type[BaseModel]] = {
     "start.ApplicationInput": ApplicationInput,
-    "update.submit_review": SubmitReviewInput,
-    "update.sign_commitment": SignCommitmentInput,
-    "update.submit_report": SubmitReportInput,
-    "update.validate_report": ValidateReportInput,
-    "update.withdraw": WithdrawInput,
-    "update.confirm_match": ConfirmMatchInput,
-    "update.amend_dates": AmendDatesInput,
-    "update.confirm_attendance": ConfirmAttendanceInput,
-    "update.report_no_show": ReportNoShowInput,
-    "update.declare_conflict": DeclareConflictInput,
-    "update.request_changes": RequestChangesInput,
-    "update.amend_application": AmendApplicationInput,
-    "update.reassign": ReassignInput,
-    "update.override": OverrideInput,
-    "update.extend_review_deadline": ExtendReviewDeadlineInput,
-    "update.reopen": ReopenInput,
-    "update.cancel": CancelInput,
-    "signal.confirm_payment": ConfirmPaymentInput,
-    "signal.offer_funds": OfferFundsInput,
+    **{f"update.{name}": model for name, model in UPDATES.items()},
+    **{f"signal.{name}": model for name, model in SIGNALS.items()},
     "query.status": ExchangeStatus,
     "result.ExchangeOutcome": ExchangeOutcome,
 }

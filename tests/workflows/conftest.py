@@ -17,7 +17,7 @@ from activities.evidence import EvidenceStore, store_evidence
 from activities.review import add_reviewer
 from clients.client import ExchangeClient
 from ledger.store import LedgerStore
-from schemas.exchange import ExchangeStatus
+from schemas.exchange import ExchangeStatus, Party
 from schemas.review import Reviewer, ReviewerRole
 from schemas.stages import Stage
 from workers.main import build_worker
@@ -104,6 +104,15 @@ async def until(
         await asyncio.sleep(0.05)
         status = await client.status(application_id)
     raise AssertionError(f"{application_id}: condition never held; last status {status}")
+
+
+async def agree(client: ExchangeClient, application_id: str) -> None:
+    """R10: the four parties sign and both sides confirm the match; the exchange moves to TRAVEL."""
+    for party in Party:
+        await client.sign_commitment(application_id, {"actor_id": f"signer-{party.value}", "party": party.value})
+    for side in ("host", "visitor"):
+        await client.decide(application_id, "confirm_match", {"actor_id": f"{side}-contact", "side": side})
+    await wait_for_stage(client, application_id, Stage.TRAVEL)
 
 
 async def uploaded_evidence(pool: asyncpg.Pool, application_id: str) -> list[dict[str, object]]:

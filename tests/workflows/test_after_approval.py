@@ -14,7 +14,7 @@ from ledger.store import LedgerStore
 from schemas.exchange import Party
 from schemas.stages import Stage
 from tests.factories import application, full_week_ahead
-from tests.workflows.conftest import approve, until, uploaded_evidence, wait_for_stage
+from tests.workflows.conftest import agree, approve, until, uploaded_evidence, wait_for_stage
 
 Fund = Callable[[int], Awaitable[str]]
 
@@ -30,14 +30,6 @@ async def _in_agreement(client: ExchangeClient, partnership: str, start: date, e
     await approve(client, app.application_id)
     await wait_for_stage(client, app.application_id, Stage.AGREEMENT)
     return app.application_id
-
-
-async def _agree(client: ExchangeClient, app_id: str) -> None:
-    for party in Party:
-        await client.sign_commitment(app_id, {"actor_id": f"signer-{party.value}", "party": party.value})
-    for side in ("host", "visitor"):
-        await client.decide(app_id, "confirm_match", {"actor_id": f"{side}-contact", "side": side})
-    await wait_for_stage(client, app_id, Stage.TRAVEL)
 
 
 async def test_signatures_alone_do_not_bind_without_the_match_and_reminders_precede_the_lapse(
@@ -74,7 +66,7 @@ async def test_amended_dates_move_the_travel_timer_and_a_shorter_stay_releases_m
     partnership = await funded_partnership(1_000_000)
     start, end = full_week_ahead(4, "FR")
     app_id = await _in_agreement(ts_client, partnership, start, end)
-    await _agree(ts_client, app_id)
+    await agree(ts_client, app_id)
     later_start, later_end = full_week_ahead(6, "FR")
     status = await ts_client.decide(
         app_id,
@@ -143,7 +135,7 @@ async def test_a_no_show_cancels_and_voids_while_attendance_reprices_a_shortened
     no_show = await _in_agreement(ts_client, partnership, start, end)
     attended = await _in_agreement(ts_client, partnership, start, end)
     for app_id in (no_show, attended):
-        await _agree(ts_client, app_id)
+        await agree(ts_client, app_id)
         with pytest.raises(DecisionRefused, match="not started"):
             await ts_client.decide(app_id, "report_no_show", {"actor_id": "host-contact", "reason": "nobody came"})
     now = await time_skipping_env.get_current_time()
@@ -178,7 +170,7 @@ async def test_a_no_show_cancels_and_voids_while_attendance_reprices_a_shortened
 async def _in_reporting(client: ExchangeClient, env: WorkflowEnvironment, partnership: str) -> str:
     start, end = full_week_ahead(3, "FR")
     app_id = await _in_agreement(client, partnership, start, end)
-    await _agree(client, app_id)
+    await agree(client, app_id)
     now = await env.get_current_time()
     await env.sleep(datetime.combine(end + timedelta(days=1), time(12, 0), tzinfo=UTC) - now)
     await wait_for_stage(client, app_id, Stage.REPORTING)

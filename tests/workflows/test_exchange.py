@@ -13,11 +13,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from clients.client import DecisionRefused, DuplicateApplication, ExchangeClient, InvalidInput
 from ledger.store import LedgerStore
-from schemas.exchange import Party
 from schemas.ids import exchange_workflow_id
 from schemas.stages import Stage
 from tests.factories import application
-from tests.workflows.conftest import approve, uploaded_evidence, wait_for_stage
+from tests.workflows.conftest import agree, approve, uploaded_evidence, wait_for_stage
 from tests.workflows.histories import replay_and_maybe_record
 
 Fund = Callable[[int], Awaitable[str]]
@@ -37,11 +36,7 @@ async def _approve_and_sign(client: ExchangeClient, app_id: str) -> None:
     await wait_for_stage(client, app_id, Stage.REVIEW)
     await approve(client, app_id)
     await wait_for_stage(client, app_id, Stage.AGREEMENT)
-    for party in Party:
-        await client.sign_commitment(app_id, {"actor_id": f"signer-{party.value}", "party": party.value})
-    for side in ("host", "visitor"):
-        await client.decide(app_id, "confirm_match", {"actor_id": f"{side}-contact", "side": side})
-    await wait_for_stage(client, app_id, Stage.TRAVEL)
+    await agree(client, app_id)
 
 
 async def test_happy_path_reaches_paid_with_the_grant_posted(
@@ -51,7 +46,7 @@ async def test_happy_path_reaches_paid_with_the_grant_posted(
     funded_partnership: Fund,
     pg_pool: asyncpg.Pool,
 ) -> None:
-    """An eligible exchange weeks ahead goes through every stage to PAID; 780 EUR is posted and paid once."""
+    """An eligible exchange weeks ahead goes through every stage to PAID; 950 EUR (France) is posted and paid once."""
     partnership = await funded_partnership(1_000_000)
     app = application(visitor_partnership_id=partnership)
     await ts_client.start_exchange(app)
