@@ -245,7 +245,14 @@ def status(
 
 
 def _mount_subcommands() -> None:
-    from clients import evidence_commands, explain_commands, ledger_commands, policy_commands, review_commands
+    from clients import (
+        evidence_commands,
+        explain_commands,
+        import_commands,
+        ledger_commands,
+        policy_commands,
+        review_commands,
+    )
 
     app.add_typer(ledger_commands.db_app, name="db")
     app.add_typer(ledger_commands.ledger_app, name="ledger")
@@ -255,6 +262,8 @@ def _mount_subcommands() -> None:
     app.add_typer(review_commands.reviewers_app, name="reviewers")
     app.add_typer(review_commands.review_app, name="review")
     app.add_typer(evidence_commands.evidence_app, name="evidence")
+    app.command("import")(import_commands.import_command)
+    app.command("list")(import_commands.list_command)
 
 
 _mount_subcommands()
