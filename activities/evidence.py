@@ -21,11 +21,10 @@ import hashlib
 import os
 import tempfile
 import typing
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, TypeAlias
+from typing import Annotated, Protocol, TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -34,7 +33,6 @@ from temporalio import activity
 
 from schemas.exchange import EvidenceItem
 from schemas.ids import ActorId, ApplicationId
-from workers.settings import Settings
 
 # A connection of the caller's: a plain one (CLI) or one acquired from a pool (activities, API).
 DbConnection: TypeAlias = "asyncpg.Connection | PoolConnectionProxy"
@@ -161,6 +159,13 @@ class VerifyEvidenceResult(BaseModel):
         return not self.missing and not self.mismatched
 
 
+class _HasEvidenceDir(Protocol):
+    """What the store needs of the process settings (workers.settings.Settings), without importing workers."""
+
+    @property
+    def evidence_dir(self) -> Path: ...
+
+
 class EvidenceStore:
     """Evidence bytes on disk, addressed by their SHA-256: `<root>/<sha256[:2]>/<sha256>`.
 
@@ -172,15 +177,9 @@ class EvidenceStore:
         self.root = root
 
     @classmethod
-    def from_settings(cls, settings: Settings, environ: Mapping[str, str] | None = None) -> EvidenceStore:
-        """`CX_EVIDENCE_DIR` if set, else `<state_dir>/evidence`.
-
-        `CX_EVIDENCE_DIR` is read here because `Settings` is not this module's to change; it belongs in
-        `Settings` (one reading of the environment) and should move there.
-        """
-        env = os.environ if environ is None else environ
-        configured = env.get("CX_EVIDENCE_DIR")
-        return cls(Path(configured).resolve() if configured else settings.state_dir / "evidence")
+    def from_settings(cls, settings: _HasEvidenceDir) -> EvidenceStore:
+        """The store at the configured directory (`CX_EVIDENCE_DIR`, else `<state_dir>/evidence`)."""
+        return cls(settings.evidence_dir)
 
     def path_for(self, sha256: str) -> Path:
         # The digest is the only thing that becomes a path, and it is checked to be hex first, so no

@@ -10,6 +10,7 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.metrics import count
 from ledger.errors import BudgetExhausted, LedgerError
 from ledger.store import LedgerStore
 from schemas.activities import (
@@ -44,6 +45,8 @@ class LedgerActivities:
             return HoldFundsResult(held=False, available_cents=refused.available_cents)
         except LedgerError as error:
             raise as_application_error(error) from error
+        if not transfer.replayed:
+            count("cx_held_cents", transfer.amount_cents, "euro cents held", partnership=request.partnership_id)
         return HoldFundsResult(held=True, transfer_id=transfer.id)
 
     @activity.defn(name="rehold_funds")

@@ -11,6 +11,7 @@ import asyncpg
 from temporalio import activity
 
 from activities.ledger import as_application_error
+from activities.metrics import count
 from activities.outbox import enqueue, payment_order_dedup_key
 from ledger.errors import LedgerError
 from ledger.store import LedgerStore
@@ -78,6 +79,8 @@ class PaymentActivities:
                     "currency": "EUR",
                 },
             )
+        if not paid_out.replayed:
+            count("cx_paid_cents", request.amount_cents, "euro cents paid", partnership=request.partnership_id)
         return PostPaymentResult(
             payment_order_id=order_id,
             posted_cents=request.amount_cents,

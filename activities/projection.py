@@ -11,6 +11,7 @@ import json
 import asyncpg
 from temporalio import activity
 
+from activities.metrics import count
 from activities.outbox import enqueue
 from schemas.activities import ProjectTransitionInput
 
@@ -85,6 +86,14 @@ class ProjectionActivities:
                 event.sequence,
                 event.at,
                 app.model_dump_json(),
+            )
+            count(
+                "cx_events",
+                1,
+                "projected exchange events",
+                event=event.event,
+                stage=event.stage.value,
+                partnership=app.visitor_partnership_id,
             )
             if self._notify_email and event.event in NOTIFIED_EVENTS:
                 await enqueue(

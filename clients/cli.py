@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from temporalio.runtime import Runtime
 
 from clients.client import ExchangeClient, ExchangeClientError, InvalidInput, parse
 from ledger.errors import LedgerError
@@ -52,10 +53,10 @@ async def _as_coroutine(factory: Callable[[], Awaitable[T]]) -> T:
     return await factory()
 
 
-async def _client(settings: Settings) -> ExchangeClient:
+async def _client(settings: Settings, runtime: Runtime | None = None) -> ExchangeClient:
     try:
         return await ExchangeClient.connect(
-            resolve_temporal_address(settings), settings.temporal_namespace, settings.task_queue
+            resolve_temporal_address(settings), settings.temporal_namespace, settings.task_queue, runtime
         )
     except RuntimeError as error:
         if isinstance(error, StackNotFound):
@@ -89,12 +90,15 @@ def worker() -> None:
 
     from workers.logging import configure_logging
     from workers.main import run_worker
+    from workers.metrics import runtime_with_metrics
 
     settings = Settings.from_env()
     configure_logging(settings.log_format)
 
     async def main() -> None:
-        client = await _client(settings)
+        # SDK and business metrics on CX_METRICS_ADDRESS (Prometheus), when it is set.
+        runtime = runtime_with_metrics(settings.metrics_address) if settings.metrics_address else None
+        client = await _client(settings, runtime)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -20,6 +20,7 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from schemas.converter import DATA_CONVERTER
@@ -95,8 +96,11 @@ class ExchangeClient:
         self._task_queue = task_queue
 
     @classmethod
-    async def connect(cls, address: str, namespace: str = "default", task_queue: str = TASK_QUEUE) -> ExchangeClient:
-        return cls(await Client.connect(address, namespace=namespace, data_converter=DATA_CONVERTER), task_queue)
+    async def connect(
+        cls, address: str, namespace: str = "default", task_queue: str = TASK_QUEUE, runtime: Runtime | None = None
+    ) -> ExchangeClient:
+        client = await Client.connect(address, namespace=namespace, data_converter=DATA_CONVERTER, runtime=runtime)
+        return cls(client, task_queue)
 
     @property
     def temporal(self) -> Client:

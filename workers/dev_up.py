@@ -27,11 +27,12 @@ from clients.demo import demo_samples, drive
 from ledger.migrate import apply_migrations
 from ledger.store import LedgerStore
 from schemas.exchange import EvidenceItem
-from workers.devstack import EmbeddedPostgres, temporal_dev_server
+from workers.devstack import EmbeddedPostgres, free_port, temporal_dev_server
 from workers.dispatcher import Dispatcher, DispatcherConfig
 from workers.finance_stub import FinanceStub
 from workers.logging import configure_logging
 from workers.main import database_pool, run_worker
+from workers.metrics import runtime_with_metrics
 from workers.runtime import RuntimeInfo, clear_runtime, write_runtime
 from workers.seed import seed_partnerships
 from workers.settings import Settings
@@ -66,7 +67,9 @@ async def dev_up(settings: Settings, *, once: bool, demo: bool = True) -> int:
         loop.add_signal_handler(sig, stop.set)
 
     console.rule("[bold]ClusterXchange grant engine: make run")
-    async with postgres(settings) as database_url, temporal_dev_server(settings) as temporal:
+    metrics_address = settings.metrics_address or f"127.0.0.1:{free_port()}"
+    runtime = runtime_with_metrics(metrics_address)
+    async with postgres(settings) as database_url, temporal_dev_server(settings, runtime) as temporal:
         console.print(f"Postgres   {_redact(database_url)}")
         console.print(f"Temporal   {temporal.address}  (namespace {settings.temporal_namespace})")
         if temporal.ui_url:
@@ -74,6 +77,7 @@ async def dev_up(settings: Settings, *, once: bool, demo: bool = True) -> int:
         applied = await apply_migrations(database_url)
         console.print(f"Migrations {', '.join(applied) if applied else 'up to date'}")
         console.print(f"Logs       {log_path}")
+        console.print(f"Metrics    http://{metrics_address}/metrics")
         write_runtime(settings, RuntimeInfo(database_url, temporal.address, temporal.ui_url, os.getpid()))
         try:
             async with database_pool(database_url) as pool:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import asyncpg
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.testing import WorkflowEnvironment
 
 from schemas.converter import DATA_CONVERTER
@@ -251,11 +252,14 @@ class TemporalEndpoint:
 
 
 @contextlib.asynccontextmanager
-async def temporal_dev_server(settings: Settings) -> AsyncIterator[TemporalEndpoint]:
+async def temporal_dev_server(settings: Settings, runtime: Runtime | None = None) -> AsyncIterator[TemporalEndpoint]:
     """Connect to TEMPORAL_ADDRESS, or run the embedded dev server (with UI, SQLite under state_dir)."""
     if settings.temporal_address:
         client = await Client.connect(
-            settings.temporal_address, namespace=settings.temporal_namespace, data_converter=DATA_CONVERTER
+            settings.temporal_address,
+            namespace=settings.temporal_namespace,
+            data_converter=DATA_CONVERTER,
+            runtime=runtime,
         )
         yield TemporalEndpoint(client=client, address=settings.temporal_address, ui_url=None)
         return
@@ -268,6 +272,7 @@ async def temporal_dev_server(settings: Settings) -> AsyncIterator[TemporalEndpo
     env = await WorkflowEnvironment.start_local(
         namespace=settings.temporal_namespace,
         data_converter=DATA_CONVERTER,
+        runtime=runtime,
         port=port,
         ui=True,
         ui_port=ui_port,

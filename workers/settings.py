@@ -27,6 +27,8 @@ class Settings:
     postgres_port: int | None
     finance_webhook_url: str | None
     notify_email: str | None
+    evidence_dir: Path
+    metrics_address: str | None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -43,6 +45,10 @@ class Settings:
             postgres_port=_optional_port(env, "CX_POSTGRES_PORT"),
             finance_webhook_url=env.get("CX_FINANCE_WEBHOOK_URL") or None,
             notify_email=env.get("CX_NOTIFY_EMAIL") or None,
+            evidence_dir=Path(
+                env.get("CX_EVIDENCE_DIR") or Path(env.get("CX_STATE_DIR", ".cx")) / "evidence"
+            ).resolve(),
+            metrics_address=env.get("CX_METRICS_ADDRESS") or None,
         )
 
 

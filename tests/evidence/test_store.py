@@ -254,6 +254,8 @@ def test_limits_refuse_a_media_type_that_cannot_be_detected() -> None:
 def test_the_store_root_is_cx_evidence_dir_else_under_the_state_dir(tmp_path: Path) -> None:
     """`CX_EVIDENCE_DIR` wins; without it the store is `<CX_STATE_DIR>/evidence`."""
     settings = Settings.from_env({"CX_STATE_DIR": str(tmp_path / "state")})
-    assert EvidenceStore.from_settings(settings, {}).root == tmp_path / "state" / "evidence"
-    chosen = {"CX_EVIDENCE_DIR": str(tmp_path / "elsewhere")}
-    assert EvidenceStore.from_settings(settings, chosen).root == tmp_path / "elsewhere"
+    assert EvidenceStore.from_settings(settings).root == tmp_path / "state" / "evidence"
+    chosen = Settings.from_env(
+        {"CX_STATE_DIR": str(tmp_path / "state"), "CX_EVIDENCE_DIR": str(tmp_path / "elsewhere")}
+    )
+    assert EvidenceStore.from_settings(chosen).root == tmp_path / "elsewhere"
