@@ -19,6 +19,7 @@ from temporalio.runtime import Runtime
 from clients.client import ExchangeClient, ExchangeClientError, InvalidInput, parse
 from ledger.errors import LedgerError
 from schemas.exchange import ApplicationInput
+from schemas.messages import SIGNALS, UPDATES
 from workers.runtime import StackNotFound, resolve_database_url, resolve_temporal_address
 from workers.settings import Settings
 
@@ -189,6 +190,80 @@ def top_up(
     console.print(run(main))
 
 
+def _payload(data: str | None, file: Path | None) -> dict[str, Any]:
+    if (data is None) == (file is None):
+        raise fail("give the payload with exactly one of --data '<json>' or --file <path>")
+    try:
+        text = data if data is not None else (file.read_text() if file else "")
+        payload = json.loads(text)
+    except OSError as error:
+        raise fail(f"{file}: cannot be read ({error.strerror})") from None
+    except json.JSONDecodeError as error:
+        raise fail(f"payload: not valid JSON ({error.msg} at line {error.lineno})") from None
+    if not isinstance(payload, dict):
+        raise fail("payload: must be a JSON object")
+    return payload
+
+
+@app.command("decide")
+def decide(
+    application_id: Annotated[str, typer.Argument(help="the application id")],
+    update: Annotated[str, typer.Argument(help="the decision: " + ", ".join(UPDATES))],
+    data: Annotated[str | None, typer.Option("--data", help="the payload as JSON")] = None,
+    file: Annotated[Path | None, typer.Option("--file", help="the payload from a JSON file")] = None,
+    update_id: Annotated[
+        str | None, typer.Option("--update-id", help="retry-safe: the same id is answered once")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the status after the decision as JSON")] = False,
+) -> None:
+    """Record a person's decision (any update of the contract); refusals print the reason and exit 1.
+
+    Example: cx decide demo-01 submit_review --data '{"actor_id": "anna", "recommendation": "approve",
+    "scores": {"relevance": 4, "agenda_quality": 4, "expected_impact": 5}}'
+    """
+    payload = _payload(data, file)
+    settings = Settings.from_env()
+
+    async def main() -> Any:
+        client = await _client(settings)
+        return await client.decide(application_id, update, payload, update_id=update_id)
+
+    result = run(main)
+    if as_json:
+        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+    else:
+        console.print(f"{application_id}: {update} recorded; stage {result.stage.value}")
+
+
+@app.command("signal")
+def signal_command(
+    application_id: Annotated[str, typer.Argument(help="the application id")],
+    name: Annotated[str, typer.Argument(help="the fact: " + ", ".join(SIGNALS))],
+    data: Annotated[str | None, typer.Option("--data", help="the payload as JSON")] = None,
+    file: Annotated[Path | None, typer.Option("--file", help="the payload from a JSON file")] = None,
+) -> None:
+    """Send a fact from another system (e.g. finance's payment confirmation) to an exchange.
+
+    Example: cx signal demo-01 confirm_payment --data '{"payment_reference": "SEPA-1", "confirmed_by": "finance"}'
+    """
+    payload = _payload(data, file)
+    model = SIGNALS.get(name)
+    if model is None:
+        raise fail(f"signal {name!r}: one of {', '.join(SIGNALS)}")
+    try:
+        message = parse(model, payload)
+    except InvalidInput as error:
+        raise fail(str(error)) from None
+    settings = Settings.from_env()
+
+    async def main() -> None:
+        client = await _client(settings)
+        await client.signal(application_id, name, message)
+
+    run(main)
+    console.print(f"{application_id}: {name} sent")
+
+
 @app.command("submit")
 def submit(
     path: Annotated[Path, typer.Argument(help="a JSON file holding one application")],
@@ -268,6 +343,9 @@ def _mount_subcommands() -> None:
     app.add_typer(evidence_commands.evidence_app, name="evidence")
     app.command("import")(import_commands.import_command)
     app.command("list")(import_commands.list_command)
+    ops_app = typer.Typer(no_args_is_help=True, help="Ops views.")
+    ops_app.command("late")(import_commands.late_command)
+    app.add_typer(ops_app, name="ops")
 
 
 _mount_subcommands()

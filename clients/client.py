@@ -38,7 +38,7 @@ from schemas.exchange import (
     WithdrawInput,
 )
 from schemas.ids import EXCHANGE_WORKFLOW_TYPE, TASK_QUEUE, exchange_workflow_id
-from schemas.messages import UPDATES
+from schemas.messages import SIGNALS, UPDATES
 from schemas.policy import UnknownPolicyVersion, load_policy
 
 M = TypeVar("M", bound=BaseModel)
@@ -196,6 +196,13 @@ class ExchangeClient:
 
     async def offer_funds(self, application_id: str, offer: OfferFundsInput | Mapping[str, Any]) -> None:
         await self._signal(application_id, "offer_funds", parse(OfferFundsInput, offer))
+
+    async def signal(self, application_id: str, name: str, payload: BaseModel | Mapping[str, Any]) -> None:
+        """Send any signal of schemas.messages.SIGNALS by name, validated against its model first."""
+        model = SIGNALS.get(name)
+        if model is None:
+            raise InvalidInput([("signal", f"unknown signal {name!r}; one of {sorted(SIGNALS)}")])
+        await self._signal(application_id, name, parse(model, payload))
 
     def _handle(self, application_id: str) -> WorkflowHandle[Any, Any]:
         return self._client.get_workflow_handle(self._workflow_id(application_id))

@@ -208,3 +208,14 @@ def list_command(
             str(r["next_deadline"] or ""),
         )
     console.print(table)
+
+
+def late_command(
+    partnership: Annotated[str | None, typer.Option("--partnership", help="only this partnership")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the rows as JSON")] = False,
+) -> None:
+    """Open exchanges past their next deadline, the most overdue first (the same as `cx list --late`).
+
+    Example: cx ops late --json
+    """
+    list_command(stage=None, partnership=partnership, late=True, limit=1000, as_json=as_json)
