@@ -264,6 +264,47 @@ def signal_command(
     console.print(f"{application_id}: {name} sent")
 
 
+@app.command("api")
+def api(
+    host: Annotated[str, typer.Option("--host", help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port")] = 8000,
+) -> None:
+    """Serve the REST API (OpenAPI at /openapi.json, docs at /docs); bearer tokens from CX_API_TOKENS.
+
+    Example: CX_API_TOKENS='{"s3cret-token-of-16+": {"subject": "anna", "role": "officer"}}' cx api --port 8080
+    """
+    from clients.api import TokenConfigError, load_tokens, serve
+
+    settings = Settings.from_env()
+    try:
+        tokens = load_tokens()
+    except TokenConfigError as error:
+        raise fail(str(error)) from None
+    run(lambda: serve(settings, tokens, host, port))
+
+
+temporal_app = typer.Typer(no_args_is_help=True, help="The Temporal namespace this engine needs.")
+app.add_typer(temporal_app, name="temporal")
+
+
+@temporal_app.command("setup")
+def temporal_setup() -> None:
+    """Register the custom search attributes (CxStage, CxPartnership, ...) on the namespace; idempotent.
+
+    Example: TEMPORAL_ADDRESS=temporal:7233 TEMPORAL_NAMESPACE=clusterxchange cx temporal setup
+    """
+    from schemas.search import register_search_attributes
+
+    settings = Settings.from_env()
+
+    async def main() -> list[str]:
+        client = await _client(settings)
+        return await register_search_attributes(client.temporal, settings.temporal_namespace)
+
+    added = run(main)
+    console.print(f"search attributes added: {', '.join(added)}" if added else "search attributes already in place")
+
+
 @app.command("submit")
 def submit(
     path: Annotated[Path, typer.Argument(help="a JSON file holding one application")],

@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -150,13 +152,6 @@ class ExchangeClient:
         outcome: ExchangeOutcome = await handle.result()
         return outcome
 
-    async def is_running(self, application_id: str) -> bool:
-        try:
-            description = await self._handle(application_id).describe()
-        except RPCError as error:
-            raise await self._translate(application_id, error) from None
-        return description.status == WorkflowExecutionStatus.RUNNING
-
     async def submit_review(
         self, application_id: str, decision: SubmitReviewInput | Mapping[str, Any], *, update_id: str | None = None
     ) -> ExchangeStatus:
@@ -237,10 +232,15 @@ class ExchangeClient:
     async def _translate(self, application_id: str, error: RPCError) -> ExchangeClientError:
         if error.status == RPCStatusCode.NOT_FOUND:
             # Updates and signals to a closed workflow also answer NOT_FOUND: tell "ended" from "never existed".
+            # The raw call reads only the status (no search-attribute decoding, which some servers differ on).
+            request = DescribeWorkflowExecutionRequest(
+                namespace=self._client.namespace,
+                execution=WorkflowExecution(workflow_id=self._workflow_id(application_id)),
+            )
             try:
-                description = await self._handle(application_id).describe()
+                description = await self._client.workflow_service.describe_workflow_execution(request)
             except RPCError:
                 return ExchangeNotFound(application_id)
-            status = description.status.name if description.status else "CLOSED"
+            status = WorkflowExecutionStatus(description.workflow_execution_info.status).name
             return DecisionRefused(f"application_id {application_id!r}: the exchange has already ended ({status})")
         return ExchangeClientError(f"{application_id}: {error.message}")

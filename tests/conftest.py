@@ -25,6 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from ledger.migrate import apply_migrations
 from schemas.converter import DATA_CONVERTER
+from schemas.search import SEARCH_ATTRIBUTES, register_search_attributes
 from workers.devstack import (
     TEMPORAL_CLI,
     TEMPORAL_TEST_SERVER,
@@ -86,6 +87,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
         test_server_existing_path=str(TEMPORAL_TEST_SERVER),
         port=free_port(),
     )
+    await register_search_attributes(env.client, "default")
     try:
         yield env
     finally:
@@ -99,6 +101,7 @@ async def dev_server_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_existing_path=str(TEMPORAL_CLI),
         port=free_port(),
         ui=False,
+        search_attributes=SEARCH_ATTRIBUTES,
         dev_server_log_level="error",
     )
     try:

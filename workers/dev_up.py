@@ -27,6 +27,7 @@ from clients.demo import demo_samples, drive
 from ledger.migrate import apply_migrations
 from ledger.store import LedgerStore
 from schemas.exchange import EvidenceItem
+from schemas.search import register_search_attributes
 from workers.devstack import EmbeddedPostgres, free_port, temporal_dev_server
 from workers.dispatcher import Dispatcher, DispatcherConfig
 from workers.finance_stub import FinanceStub
@@ -74,6 +75,8 @@ async def dev_up(settings: Settings, *, once: bool, demo: bool = True) -> int:
         console.print(f"Temporal   {temporal.address}  (namespace {settings.temporal_namespace})")
         if temporal.ui_url:
             console.print(f"Temporal UI [link]{temporal.ui_url}[/link]")
+        if settings.temporal_address:  # an existing server: make sure ops' search attributes exist
+            await register_search_attributes(temporal.client, settings.temporal_namespace)
         applied = await apply_migrations(database_url)
         console.print(f"Migrations {', '.join(applied) if applied else 'up to date'}")
         console.print(f"Logs       {log_path}")

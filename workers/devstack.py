@@ -30,6 +30,7 @@ from temporalio.runtime import Runtime
 from temporalio.testing import WorkflowEnvironment
 
 from schemas.converter import DATA_CONVERTER
+from schemas.search import SEARCH_ATTRIBUTES
 from workers.logging import get_logger
 from workers.settings import Settings
 
@@ -273,6 +274,7 @@ async def temporal_dev_server(settings: Settings, runtime: Runtime | None = None
         namespace=settings.temporal_namespace,
         data_converter=DATA_CONVERTER,
         runtime=runtime,
+        search_attributes=SEARCH_ATTRIBUTES,
         port=port,
         ui=True,
         ui_port=ui_port,

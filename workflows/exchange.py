@@ -21,8 +21,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -88,6 +90,7 @@ with workflow.unsafe.imports_passed_through():
         UpdateAssignmentInput,
     )
     from schemas.review import ReviewDecision as ReviewDecisionKind
+    from schemas.search import CX_GRANT_CENTS, CX_HOST_COUNTRY, CX_NEXT_DEADLINE, CX_PARTNERSHIP, CX_STAGE
     from schemas.stages import CANCELLABLE_STAGES, WITHDRAWABLE_STAGES, Stage
     from workflows import options
     from workflows.review import ReviewBoard, ReviewDecision
@@ -99,6 +102,7 @@ PATCH_REVIEW_IN_DEPTH = "review-in-depth"  # assignment, quorum, conflicts, chan
 PATCH_WAITLIST_FIFO = "waitlist-fifo"  # the partnership's Funds workflow places holds oldest first
 PATCH_AGREEMENT_MATCH = "agreement-match-and-reminders"  # R10 match confirmations, signature reminders
 PATCH_EVIDENCE_VERIFIED = "report-evidence-verified"  # a report's files must have been uploaded
+PATCH_SEARCH_ATTRIBUTES = "search-attributes"  # CxStage, CxPartnership, ... kept current for ops
 # The stay never took place: the organisation keeps its one visit (CANCELLED: the policy decides).
 VISIT_RELEASING_STAGES = frozenset({Stage.INELIGIBLE, Stage.REJECTED, Stage.EXPIRED, Stage.LAPSED, Stage.WITHDRAWN})
 
@@ -157,6 +161,7 @@ class ExchangeWorkflow:
         self._funds_held: FundsHeldInput | None = None
         self._match_required = False
         self._report_pending = False
+        self._published: tuple[Stage, int | None, datetime | None] | None = None
         self._match: dict[str, str] = {}
         self._dates_changed = False
         self._amending = False
@@ -836,6 +841,7 @@ class ExchangeWorkflow:
         """Project the current state and one audit event to Postgres (idempotent by sequence)."""
         self._sequence += 1
         upcoming = [d for d in self._deadlines.values() if d > workflow.now()]
+        self._publish_search_attributes(min(upcoming) if upcoming else None)
         await workflow.execute_activity_method(
             ProjectionActivities.record_transition,
             ProjectTransitionInput(
@@ -857,6 +863,23 @@ class ExchangeWorkflow:
             schedule_to_close_timeout=options.DATABASE_SCHEDULE_TO_CLOSE,
             retry_policy=options.DATABASE_RETRY,
         )
+
+    def _publish_search_attributes(self, next_deadline: datetime | None) -> None:
+        """Keep ops' filters (stage, partnership, host country, grant, next deadline) current, on change only."""
+        published = (self._stage, self._grant_cents, next_deadline)
+        if published == self._published or not workflow.patched(PATCH_SEARCH_ATTRIBUTES):
+            return
+        self._published = published
+        updates: list[SearchAttributeUpdate[Any]] = [
+            CX_STAGE.value_set(self._stage.value),
+            CX_PARTNERSHIP.value_set(self._app.visitor_partnership_id),
+            CX_HOST_COUNTRY.value_set(self._app.host.country),
+            CX_GRANT_CENTS.value_set(self._grant_cents)
+            if self._grant_cents is not None
+            else CX_GRANT_CENTS.value_unset(),
+            CX_NEXT_DEADLINE.value_set(next_deadline) if next_deadline else CX_NEXT_DEADLINE.value_unset(),
+        ]
+        workflow.upsert_search_attributes(updates)
 
     # --- messages ---------------------------------------------------------------------------
 

@@ -1,0 +1,1 @@
+"""The REST API over HTTP against the real stack (Temporal dev server, Postgres)."""
