@@ -14,14 +14,16 @@ import contextlib
 import os
 import secrets
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import date
 
 import asyncpg
+import uvicorn
 from rich.console import Console
 from rich.table import Table
 
 from activities.evidence import EvidenceStore, store_evidence
+from clients.api import Principal, create_app, load_tokens
 from clients.client import ExchangeClient
 from clients.demo import demo_samples, drive
 from ledger.migrate import apply_migrations
@@ -104,6 +106,13 @@ async def dev_up(settings: Settings, *, once: bool, demo: bool = True) -> int:
                 )
                 dispatcher = Dispatcher(pool, DispatcherConfig(webhook_secret=secret, base_backoff_s=1.0))
                 dispatching = asyncio.create_task(dispatcher.run(worker_stop))
+                api_server, api_url, api_token = _api_server(
+                    ExchangeClient(temporal.client, settings.task_queue), pool, settings
+                )
+                serving = asyncio.create_task(api_server.serve())
+                console.print(f"API        {api_url}/docs", soft_wrap=True)
+                if api_token:
+                    console.print(f"API token  {api_token}  (an officer, for this run only)", soft_wrap=True)
                 try:
                     if demo:
                         console.rule(
@@ -142,6 +151,8 @@ async def dev_up(settings: Settings, *, once: bool, demo: bool = True) -> int:
                         console.print("Worker running; Ctrl-C stops every process this command started.")
                         await stop.wait()
                 finally:
+                    api_server.should_exit = True
+                    await serving
                     worker_stop.set()
                     await worker
                     await dispatching
@@ -151,6 +162,29 @@ async def dev_up(settings: Settings, *, once: bool, demo: bool = True) -> int:
             clear_runtime(settings)
     console.print("Stopped.")
     return 0
+
+
+class _EmbeddedApiServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: in `make run` this process owns Ctrl-C and stops the API."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _api_server(
+    exchanges: ExchangeClient, pool: asyncpg.Pool, settings: Settings
+) -> tuple[uvicorn.Server, str, str | None]:
+    """The REST API on a free (or CX_API_PORT) port; tokens from CX_API_TOKENS, else one officer token for this run."""
+    token: str | None = None
+    if os.environ.get("CX_API_TOKENS"):
+        tokens = load_tokens()
+    else:
+        token = secrets.token_urlsafe(24)
+        tokens = {token: Principal(subject="demo-officer", role="officer")}
+    port = int(os.environ.get("CX_API_PORT") or free_port())
+    config = uvicorn.Config(create_app(exchanges, pool, tokens), host="127.0.0.1", port=port, log_level="warning")
+    return _EmbeddedApiServer(config), f"http://127.0.0.1:{port}", token
 
 
 async def print_summary(pool: asyncpg.Pool, store: LedgerStore, ui_url: str | None) -> None:
