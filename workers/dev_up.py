@@ -182,7 +182,7 @@ def _api_server(
     else:
         token = secrets.token_urlsafe(24)
         tokens = {token: Principal(subject="demo-officer", role="officer")}
-    port = int(os.environ.get("CX_API_PORT") or free_port())
+    port = settings.api_port or free_port()
     config = uvicorn.Config(create_app(exchanges, pool, tokens), host="127.0.0.1", port=port, log_level="warning")
     return _EmbeddedApiServer(config), f"http://127.0.0.1:{port}", token
 

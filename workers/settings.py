@@ -29,6 +29,7 @@ class Settings:
     notify_email: str | None
     evidence_dir: Path
     metrics_address: str | None
+    api_port: int | None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -49,6 +50,7 @@ class Settings:
                 env.get("CX_EVIDENCE_DIR") or Path(env.get("CX_STATE_DIR", ".cx")) / "evidence"
             ).resolve(),
             metrics_address=env.get("CX_METRICS_ADDRESS") or None,
+            api_port=_optional_port(env, "CX_API_PORT"),
         )
 
 
