@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 
 import asyncpg
 from temporalio.client import Client
@@ -88,8 +87,6 @@ def build_worker(
             waitlist.announce_release,
             evidence.verify_evidence,
         ],
-        # All activities are async; the executor is only there for the SDK's sync fallbacks.
-        activity_executor=ThreadPoolExecutor(max_workers=4),
     )
 
 

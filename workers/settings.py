@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-TASK_QUEUE_DEFAULT = "clusterxchange"
+from schemas.ids import TASK_QUEUE
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class Settings:
             database_url=env.get("DATABASE_URL") or None,
             temporal_address=env.get("TEMPORAL_ADDRESS") or None,
             temporal_namespace=env.get("TEMPORAL_NAMESPACE", "default"),
-            task_queue=env.get("CX_TASK_QUEUE", TASK_QUEUE_DEFAULT),
+            task_queue=env.get("CX_TASK_QUEUE", TASK_QUEUE),
             state_dir=Path(env.get("CX_STATE_DIR", ".cx")).resolve(),
             log_format=env.get("CX_LOG_FORMAT", "auto"),
             temporal_port=_optional_port(env, "CX_TEMPORAL_PORT"),

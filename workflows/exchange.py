@@ -343,9 +343,7 @@ class ExchangeWorkflow:
                 due_at=self._review_due,
                 on=workflow.now().date(),
             ),
-            start_to_close_timeout=options.DATABASE_START_TO_CLOSE,
-            schedule_to_close_timeout=options.DATABASE_SCHEDULE_TO_CLOSE,
-            retry_policy=options.DATABASE_RETRY,
+            **options.DATABASE,
         )
         self.board.assign(result.assigned)
         self._officers = result.officers
@@ -378,9 +376,7 @@ class ExchangeWorkflow:
             UpdateAssignmentInput(
                 application_id=self._app.application_id, reviewer_id=reviewer_id, status=status, due_at=due_at
             ),
-            start_to_close_timeout=options.DATABASE_START_TO_CLOSE,
-            schedule_to_close_timeout=options.DATABASE_SCHEDULE_TO_CLOSE,
-            retry_policy=options.DATABASE_RETRY,
+            **options.DATABASE,
         )
 
     async def _move_open_deadlines(self) -> None:
@@ -507,9 +503,7 @@ class ExchangeWorkflow:
                     joined_at=workflow.now(),
                 ),
             ),
-            start_to_close_timeout=options.DATABASE_START_TO_CLOSE,
-            schedule_to_close_timeout=options.DATABASE_SCHEDULE_TO_CLOSE,
-            retry_policy=options.DATABASE_RETRY,
+            **options.DATABASE,
         )
         if not await self._wait_until(lambda: self._funds_held is not None, due):
             await self._leave_waitlist()  # a hold placed at the last moment is ours: then we go on
@@ -533,9 +527,7 @@ class ExchangeWorkflow:
             LeaveWaitlistInput(
                 partnership_id=self._app.visitor_partnership_id, application_id=self._app.application_id
             ),
-            start_to_close_timeout=options.DATABASE_START_TO_CLOSE,
-            schedule_to_close_timeout=options.DATABASE_SCHEDULE_TO_CLOSE,
-            retry_policy=options.DATABASE_RETRY,
+            **options.DATABASE,
         )
         self._waitlisted = False
         self._take_waitlist_hold()
@@ -549,9 +541,7 @@ class ExchangeWorkflow:
         await workflow.execute_activity_method(
             WaitlistActivities.announce_release,
             FundsReleasedInput(partnership_id=self._app.visitor_partnership_id, reason=reason),
-            start_to_close_timeout=options.DATABASE_START_TO_CLOSE,
-            schedule_to_close_timeout=options.DATABASE_SCHEDULE_TO_CLOSE,
-            retry_policy=options.DATABASE_RETRY,
+            **options.DATABASE,
         )
 
     async def _agreement(self) -> None:
@@ -666,9 +656,7 @@ class ExchangeWorkflow:
                 amount_cents=amount_cents,
                 idempotency_key=f"{self._app.application_id}:payment",
             ),
-            start_to_close_timeout=options.DATABASE_START_TO_CLOSE,
-            schedule_to_close_timeout=options.DATABASE_SCHEDULE_TO_CLOSE,
-            retry_policy=options.DATABASE_RETRY,
+            **options.DATABASE,
         )
         self._payment_order_id = payment.payment_order_id
         self._paid_cents, self._held_cents, self._hold_id = payment.posted_cents, 0, None
@@ -710,9 +698,7 @@ class ExchangeWorkflow:
             await workflow.execute_activity_method(
                 VisitActivities.release_visit,
                 ReleaseVisitInput(application_id=self._app.application_id, reason=ended.stage.value),
-                start_to_close_timeout=options.DATABASE_START_TO_CLOSE,
-                schedule_to_close_timeout=options.DATABASE_SCHEDULE_TO_CLOSE,
-                retry_policy=options.DATABASE_RETRY,
+                **options.DATABASE,
             )
             self._visit_claimed = False
         self._deadlines.clear()
@@ -734,9 +720,7 @@ class ExchangeWorkflow:
         voided = await workflow.execute_activity_method(
             LedgerActivities.void_hold,
             VoidHoldInput(hold_id=self._hold_id, idempotency_key=f"{self._app.application_id}:void:{self._hold_id}"),
-            start_to_close_timeout=options.DATABASE_START_TO_CLOSE,
-            schedule_to_close_timeout=options.DATABASE_SCHEDULE_TO_CLOSE,
-            retry_policy=options.DATABASE_RETRY,
+            **options.DATABASE,
         )
         self._hold_id, self._held_cents = None, 0
         await self._record("hold_voided", SYSTEM_ACTOR, f"{voided.released_cents} cents back to the budget ({stage})")
@@ -747,9 +731,7 @@ class ExchangeWorkflow:
         claim = await workflow.execute_activity_method(
             VisitActivities.claim_visit,
             ClaimVisitInput(organisation_id=self._app.visitor.organisation_id, application_id=self._app.application_id),
-            start_to_close_timeout=options.DATABASE_START_TO_CLOSE,
-            schedule_to_close_timeout=options.DATABASE_SCHEDULE_TO_CLOSE,
-            retry_policy=options.DATABASE_RETRY,
+            **options.DATABASE,
         )
         if not claim.claimed:
             failure = RuleFailure(
@@ -792,9 +774,7 @@ class ExchangeWorkflow:
                 amount_cents=self._grant_cents,
                 idempotency_key=hold_key(self._app.application_id),
             ),
-            start_to_close_timeout=options.DATABASE_START_TO_CLOSE,
-            schedule_to_close_timeout=options.DATABASE_SCHEDULE_TO_CLOSE,
-            retry_policy=options.DATABASE_RETRY,
+            **options.DATABASE,
         )
         if result.held:
             self._hold_id, self._held_cents = result.transfer_id, self._grant_cents
@@ -859,9 +839,7 @@ class ExchangeWorkflow:
                 policy_version=self._policy.version if self._policy else None,
                 details=details or {},
             ),
-            start_to_close_timeout=options.DATABASE_START_TO_CLOSE,
-            schedule_to_close_timeout=options.DATABASE_SCHEDULE_TO_CLOSE,
-            retry_policy=options.DATABASE_RETRY,
+            **options.DATABASE,
         )
 
     def _publish_search_attributes(self, next_deadline: datetime | None) -> None:
@@ -1154,9 +1132,7 @@ class ExchangeWorkflow:
                 amount_cents=amount_cents,
                 idempotency_key=hold_key(self._app.application_id, self._hold_attempt + 1),
             ),
-            start_to_close_timeout=options.DATABASE_START_TO_CLOSE,
-            schedule_to_close_timeout=options.DATABASE_SCHEDULE_TO_CLOSE,
-            retry_policy=options.DATABASE_RETRY,
+            **options.DATABASE,
         )
         if not result.held or result.transfer_id is None:
             raise ApplicationError(
@@ -1221,9 +1197,7 @@ class ExchangeWorkflow:
                 check = await workflow.execute_activity_method(
                     EvidenceActivities.verify_evidence,
                     VerifyEvidenceInput(application_id=self._app.application_id, items=report.evidence),
-                    start_to_close_timeout=options.DATABASE_START_TO_CLOSE,
-                    schedule_to_close_timeout=options.DATABASE_SCHEDULE_TO_CLOSE,
-                    retry_policy=options.DATABASE_RETRY,
+                    **options.DATABASE,
                 )
             finally:
                 self._report_pending = False

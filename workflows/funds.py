@@ -75,9 +75,7 @@ class FundsWorkflow:
                         amount_cents=head.amount_cents,
                         idempotency_key=head.hold_key,
                     ),
-                    start_to_close_timeout=options.DATABASE_START_TO_CLOSE,
-                    schedule_to_close_timeout=options.DATABASE_SCHEDULE_TO_CLOSE,
-                    retry_policy=options.DATABASE_RETRY,
+                    **options.DATABASE,
                 )
             finally:
                 self._serving = None
@@ -97,9 +95,7 @@ class FundsWorkflow:
         await workflow.execute_activity_method(
             LedgerActivities.void_hold,
             VoidHoldInput(hold_id=hold_id, idempotency_key=f"{application_id}:void:{hold_id}"),
-            start_to_close_timeout=options.DATABASE_START_TO_CLOSE,
-            schedule_to_close_timeout=options.DATABASE_SCHEDULE_TO_CLOSE,
-            retry_policy=options.DATABASE_RETRY,
+            **options.DATABASE,
         )
         self._release_pending = True
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TypedDict
 
 from temporalio.common import RetryPolicy
 
@@ -28,3 +29,17 @@ COMPUTE_RETRY = RetryPolicy(
 )
 COMPUTE_START_TO_CLOSE = timedelta(seconds=30)
 LOCAL_START_TO_CLOSE = timedelta(seconds=10)
+
+
+class ActivityOptions(TypedDict):
+    start_to_close_timeout: timedelta
+    schedule_to_close_timeout: timedelta
+    retry_policy: RetryPolicy
+
+
+# Every database activity call spreads these: `execute_activity_method(..., **options.DATABASE)`.
+DATABASE = ActivityOptions(
+    start_to_close_timeout=DATABASE_START_TO_CLOSE,
+    schedule_to_close_timeout=DATABASE_SCHEDULE_TO_CLOSE,
+    retry_policy=DATABASE_RETRY,
+)
