@@ -16,10 +16,7 @@ from activities.outbox import enqueue, payment_order_dedup_key
 from ledger.errors import LedgerError
 from ledger.store import LedgerStore
 from schemas.activities import PostPaymentInput, PostPaymentResult
-
-
-def payment_order_id(application_id: str) -> str:
-    return f"po-{application_id}"
+from schemas.ids import payment_order_id
 
 
 class PaymentActivities:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticSerializationError, to_json
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import (
@@ -21,11 +22,12 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
-from schemas.converter import DATA_CONVERTER
+from schemas.converter import DATA_CONVERTER, describe_errors
+from schemas.errors import Refusal
 from schemas.exchange import (
     ApplicationInput,
     CancelInput,
@@ -71,23 +73,36 @@ class ExchangeNotFound(ExchangeClientError):
 
 
 class DecisionRefused(ExchangeClientError):
-    """An update's validator (or the workflow) refused the request; nothing was recorded."""
+    """An update's validator (or the workflow) refused the request; nothing was recorded.
+
+    `refusal` is the failure's type as the workflow raised it (a schemas.errors.Refusal value such as
+    `WrongStage` or `NotAllowed`), or None when the refusal came from elsewhere (an ended exchange).
+    """
+
+    def __init__(self, message: str, refusal: str | None = None) -> None:
+        super().__init__(message)
+        self.refusal = refusal
 
 
 def describe_validation_error(error: ValidationError, prefix: str = "") -> InvalidInput:
-    errors = []
-    for item in error.errors():
-        location = ".".join(str(part) for part in item["loc"]) or "input"
-        errors.append((f"{prefix}{location}", str(item["msg"])))
-    return InvalidInput(errors)
+    return InvalidInput(describe_errors(error, prefix))
 
 
 def parse(model: type[M], data: M | Mapping[str, Any]) -> M:
-    """Validate untrusted input into a contract model, or raise InvalidInput naming each field."""
+    """Validate untrusted input into a contract model, or raise InvalidInput naming each field.
+
+    The input goes through JSON and pydantic's strict JSON mode, exactly as a payload from another SDK is
+    decoded by the workers (schemas/converter.py): what this accepts, the engine accepts, and no more
+    (`"5"` is not an integer, `1` is not a boolean).
+    """
     if isinstance(data, model):
         return data
     try:
-        return model.model_validate(data)
+        text = to_json(data)
+    except PydanticSerializationError as error:
+        raise InvalidInput([("input", f"not representable as JSON ({error})")]) from None
+    try:
+        return model.model_validate_json(text, strict=True)
     except ValidationError as error:
         raise describe_validation_error(error) from None
 
@@ -219,7 +234,8 @@ class ExchangeClient:
             return status
         except WorkflowUpdateFailedError as error:
             cause = error.cause
-            raise DecisionRefused(getattr(cause, "message", None) or str(cause)) from None
+            refusal = cause.type if isinstance(cause, ApplicationError) else None
+            raise DecisionRefused(getattr(cause, "message", None) or str(cause), refusal) from None
         except RPCError as error:
             raise await self._translate(application_id, error) from None
 
@@ -242,5 +258,7 @@ class ExchangeClient:
             except RPCError:
                 return ExchangeNotFound(application_id)
             status = WorkflowExecutionStatus(description.workflow_execution_info.status).name
-            return DecisionRefused(f"application_id {application_id!r}: the exchange has already ended ({status})")
+            return DecisionRefused(
+                f"application_id {application_id!r}: the exchange has already ended ({status})", Refusal.WRONG_STAGE
+            )
         return ExchangeClientError(f"{application_id}: {error.message}")

@@ -263,7 +263,15 @@ async def _act(
         case Stage.PAYMENT if (
             status.payment_order_id and not status.payment_reference and payment_order_received(app_id)
         ):
-            await client.confirm_payment(app_id, {"payment_reference": f"SEPA-{app_id}", "confirmed_by": "finance"})
+            await client.confirm_payment(
+                app_id,
+                {
+                    "payment_order_id": status.payment_order_id,
+                    "amount_cents": status.paid_cents,
+                    "payment_reference": f"SEPA-{app_id}",
+                    "confirmed_by": "finance",
+                },
+            )
             return "finance: order received by signed webhook; payment confirmed"
     return None
 

@@ -1,5 +1,75 @@
-"""The one data converter every client and worker uses: pydantic v2 models on the wire as JSON."""
+"""The one data converter every client and worker uses: pydantic v2 models on the wire as JSON, decoded strictly.
 
-from temporalio.contrib.pydantic import pydantic_data_converter
+Other services send us JSON from any SDK, the `temporal` CLI or plain HTTP. What they send is decoded
+here, where it enters the workflow (start input, update, signal) or an activity, in pydantic's strict
+JSON mode: no string-to-number or number-to-bool coercion, no float where an integer is due, no unknown
+fields (the models forbid extras). What fails is refused at once with a non-retryable ApplicationError of
+type `InvalidInput` whose message names every field and rule. So a bad start closes its workflow with
+that failure instead of failing workflow tasks in a loop, and a bad update is rejected with it, whatever
+the caller's SDK (docs/contract.md, "Refusals").
+"""
 
-DATA_CONVERTER = pydantic_data_converter
+from __future__ import annotations
+
+from typing import Any
+
+import temporalio.api.common.v1
+from pydantic import TypeAdapter, ValidationError
+from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
+from temporalio.converter import (
+    CompositePayloadConverter,
+    DataConverter,
+    DefaultPayloadConverter,
+    JSONPlainPayloadConverter,
+)
+
+from schemas.errors import Refusal, refused
+
+MAX_FIELD_ERRORS = 10  # a message names this many fields at most; the rest are counted
+
+
+def describe_errors(error: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
+    """(field, rule) for each problem pydantic found: `visitor.latitude`, `Input should be a valid number`."""
+    described = []
+    for item in error.errors(include_url=False):
+        location = ".".join(str(part) for part in item["loc"]) or "input"
+        described.append((f"{prefix}{location}", str(item["msg"])))
+    return described
+
+
+def refusal_message(errors: list[tuple[str, str]], what: str) -> str:
+    shown = "; ".join(f"{field}: {rule}" for field, rule in errors[:MAX_FIELD_ERRORS])
+    more = len(errors) - MAX_FIELD_ERRORS
+    return f"invalid {what}: {shown}" + (f" (and {more} more)" if more > 0 else "")
+
+
+class StrictPydanticJSONConverter(PydanticJSONPlainPayloadConverter):
+    """pydantic's JSON converter, but validating in strict mode and refusing with a typed, named error."""
+
+    def from_payload(self, payload: temporalio.api.common.v1.Payload, type_hint: type | None = None) -> Any:
+        hint: Any = type_hint if type_hint is not None else Any
+        try:
+            adapter: TypeAdapter[Any] = self._type_adapter(hint)
+        except TypeError:  # an unhashable hint: build the adapter without the cache
+            adapter = TypeAdapter(hint)
+        try:
+            return adapter.validate_json(payload.data, strict=True)
+        except ValidationError as error:
+            name = getattr(hint, "__name__", str(hint))
+            raise refused(Refusal.INVALID_INPUT, refusal_message(describe_errors(error), name)) from None
+
+
+class StrictPydanticPayloadConverter(CompositePayloadConverter):
+    """The default converters, with JSON handled by StrictPydanticJSONConverter."""
+
+    def __init__(self) -> None:
+        strict_json = StrictPydanticJSONConverter()
+        super().__init__(
+            *(
+                strict_json if isinstance(converter, JSONPlainPayloadConverter) else converter
+                for converter in DefaultPayloadConverter.default_encoding_payload_converters
+            )
+        )
+
+
+DATA_CONVERTER = DataConverter(payload_converter_class=StrictPydanticPayloadConverter)

@@ -1,6 +1,32 @@
-"""Every non-retryable failure type the engine raises, as one enum (ApplicationError.type)."""
+"""Every non-retryable failure type the engine raises (ApplicationError.type), in two enums.
+
+- `Refusal`: why a message from outside (a start, an update, a signal, a request) was refused. These
+  are the stable, documented types other services branch on, whatever their SDK (docs/contract.md,
+  "Refusals"): every refusal reaches any client as a non-retryable application failure of one of them.
+- `ErrorType`: why an activity failed for good (ledger refusals and the like); not part of the contract's
+  refusals, but non-retryable all the same.
+"""
 
 from enum import StrEnum
+
+from temporalio.exceptions import ApplicationError
+
+
+class Refusal(StrEnum):
+    """Why a start, update, signal or request was refused; the message names the field or the stage."""
+
+    INVALID_INPUT = "InvalidInput"  # the payload breaks the JSON Schema or a rule between its fields
+    WRONG_STAGE = "WrongStage"  # the message is not accepted in the exchange's current stage
+    NOT_ALLOWED = "NotAllowed"  # this actor may not do this (role, assignment, four-eyes, conflict)
+    ALREADY_RECORDED = "AlreadyRecorded"  # the same decision was already taken (a party signed, a vote cast)
+    DUPLICATE_APPLICATION = "DuplicateApplication"  # the application id already started an exchange
+    AMENDMENT_REFUSED = "AmendmentRefused"  # new dates break a rule or the budget cannot cover them
+    EVIDENCE_REFUSED = "EvidenceRefused"  # a report names a file never uploaded for this exchange
+
+
+def refused(kind: Refusal, message: str) -> ApplicationError:
+    """The one way to refuse: a non-retryable ApplicationError whose type is a Refusal."""
+    return ApplicationError(message, type=kind.value, non_retryable=True)
 
 
 class ErrorType(StrEnum):

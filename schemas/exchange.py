@@ -157,9 +157,19 @@ class CancelInput(_Message):
 
 
 class ConfirmPaymentInput(_Message):
-    """Signal from finance: the payment order was executed."""
+    """Signal from finance: the payment order was executed.
 
-    payment_reference: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    It names the order and its amount as finance received them (the webhook's `payment_order_id` and
+    `amount_cents`), so it counts only for this exchange's order, for exactly that amount, in PAYMENT.
+    """
+
+    payment_order_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(
+        description="the order being confirmed, as in the payment order webhook (po-<application id>)"
+    )
+    amount_cents: int = Field(gt=0, description="the amount executed, in euro cents; must equal the order's")
+    payment_reference: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(
+        description="finance's reference of the executed transfer (e.g. the SEPA end-to-end id)"
+    )
     confirmed_by: ActorId
 
 

@@ -27,3 +27,8 @@ def exchange_workflow_id(application_id: str) -> str:
 def hold_key(application_id: str, attempt: int = 1) -> str:
     """The ledger idempotency key of an exchange's n-th hold."""
     return f"{application_id}:hold:{attempt}"
+
+
+def payment_order_id(application_id: str) -> str:
+    """`po-<application id>`: an exchange's one payment order, as finance receives and confirms it."""
+    return f"po-{application_id}"

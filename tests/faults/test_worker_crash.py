@@ -85,7 +85,15 @@ async def test_a_worker_killed_after_the_payment_commit_produces_exactly_one_pay
     async with build_worker(dev_server_env.client, pg_pool, task_queue):
         # Temporal retries post_payment once its 30 s start-to-close timeout passes.
         status = await until(client, app.application_id, lambda s: s.payment_order_id is not None, within_s=90)
-        await client.confirm_payment(app.application_id, {"payment_reference": "SEPA-9", "confirmed_by": "finance"})
+        await client.confirm_payment(
+            app.application_id,
+            {
+                "payment_order_id": status.payment_order_id,
+                "amount_cents": status.paid_cents,
+                "payment_reference": "SEPA-9",
+                "confirmed_by": "finance",
+            },
+        )
         outcome = await client.result(app.application_id)
     assert outcome.stage is Stage.PAID and outcome.paid_cents == status.grant_cents
     assert await pg_pool.fetchval(orders, app.application_id) == 1

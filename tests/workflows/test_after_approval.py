@@ -216,7 +216,15 @@ async def test_a_returned_report_is_resubmitted_accepted_and_a_late_payment_rais
     status = await until(ts_client, app_id, lambda s: s.payment_order_id is not None)
     await time_skipping_env.sleep(timedelta(days=11))
     status = await until(ts_client, app_id, lambda s: any(a.startswith("payment_sla_missed") for a in s.alerts))
-    await ts_client.confirm_payment(app_id, {"payment_reference": "SEPA-77", "confirmed_by": "finance"})
+    await ts_client.confirm_payment(
+        app_id,
+        {
+            "payment_order_id": status.payment_order_id,
+            "amount_cents": status.paid_cents,
+            "payment_reference": "SEPA-77",
+            "confirmed_by": "finance",
+        },
+    )
     outcome = await ts_client.result(app_id)
     assert (outcome.stage, outcome.paid_cents) == (Stage.PAID, 95_000)
     assert await _balance(ledger_store, partnership) == (0, 95_000, 905_000)

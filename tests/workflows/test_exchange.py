@@ -67,7 +67,15 @@ async def test_happy_path_reaches_paid_with_the_grant_posted(
     status = await wait_for_stage(ts_client, app.application_id, Stage.PAYMENT)
     while status.payment_order_id is None:
         status = await ts_client.status(app.application_id)
-    await ts_client.confirm_payment(app.application_id, {"payment_reference": "SEPA-1", "confirmed_by": "finance-fia"})
+    await ts_client.confirm_payment(
+        app.application_id,
+        {
+            "payment_order_id": status.payment_order_id,
+            "amount_cents": status.paid_cents,
+            "payment_reference": "SEPA-1",
+            "confirmed_by": "finance-fia",
+        },
+    )
 
     outcome = await ts_client.result(app.application_id)
     assert (outcome.stage, outcome.paid_cents, outcome.grant_cents) == (Stage.PAID, 95_000, 95_000)
