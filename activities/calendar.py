@@ -52,14 +52,13 @@ def add_working_days(start: date, days: int, country: str) -> date:
 def last_day_of_stay(start: date, months: int) -> date:
     """The last day a stay starting on `start` may include and still last at most `months` calendar months.
 
-    A month runs to the day before the same day number (2 Mar to 1 Apr). When the target month has no such
-    day, the month runs to the end of the target month: 31 Jan to 28 Feb, and 31 Mar to 30 Apr. Clamping
-    first (31 Jan + 1 month = 28 Feb) and then taking the day before would end those stays on 27 Feb and
-    29 Apr, shorter than the calendar month that follows them.
+    DOMAIN.md: '"1 month" is calendar: start date plus one month', so the end date may be the start date plus
+    `months` calendar months, that day included: 2 March to 2 April is allowed, 2 March to 3 April is not.
+    When the target month has no such day number, the date is clamped to that month's last day (31 January
+    plus one month is 28 February, or 29 in a leap year; 31 March is 30 April), as calendar arithmetic
+    conventionally does; it never spills into the month after. See docs/adr/0010-rules-at-the-boundary.md,
+    which replaces the earlier "to the day before" reading (ADR 0005).
     """
     month_index = start.month - 1 + months
     year, month = start.year + month_index // 12, month_index % 12 + 1
-    days_in_month = calendar.monthrange(year, month)[1]
-    if start.day > days_in_month:
-        return date(year, month, days_in_month)
-    return date(year, month, start.day) - timedelta(days=1)
+    return date(year, month, min(start.day, calendar.monthrange(year, month)[1]))

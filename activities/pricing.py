@@ -3,7 +3,9 @@
 Two kinds of pricing, chosen by the policy's `pricing.kind`:
 - `lump_sum` (ClusterXchange R8): one lump sum for travel and stay, the lower of the host country's
   threshold and the cap, halved once when the stay has fewer working days (host country's calendar) than
-  the policy's threshold or the organisations are closer than its distance.
+  the policy's threshold or the organisations are closer than its distance. The distance compared is the
+  exact great-circle figure: 199.96 km is closer than 200 km, and exactly 200 km is not (DOMAIN.md: "less
+  than 200 km apart" halves).
 - `unit_cost` (Erasmus+ style): a travel amount by distance band (standard or green) plus a daily
   subsistence rate by host-country group, tiered by day of the stay, counted in calendar days of the
   stay; the total respects the policy's cap when it sets one.
@@ -23,7 +25,7 @@ from temporalio import activity
 
 from activities.calendar import calendar_days, working_days
 from activities.digest import input_digest
-from activities.geo import great_circle_km
+from activities.geo import display_km, format_km, great_circle_km
 from schemas.activities import PriceExchangeInput, PricingResult
 from schemas.exchange import ApplicationInput
 from schemas.policy import LumpSumPricing, Policy, UnitCostPricing
@@ -48,16 +50,18 @@ def format_eur(amount_cents: int) -> str:
 
 
 def lump_sum(days: int, distance_km: float, host_country: str, pricing: LumpSumPricing) -> Quote:
-    """R8 on the facts: `days` are working days in the host country; min(host threshold, cap), halved once
-    below the working-day or the distance threshold."""
+    """R8 on the facts: `days` are working days in the host country, `distance_km` the exact great-circle
+    distance (never rounded before this comparison); min(host threshold, cap), halved once below the
+    working-day or the distance threshold."""
     threshold_cents = pricing.threshold_for(host_country)
     listed = "" if host_country in pricing.host_threshold_cents else ", the default for countries not listed"
     full_rate_cents = min(threshold_cents, pricing.lump_sum_cap_cents)
     halved_because: list[str] = []
     if days < pricing.halving_below_working_days:
         halved_because.append(f"stay of {days} working days is under {pricing.halving_below_working_days}")
-    if distance_km < pricing.halving_below_distance_km:
-        halved_because.append(f"distance of {distance_km} km is under {pricing.halving_below_distance_km:g} km")
+    limit_km = pricing.halving_below_distance_km
+    if distance_km < limit_km:
+        halved_because.append(f"distance of {format_km(distance_km, limit_km)} is under {limit_km:g} km")
     # Halving applies once whatever the number of triggers; integer division keeps cents exact
     # (an odd cent goes to the budget, never to an overpayment).
     amount_cents = full_rate_cents // 2 if halved_because else full_rate_cents
@@ -95,11 +99,14 @@ def unit_cost(
 
 def _travel_cents(distance_km: float, pricing: UnitCostPricing, green_travel: bool, breakdown: list[str]) -> int:
     bands = pricing.travel_bands
+    # The exact distance picks the band; the sentence shows it finely enough to agree with the band edges.
     index = max((i for i, band in enumerate(bands) if band.from_km <= distance_km), default=None)
     if index is None:
-        breakdown.append(f"travel: {distance_km} km is under the first band ({bands[0].from_km} km): 0.00 EUR")
+        shown = format_km(distance_km, bands[0].from_km)
+        breakdown.append(f"travel: {shown} is under the first band ({bands[0].from_km} km): 0.00 EUR")
         return 0
     band = bands[index]
+    edges = (band.from_km,) if index + 1 == len(bands) else (band.from_km, bands[index + 1].from_km)
     label = f"{band.from_km}-{bands[index + 1].from_km - 1} km" if index + 1 < len(bands) else f"{band.from_km}+ km"
     if green_travel and band.green_cents is not None:
         mode, cents = "green", band.green_cents
@@ -107,7 +114,7 @@ def _travel_cents(distance_km: float, pricing: UnitCostPricing, green_travel: bo
         mode, cents = "green, no green rate in this band so standard", band.standard_cents
     else:
         mode, cents = "standard", band.standard_cents
-    breakdown.append(f"travel {label} band ({mode}, {distance_km} km): {format_eur(cents)}")
+    breakdown.append(f"travel {label} band ({mode}, {format_km(distance_km, *edges)}): {format_eur(cents)}")
     return cents
 
 
@@ -169,7 +176,7 @@ def price(
         full_rate_cents=quote.full_rate_cents,
         halved_because=quote.halved_because,
         working_days=days,
-        distance_km=distance_km,
+        distance_km=display_km(distance_km),
         policy_version=policy.version,
         input_digest=input_digest(application, *digest_parts),
         breakdown=(f"policy {policy.version}, {pricing.kind}", *quote.breakdown),

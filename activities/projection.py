@@ -10,10 +10,12 @@ import json
 
 import asyncpg
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.metrics import count
 from activities.outbox import enqueue
-from schemas.activities import ProjectTransitionInput
+from schemas.activities import ConfirmedPayment, ProjectTransitionInput
+from schemas.errors import ErrorType
 
 # Events a person must hear about; each becomes an e-mail in the outbox, written with its audit row.
 NOTIFIED_EVENTS = frozenset(
@@ -28,6 +30,42 @@ NOTIFIED_EVENTS = frozenset(
         "changes_requested",
     }
 )
+
+
+async def _record_confirmation(conn: asyncpg.Connection, application_id: str, paid: ConfirmedPayment) -> None:
+    """Finance's reference and time on the payment order, in the transaction that makes the exchange PAID.
+
+    Written once: a retried projection finds the same reference; a different one would mean two
+    confirmations were accepted, which the workflow never does, so it is a bug to stop on, not to retry.
+    """
+    recorded: str | None = await conn.fetchval(
+        """UPDATE payment_orders SET payment_reference = $3, confirmed_at = $4, confirmed_by = $5
+            WHERE application_id = $1 AND payment_order_id = $2 AND payment_reference IS NULL
+        RETURNING payment_reference""",
+        application_id,
+        paid.payment_order_id,
+        paid.payment_reference,
+        paid.confirmed_at,
+        paid.confirmed_by,
+    )
+    if recorded is not None:
+        return
+    existing: str | None = await conn.fetchval(
+        "SELECT payment_reference FROM payment_orders WHERE application_id = $1 AND payment_order_id = $2",
+        application_id,
+        paid.payment_order_id,
+    )
+    if existing != paid.payment_reference:
+        raise ApplicationError(
+            f"payment order {paid.payment_order_id} of {application_id}: "
+            + (
+                "no such order"
+                if existing is None
+                else f"already confirmed as {existing!r}, not {paid.payment_reference!r}"
+            ),
+            type=ErrorType.INVALID_REQUEST,
+            non_retryable=True,
+        )
 
 
 class ProjectionActivities:
@@ -87,6 +125,8 @@ class ProjectionActivities:
                 event.at,
                 app.model_dump_json(),
             )
+            if event.payment_confirmation is not None:
+                await _record_confirmation(conn, app.application_id, event.payment_confirmation)
             count(
                 "cx_events",
                 1,

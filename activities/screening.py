@@ -1,5 +1,9 @@
-"""SCREENING: the eligibility rules R1-R6 and the application lead time (R13); R7, once per organisation,
-is enforced at funding time.
+"""SCREENING: the eligibility rules R1-R6 and the application lead time (R13), and R7 read early.
+
+R7 (an organisation visits once) is enforced by the atomic claim at FUNDING (activities/visits.py). So that a
+second application does not take two reviewers' time before that claim refuses it, the workflow also asks
+`check_visit` at SCREENING and turns its answer into a failure with `visit_failures`; the claim at FUNDING
+still decides races between applications screened at the same time.
 
 Screening returns every rule that fails, never just the first, each with the field it looked at and a
 sentence a programme officer can forward to the applicant. Each rule is a small pure function of the
@@ -17,12 +21,19 @@ from temporalio.exceptions import ApplicationError
 
 from activities.calendar import last_day_of_stay, working_days
 from activities.digest import input_digest
-from activities.geo import great_circle_km
-from schemas.activities import ResolvePolicyInput, ScreenApplicationInput, ScreeningResult
+from activities.geo import display_km, great_circle_km
+from schemas.activities import (
+    CheckVisitResult,
+    ResolvePolicyInput,
+    ScreenApplicationInput,
+    ScreeningResult,
+    VisitUse,
+)
 from schemas.errors import ErrorType
 from schemas.exchange import ApplicationInput, RuleFailure
 from schemas.organisations import Organisation, OrganisationType
 from schemas.policy import EligibilityPolicy, Policy, UnknownPolicyVersion, load_policy, policy_in_force
+from schemas.stages import Stage
 
 _TYPE_NAMES = {
     OrganisationType.CLUSTER_ORGANISATION: "a cluster organisation",
@@ -52,6 +63,23 @@ def visitor_type_failures(visitor: Organisation, rules: EligibilityPolicy) -> li
     else:
         reason = f"{visitor.name} is {_TYPE_NAMES[visitor.type]}, which cannot take part as the visitor"
     return [RuleFailure(rule="R1", field="visitor.type", message=f"{reason}; the visitor must be {allowed}.")]
+
+
+def cluster_member_failures(visitor: Organisation, rules: EligibilityPolicy) -> list[RuleFailure]:
+    """R1: a visitor of a type the policy lists (scaling-up support organisations) visits only as a cluster
+    member. A member of a profiled cluster (R3's flag) is a cluster member too, so either flag satisfies it."""
+    if visitor.type not in rules.cluster_member_visitor_types:
+        return []
+    if visitor.cluster_member or visitor.member_of_profiled_cluster:
+        return []
+    return [
+        RuleFailure(
+            rule="R1",
+            field="visitor.cluster_member",
+            message=f"{visitor.name} is {_TYPE_NAMES[visitor.type]}, which may visit only as a member of a cluster; "
+            "the application does not record it as one.",
+        )
+    ]
 
 
 def host_type_failures(host: Organisation, rules: EligibilityPolicy) -> list[RuleFailure]:
@@ -148,6 +176,32 @@ def stay_failures(
     return failures
 
 
+def visit_failures(visitor: Organisation, check: CheckVisitResult) -> list[RuleFailure]:
+    """R7 read early: the visitor's one visit is already used, or held by another live exchange.
+
+    `check` is `check_visit`'s answer for this application; the sentence names the other application so a
+    programme officer can forward it as it is.
+    """
+    holder = check.held_by_application_id
+    if check.visit is VisitUse.FREE or holder is None:
+        return []
+    claimed = f"claimed on {check.claimed_at.date().isoformat()}" if check.claimed_at else "claim date not on record"
+    if check.visit is VisitUse.USED:
+        outcome = "was paid" if check.holder_stage is Stage.PAID else f"ended {check.holder_stage} and still counts"
+        message = (
+            f"{visitor.name} has already used its one visit in the scheme: application {holder} ({claimed}) "
+            f"{outcome}. An organisation may visit only once."
+        )
+    else:
+        stage = f"now at {check.holder_stage}" if check.holder_stage else "stage not on record"
+        message = (
+            f"{visitor.name}'s one visit in the scheme is held by application {holder} ({claimed}, {stage}). An "
+            "organisation may visit only once; should that exchange end without the stay taking place, the "
+            "organisation may apply again."
+        )
+    return [RuleFailure(rule="R7", field="visitor.organisation_id", message=message)]
+
+
 def lead_time_failures(start_date: date, submitted_on: date, rules: EligibilityPolicy) -> list[RuleFailure]:
     """R13 (policy choice): the application reaches us at least the lead time before the stay starts."""
     lead_days = (start_date - submitted_on).days
@@ -171,12 +225,13 @@ def screen(
     agency_approved_host: bool = False,
 ) -> ScreeningResult:
     """Apply R1-R6 (and the lead time when `submitted_on` is given) of `policy`; pure, so tests and dry
-    runs call it directly."""
+    runs call it directly. R7 needs the database: see `visit_failures`."""
     rules = policy.eligibility
     visitor, host = application.visitor, application.host
     days = working_days(application.start_date, application.end_date, host.country)
     failures = [
         *visitor_type_failures(visitor, rules),
+        *cluster_member_failures(visitor, rules),
         *host_type_failures(host, rules),
         *membership_failures(
             visitor, host, rules, agency_approved_host=agency_approved_host or application.host_agency_approved
@@ -190,7 +245,8 @@ def screen(
         eligible=not failures,
         failures=tuple(failures),
         working_days=days,
-        distance_km=great_circle_km(visitor.latitude, visitor.longitude, host.latitude, host.longitude),
+        # Recorded for people at 0.1 km; screening compares no distance (pricing compares the exact one).
+        distance_km=display_km(great_circle_km(visitor.latitude, visitor.longitude, host.latitude, host.longitude)),
         policy_version=policy.version,
         input_digest=input_digest(application),
     )

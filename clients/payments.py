@@ -103,5 +103,6 @@ def check_confirmation(
         return ConfirmationVerdict.ALREADY_CONFIRMED
     raise ConfirmationConflict(
         f"{expected_id} was already confirmed with reference {order.payment_reference!r} "
-        f"(by {order.confirmed_by} at {order.confirmed_at:%Y-%m-%d %H:%M} UTC); {confirmation.payment_reference!r} differs"
+        f"(by {order.confirmed_by} at {order.confirmed_at:%Y-%m-%d %H:%M} UTC); "
+        f"{confirmation.payment_reference!r} differs"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -91,6 +92,16 @@ class PostPaymentResult(_Message):
     released_cents: int
 
 
+class ConfirmedPayment(_Message):
+    """Finance's confirmation as the workflow accepted it: written to `payment_orders` when the exchange is PAID."""
+
+    payment_order_id: str
+    amount_cents: int = Field(gt=0)
+    payment_reference: str
+    confirmed_by: str
+    confirmed_at: datetime
+
+
 class ProjectTransitionInput(_Message):
     """One transition for the read model and the append-only audit trail."""
 
@@ -107,6 +118,9 @@ class ProjectTransitionInput(_Message):
     next_deadline: datetime | None = None
     policy_version: str | None = None
     details: dict[str, object] = Field(default_factory=dict)
+    payment_confirmation: ConfirmedPayment | None = Field(
+        default=None, description="set on the transition to PAID: recorded in payment_orders in the same transaction"
+    )
 
 
 class WorkingDayDeadlineInput(_Message):
@@ -144,3 +158,30 @@ class ReholdFundsResult(_Message):
     held: bool
     transfer_id: int | None = None
     available_cents: int | None = Field(default=None, description="what the budget had when the rehold was refused")
+
+
+class VisitUse(StrEnum):
+    """R7: where the visitor organisation's one visit stands, as another exchange's claim leaves it."""
+
+    FREE = "free"  # no other exchange holds an unreleased claim
+    HELD = "held"  # a live exchange holds it; it comes back if that exchange ends without the stay
+    USED = "used"  # the exchange that claimed it has ended and the claim stands (paid, forfeited, ...)
+
+
+class CheckVisitInput(_Message):
+    """Read-only R7 question asked at SCREENING; the atomic claim stays at FUNDING (`claim_visit`)."""
+
+    organisation_id: str
+    application_id: str = Field(description="the exchange asking: its own claim never counts against it")
+
+
+class CheckVisitResult(_Message):
+    """The answer with its evidence, recorded in the `screening_decided` audit event under `r7`."""
+
+    organisation_id: str
+    visit: VisitUse
+    held_by_application_id: str | None = Field(default=None, description="the other exchange holding the visit")
+    claimed_at: datetime | None = Field(default=None, description="when that exchange claimed it (at its FUNDING)")
+    holder_stage: Stage | None = Field(
+        default=None, description="that exchange's stage in the read model when checked; None when not projected"
+    )

@@ -43,3 +43,11 @@ class Organisation(BaseModel):
         default=False,
         description="R3: an SME must be a member of a cluster profiled on the European Cluster Collaboration Platform",
     )
+    # Added after workflow histories were recorded: False keeps their payloads decodable, and it is the safe
+    # reading of an organisation that did not say (a policy that asks for membership refuses it, naming why).
+    cluster_member: bool = Field(
+        default=False,
+        description="R1: a member of a cluster; a scaling-up support organisation (technology centre, research "
+        "institute, innovation hub, fab lab, incubator, accelerator) may visit only as one. A member of a "
+        "profiled cluster (member_of_profiled_cluster) is a cluster member too.",
+    )

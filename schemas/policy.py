@@ -96,6 +96,12 @@ class EligibilityPolicy(_Strict):
         default=frozenset({OrganisationType.SME}),
         description="R3: host types that, when not a member of a profiled cluster, need the agency's prior approval",
     )
+    # Issue 10: empty by default, the rule recorded policies were applied with (they never asked it); the
+    # shipped files state it, as DOMAIN.md's R1 does for scaling-up support organisations.
+    cluster_member_visitor_types: frozenset[OrganisationType] = Field(
+        default=frozenset(),
+        description="R1: visitor types that may visit only as a cluster member (scaling-up support organisations)",
+    )
     cancelled_uses_visit: bool = Field(
         default=False, description="R7: whether an exchange cancelled by an officer uses up the visitor's one visit"
     )
@@ -116,6 +122,9 @@ class EligibilityPolicy(_Strict):
         cannot_visit = sorted(self.profiled_member_visitor_types - self.visitor_types)
         if cannot_visit:
             raise _rule_broken("profiled_member_visitor_types", f"{cannot_visit} are not visitor_types")
+        not_visitors = sorted(self.cluster_member_visitor_types - self.visitor_types)
+        if not_visitors:
+            raise _rule_broken("cluster_member_visitor_types", f"{not_visitors} are not visitor_types")
         cannot_host = sorted(self.profiled_member_or_approved_host_types - self.host_types)
         if cannot_host:
             raise _rule_broken("profiled_member_or_approved_host_types", f"{cannot_host} are not host_types")
@@ -359,6 +368,7 @@ _STATED_IN_FILES = (
     ("pricing", "kind"),
     ("eligibility", "profiled_member_visitor_types"),
     ("eligibility", "profiled_member_or_approved_host_types"),
+    ("eligibility", "cluster_member_visitor_types"),
     ("eligibility", "cancelled_uses_visit"),
     ("eligibility", "country_list_name"),
     ("deadlines", "signature_reminder_days_before"),

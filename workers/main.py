@@ -21,6 +21,7 @@ from activities.pricing import price_exchange
 from activities.projection import ProjectionActivities
 from activities.review import ReviewActivities
 from activities.screening import resolve_policy, screen_application
+from activities.submission import SubmissionActivities
 from activities.visits import VisitActivities
 from activities.waitlist import WaitlistActivities
 from ledger.store import LedgerStore
@@ -64,6 +65,7 @@ def build_worker(
     review = ReviewActivities(pool)
     waitlist = WaitlistActivities(client, task_queue)
     evidence = EvidenceActivities(pool)
+    submission = SubmissionActivities(pool)
     return Worker(
         client,
         task_queue=task_queue,
@@ -86,6 +88,7 @@ def build_worker(
             waitlist.leave_waitlist,
             waitlist.announce_release,
             evidence.verify_evidence,
+            submission.claim_exchange_run,
         ],
     )
 

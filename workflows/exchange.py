@@ -20,14 +20,17 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeUpdate
-from temporalio.exceptions import ApplicationError
+from temporalio.common import RawValue, SearchAttributeUpdate
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel, ConfigDict
+
     from activities.deadlines import working_day_deadline
     from activities.evidence import EvidenceActivities, VerifyEvidenceInput
     from activities.ledger import LedgerActivities
@@ -36,10 +39,12 @@ with workflow.unsafe.imports_passed_through():
     from activities.projection import ProjectionActivities
     from activities.review import ReviewActivities
     from activities.screening import resolve_policy, screen_application
+    from activities.submission import SubmissionActivities
     from activities.visits import VisitActivities
     from activities.waitlist import WaitlistActivities
     from schemas.activities import (
         ClaimVisitInput,
+        ConfirmedPayment,
         HoldFundsInput,
         PostPaymentInput,
         PriceExchangeInput,
@@ -51,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
         VoidHoldInput,
         WorkingDayDeadlineInput,
     )
+    from schemas.errors import Refusal, refused
     from schemas.exchange import (
         AmendDatesInput,
         ApplicationInput,
@@ -74,7 +80,7 @@ with workflow.unsafe.imports_passed_through():
         WithdrawInput,
     )
     from schemas.funds import FundsHeldInput, FundsReleasedInput, JoinWaitlistInput, LeaveWaitlistInput, WaitingExchange
-    from schemas.ids import hold_key
+    from schemas.ids import exchange_workflow_id, hold_key, payment_order_id
     from schemas.policy import Policy
     from schemas.review import (
         AmendApplicationInput,
@@ -92,6 +98,7 @@ with workflow.unsafe.imports_passed_through():
     from schemas.review import ReviewDecision as ReviewDecisionKind
     from schemas.search import CX_GRANT_CENTS, CX_HOST_COUNTRY, CX_NEXT_DEADLINE, CX_PARTNERSHIP, CX_STAGE
     from schemas.stages import CANCELLABLE_STAGES, WITHDRAWABLE_STAGES, Stage
+    from schemas.submission import ClaimExchangeRunInput
     from workflows import options
     from workflows.review import ReviewBoard, ReviewDecision
 
@@ -103,8 +110,32 @@ PATCH_WAITLIST_FIFO = "waitlist-fifo"  # the partnership's Funds workflow places
 PATCH_AGREEMENT_MATCH = "agreement-match-and-reminders"  # R10 match confirmations, signature reminders
 PATCH_EVIDENCE_VERIFIED = "report-evidence-verified"  # a report's files must have been uploaded
 PATCH_SEARCH_ATTRIBUTES = "search-attributes"  # CxStage, CxPartnership, ... kept current for ops
+# Issue 10: the start is checked (workflow id, submission time, policy version) and the application id
+# claimed for this run before anything is touched; confirm_payment counts only in PAYMENT for this
+# exchange's order and amount, and an ignored one is recorded in the audit trail.
+PATCH_EDGE_CHECKS = "edge-checks"
+# How far a submission instant may run ahead of the server's start time (clocks of other machines).
+SUBMITTED_AT_CLOCK_SKEW = timedelta(minutes=5)
 # The stay never took place: the organisation keeps its one visit (CANCELLED: the policy decides).
 VISIT_RELEASING_STAGES = frozenset({Stage.INELIGIBLE, Stage.REJECTED, Stage.EXPIRED, Stage.LAPSED, Stage.WITHDRAWN})
+
+
+@dataclass(frozen=True)
+class _Confirmation:
+    """Finance's confirmation as the workflow accepted it (the order and amount were checked on arrival)."""
+
+    payment_reference: str
+    confirmed_by: str
+    at: datetime
+
+
+class _LegacyConfirmPayment(BaseModel):
+    """The payload of confirm_payment before it named its order (histories recorded before edge checks)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    payment_reference: str
+    confirmed_by: str
 
 
 class _Ended(Exception):
@@ -170,13 +201,16 @@ class ExchangeWorkflow:
         self._attendance: ConfirmAttendanceInput | None = None
         self._waitlisted = False
         self._payment_order_id: str | None = None
-        self._payment_confirmation: ConfirmPaymentInput | None = None
+        self._payment_confirmation: _Confirmation | None = None
+        self._ordered: tuple[str, int] | None = None  # (payment order id, amount in cents) once ordered
         self._stop: _Ended | None = None
         self._closing = False
         self._visit_claimed = False
 
     @workflow.run
     async def run(self, application: ApplicationInput) -> ExchangeOutcome:
+        if workflow.patched(PATCH_EDGE_CHECKS):
+            self._check_start()  # refused: the run fails at once, having touched nothing
         try:
             await self._submitted()
             await self._screening()
@@ -192,14 +226,60 @@ class ExchangeWorkflow:
 
     # --- stages -----------------------------------------------------------------------------
 
+    def _check_start(self) -> None:
+        """What the input's schema cannot say: the run is addressed as the contract says, and not from the future."""
+        info = workflow.info()
+        expected = exchange_workflow_id(self._app.application_id)
+        if info.workflow_id != expected:
+            raise refused(
+                Refusal.INVALID_INPUT,
+                f"workflow id: must be {expected!r} (exchange:<application_id>), not {info.workflow_id!r}",
+            )
+        submitted_at = self._app.submitted_at
+        if submitted_at is not None and submitted_at > info.start_time + SUBMITTED_AT_CLOCK_SKEW:
+            raise refused(
+                Refusal.INVALID_INPUT,
+                f"submitted_at: {submitted_at.isoformat()} is in the future (the exchange started at "
+                f"{info.start_time.isoformat()})",
+            )
+
     async def _submitted(self) -> None:
-        self._policy = await workflow.execute_activity(
-            resolve_policy,
-            ResolvePolicyInput(version=self._app.policy_version, on=self._submitted_at().date()),
-            start_to_close_timeout=options.COMPUTE_START_TO_CLOSE,
-            retry_policy=options.COMPUTE_RETRY,
-        )
+        try:
+            self._policy = await workflow.execute_activity(
+                resolve_policy,
+                ResolvePolicyInput(version=self._app.policy_version, on=self._submitted_at().date()),
+                start_to_close_timeout=options.COMPUTE_START_TO_CLOSE,
+                retry_policy=options.COMPUTE_RETRY,
+            )
+        except ActivityError as error:
+            cause = error.cause
+            if workflow.patched(PATCH_EDGE_CHECKS) and isinstance(cause, ApplicationError):
+                raise refused(Refusal.INVALID_INPUT, f"policy_version: {cause.message}") from None
+            raise
+        if workflow.patched(PATCH_EDGE_CHECKS):
+            await self._claim_run()
         await self._enter(Stage.SUBMITTED, self._app.submitted_by, "application received")
+
+    async def _claim_run(self) -> None:
+        """One exchange per application id, forever: a second run under a closed exchange's id ends here."""
+        info = workflow.info()
+        claim = await workflow.execute_activity_method(
+            SubmissionActivities.claim_exchange_run,
+            ClaimExchangeRunInput(
+                application_id=self._app.application_id,
+                workflow_id=info.workflow_id,
+                run_id=info.first_execution_run_id,
+                started_at=info.start_time,
+            ),
+            **options.DATABASE,
+        )
+        if not claim.claimed:
+            raise refused(
+                Refusal.DUPLICATE_APPLICATION,
+                f"application_id {self._app.application_id!r}: already started an exchange (run {claim.owner_run_id}, "
+                f"{claim.claimed_at.isoformat()}); each application id starts exactly one exchange, so this run "
+                "ends here and changes nothing",
+            )
 
     async def _screening(self) -> None:
         await self._enter(Stage.SCREENING, SYSTEM_ACTOR)
@@ -647,6 +727,8 @@ class ExchangeWorkflow:
             retry_policy=options.COMPUTE_RETRY,
         )
         amount_cents = min(final.amount_cents, self._held_cents)  # never above the hold
+        # From here a confirmation of this order, for this amount, counts (finance may answer quickly).
+        self._ordered = (payment_order_id(self._app.application_id), amount_cents)
         payment = await workflow.execute_activity_method(
             PaymentActivities.post_payment,
             PostPaymentInput(
@@ -704,7 +786,7 @@ class ExchangeWorkflow:
         self._deadlines.clear()
         await self._close_open_assignments()
         if not ended.entered:
-            await self._enter(ended.stage, ended.actor_id, ended.reason)
+            await self._enter(ended.stage, ended.actor_id, ended.reason, self._paid_confirmation(ended.stage))
         # Let in-flight update handlers (their audit rows) finish before the run completes.
         await workflow.wait_condition(workflow.all_handlers_finished)
         return ExchangeOutcome(
@@ -764,6 +846,19 @@ class ExchangeWorkflow:
     def _confirmed_by(self) -> str:
         return self._payment_confirmation.confirmed_by if self._payment_confirmation else SYSTEM_ACTOR
 
+    def _paid_confirmation(self, stage: Stage) -> ConfirmedPayment | None:
+        """On the way into PAID: finance's answer, for payment_orders and the audit row of that same step."""
+        confirmation = self._payment_confirmation
+        if stage is not Stage.PAID or confirmation is None or self._payment_order_id is None:
+            return None
+        return ConfirmedPayment(
+            payment_order_id=self._payment_order_id,
+            amount_cents=self._paid_cents,
+            payment_reference=confirmation.payment_reference,
+            confirmed_by=confirmation.confirmed_by,
+            confirmed_at=confirmation.at,
+        )
+
     async def _try_hold(self) -> bool:
         assert self._grant_cents is not None
         result = await workflow.execute_activity_method(
@@ -804,11 +899,12 @@ class ExchangeWorkflow:
             retry_policy=options.COMPUTE_RETRY,
         )
 
-    async def _enter(self, stage: Stage, actor_id: str, reason: str = "") -> None:
+    async def _enter(self, stage: Stage, actor_id: str, reason: str = "", paid: ConfirmedPayment | None = None) -> None:
         self._stage = stage
         self._history.append(Transition(stage=stage, at=workflow.now(), actor_id=actor_id, reason=reason))
         workflow.logger.info("stage %s", stage.value, extra={"stage": stage.value, "reason": reason})
-        await self._record("stage_entered", actor_id, reason)
+        details = paid.model_dump(mode="json") if paid else None
+        await self._record("stage_entered", actor_id, reason, details, payment_confirmation=paid)
 
     async def _alert(self, event: str, message: str) -> None:
         self._alerts.append(f"{event}: {message}")
@@ -816,7 +912,13 @@ class ExchangeWorkflow:
         await self._record(event, SYSTEM_ACTOR, message)
 
     async def _record(
-        self, event: str, actor_id: str, reason: str = "", details: dict[str, object] | None = None
+        self,
+        event: str,
+        actor_id: str,
+        reason: str = "",
+        details: dict[str, object] | None = None,
+        *,
+        payment_confirmation: ConfirmedPayment | None = None,
     ) -> None:
         """Project the current state and one audit event to Postgres (idempotent by sequence)."""
         self._sequence += 1
@@ -838,6 +940,7 @@ class ExchangeWorkflow:
                 next_deadline=min(upcoming) if upcoming else None,
                 policy_version=self._policy.version if self._policy else None,
                 details=details or {},
+                payment_confirmation=payment_confirmation,
             ),
             **options.DATABASE,
         )
@@ -911,19 +1014,29 @@ class ExchangeWorkflow:
     def _validate_review(self, decision: SubmitReviewInput) -> None:
         self._require_stage("submit_review", {Stage.REVIEW})
         if decision.actor_id in self._not_reviewers:
-            raise ValueError("actor_id: the person who submitted or amended the application cannot review it")
+            raise refused(
+                Refusal.NOT_ALLOWED, "actor_id: the person who submitted or amended the application cannot review it"
+            )
         if self._board is None:
             if self._review is not None:
-                raise ValueError(f"submit_review: a decision was already recorded by {self._review.actor_id}")
+                raise refused(
+                    Refusal.ALREADY_RECORDED,
+                    f"submit_review: a decision was already recorded by {self._review.actor_id}",
+                )
             return
         self._require_no_pending_changes("submit_review")
         if decision.actor_id in self._board.reviews:
-            raise ValueError(f"actor_id: {decision.actor_id} has already reviewed this application (one vote each)")
+            raise refused(
+                Refusal.ALREADY_RECORDED,
+                f"actor_id: {decision.actor_id} has already reviewed this application (one vote each)",
+            )
         if not self._board.is_assigned(decision.actor_id):
-            raise ValueError(f"actor_id: {decision.actor_id} is not assigned to review this application")
+            raise refused(
+                Refusal.NOT_ALLOWED, f"actor_id: {decision.actor_id} is not assigned to review this application"
+            )
         problem = self._board.score_problem(decision)
         if problem:
-            raise ValueError(problem)
+            raise refused(Refusal.INVALID_INPUT, problem)
 
     @workflow.update(name="declare_conflict")
     async def declare_conflict(self, request: DeclareConflictInput) -> ExchangeStatus:
@@ -935,7 +1048,9 @@ class ExchangeWorkflow:
     def _validate_conflict(self, request: DeclareConflictInput) -> None:
         self._require_review_in_depth("declare_conflict")
         if not self.board.is_assigned(request.actor_id):
-            raise ValueError(f"actor_id: {request.actor_id} is not assigned to review this application")
+            raise refused(
+                Refusal.NOT_ALLOWED, f"actor_id: {request.actor_id} is not assigned to review this application"
+            )
 
     @workflow.update(name="request_changes")
     async def request_changes(self, request: RequestChangesInput) -> ExchangeStatus:
@@ -952,7 +1067,10 @@ class ExchangeWorkflow:
         self._require_review_in_depth("request_changes")
         self._require_no_pending_changes("request_changes")
         if not (self.board.is_assigned(request.actor_id) or request.actor_id in self._officers):
-            raise ValueError(f"actor_id: {request.actor_id} is neither an assigned reviewer nor a programme officer")
+            raise refused(
+                Refusal.NOT_ALLOWED,
+                f"actor_id: {request.actor_id} is neither an assigned reviewer nor a programme officer",
+            )
 
     @workflow.update(name="amend_application")
     async def amend_application(self, amendment: AmendApplicationInput) -> ExchangeStatus:
@@ -965,14 +1083,19 @@ class ExchangeWorkflow:
     def _validate_amendment(self, amendment: AmendApplicationInput) -> None:
         self._require_review_in_depth("amend_application")
         if self._changes is None or self._amendment is not None:
-            raise ValueError("amend_application: no request for changes is waiting for an answer")
+            raise refused(Refusal.WRONG_STAGE, "amend_application: no request for changes is waiting for an answer")
         amended = amendment.application
         if amended.application_id != self._app.application_id:
-            raise ValueError("application.application_id: an amendment keeps the application's id")
+            raise refused(Refusal.INVALID_INPUT, "application.application_id: an amendment keeps the application's id")
         if amended.visitor_partnership_id != self._app.visitor_partnership_id:
-            raise ValueError("application.visitor_partnership_id: an amendment cannot move to another partnership")
+            raise refused(
+                Refusal.INVALID_INPUT,
+                "application.visitor_partnership_id: an amendment cannot move to another partnership",
+            )
         if amendment.actor_id in self.board.ever_assigned or amendment.actor_id in self._officers:
-            raise ValueError(f"actor_id: {amendment.actor_id} reviews this application and cannot amend it")
+            raise refused(
+                Refusal.NOT_ALLOWED, f"actor_id: {amendment.actor_id} reviews this application and cannot amend it"
+            )
 
     @workflow.update(name="reassign")
     async def reassign(self, request: ReassignInput) -> ExchangeStatus:
@@ -985,7 +1108,9 @@ class ExchangeWorkflow:
         self._require_review_in_depth("reassign")
         self._require_officer("reassign", request.actor_id)
         if not self.board.is_assigned(request.reviewer_id):
-            raise ValueError(f"reviewer_id: {request.reviewer_id} is not assigned to this application")
+            raise refused(
+                Refusal.INVALID_INPUT, f"reviewer_id: {request.reviewer_id} is not assigned to this application"
+            )
 
     @workflow.update(name="override")
     async def override(self, request: OverrideInput) -> ExchangeStatus:
@@ -999,9 +1124,12 @@ class ExchangeWorkflow:
         self._require_review_in_depth("override")
         self._require_officer("override", request.actor_id)
         if request.actor_id in self._reviewed_by:
-            raise ValueError(f"actor_id: {request.actor_id} reviewed this application and cannot override (four-eyes)")
+            raise refused(
+                Refusal.NOT_ALLOWED,
+                f"actor_id: {request.actor_id} reviewed this application and cannot override (four-eyes)",
+            )
         if self._override is not None:
-            raise ValueError("override: an override is already being applied")
+            raise refused(Refusal.ALREADY_RECORDED, "override: an override is already being applied")
 
     @workflow.update(name="extend_review_deadline")
     async def extend_review_deadline(self, request: ExtendReviewDeadlineInput) -> ExchangeStatus:
@@ -1038,23 +1166,29 @@ class ExchangeWorkflow:
     def _validate_reopen(self, request: ReopenInput) -> None:
         self._require_stage("reopen", {Stage.REJECTED})
         if self._rejected_at is None:
-            raise ValueError("reopen: the appeal window has closed")
+            raise refused(Refusal.WRONG_STAGE, "reopen: the appeal window has closed")
         self._require_officer("reopen", request.actor_id)
         if self._reopen is not None:
-            raise ValueError("reopen: already reopened")
+            raise refused(Refusal.ALREADY_RECORDED, "reopen: already reopened")
 
     def _require_review_in_depth(self, action: str) -> None:
         self._require_stage(action, {Stage.REVIEW})
         if self._board is None:
-            raise ValueError(f"{action}: this exchange started before review in depth and has one reviewer")
+            raise refused(
+                Refusal.WRONG_STAGE, f"{action}: this exchange started before review in depth and has one reviewer"
+            )
 
     def _require_no_pending_changes(self, action: str) -> None:
         if self._changes is not None:
-            raise ValueError(f"{action}: changes were requested; waiting for the applicant's amendment")
+            raise refused(
+                Refusal.WRONG_STAGE, f"{action}: changes were requested; waiting for the applicant's amendment"
+            )
 
     def _require_officer(self, action: str, actor_id: str) -> None:
         if actor_id not in self._officers:
-            raise ValueError(f"actor_id: {actor_id} is not a programme officer of this partnership ({action})")
+            raise refused(
+                Refusal.NOT_ALLOWED, f"actor_id: {actor_id} is not a programme officer of this partnership ({action})"
+            )
 
     @workflow.update(name="sign_commitment")
     async def sign_commitment(self, signature: SignCommitmentInput) -> ExchangeStatus:
@@ -1066,7 +1200,10 @@ class ExchangeWorkflow:
     def _validate_signature(self, signature: SignCommitmentInput) -> None:
         self._require_stage("sign_commitment", {Stage.AGREEMENT})
         if signature.party in self._signatures:
-            raise ValueError(f"party: {signature.party.value} already signed (by {self._signatures[signature.party]})")
+            raise refused(
+                Refusal.ALREADY_RECORDED,
+                f"party: {signature.party.value} already signed (by {self._signatures[signature.party]})",
+            )
 
     @workflow.update(name="confirm_match")
     async def confirm_match(self, confirmation: ConfirmMatchInput) -> ExchangeStatus:
@@ -1078,7 +1215,10 @@ class ExchangeWorkflow:
     def _validate_match(self, confirmation: ConfirmMatchInput) -> None:
         self._require_stage("confirm_match", {Stage.AGREEMENT})
         if confirmation.side in self._match:
-            raise ValueError(f"side: the {confirmation.side} already confirmed (by {self._match[confirmation.side]})")
+            raise refused(
+                Refusal.ALREADY_RECORDED,
+                f"side: the {confirmation.side} already confirmed (by {self._match[confirmation.side]})",
+            )
 
     @workflow.update(name="amend_dates")
     async def amend_dates(self, amendment: AmendDatesInput) -> ExchangeStatus:
@@ -1094,7 +1234,7 @@ class ExchangeWorkflow:
             )
             if not screening.eligible:
                 reasons = "; ".join(f"{f.rule} ({f.field}): {f.message}" for f in screening.failures)
-                raise ApplicationError(f"amend_dates refused, the new dates break: {reasons}", type="amendment_refused")
+                raise refused(Refusal.AMENDMENT_REFUSED, f"amend_dates refused, the new dates break: {reasons}")
             pricing = await workflow.execute_activity(
                 price_exchange,
                 PriceExchangeInput(application=amended, policy=self.policy),
@@ -1135,10 +1275,10 @@ class ExchangeWorkflow:
             **options.DATABASE,
         )
         if not result.held or result.transfer_id is None:
-            raise ApplicationError(
+            raise refused(
+                Refusal.AMENDMENT_REFUSED,
                 f"amend_dates refused: the partnership's budget cannot cover {amount_cents} cents "
                 f"(available {result.available_cents} cents beyond the current hold); dates and hold unchanged",
-                type="amendment_refused",
             )
         released = max(0, self._held_cents - amount_cents)
         self._hold_id, self._held_cents, self._hold_attempt = result.transfer_id, amount_cents, self._hold_attempt + 1
@@ -1148,11 +1288,11 @@ class ExchangeWorkflow:
     def _validate_amend_dates(self, amendment: AmendDatesInput) -> None:
         self._require_stage("amend_dates", {Stage.AGREEMENT, Stage.TRAVEL})
         if self._stay_started:
-            raise ValueError("amend_dates: the stay has started; dates can no longer change")
+            raise refused(Refusal.WRONG_STAGE, "amend_dates: the stay has started; dates can no longer change")
         if self._amending:
-            raise ValueError("amend_dates: another amendment is being applied")
+            raise refused(Refusal.WRONG_STAGE, "amend_dates: another amendment is being applied")
         if amendment.start_date <= workflow.now().date():
-            raise ValueError("start_date: a new stay must start after today")
+            raise refused(Refusal.INVALID_INPUT, "start_date: a new stay must start after today")
 
     @workflow.update(name="confirm_attendance")
     async def confirm_attendance(self, attendance: ConfirmAttendanceInput) -> ExchangeStatus:
@@ -1168,12 +1308,14 @@ class ExchangeWorkflow:
     def _validate_attendance(self, attendance: ConfirmAttendanceInput) -> None:
         self._require_stage("confirm_attendance", {Stage.TRAVEL, Stage.REPORTING})
         if not self._stay_started:
-            raise ValueError("confirm_attendance: the stay has not started yet")
+            raise refused(Refusal.WRONG_STAGE, "confirm_attendance: the stay has not started yet")
         if self._attendance is not None or self._no_show is not None:
-            raise ValueError("confirm_attendance: attendance was already recorded")
+            raise refused(Refusal.ALREADY_RECORDED, "confirm_attendance: attendance was already recorded")
         end = attendance.actual_end_date
         if end is not None and not self._app.start_date <= end <= self._app.end_date:
-            raise ValueError(f"actual_end_date: must fall within {self._app.start_date}..{self._app.end_date}")
+            raise refused(
+                Refusal.INVALID_INPUT, f"actual_end_date: must fall within {self._app.start_date}..{self._app.end_date}"
+            )
 
     @workflow.update(name="report_no_show")
     async def report_no_show(self, report: ReportNoShowInput) -> ExchangeStatus:
@@ -1185,9 +1327,11 @@ class ExchangeWorkflow:
     def _validate_no_show(self, report: ReportNoShowInput) -> None:
         self._require_stage("report_no_show", {Stage.TRAVEL})
         if not self._stay_started:
-            raise ValueError("report_no_show: the stay has not started yet (the visitor may still withdraw)")
+            raise refused(
+                Refusal.WRONG_STAGE, "report_no_show: the stay has not started yet (the visitor may still withdraw)"
+            )
         if self._attendance is not None or self._no_show is not None:
-            raise ValueError("report_no_show: attendance was already recorded")
+            raise refused(Refusal.ALREADY_RECORDED, "report_no_show: attendance was already recorded")
 
     @workflow.update(name="submit_report")
     async def submit_report(self, report: SubmitReportInput) -> ExchangeStatus:
@@ -1204,7 +1348,7 @@ class ExchangeWorkflow:
             if not check.ok:
                 problems = [f"{i.name} ({i.sha256[:12]}…) was never uploaded for this exchange" for i in check.missing]
                 problems += [m.message for m in check.mismatched]
-                raise ApplicationError(f"evidence: {'; '.join(problems)}", type="evidence_refused")
+                raise refused(Refusal.EVIDENCE_REFUSED, f"evidence: {'; '.join(problems)}")
         self._report = report
         await self._record(
             "report_submitted", report.actor_id, report.summary, {"evidence": [e.model_dump() for e in report.evidence]}
@@ -1215,13 +1359,14 @@ class ExchangeWorkflow:
     def _validate_report_submission(self, report: SubmitReportInput) -> None:
         self._require_stage("submit_report", {Stage.REPORTING})
         if self._report_pending:
-            raise ValueError("submit_report: another report is being checked")
+            raise refused(Refusal.WRONG_STAGE, "submit_report: another report is being checked")
         if self._report is not None:
-            raise ValueError("submit_report: a report is already waiting for validation")
+            raise refused(Refusal.ALREADY_RECORDED, "submit_report: a report is already waiting for validation")
         actual_end = report.actual_end_date
         if actual_end is not None and not self._app.start_date <= actual_end <= self._app.end_date:
-            raise ValueError(
-                f"actual_end_date: must fall within the planned stay {self._app.start_date}..{self._app.end_date}"
+            raise refused(
+                Refusal.INVALID_INPUT,
+                f"actual_end_date: must fall within the planned stay {self._app.start_date}..{self._app.end_date}",
             )
 
     @workflow.update(name="validate_report")
@@ -1236,11 +1381,13 @@ class ExchangeWorkflow:
     def _validate_report_decision(self, decision: ValidateReportInput) -> None:
         self._require_stage("validate_report", {Stage.REPORTING})
         if self._report is None:
-            raise ValueError("validate_report: no report has been submitted yet")
+            raise refused(Refusal.WRONG_STAGE, "validate_report: no report has been submitted yet")
         if self._report_decision is not None:
-            raise ValueError("validate_report: this report was already validated")
+            raise refused(Refusal.ALREADY_RECORDED, "validate_report: this report was already validated")
         if decision.actor_id == self._report.actor_id:
-            raise ValueError("actor_id: the person who submitted the report cannot validate it (four-eyes)")
+            raise refused(
+                Refusal.NOT_ALLOWED, "actor_id: the person who submitted the report cannot validate it (four-eyes)"
+            )
 
     @workflow.update(name="withdraw")
     async def withdraw(self, request: WithdrawInput) -> ExchangeStatus:
@@ -1251,7 +1398,7 @@ class ExchangeWorkflow:
     def _validate_withdraw(self, request: WithdrawInput) -> None:
         self._require_stage("withdraw", WITHDRAWABLE_STAGES)
         if self._stay_started:
-            raise ValueError("withdraw: the stay has started; only an officer can cancel now")
+            raise refused(Refusal.WRONG_STAGE, "withdraw: the stay has started; only an officer can cancel now")
         self._require_not_stopping()
 
     @workflow.update(name="cancel")
@@ -1265,9 +1412,55 @@ class ExchangeWorkflow:
         self._require_not_stopping()
 
     @workflow.signal(name="confirm_payment")
-    def confirm_payment(self, confirmation: ConfirmPaymentInput) -> None:
-        if self._payment_confirmation is None:  # a repeated confirmation changes nothing
-            self._payment_confirmation = confirmation
+    async def confirm_payment(self, payload: RawValue) -> None:
+        """Finance's confirmation (ConfirmPaymentInput). Decoded here, not by the SDK, so that one which
+        does not parse is recorded as ignored instead of being dropped unseen."""
+        converter = workflow.payload_converter()
+        if not workflow.patched(PATCH_EDGE_CHECKS):
+            legacy = converter.from_payload(payload.payload, _LegacyConfirmPayment)
+            if self._payment_confirmation is None:  # a repeated confirmation changes nothing
+                self._payment_confirmation = _Confirmation(
+                    legacy.payment_reference, legacy.confirmed_by, workflow.now()
+                )
+            return
+        try:
+            confirmation: ConfirmPaymentInput = converter.from_payload(payload.payload, ConfirmPaymentInput)
+        except ApplicationError as error:
+            await self._record("payment_confirmation_ignored", SYSTEM_ACTOR, error.message, {"refusal": error.type})
+            return
+        problem = self._confirmation_problem(confirmation)
+        if problem is None:
+            self._payment_confirmation = _Confirmation(
+                confirmation.payment_reference, confirmation.confirmed_by, workflow.now()
+            )
+        elif problem:
+            await self._record(
+                "payment_confirmation_ignored",
+                confirmation.confirmed_by,
+                problem,
+                {"confirmation": confirmation.model_dump(mode="json"), "stage": self._stage.value},
+            )
+
+    def _confirmation_problem(self, confirmation: ConfirmPaymentInput) -> str | None:
+        """Why a confirmation cannot count now (None: it counts; "": a repeat of the accepted one, nothing to say).
+
+        Money moves only in order: a confirmation counts only in PAYMENT, for this exchange's order and
+        its amount, and is never remembered for a later stage."""
+        accepted = self._payment_confirmation
+        if accepted is not None:
+            if accepted.payment_reference == confirmation.payment_reference:
+                return ""
+            return f"payment_reference: already confirmed as {accepted.payment_reference!r}"
+        if self._stage is not Stage.PAYMENT or self._closing:
+            return f"stage: a confirmation counts only in PAYMENT; this exchange is in {self._stage.value}"
+        if self._ordered is None:
+            return "payment_order_id: no payment order has been issued yet"
+        order_id, amount_cents = self._ordered
+        if confirmation.payment_order_id != order_id:
+            return f"payment_order_id: {confirmation.payment_order_id!r} is not this exchange's order {order_id!r}"
+        if confirmation.amount_cents != amount_cents:
+            return f"amount_cents: {confirmation.amount_cents} does not match the order's {amount_cents}"
+        return None
 
     @workflow.signal(name="funds_held")
     def funds_held(self, held: FundsHeldInput) -> None:
@@ -1281,11 +1474,13 @@ class ExchangeWorkflow:
 
     def _require_stage(self, action: str, allowed: frozenset[Stage] | set[Stage]) -> None:
         if self._closing:
-            raise ValueError(f"{action}: the exchange is closing and accepts no more decisions")
+            raise refused(Refusal.WRONG_STAGE, f"{action}: the exchange is closing and accepts no more decisions")
         if self._stage not in allowed:
             names = ", ".join(sorted(s.value for s in allowed))
-            raise ValueError(f"{action}: not allowed in stage {self._stage.value} (allowed in: {names})")
+            raise refused(
+                Refusal.WRONG_STAGE, f"{action}: not allowed in stage {self._stage.value} (allowed in: {names})"
+            )
 
     def _require_not_stopping(self) -> None:
         if self._stop is not None:
-            raise ValueError(f"the exchange is already being closed as {self._stop.stage.value}")
+            raise refused(Refusal.WRONG_STAGE, f"the exchange is already being closed as {self._stop.stage.value}")

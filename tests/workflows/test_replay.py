@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -28,6 +29,12 @@ async def test_recorded_history_replays(path: Path) -> None:
 
 
 def _workflow_id(history_json: str) -> str:
-    """The workflow id is not in the history events; the file name is not trusted, so use a placeholder."""
-    json.loads(history_json)  # a corrupt file fails here, clearly
-    return "exchange:recorded"
+    """The workflow id is not in the history events: rebuild it from the start input, as the contract names it
+    (the workflow checks its own id since issue 10, so a placeholder would be refused on replay)."""
+    first = json.loads(history_json)["events"][0]  # a corrupt file fails here, clearly
+    attributes = first["workflowExecutionStartedEventAttributes"]
+    payload = attributes["input"]["payloads"][0]
+    start_input = json.loads(base64.b64decode(payload["data"]))
+    if attributes["workflowType"]["name"] == "Funds":
+        return f"funds:{start_input['partnership_id']}"
+    return f"exchange:{start_input['application_id']}"
