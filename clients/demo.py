@@ -77,6 +77,7 @@ _ORGS: dict[str, dict[str, Any]] = {
         "country": "SK",
         "latitude": 48.1486,
         "longitude": 17.1077,
+        "cluster_member": True,  # R1: a scaling-up support organisation visits as a cluster member
     },
     "vienna": {
         "name": "Vienna Health Cluster",

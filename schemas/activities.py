@@ -31,7 +31,7 @@ class ScreeningResult(_Message):
     eligible: bool
     failures: tuple[RuleFailure, ...]
     working_days: int
-    distance_km: float
+    distance_km: float = Field(description="great-circle km to 0.1 km, for people; the rules compare the exact figure")
     policy_version: str
     input_digest: str
 
@@ -47,7 +47,7 @@ class PricingResult(_Message):
     full_rate_cents: int
     halved_because: tuple[str, ...]
     working_days: int
-    distance_km: float
+    distance_km: float = Field(description="great-circle km to 0.1 km, for people; the rules compare the exact figure")
     policy_version: str
     input_digest: str
     # Added with pricing kinds (ADR 0005); defaulted so results recorded before them still deserialise.

@@ -80,6 +80,7 @@ def build_worker(
             ledger.rehold_funds,
             payments.post_payment,
             projection.record_transition,
+            visits.check_visit,
             visits.claim_visit,
             visits.release_visit,
             review.assign_reviewers,

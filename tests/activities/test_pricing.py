@@ -1,7 +1,9 @@
-"""Pricing: the R8 lump sum (CLAMTEX figures, cap, both halving triggers, re-pricing) and Erasmus+ unit costs."""
+"""Pricing: the R8 lump sum (CLAMTEX figures, cap, both halving triggers at their boundaries, re-pricing) and
+Erasmus+ unit costs."""
 
 from __future__ import annotations
 
+import math
 from datetime import date
 from pathlib import Path
 
@@ -9,7 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from activities.geo import EARTH_RADIUS_KM, great_circle_km
 from activities.pricing import format_eur, lump_sum, price, unit_cost
+from activities.screening import screen
 from schemas.exchange import ApplicationInput
 from schemas.policy import LumpSumPricing, UnitCostPricing, load_policy, load_policy_file
 from tests.factories import BRATISLAVA, KRAKOW, VIENNA, application
@@ -72,11 +76,72 @@ def test_payment_reprices_on_the_actual_days() -> None:
 
 @pytest.mark.parametrize(
     ("distance_km", "amount_cents"),
-    [(199.9, 39000), (200.0, 78000), (200.1, 78000), (0.0, 39000), (5000.0, 78000)],
+    [
+        (199.9, 39000),
+        (199.96, 39000),
+        (199.99999, 39000),
+        (200.0, 78000),
+        (200.1, 78000),
+        (0.0, 39000),
+        (5000.0, 78000),
+    ],
 )
 def test_lump_sum_distance_boundary(distance_km: float, amount_cents: int) -> None:
-    """R8: under 200 km halves the grant; exactly 200 km and 200.1 km do not."""
+    """R8: under 200 km halves the grant, however little under; exactly 200 km and 200.1 km do not."""
     assert lump_sum(5, distance_km, "HR", LUMP).amount_cents == amount_cents
+
+
+def _km_north(origin: dict[str, float], km: float, *, at_least: bool = False) -> dict[str, float]:
+    """The point `km` north of `origin` on its meridian, where the haversine distance is R x the latitude
+    difference in radians (R: the module's Earth radius). With `at_least`, the latitude is moved up by
+    single floating-point steps until the module's figure is not below `km`: exactly 200 km, as floats allow."""
+    lat = origin["latitude"] + math.degrees(km / EARTH_RADIUS_KM)
+    for _ in range(64):
+        if not at_least or great_circle_km(origin["latitude"], origin["longitude"], lat, origin["longitude"]) >= km:
+            return {"latitude": lat, "longitude": origin["longitude"]}
+        lat = math.nextafter(lat, math.inf)
+    raise AssertionError(f"no latitude within 64 float steps puts the point {km} km away")
+
+
+ORIGIN = {"latitude": 45.0, "longitude": 16.0}
+
+
+@pytest.mark.parametrize(
+    ("km", "at_least", "amount_cents", "recorded_km", "halved_because"),
+    [
+        # Rounded to 200.0 before the comparison, this used to be paid in full.
+        (199.96, False, 39000, 200.0, ("distance of 199.96 km is under 200 km",)),
+        (199.94, False, 39000, 199.9, ("distance of 199.9 km is under 200 km",)),
+        (200.0, True, 78000, 200.0, ()),  # "less than 200 km apart" halves: exactly 200 km does not
+        (200.04, False, 78000, 200.0, ()),
+    ],
+)
+def test_the_200_km_rule_compares_the_exact_distance(
+    km: float, at_least: bool, amount_cents: int, recorded_km: float, halved_because: tuple[str, ...]
+) -> None:
+    """R8 at the boundary, on coordinates built to land there: 199.96 km is halved, 200 km is paid in full; the
+    result records 0.1 km and the reason shows the figure finely enough not to contradict itself."""
+    host = _km_north(ORIGIN, km, at_least=at_least)
+    exact = great_circle_km(ORIGIN["latitude"], ORIGIN["longitude"], host["latitude"], host["longitude"])
+    assert exact == pytest.approx(km, abs=1e-9)
+    result = price(_app_to("HR", host, "2026-01-12", "2026-01-16", visitor_coords=ORIGIN), POLICY)
+    assert (result.amount_cents, result.halved_because) == (amount_cents, halved_because)
+    assert result.distance_km == recorded_km
+
+
+def test_screening_records_the_distance_to_a_tenth_of_a_km() -> None:
+    """Screening compares no distance; it records the great-circle figure at 0.1 km for people."""
+    host = _km_north(ORIGIN, 199.96)
+    app = _app_to("HR", host, "2026-01-12", "2026-01-16", visitor_coords=ORIGIN)
+    assert screen(app, POLICY).distance_km == 200.0
+
+
+def test_unit_cost_bands_compare_the_exact_distance() -> None:
+    """Erasmus+ bands: 99.96 km is still in the 10-99 km band (23 EUR), shown as 99.96 km, not 100.0."""
+    host = _km_north(ORIGIN, 99.96)
+    result = price(_app_to("HR", host, "2026-01-12", "2026-01-16", visitor_coords=ORIGIN), ERASMUS)
+    assert "travel 10-99 km band (standard, 99.96 km): 23.00 EUR" in result.breakdown
+    assert result.distance_km == 100.0
 
 
 @pytest.mark.parametrize(("days", "amount_cents"), [(3, 39000), (4, 39000), (5, 78000), (21, 78000)])

@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from activities.calendar import last_day_of_stay
 from activities.screening import (
+    cluster_member_failures,
     country_failures,
     host_type_failures,
     lead_time_failures,
     membership_failures,
     screen,
     stay_failures,
+    visit_failures,
     visitor_type_failures,
 )
+from schemas.activities import CheckVisitResult, VisitUse
 from schemas.exchange import ApplicationInput
 from schemas.organisations import Organisation, OrganisationType
 from schemas.policy import EligibilityPolicy, load_policy, load_policy_file
+from schemas.stages import Stage
 from tests.factories import application
 
 POLICY = load_policy()
@@ -70,6 +75,51 @@ def test_r1_visitor_types(org_type: OrganisationType, refused: bool, wording: st
     failures = visitor_type_failures(_org("visitor", type=org_type, member_of_profiled_cluster=True), RULES)
     assert _keys(failures) == ({("R1", "visitor.type")} if refused else set())
     assert all(wording in f.message and "the visitor must be" in f.message for f in failures)
+
+
+SCALE_UP = OrganisationType.SCALE_UP_SUPPORT
+
+
+@pytest.mark.parametrize(
+    ("org_type", "cluster_member", "profiled_member", "refused"),
+    [
+        (SCALE_UP, False, False, True),
+        (SCALE_UP, True, False, False),
+        (SCALE_UP, False, True, False),  # a member of a profiled cluster is a cluster member
+        (OrganisationType.CLUSTER_ORGANISATION, False, False, False),  # asked of scaling-up support only
+        (OrganisationType.BUSINESS_NETWORK, False, False, False),
+        (OrganisationType.SME, False, True, False),  # R3 speaks for SMEs
+    ],
+)
+def test_r1_scaling_up_support_visits_only_as_a_cluster_member(
+    org_type: OrganisationType, cluster_member: bool, profiled_member: bool, refused: bool
+) -> None:
+    """R1: a scaling-up support organisation visits only as a cluster member; refused on visitor.cluster_member."""
+    visitor = _org("visitor", type=org_type, cluster_member=cluster_member, member_of_profiled_cluster=profiled_member)
+    failures = cluster_member_failures(visitor, RULES)
+    assert _keys(failures) == ({("R1", "visitor.cluster_member")} if refused else set())
+
+
+def test_r1_cluster_membership_through_screen() -> None:
+    """screen() refuses a non-member scaling-up support visitor with a forwardable sentence; a host needs no
+    membership (the factory's host is a non-member scaling-up support organisation)."""
+    app = _app(visitor={"type": "scale_up_support", "name": "Brno Robotics Hub", "cluster_member": False})
+    failures = screen(app, POLICY).failures
+    assert _keys(failures) == {("R1", "visitor.cluster_member")}
+    assert failures[0].message == (
+        "Brno Robotics Hub is a scaling-up support organisation, which may visit only as a member of a cluster; "
+        "the application does not record it as one."
+    )
+    assert screen(_app(visitor={"type": "scale_up_support", "cluster_member": True}), POLICY).eligible
+    assert application().host.type is SCALE_UP and not application().host.cluster_member
+    assert screen(application(), POLICY).eligible
+
+
+def test_r1_cluster_membership_is_policy_data() -> None:
+    """The rule is the policy's list: the Erasmus+ file lists no type, so a non-member visits under it."""
+    visitor = _org("visitor", type=SCALE_UP, cluster_member=False)
+    assert ERASMUS.eligibility.cluster_member_visitor_types == frozenset()
+    assert cluster_member_failures(visitor, ERASMUS.eligibility) == []
 
 
 @pytest.mark.parametrize("org_type", list(OrganisationType))
@@ -213,38 +263,69 @@ def test_r6_minimum_working_days_boundary(days: int, refused: bool) -> None:
     assert _keys(failures) == ({("R6", "end_date")} if refused else set())
 
 
+# DOMAIN.md: '"1 month" is calendar: start date plus one month'. The end date may be that day itself; a
+# month without that day number clamps to its last day (ADR 0010).
 @pytest.mark.parametrize(
     ("start", "end", "refused"),
     [
-        (date(2026, 3, 2), date(2026, 4, 1), False),  # one calendar month
-        (date(2026, 3, 2), date(2026, 4, 2), True),  # a month and a day
-        (date(2026, 1, 1), date(2026, 1, 31), False),
-        (date(2026, 1, 1), date(2026, 2, 1), True),
-        (date(2026, 1, 31), date(2026, 2, 28), False),  # no 31 February: the month runs to its end
-        (date(2026, 1, 31), date(2026, 3, 1), True),
-        (date(2028, 1, 31), date(2028, 2, 29), False),  # leap year
+        (date(2026, 3, 2), date(2026, 4, 2), False),  # start plus one calendar month, that day included
+        (date(2026, 3, 2), date(2026, 4, 3), True),  # a month and a day
+        (date(2026, 1, 1), date(2026, 2, 1), False),
+        (date(2026, 1, 1), date(2026, 2, 2), True),
+        (date(2026, 1, 31), date(2026, 2, 28), False),  # no 31 February: clamped to the month's last day
+        (date(2026, 1, 31), date(2026, 3, 1), True),  # never spills into March
+        (date(2026, 1, 30), date(2026, 2, 28), False),
+        (date(2026, 1, 29), date(2026, 2, 28), False),
+        (date(2026, 1, 29), date(2026, 3, 1), True),
+        (date(2028, 1, 31), date(2028, 2, 29), False),  # leap year: clamped to 29 February
         (date(2028, 1, 31), date(2028, 3, 1), True),
-        (date(2028, 1, 29), date(2028, 2, 28), False),
-        (date(2028, 1, 29), date(2028, 2, 29), True),
+        (date(2028, 1, 29), date(2028, 2, 29), False),  # leap year: 29 February exists, no clamping
+        (date(2028, 1, 29), date(2028, 3, 1), True),
+        (date(2028, 2, 29), date(2028, 3, 29), False),  # from a leap day
+        (date(2028, 2, 29), date(2028, 3, 30), True),
+        (date(2026, 2, 28), date(2026, 3, 28), False),  # the last day of February is not "the month's end"
+        (date(2026, 2, 28), date(2026, 3, 29), True),
         (date(2026, 3, 31), date(2026, 4, 30), False),
         (date(2026, 3, 31), date(2026, 5, 1), True),
-        (date(2026, 12, 31), date(2027, 1, 30), False),  # across the year
-        (date(2026, 12, 31), date(2027, 1, 31), True),
+        (date(2026, 11, 30), date(2026, 12, 30), False),
+        (date(2026, 11, 30), date(2026, 12, 31), True),
+        (date(2026, 12, 31), date(2027, 1, 31), False),  # across the year
+        (date(2026, 12, 31), date(2027, 2, 1), True),
     ],
 )
 def test_r6_at_most_one_calendar_month(start: date, end: date, refused: bool) -> None:
-    """R6: a stay of one calendar month passes and a month plus a day fails, month ends and leap years included."""
+    """R6: a stay may end on its start date plus one calendar month (clamped at month ends) and not a day later."""
     failures = stay_failures(start, end, 20, "FR", RULES)
     assert _keys(failures) == ({("R6", "end_date")} if refused else set())
-    assert all("must end by" in f.message for f in failures)
+    assert all(f"must end by {last_day_of_stay(start, 1)}" in f.message for f in failures)
+
+
+@pytest.mark.parametrize(
+    ("start", "months", "last_day"),
+    [
+        (date(2026, 3, 2), 1, date(2026, 4, 2)),
+        (date(2026, 1, 31), 1, date(2026, 2, 28)),
+        (date(2028, 1, 31), 1, date(2028, 2, 29)),
+        (date(2026, 1, 31), 2, date(2026, 3, 31)),  # two months from the 31st: March has one
+        (date(2027, 12, 31), 2, date(2028, 2, 29)),  # across the year into a leap February
+        (date(2026, 8, 31), 12, date(2027, 8, 31)),
+        (date(2028, 2, 29), 12, date(2029, 2, 28)),
+    ],
+)
+def test_last_day_of_stay_adds_calendar_months_clamped_to_the_month_end(
+    start: date, months: int, last_day: date
+) -> None:
+    """The month arithmetic itself, for the policy's max_stay_months of 1 and more: the day number is kept, or
+    the target month's last day when it has no such day."""
+    assert last_day_of_stay(start, months) == last_day
 
 
 def test_r6_one_month_end_to_end() -> None:
-    """R6 through screen(): 2 March to 2 April is one month and a day, too long; 2 March to 1 April is fine."""
-    assert ("R6", "end_date") in _keys(
-        screen(application(start_date="2026-03-02", end_date="2026-04-02"), POLICY).failures
-    )
-    assert screen(application(start_date="2026-03-02", end_date="2026-04-01"), POLICY).eligible
+    """R6 through screen(): 2 March to 2 April is one calendar month and allowed; 2 March to 3 April is not."""
+    assert screen(application(start_date="2026-03-02", end_date="2026-04-02"), POLICY).eligible
+    failures = screen(application(start_date="2026-03-02", end_date="2026-04-03"), POLICY).failures
+    assert _keys(failures) == {("R6", "end_date")}
+    assert "it must end by 2026-04-02 (it ends on 2026-04-03)" in failures[0].message
 
 
 @pytest.mark.parametrize(
@@ -300,3 +381,69 @@ def test_a_policy_without_membership_rules_asks_for_none() -> None:
     visitor = _org("visitor", type="sme", member_of_profiled_cluster=False)
     host = _org("host", type="sme", member_of_profiled_cluster=False)
     assert membership_failures(visitor, host, rules) == []
+
+
+_CLAIMED = datetime(2026, 2, 3, 9, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("check", "message"),
+    [
+        (
+            CheckVisitResult(
+                organisation_id="vo-1",
+                visit=VisitUse.HELD,
+                held_by_application_id="app-first",
+                claimed_at=_CLAIMED,
+                holder_stage=Stage.AGREEMENT,
+            ),
+            "Krakow Photonics Cluster's one visit in the scheme is held by application app-first (claimed on "
+            "2026-02-03, now at AGREEMENT). An organisation may visit only once; should that exchange end without "
+            "the stay taking place, the organisation may apply again.",
+        ),
+        (
+            CheckVisitResult(
+                organisation_id="vo-1",
+                visit=VisitUse.USED,
+                held_by_application_id="app-first",
+                claimed_at=_CLAIMED,
+                holder_stage=Stage.PAID,
+            ),
+            "Krakow Photonics Cluster has already used its one visit in the scheme: application app-first "
+            "(claimed on 2026-02-03) was paid. An organisation may visit only once.",
+        ),
+        (
+            CheckVisitResult(
+                organisation_id="vo-1",
+                visit=VisitUse.USED,
+                held_by_application_id="app-first",
+                claimed_at=_CLAIMED,
+                holder_stage=Stage.FORFEITED,
+            ),
+            "Krakow Photonics Cluster has already used its one visit in the scheme: application app-first "
+            "(claimed on 2026-02-03) ended FORFEITED and still counts. An organisation may visit only once.",
+        ),
+        (
+            CheckVisitResult(
+                organisation_id="vo-1",
+                visit=VisitUse.HELD,
+                held_by_application_id="app-legacy",
+                claimed_at=_CLAIMED,
+            ),
+            "Krakow Photonics Cluster's one visit in the scheme is held by application app-legacy (claimed on "
+            "2026-02-03, stage not on record). An organisation may visit only once; should that exchange end "
+            "without the stay taking place, the organisation may apply again.",
+        ),
+    ],
+)
+def test_r7_read_early_names_the_other_application(check: CheckVisitResult, message: str) -> None:
+    """R7 at SCREENING: a held or used visit is one failure on visitor.organisation_id naming the other
+    application, when it claimed the visit and how it stands, in a sentence an officer can forward."""
+    failures = visit_failures(application().visitor, check)
+    assert [(f.rule, f.field, f.message) for f in failures] == [("R7", "visitor.organisation_id", message)]
+
+
+def test_r7_read_early_passes_a_free_visit() -> None:
+    """A free visit adds no failure."""
+    check = CheckVisitResult(organisation_id="vo-1", visit=VisitUse.FREE)
+    assert visit_failures(application().visitor, check) == []

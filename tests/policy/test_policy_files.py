@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from schemas.converter import DATA_CONVERTER
+from schemas.organisations import OrganisationType
 from schemas.policy import (
     POLICIES_DIR,
     LumpSumPricing,
@@ -69,6 +70,24 @@ LEGACY_ELIGIBILITY_FIELDS = (
 )
 
 
+def test_a_policy_recorded_before_cluster_membership_asks_none() -> None:
+    """A 2022.1 recorded without `cluster_member_visitor_types` still deserialises, with the rule it was applied
+    with: no cluster membership asked (issue 10); the shipped file now states R1's rule for scale-up support."""
+    current = load_policy("2022.1")
+    assert current.eligibility.cluster_member_visitor_types == {OrganisationType.SCALE_UP_SUPPORT}
+    recorded: dict[str, Any] = current.model_dump(mode="json")
+    del recorded["eligibility"]["cluster_member_visitor_types"]
+    replayed = Policy.model_validate_json(json.dumps(recorded))
+    assert replayed.eligibility.cluster_member_visitor_types == frozenset()
+    assert replayed == current.model_copy(
+        update={"eligibility": current.eligibility.model_copy(update={"cluster_member_visitor_types": frozenset()})}
+    )
+
+
+# Where the version line sits in the shipped file (its header comments grow with each stated field).
+_VERSION_LINE = CLUSTERXCHANGE_FILE.read_text().splitlines().index('version = "2022.1"') + 1
+
+
 def _write(tmp_path: Path, source: Path, old: str, new: str, name: str | None = None) -> Path:
     text = source.read_text()
     assert old in text, f"the fixture edit {old!r} no longer applies to {source.name}"
@@ -80,7 +99,7 @@ def _write(tmp_path: Path, source: Path, old: str, new: str, name: str | None = 
 @pytest.mark.parametrize(
     ("old", "new", "field", "rule"),
     [
-        ('version = "2022.1"', 'version = "2022.1', "(syntax)", "at line 5"),
+        ('version = "2022.1"', 'version = "2022.1', "(syntax)", f"at line {_VERSION_LINE}"),
         ("lump_sum_cap_cents = 110000", "lump_sum_cap = 110000", "pricing.lump_sum_cap", "unknown field"),
         ("lump_sum_cap_cents = 110000", 'lump_sum_cap_cents = "110000"', "pricing.lump_sum_cap_cents", "valid integer"),
         ("lump_sum_cap_cents = 110000", "lump_sum_cap_cents = 1100.0", "pricing.lump_sum_cap_cents", "valid integer"),
@@ -123,6 +142,18 @@ def _write(tmp_path: Path, source: Path, old: str, new: str, name: str | None = 
             'profiled_member_visitor_types = ["large_company"]',
             "eligibility.profiled_member_visitor_types",
             "are not visitor_types",
+        ),
+        (
+            'cluster_member_visitor_types = ["scale_up_support"]',
+            'cluster_member_visitor_types = ["public_authority"]',
+            "eligibility.cluster_member_visitor_types",
+            "are not visitor_types",
+        ),
+        (
+            'cluster_member_visitor_types = ["scale_up_support"]',
+            "",
+            "eligibility.cluster_member_visitor_types",
+            "required in policy files",
         ),
         (
             "cancelled_uses_visit = false",
