@@ -13,7 +13,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.metrics import count
-from activities.outbox import enqueue
+from activities.outbox import DbConnection, enqueue
 from schemas.activities import ConfirmedPayment, ProjectTransitionInput
 from schemas.errors import ErrorType
 
@@ -32,7 +32,7 @@ NOTIFIED_EVENTS = frozenset(
 )
 
 
-async def _record_confirmation(conn: asyncpg.Connection, application_id: str, paid: ConfirmedPayment) -> None:
+async def _record_confirmation(conn: DbConnection, application_id: str, paid: ConfirmedPayment) -> None:
     """Finance's reference and time on the payment order, in the transaction that makes the exchange PAID.
 
     Written once: a retried projection finds the same reference; a different one would mean two

@@ -169,6 +169,9 @@ class ExchangeWorkflow:
         self._paid_cents = 0
         self._review: SubmitReviewInput | None = None  # the one-reviewer stage only
         self._board: ReviewBoard | None = None
+        # The review stage of exchanges started before review in depth. Set before REVIEW is entered, so a
+        # decision arriving while the board is being set up is never taken for a one-reviewer decision.
+        self._one_reviewer = False
         self._officers: tuple[str, ...] = ()
         self._not_reviewers: set[str] = {application.submitted_by}  # submitter and amenders (conflict)
         self._reviewed_by: set[str] = set()  # anyone who ever reviewed this application (four-eyes)
@@ -313,6 +316,7 @@ class ExchangeWorkflow:
 
     async def _review_by_one_reviewer(self) -> None:
         """The first review stage (one reviewer decides); kept for exchanges started before review in depth."""
+        self._one_reviewer = True
         rules = self.policy.deadlines
         due = await self._working_day_deadline(rules.review_working_days)
         self._deadlines["review"] = due
@@ -1017,24 +1021,25 @@ class ExchangeWorkflow:
             raise refused(
                 Refusal.NOT_ALLOWED, "actor_id: the person who submitted or amended the application cannot review it"
             )
-        if self._board is None:
+        if self._one_reviewer:
             if self._review is not None:
                 raise refused(
                     Refusal.ALREADY_RECORDED,
                     f"submit_review: a decision was already recorded by {self._review.actor_id}",
                 )
             return
+        self._require_board("submit_review")
         self._require_no_pending_changes("submit_review")
-        if decision.actor_id in self._board.reviews:
+        if decision.actor_id in self.board.reviews:
             raise refused(
                 Refusal.ALREADY_RECORDED,
                 f"actor_id: {decision.actor_id} has already reviewed this application (one vote each)",
             )
-        if not self._board.is_assigned(decision.actor_id):
+        if not self.board.is_assigned(decision.actor_id):
             raise refused(
                 Refusal.NOT_ALLOWED, f"actor_id: {decision.actor_id} is not assigned to review this application"
             )
-        problem = self._board.score_problem(decision)
+        problem = self.board.score_problem(decision)
         if problem:
             raise refused(Refusal.INVALID_INPUT, problem)
 
@@ -1173,10 +1178,15 @@ class ExchangeWorkflow:
 
     def _require_review_in_depth(self, action: str) -> None:
         self._require_stage(action, {Stage.REVIEW})
-        if self._board is None:
+        if self._one_reviewer:
             raise refused(
                 Refusal.WRONG_STAGE, f"{action}: this exchange started before review in depth and has one reviewer"
             )
+        self._require_board(action)
+
+    def _require_board(self, action: str) -> None:
+        if self._board is None:
+            raise refused(Refusal.WRONG_STAGE, f"{action}: reviewers are being assigned; try again in a moment")
 
     def _require_no_pending_changes(self, action: str) -> None:
         if self._changes is not None:

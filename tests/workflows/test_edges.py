@@ -1,0 +1,309 @@
+"""Trust at the edges (issue 10): what another team's service sends through any SDK is checked where it enters.
+
+These tests drive the worker through the raw Temporal client, as a Node, Go or Java service would (no
+pydantic, no ExchangeClient checks): an invalid start closes its workflow at once with a typed,
+non-retryable failure; a run under a closed exchange's id changes nothing; refusals of updates reach
+the caller as non-retryable failures with a stable type; a confirmation of payment counts only for
+this exchange's order, for its amount, in PAYMENT, and finance's answer lands in Postgres.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+
+from clients.client import ExchangeClient
+from schemas.errors import Refusal
+from schemas.exchange import ExchangeStatus
+from schemas.ids import EXCHANGE_WORKFLOW_TYPE, exchange_workflow_id
+from schemas.stages import Stage
+from tests.factories import application
+from tests.workflows.conftest import agree, approve, assigned, until, uploaded_evidence, wait_for_stage
+
+Fund = Callable[[int], Awaitable[str]]
+RESULT_WITHIN_S = 30
+
+
+async def start_raw(
+    client: ExchangeClient,
+    payload: Any,
+    workflow_id: str,
+    *,
+    reuse: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+) -> WorkflowHandle[Any, Any]:
+    """Start as another SDK would: a JSON payload, any workflow id, the SDK's default id-reuse policy."""
+    return await client.temporal.start_workflow(
+        EXCHANGE_WORKFLOW_TYPE,
+        payload,
+        id=workflow_id,
+        task_queue=client.task_queue,
+        id_reuse_policy=reuse,
+        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+    )
+
+
+async def failure_of(handle: WorkflowHandle[Any, Any]) -> ApplicationError:
+    """The run's failure: it must have closed (never a task-failure loop) with an ApplicationError."""
+    with pytest.raises(WorkflowFailureError) as failed:
+        await asyncio.wait_for(handle.result(), RESULT_WITHIN_S)
+    cause = failed.value.cause
+    assert isinstance(cause, ApplicationError), cause
+    return cause
+
+
+async def footprint(pool: asyncpg.Pool, application_id: str) -> dict[str, object]:
+    """Everything an exchange can leave in Postgres, to prove a refused run left nothing."""
+    return {
+        "read_model": await pool.fetchrow(
+            "SELECT stage, last_sequence FROM exchanges WHERE application_id = $1", application_id
+        ),
+        "audit_rows": await pool.fetchval(
+            "SELECT count(*) FROM audit_events WHERE application_id = $1", application_id
+        ),
+        "runs": await pool.fetchval("SELECT count(*) FROM exchange_runs WHERE application_id = $1", application_id),
+        "visits": await pool.fetchval(
+            "SELECT count(*) FROM organisation_visits WHERE application_id = $1", application_id
+        ),
+        "ledger_accounts": await pool.fetchval(
+            "SELECT count(*) FROM ledger_accounts WHERE code = $1", f"exchange:{application_id}"
+        ),
+    }
+
+
+NOTHING = {"read_model": None, "audit_rows": 0, "runs": 0, "visits": 0, "ledger_accounts": 0}
+
+
+@pytest.mark.parametrize(
+    ("break_it", "field"),
+    [
+        (lambda d: d.pop("host"), "host"),
+        (lambda d: d.update(start_date="2031-03-10", end_date="2031-03-01"), "end_date must not be before start_date"),
+        (lambda d: d["visitor"].update(latitude="50.06"), "visitor.latitude"),
+        (lambda d: d.update(host_agency_approved="yes"), "host_agency_approved"),
+        (lambda d: d.update(surprise=1), "surprise"),
+    ],
+    ids=["missing-host", "end-before-start", "number-as-string", "bool-as-string", "unknown-field"],
+)
+async def test_an_invalid_start_closes_at_once_with_a_typed_failure(
+    dev_client: ExchangeClient, pg_pool: asyncpg.Pool, break_it: Callable[[dict[str, Any]], object], field: str
+) -> None:
+    """A start another SDK sends with an invalid application fails its workflow at once (InvalidInput,
+    non-retryable, naming the field), instead of failing workflow tasks forever; it touches nothing."""
+    data = application().model_dump(mode="json")
+    break_it(data)
+    handle = await start_raw(dev_client, data, exchange_workflow_id(data["application_id"]))
+    failure = await failure_of(handle)
+    assert failure.type == Refusal.INVALID_INPUT
+    assert failure.non_retryable
+    assert field in failure.message
+    assert await footprint(pg_pool, data["application_id"]) == NOTHING
+
+
+async def test_a_start_under_another_workflow_id_is_refused(dev_client: ExchangeClient, pg_pool: asyncpg.Pool) -> None:
+    """The workflow checks that its id is exchange:<application_id>; any other id ends the run untouched."""
+    app = application()
+    for wrong_id in (f"exchange:{app.application_id}-x", app.application_id, f"Exchange:{app.application_id}"):
+        failure = await failure_of(await start_raw(dev_client, app.model_dump(mode="json"), wrong_id))
+        assert failure.type == Refusal.INVALID_INPUT and failure.non_retryable
+        assert "workflow id" in failure.message and f"exchange:{app.application_id}" in failure.message
+    assert await footprint(pg_pool, app.application_id) == NOTHING
+
+
+async def test_a_start_from_the_future_or_under_an_unknown_policy_is_refused(
+    dev_client: ExchangeClient, pg_pool: asyncpg.Pool
+) -> None:
+    """submitted_at after the start and a policy_version that is not on file are refused, naming the field."""
+    future = application(submitted_at="2999-01-01T00:00:00Z")
+    failure = await failure_of(
+        await start_raw(dev_client, future.model_dump(mode="json"), f"exchange:{future.application_id}")
+    )
+    assert failure.type == Refusal.INVALID_INPUT and "submitted_at" in failure.message
+    unknown = application(policy_version="1999.9")
+    failure = await failure_of(
+        await start_raw(dev_client, unknown.model_dump(mode="json"), f"exchange:{unknown.application_id}")
+    )
+    assert failure.type == Refusal.INVALID_INPUT and "policy_version" in failure.message
+    for app in (future, unknown):
+        assert await footprint(pg_pool, app.application_id) == NOTHING
+
+
+async def test_a_second_run_under_a_closed_exchanges_id_changes_nothing(
+    dev_client: ExchangeClient, pg_pool: asyncpg.Pool
+) -> None:
+    """With an SDK's default id-reuse policy a closed exchange's id can be started again: that run ends at once
+    as DuplicateApplication, and the first exchange's read model, audit trail and claims are as they were."""
+    app = application()
+    app = app.model_copy(update={"host": app.host.model_copy(update={"country": "PL"})})  # INELIGIBLE (R5)
+    await dev_client.start_exchange(app)
+    outcome = await asyncio.wait_for(dev_client.result(app.application_id), RESULT_WITHIN_S)
+    assert outcome.stage is Stage.INELIGIBLE
+    before = await footprint(pg_pool, app.application_id)
+    assert before["runs"] == 1
+
+    changed = app.model_copy(update={"host": app.host.model_copy(update={"country": "FR"})})  # now eligible
+    again = await start_raw(dev_client, changed.model_dump(mode="json"), exchange_workflow_id(app.application_id))
+    failure = await failure_of(again)
+    assert failure.type == Refusal.DUPLICATE_APPLICATION and failure.non_retryable
+    assert app.application_id in failure.message
+    assert await footprint(pg_pool, app.application_id) == before
+
+
+async def test_update_refusals_reach_any_sdk_typed_and_non_retryable(
+    dev_client: ExchangeClient, funded_partnership: Fund
+) -> None:
+    """An update with a string for an integer, one in the wrong stage and one by the wrong person are each
+    refused with a stable type (InvalidInput, WrongStage, NotAllowed), non-retryable, naming field or stage."""
+    partnership = await funded_partnership(500_000)
+    app = application(visitor_partnership_id=partnership)
+    await dev_client.start_exchange(app)
+    await assigned(dev_client, app.application_id)
+    handle = dev_client.temporal.get_workflow_handle(exchange_workflow_id(app.application_id))
+    cases: list[tuple[str, dict[str, Any], Refusal, str]] = [
+        (
+            "extend_review_deadline",
+            {"actor_id": "officer-x", "working_days": "5", "justification": "the panel is away this week"},
+            Refusal.INVALID_INPUT,
+            "working_days",
+        ),
+        ("sign_commitment", {"actor_id": "ho-hanna", "party": "HO"}, Refusal.WRONG_STAGE, "stage REVIEW"),
+        (
+            "submit_review",
+            {"actor_id": "nobody", "recommendation": "approve", "scores": {}},
+            Refusal.NOT_ALLOWED,
+            "actor_id",
+        ),
+        ("withdraw", {"actor_id": "vera", "reason": "x", "extra": True}, Refusal.INVALID_INPUT, "extra"),
+    ]
+    for name, payload, refusal, named in cases:
+        with pytest.raises(WorkflowUpdateFailedError) as failed:
+            await handle.execute_update(name, payload)
+        cause = failed.value.cause
+        assert isinstance(cause, ApplicationError), (name, cause)
+        assert (cause.type, cause.non_retryable) == (refusal.value, True), (name, cause.type, cause.message)
+        assert named in cause.message, (name, cause.message)
+    status = await dev_client.status(app.application_id)
+    assert status.stage is Stage.REVIEW and not status.signatures
+
+
+async def drive_to_payment(
+    client: ExchangeClient, env: WorkflowEnvironment, pool: asyncpg.Pool, app_id: str
+) -> ExchangeStatus:
+    """From REVIEW to a payment order: approve, agree, let the stay pass, report, accept the report."""
+    await approve(client, app_id)
+    await wait_for_stage(client, app_id, Stage.AGREEMENT)
+    await agree(client, app_id)
+    await env.sleep(timedelta(days=40))  # past the stay: the durable travel timers fire
+    await wait_for_stage(client, app_id, Stage.REPORTING)
+    await client.submit_report(
+        app_id, {"actor_id": "visitor-vera", "summary": "Done.", "evidence": await uploaded_evidence(pool, app_id)}
+    )
+    await client.validate_report(app_id, {"actor_id": "vop-victor", "decision": "accept"})
+    return await until(client, app_id, lambda s: s.payment_order_id is not None, within_s=30)
+
+
+def confirmation(order_id: str, amount_cents: int, reference: str = "SEPA-1") -> dict[str, Any]:
+    return {
+        "payment_order_id": order_id,
+        "amount_cents": amount_cents,
+        "payment_reference": reference,
+        "confirmed_by": "finance-fia",
+    }
+
+
+async def ignored_confirmations(pool: asyncpg.Pool, application_id: str) -> list[str]:
+    rows = await pool.fetch(
+        """SELECT reason FROM audit_events WHERE application_id = $1 AND event = 'payment_confirmation_ignored'
+            ORDER BY sequence""",
+        application_id,
+    )
+    return [row["reason"] for row in rows]
+
+
+async def test_a_confirmation_counts_only_in_payment_for_this_order_and_amount(
+    ts_client: ExchangeClient, time_skipping_env: WorkflowEnvironment, funded_partnership: Fund, pg_pool: asyncpg.Pool
+) -> None:
+    """A confirm_payment sent in REVIEW, one naming another order, one with another amount and one that does
+    not parse are each recorded as ignored and never remembered: the exchange stays in PAYMENT until the
+    right one arrives; then the reference, time and who confirmed land in payment_orders and in the audit
+    row of the step that makes it PAID."""
+    partnership = await funded_partnership(500_000)
+    app = application(visitor_partnership_id=partnership)
+    app_id = app.application_id
+    await ts_client.start_exchange(app)
+    await wait_for_stage(ts_client, app_id, Stage.REVIEW)
+    handle = ts_client.temporal.get_workflow_handle(exchange_workflow_id(app_id))
+    await handle.signal("confirm_payment", confirmation(f"po-{app_id}", 95_000, "EARLY-1"))
+    await handle.signal("confirm_payment", {"payment_reference": "OLD-SHAPE", "confirmed_by": "finance"})
+    await until(ts_client, app_id, lambda s: True)
+    for _ in range(100):
+        if len(await ignored_confirmations(pg_pool, app_id)) == 2:
+            break
+        await asyncio.sleep(0.05)
+    early, malformed = await ignored_confirmations(pg_pool, app_id)
+    assert "counts only in PAYMENT" in early and "REVIEW" in early
+    assert "payment_order_id" in malformed and "amount_cents" in malformed
+
+    status = await drive_to_payment(ts_client, time_skipping_env, pg_pool, app_id)
+    assert status.stage is Stage.PAYMENT, "the early confirmation must not have been remembered"
+    order_id, amount = status.payment_order_id, status.paid_cents
+    assert order_id == f"po-{app_id}"
+
+    await handle.signal("confirm_payment", confirmation(f"po-{app_id}-other", amount, "WRONG-ORDER"))
+    await handle.signal("confirm_payment", confirmation(order_id, amount + 1, "WRONG-AMOUNT"))
+    for _ in range(100):
+        if len(await ignored_confirmations(pg_pool, app_id)) == 4:
+            break
+        await asyncio.sleep(0.05)
+    wrong_order, wrong_amount = (await ignored_confirmations(pg_pool, app_id))[2:]
+    assert wrong_order.startswith("payment_order_id") and wrong_amount.startswith("amount_cents")
+    assert (await ts_client.status(app_id)).stage is Stage.PAYMENT
+
+    await handle.signal("confirm_payment", confirmation(order_id, amount, "SEPA-2026-0001"))
+    outcome = await asyncio.wait_for(ts_client.result(app_id), RESULT_WITHIN_S)
+    assert outcome.stage is Stage.PAID
+    order = await pg_pool.fetchrow(
+        "SELECT payment_reference, confirmed_at, confirmed_by FROM payment_orders WHERE application_id = $1", app_id
+    )
+    assert order is not None and order["payment_reference"] == "SEPA-2026-0001"
+    assert order["confirmed_by"] == "finance-fia" and order["confirmed_at"] is not None
+    paid = await pg_pool.fetchrow(
+        """SELECT actor_id, details FROM audit_events
+            WHERE application_id = $1 AND event = 'stage_entered' AND stage = 'PAID'""",
+        app_id,
+    )
+    assert paid is not None and paid["actor_id"] == "finance-fia"
+    assert '"payment_reference": "SEPA-2026-0001"' in paid["details"]
+
+
+async def test_a_repeated_confirmation_in_payment_changes_nothing(
+    ts_client: ExchangeClient, time_skipping_env: WorkflowEnvironment, funded_partnership: Fund, pg_pool: asyncpg.Pool
+) -> None:
+    """Finance retries: the same confirmation twice in PAYMENT counts once; the exchange is PAID with it."""
+    partnership = await funded_partnership(500_000)
+    app = application(visitor_partnership_id=partnership, application_id=f"app-{uuid.uuid4().hex[:10]}")
+    app_id = app.application_id
+    await ts_client.start_exchange(app)
+    await wait_for_stage(ts_client, app_id, Stage.REVIEW)
+    status = await drive_to_payment(ts_client, time_skipping_env, pg_pool, app_id)
+    assert status.payment_order_id is not None
+    handle = ts_client.temporal.get_workflow_handle(exchange_workflow_id(app_id))
+    same = confirmation(status.payment_order_id, status.paid_cents, "SEPA-RETRIED")
+    await handle.signal("confirm_payment", same)
+    await handle.signal("confirm_payment", same)
+    outcome = await asyncio.wait_for(ts_client.result(app_id), RESULT_WITHIN_S)
+    assert outcome.stage is Stage.PAID
+    assert await ignored_confirmations(pg_pool, app_id) == []
+    assert (
+        await pg_pool.fetchval("SELECT payment_reference FROM payment_orders WHERE application_id = $1", app_id)
+        == "SEPA-RETRIED"
+    )
