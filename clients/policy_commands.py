@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from activities.simulate import SimulationCase, SimulationReport, simulate
+from ledger.store import DbConnection
 from schemas.exchange import ApplicationInput
 from schemas.policy import PolicyFileError, UnknownPolicyVersion, known_versions, load_policy, load_policy_file
 from schemas.stages import TERMINAL_STAGES, Stage
@@ -32,14 +33,19 @@ _UNSCREENED = {Stage.SUBMITTED.value, Stage.SCREENING.value}
 async def open_cases(database_url: str) -> list[SimulationCase]:
     conn = await asyncpg.connect(database_url)
     try:
-        rows = await conn.fetch(
-            """SELECT application, policy_version, grant_cents, held_cents, stage FROM exchanges
-               WHERE stage <> ALL($1::text[]) AND application IS NOT NULL AND policy_version IS NOT NULL
-               ORDER BY application_id""",
-            [s.value for s in TERMINAL_STAGES],
-        )
+        return await load_open_cases(conn)
     finally:
         await conn.close()
+
+
+async def load_open_cases(conn: DbConnection) -> list[SimulationCase]:
+    """Every open exchange of the read model as a case to simulate (also `POST /policies/dry-run`)."""
+    rows = await conn.fetch(
+        """SELECT application, policy_version, grant_cents, held_cents, stage FROM exchanges
+           WHERE stage <> ALL($1::text[]) AND application IS NOT NULL AND policy_version IS NOT NULL
+           ORDER BY application_id""",
+        [s.value for s in TERMINAL_STAGES],
+    )
     cases = []
     for row in rows:
         application = ApplicationInput.model_validate_json(row["application"])

@@ -390,12 +390,21 @@ def load_policy_file(path: Path) -> Policy:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise PolicyFileError(path, [PolicyProblem("(file)", f"cannot be read: {error}")]) from error
+    return load_policy_text(text, path)
+
+
+def load_policy_text(text: str, path: Path) -> Policy:
+    """The policy in `text` (a policy file's TOML; `path` names it in refusals), validated like a file."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         # The message carries "(at line N, column M)".
         raise PolicyFileError(path, [PolicyProblem("(syntax)", f"not valid TOML: {error}")]) from error
+    return load_policy_data(data, path)
 
+
+def load_policy_data(data: dict[str, Any], path: Path) -> Policy:
+    """The policy in `data` (a policy file's document, from TOML or JSON), validated like a file."""
     problems = [
         PolicyProblem(f"{section}.{name}", "required in policy files (a default exists only for recorded histories)")
         for section, name in _STATED_IN_FILES
