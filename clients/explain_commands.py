@@ -1,8 +1,17 @@
 """`cx explain`: why an exchange was decided as it was, from the append-only audit trail.
 
 Every screening and pricing decision is recorded with the policy version, a digest of its input and
-its reasons (activities/screening.py, activities/pricing.py, projected by the workflow), so an
-explanation years later reads the record instead of recomputing with today's rules.
+its reasons (activities/screening.py, activities/pricing.py, projected by the workflow), and every review
+decision with who made it and why (each review with its recommendation and scores, the board's decision,
+an officer's override, requests for changes and their answers, reopenings). An explanation years later
+reads that record instead of recomputing with today's rules.
+
+R7 (an organisation visits once) is explained with its evidence. Read early at SCREENING, the
+`screening_decided` event carries `check_visit`'s answer under `r7` (the other application, when it
+claimed the visit, its stage then). Refused at FUNDING by the atomic claim, the refusal is the reason of
+the INELIGIBLE transition. Either way the explanation also lists the visitor organisation's visit claims
+(`organisation_visits`: who claimed when, released or not, and the claimant's stage now), the facts the
+rule was decided on.
 """
 
 from __future__ import annotations
@@ -10,16 +19,34 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Annotated, Any
 
 import asyncpg
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from workers.runtime import StackNotFound, resolve_database_url
 from workers.settings import Settings
 
-DECISION_EVENTS = ("screening_decided", "priced", "funds_held", "hold_voided", "payment_ordered", "stage_entered")
+# The audit events an explanation shows, as the Exchange workflow records them (workflows/exchange.py).
+SCREENING_EVENTS = ("screening_decided",)
+REVIEW_EVENTS = (
+    "review_submitted",
+    "changes_requested",
+    "application_amended",
+    "review_overridden",
+    "review_decided",
+    "review_reopened",
+)
+FUNDING_EVENTS = ("priced", "funds_held", "hold_voided", "payment_ordered")
+DECISION_EVENTS = (*SCREENING_EVENTS, *REVIEW_EVENTS, *FUNDING_EVENTS, "stage_entered")
+# The prefix the workflow gives a terminal reason made of rule failures: "R7 (visitor.organisation_id): ...".
+_R7_REASON_PREFIX = "R7 ("
+# Details that carry the decision itself print before the supporting figures.
+_FIRST_KEYS = ("approved", "decision", "recommendation", "scores", "failures", "r7")
 console = Console()
 errors = Console(stderr=True)
 
@@ -28,8 +55,8 @@ async def load_explanation(database_url: str, application_id: str) -> dict[str, 
     conn = await asyncpg.connect(database_url)
     try:
         exchange = await conn.fetchrow(
-            "SELECT application_id, stage, partnership_id, policy_version, grant_cents, held_cents, paid_cents"
-            " FROM exchanges WHERE application_id = $1",
+            "SELECT application_id, stage, partnership_id, visitor_org_id, policy_version, grant_cents, held_cents,"
+            " paid_cents FROM exchanges WHERE application_id = $1",
             application_id,
         )
         if exchange is None:
@@ -40,6 +67,12 @@ async def load_explanation(database_url: str, application_id: str) -> dict[str, 
             application_id,
             list(DECISION_EVENTS),
         )
+        claims = await conn.fetch(
+            """SELECT v.application_id, v.claimed_at, v.released_at, v.release_reason, e.stage
+                 FROM organisation_visits v LEFT JOIN exchanges e ON e.application_id = v.application_id
+                WHERE v.organisation_id = $1 ORDER BY v.claimed_at, v.id""",
+            exchange["visitor_org_id"],
+        )
     finally:
         await conn.close()
     return {
@@ -49,14 +82,98 @@ async def load_explanation(database_url: str, application_id: str) -> dict[str, 
             for e in events
             if e["event"] != "stage_entered" or e["reason"]
         ],
+        # R7's facts: every claim of the visitor organisation's one visit, this exchange's own included.
+        "visit_claims": [
+            {
+                "application_id": c["application_id"],
+                "claimed_at": c["claimed_at"].isoformat(),
+                "released_at": c["released_at"].isoformat() if c["released_at"] else None,
+                "release_reason": c["release_reason"],
+                "stage_now": c["stage"],
+            }
+            for c in claims
+        ],
     }
+
+
+def refused_under_r7(decisions: Iterable[dict[str, Any]]) -> bool:
+    """Whether R7 refused the exchange, early at SCREENING or by the claim at FUNDING."""
+    for decision in decisions:
+        details = decision["details"]
+        if any(failure.get("rule") == "R7" for failure in details.get("failures", [])):
+            return True
+        if decision["event"] == "stage_entered" and decision["reason"].startswith(_R7_REASON_PREFIX):
+            return True
+    return False
+
+
+def r7_evidence_line(check: dict[str, Any]) -> str:
+    """`check_visit`'s answer as recorded at SCREENING, in one sentence."""
+    if check.get("visit") == "free" or not check.get("held_by_application_id"):
+        return "R7 check: the visit was free (no other exchange held a claim)"
+    how = "used by" if check.get("visit") == "used" else "held by"
+    claimed = _instant(check.get("claimed_at")) or "an unrecorded time"
+    stage = check.get("holder_stage") or "not on record"
+    return (
+        f"R7 check: the visit of {check.get('organisation_id')} was {how} application "
+        f"{check['held_by_application_id']}, claimed at {claimed}; its stage then: {stage}"
+    )
+
+
+def _instant(value: object) -> str | None:
+    """A recorded instant as the rest of the explanation prints them (pydantic's JSON writes UTC as "Z")."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value).isoformat()
+    except ValueError:
+        return value
+
+
+def _claim_line(claim: dict[str, Any], application_id: str) -> str:
+    whose = " (this exchange)" if claim["application_id"] == application_id else ""
+    released = (
+        f"released at {claim['released_at']} ({claim['release_reason']})" if claim["released_at"] else "not released"
+    )
+    return (
+        f"  {claim['application_id']}{whose}: claimed at {claim['claimed_at']}, {released}; "
+        f"stage now {claim['stage_now'] or 'not on record'}"
+    )
+
+
+def _ordered(details: dict[str, Any]) -> list[tuple[str, Any]]:
+    # Postgres' jsonb keeps no key order, so the details print in a fixed one: the decision first.
+    return sorted(
+        details.items(),
+        key=lambda item: (_FIRST_KEYS.index(item[0]) if item[0] in _FIRST_KEYS else len(_FIRST_KEYS), item[0]),
+    )
+
+
+def _title(decision: dict[str, Any]) -> str:
+    # A transition says which stage it entered; every other event happened in the stage it names.
+    return f"{decision['event']} {decision['stage']}" if decision["event"] == "stage_entered" else decision["event"]
+
+
+def _detail_lines(key: str, value: Any) -> list[str]:
+    if key == "failures":
+        return [f"{failure['rule']} ({failure['field']}): {failure['message']}" for failure in value]
+    if key == "r7" and isinstance(value, dict):
+        return [r7_evidence_line(value)]
+    if key == "scores" and isinstance(value, dict):
+        return ["scores: " + (", ".join(f"{criterion} {score}" for criterion, score in value.items()) or "none")]
+    if key == "approved" and isinstance(value, bool):
+        return ["decision: " + ("approved" if value else "rejected")]
+    if isinstance(value, list):
+        return [f"{key}: {line}" for line in value] or [f"{key}: none"]
+    return [f"{key}: {value}"]
 
 
 def explain(
     application_id: Annotated[str, typer.Argument(help="the application id")],
     as_json: Annotated[bool, typer.Option("--json", help="print the explanation as JSON")] = False,
 ) -> None:
-    """Explain an exchange's decisions: rules, policy version, input digests, amounts and reasons.
+    """Explain an exchange's decisions: screening (with R7's evidence), reviews, pricing, policy version,
+    input digests, amounts and reasons.
 
     Example: cx explain demo-04
     """
@@ -64,32 +181,41 @@ def explain(
         database_url = resolve_database_url(Settings.from_env())
         explanation = asyncio.run(load_explanation(database_url, application_id))
     except (StackNotFound, OSError, asyncpg.PostgresError) as error:
-        errors.print(f"[red]error:[/red] {error}", highlight=False)
+        errors.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
         raise typer.Exit(1) from None
     if explanation is None:
-        errors.print(f"[red]error:[/red] application_id {application_id!r}: no such exchange", highlight=False)
+        errors.print(
+            f"[red]error:[/red] application_id {escape(repr(application_id))}: no such exchange", highlight=False
+        )
         raise typer.Exit(1)
     if as_json:
         sys.stdout.write(json.dumps(explanation, indent=2, default=str) + "\n")
         return
     exchange = explanation["exchange"]
-    console.print(
-        f"[bold]{exchange['application_id']}[/bold]: stage {exchange['stage']}, partnership "
-        f"{exchange['partnership_id']}, policy {exchange['policy_version']}"
+    # Reasons, comments and names come from people: printed as text, never read as rich markup.
+    say = console.print
+    say(
+        f"[bold]{escape(exchange['application_id'])}[/bold]: stage {exchange['stage']}, partnership "
+        f"{escape(exchange['partnership_id'])}, policy {exchange['policy_version']}",
+        highlight=False,
     )
     for decision in explanation["decisions"]:
-        console.print(
-            f"\n[bold]{decision['event']}[/bold] at {decision['at']} by {decision['actor_id']}"
-            f" (policy {decision['policy_version']})"
+        say(
+            f"\n[bold]{_title(decision)}[/bold] at {decision['at']} by {escape(decision['actor_id'])}"
+            f" (policy {decision['policy_version']})",
+            highlight=False,
         )
         if decision["reason"]:
-            console.print(f"  {decision['reason']}")
-        for key, value in decision["details"].items():
-            if key == "failures":
-                for failure in value:
-                    console.print(f"  {failure['rule']} ({failure['field']}): {failure['message']}")
-            elif isinstance(value, list):
-                for line in value:
-                    console.print(f"  {key}: {line}")
-            else:
-                console.print(f"  {key}: {value}")
+            say(f"  {escape(decision['reason'])}", highlight=False)
+        for key, value in _ordered(decision["details"]):
+            for line in _detail_lines(key, value):
+                say(f"  {escape(line)}", highlight=False)
+    if refused_under_r7(explanation["decisions"]):
+        say(
+            f"\n[bold]R7 evidence[/bold]: visit claims of {escape(exchange['visitor_org_id'])} on record",
+            highlight=False,
+        )
+        for claim in explanation["visit_claims"]:
+            say(escape(_claim_line(claim, exchange["application_id"])), highlight=False)
+        if not explanation["visit_claims"]:
+            say("  none", highlight=False)
