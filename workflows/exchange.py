@@ -43,6 +43,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.visits import VisitActivities
     from activities.waitlist import WaitlistActivities
     from schemas.activities import (
+        CheckVisitInput,
+        CheckVisitResult,
         ClaimVisitInput,
         ConfirmedPayment,
         HoldFundsInput,
@@ -53,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
         ReleaseVisitInput,
         ResolvePolicyInput,
         ScreenApplicationInput,
+        VisitUse,
         VoidHoldInput,
         WorkingDayDeadlineInput,
     )
@@ -292,21 +295,53 @@ class ExchangeWorkflow:
             start_to_close_timeout=options.COMPUTE_START_TO_CLOSE,
             retry_policy=options.COMPUTE_RETRY,
         )
-        self._screening_failures = result.failures
+        failures = result.failures
+        details: dict[str, object] = {
+            "input_digest": result.input_digest,
+            "working_days": result.working_days,
+            "distance_km": result.distance_km,
+        }
+        if workflow.patched(PATCH_EDGE_CHECKS):
+            # R7 early: an organisation whose one visit is used or held elsewhere is refused before reviewers
+            # spend time on it. The atomic claim at FUNDING still decides a race between two live applications.
+            visit = await workflow.execute_activity_method(
+                VisitActivities.check_visit,
+                CheckVisitInput(
+                    organisation_id=self._app.visitor.organisation_id, application_id=self._app.application_id
+                ),
+                **options.DATABASE,
+            )
+            details["r7"] = visit.model_dump(mode="json")
+            if visit.visit is not VisitUse.FREE:
+                failures = (*failures, self._r7_failure(visit))
+        self._screening_failures = failures
         await self._record(
             "screening_decided",
             SYSTEM_ACTOR,
-            "eligible" if result.eligible else "ineligible",
-            {
-                "failures": [f.model_dump() for f in result.failures],
-                "input_digest": result.input_digest,
-                "working_days": result.working_days,
-                "distance_km": result.distance_km,
-            },
+            "ineligible" if failures else "eligible",
+            {"failures": [f.model_dump() for f in failures], **details},
         )
-        if not result.eligible:
-            raise _Ended(Stage.INELIGIBLE, "; ".join(f"{f.rule} ({f.field}): {f.message}" for f in result.failures))
+        if failures:
+            raise _Ended(Stage.INELIGIBLE, "; ".join(f"{f.rule} ({f.field}): {f.message}" for f in failures))
         self._raise_if_stopped()
+
+    def _r7_failure(self, visit: CheckVisitResult) -> RuleFailure:
+        """The R7 refusal at screening, naming the other exchange (its evidence is in the audit row)."""
+        other = f"exchange {visit.held_by_application_id or 'on record'}"
+        if visit.claimed_at:
+            other += f", claimed {visit.claimed_at.date().isoformat()}"
+        if visit.holder_stage:
+            other += f", {visit.holder_stage.value}"
+        if visit.visit is VisitUse.USED:
+            message = f"{self._app.visitor.name} has already used its one visit in the scheme ({other})"
+        else:
+            message = (
+                f"{self._app.visitor.name}'s one visit is held by another live application ({other}); "
+                "it comes back only if that exchange ends without the stay"
+            )
+        return RuleFailure(
+            rule="R7", field="visitor.organisation_id", message=f"{message}; an organisation may visit only once."
+        )
 
     async def _review_stage(self) -> None:
         if workflow.patched(PATCH_REVIEW_IN_DEPTH):

@@ -307,3 +307,35 @@ async def test_a_repeated_confirmation_in_payment_changes_nothing(
         await pg_pool.fetchval("SELECT payment_reference FROM payment_orders WHERE application_id = $1", app_id)
         == "SEPA-RETRIED"
     )
+
+
+async def test_r7_refuses_a_second_application_at_screening_before_any_reviewer_is_assigned(
+    dev_client: ExchangeClient, funded_partnership: Fund, pg_pool: asyncpg.Pool
+) -> None:
+    """R7 early: while one exchange of an organisation holds its visit (AGREEMENT), the organisation's next
+    application ends INELIGIBLE at SCREENING, naming the holder, and no reviewer's time is spent on it."""
+    partnership = await funded_partnership(1_000_000)
+    first = application(visitor_partnership_id=partnership)
+    await dev_client.start_exchange(first)
+    await wait_for_stage(dev_client, first.application_id, Stage.REVIEW)
+    await approve(dev_client, first.application_id)
+    await wait_for_stage(dev_client, first.application_id, Stage.AGREEMENT)
+
+    second = application(visitor_partnership_id=partnership, visitor=first.visitor.model_dump())
+    await dev_client.start_exchange(second)
+    outcome = await asyncio.wait_for(dev_client.result(second.application_id), RESULT_WITHIN_S)
+    assert outcome.stage is Stage.INELIGIBLE
+    status = await dev_client.status(second.application_id)
+    [failure] = status.screening_failures
+    assert (failure.rule, failure.field) == ("R7", "visitor.organisation_id")
+    assert first.application_id in failure.message and "AGREEMENT" in failure.message
+    assert Stage.REVIEW not in [t.stage for t in status.history]
+    assigned_reviewers = await pg_pool.fetchval(
+        "SELECT count(*) FROM review_assignments WHERE application_id = $1", second.application_id
+    )
+    assert assigned_reviewers == 0
+    evidence = await pg_pool.fetchval(
+        "SELECT details->'r7' FROM audit_events WHERE application_id = $1 AND event = 'screening_decided'",
+        second.application_id,
+    )
+    assert '"held_by_application_id": "' + first.application_id + '"' in evidence
