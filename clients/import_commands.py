@@ -37,7 +37,9 @@ _ORGANISATION_FIELDS = (
     "latitude",
     "longitude",
     "member_of_profiled_cluster",
+    "cluster_member",
 )
+_ORGANISATION_FLAGS = ("member_of_profiled_cluster", "cluster_member")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -75,7 +77,7 @@ def _nest(row: dict[str, str]) -> dict[str, Any]:
             continue
         side, _, field = column.partition("_")
         if side in ("visitor", "host") and field in _ORGANISATION_FIELDS:
-            nested[side][field] = value.lower() == "true" if field == "member_of_profiled_cluster" else value
+            nested[side][field] = value.lower() == "true" if field in _ORGANISATION_FLAGS else value
         else:
             nested[column] = value.lower() == "true" if column == "host_agency_approved" else value
     return nested

@@ -10,6 +10,7 @@ from pathlib import Path
 import asyncpg
 from temporalio.testing import WorkflowEnvironment
 
+from clients.import_commands import read_rows
 from schemas.ids import exchange_workflow_id
 from tests.clients.test_cli import cx
 from tests.factories import application
@@ -65,6 +66,18 @@ async def test_import_reports_bad_rows_starts_good_ones_once(
     again = cx("import", str(path), env=env)
     assert again.returncode == 1
     assert "0 started, 2 already started, 2 refused" in again.stdout
+
+
+def test_csv_columns_carry_the_membership_flags(tmp_path: Path) -> None:
+    """`visitor_cluster_member` (R1) and `visitor_member_of_profiled_cluster` (R3) nest as booleans."""
+    path = tmp_path / "flags.csv"
+    path.write_text(
+        "application_id,visitor_type,visitor_cluster_member,host_member_of_profiled_cluster\n"
+        "a-1,scale_up_support,true,false\n"
+    )
+    (row,) = read_rows(path)
+    assert row["visitor"] == {"type": "scale_up_support", "cluster_member": True}
+    assert row["host"] == {"member_of_profiled_cluster": False}
 
 
 def test_import_refuses_an_unreadable_file_in_one_line(tmp_path: Path) -> None:
