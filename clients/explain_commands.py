@@ -28,6 +28,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from ledger.store import DbConnection
 from workers.runtime import StackNotFound, resolve_database_url
 from workers.settings import Settings
 
@@ -54,27 +55,32 @@ errors = Console(stderr=True)
 async def load_explanation(database_url: str, application_id: str) -> dict[str, Any] | None:
     conn = await asyncpg.connect(database_url)
     try:
-        exchange = await conn.fetchrow(
-            "SELECT application_id, stage, partnership_id, visitor_org_id, policy_version, grant_cents, held_cents,"
-            " paid_cents FROM exchanges WHERE application_id = $1",
-            application_id,
-        )
-        if exchange is None:
-            return None
-        events = await conn.fetch(
-            """SELECT sequence, event, stage, actor_id, reason, policy_version, details, at FROM audit_events
-               WHERE application_id = $1 AND event = ANY($2::text[]) ORDER BY sequence""",
-            application_id,
-            list(DECISION_EVENTS),
-        )
-        claims = await conn.fetch(
-            """SELECT v.application_id, v.claimed_at, v.released_at, v.release_reason, e.stage
-                 FROM organisation_visits v LEFT JOIN exchanges e ON e.application_id = v.application_id
-                WHERE v.organisation_id = $1 ORDER BY v.claimed_at, v.id""",
-            exchange["visitor_org_id"],
-        )
+        return await explanation(conn, application_id)
     finally:
         await conn.close()
+
+
+async def explanation(conn: DbConnection, application_id: str) -> dict[str, Any] | None:
+    """The explanation as a JSON-ready document, or None for no such exchange (also `GET .../explanation`)."""
+    exchange = await conn.fetchrow(
+        "SELECT application_id, stage, partnership_id, visitor_org_id, policy_version, grant_cents, held_cents,"
+        " paid_cents FROM exchanges WHERE application_id = $1",
+        application_id,
+    )
+    if exchange is None:
+        return None
+    events = await conn.fetch(
+        """SELECT sequence, event, stage, actor_id, reason, policy_version, details, at FROM audit_events
+           WHERE application_id = $1 AND event = ANY($2::text[]) ORDER BY sequence""",
+        application_id,
+        list(DECISION_EVENTS),
+    )
+    claims = await conn.fetch(
+        """SELECT v.application_id, v.claimed_at, v.released_at, v.release_reason, e.stage
+             FROM organisation_visits v LEFT JOIN exchanges e ON e.application_id = v.application_id
+            WHERE v.organisation_id = $1 ORDER BY v.claimed_at, v.id""",
+        exchange["visitor_org_id"],
+    )
     return {
         "exchange": dict(exchange),
         "decisions": [
