@@ -38,13 +38,12 @@ with workflow.unsafe.imports_passed_through():
     from activities.pricing import price_exchange
     from activities.projection import ProjectionActivities
     from activities.review import ReviewActivities
-    from activities.screening import resolve_policy, screen_application
+    from activities.screening import resolve_policy, screen_application, visit_failures
     from activities.submission import SubmissionActivities
     from activities.visits import VisitActivities
     from activities.waitlist import WaitlistActivities
     from schemas.activities import (
         CheckVisitInput,
-        CheckVisitResult,
         ClaimVisitInput,
         ConfirmedPayment,
         HoldFundsInput,
@@ -55,7 +54,6 @@ with workflow.unsafe.imports_passed_through():
         ReleaseVisitInput,
         ResolvePolicyInput,
         ScreenApplicationInput,
-        VisitUse,
         VoidHoldInput,
         WorkingDayDeadlineInput,
     )
@@ -312,8 +310,7 @@ class ExchangeWorkflow:
                 **options.DATABASE,
             )
             details["r7"] = visit.model_dump(mode="json")
-            if visit.visit is not VisitUse.FREE:
-                failures = (*failures, self._r7_failure(visit))
+            failures = (*failures, *visit_failures(self._app.visitor, visit))
         self._screening_failures = failures
         await self._record(
             "screening_decided",
@@ -324,24 +321,6 @@ class ExchangeWorkflow:
         if failures:
             raise _Ended(Stage.INELIGIBLE, "; ".join(f"{f.rule} ({f.field}): {f.message}" for f in failures))
         self._raise_if_stopped()
-
-    def _r7_failure(self, visit: CheckVisitResult) -> RuleFailure:
-        """The R7 refusal at screening, naming the other exchange (its evidence is in the audit row)."""
-        other = f"exchange {visit.held_by_application_id or 'on record'}"
-        if visit.claimed_at:
-            other += f", claimed {visit.claimed_at.date().isoformat()}"
-        if visit.holder_stage:
-            other += f", {visit.holder_stage.value}"
-        if visit.visit is VisitUse.USED:
-            message = f"{self._app.visitor.name} has already used its one visit in the scheme ({other})"
-        else:
-            message = (
-                f"{self._app.visitor.name}'s one visit is held by another live application ({other}); "
-                "it comes back only if that exchange ends without the stay"
-            )
-        return RuleFailure(
-            rule="R7", field="visitor.organisation_id", message=f"{message}; an organisation may visit only once."
-        )
 
     async def _review_stage(self) -> None:
         if workflow.patched(PATCH_REVIEW_IN_DEPTH):
