@@ -13,16 +13,79 @@ from schemas.organisations import Organisation
 from schemas.review_state import ReviewState
 from schemas.stages import Stage
 
+# Text is trimmed of surrounding whitespace before its length is checked; a required text must hold more
+# than whitespace (the `\S` pattern says so in the JSON Schema, so the schema and the engine agree).
 ShortText = Annotated[str, StringConstraints(max_length=2000, strip_whitespace=True)]
-Reason = Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True, pattern=r"\S")]
 
 
 class _Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def examples(*payloads: dict[str, object]) -> ConfigDict:
+    """A message's examples, as other services write them: exported with its JSON Schema (schemas/json/),
+    shown in the OpenAPI document, and decoded strictly by tests/test_contract.py."""
+    return ConfigDict(json_schema_extra={"examples": list(payloads)})
+
+
+APPLICATION_EXAMPLE: dict[str, object] = {
+    "application_id": "app-2026-0042",
+    "visitor": {
+        "organisation_id": "org-krakow-photonics",
+        "name": "Krakow Photonics Cluster",
+        "type": "cluster_organisation",
+        "country": "PL",
+        "latitude": 50.0647,
+        "longitude": 19.945,
+    },
+    "host": {
+        "organisation_id": "org-lyon-optics",
+        "name": "Lyon Optics Hub",
+        "type": "scale_up_support",
+        "country": "FR",
+        "latitude": 45.764,
+        "longitude": 4.8357,
+        "cluster_member": True,
+    },
+    "visitor_partnership_id": "photonics4i",
+    "host_partnership_id": "photonics4i",
+    "start_date": "2027-03-01",
+    "end_date": "2027-03-05",
+    "goals": "Learn how the host runs its shared clean-room.",
+    "submitted_by": "crm-photonics",
+}
+
+
 class ApplicationInput(_Message):
-    """Start input of the Exchange workflow: one application for one exchange."""
+    """Start input of the Exchange workflow: one application for one exchange.
+
+    Rules between fields that a JSON Schema cannot say, checked where the input enters: `end_date` is not
+    before `start_date`; `host.organisation_id` differs from `visitor.organisation_id`; `submitted_at` is
+    not after the workflow's start; `policy_version`, when given, is a version on file.
+    """
+
+    model_config = examples(
+        APPLICATION_EXAMPLE,
+        {  # an officer's import of an existing record: every optional field set
+            **APPLICATION_EXAMPLE,
+            "application_id": "app-2026-0007",
+            "visitor": {
+                "organisation_id": "org-brno-sme",
+                "name": "Brno Precision Optics s.r.o.",
+                "type": "sme",
+                "country": "CZ",
+                "latitude": 49.1951,
+                "longitude": 16.6068,
+                "member_of_profiled_cluster": True,
+                "cluster_member": True,
+            },
+            "host_agency_approved": False,
+            "submitted_by": "officer-olga",
+            "submitted_at": "2026-11-20T09:30:00Z",
+            "policy_version": "2022.1",
+        },
+    )
 
     application_id: ApplicationId
     visitor: Organisation
@@ -59,6 +122,15 @@ class Recommendation(StrEnum):
 
 
 class SubmitReviewInput(_Message):
+    model_config = examples(
+        {
+            "actor_id": "rev-anna",
+            "recommendation": "approve",
+            "scores": {"relevance": 4, "agenda_quality": 4, "expected_impact": 5},
+            "comment": "A clear agenda with measurable goals.",
+        }
+    )
+
     actor_id: ActorId
     recommendation: Recommendation = Field(description="reject is a veto")
     scores: dict[str, int] = Field(
@@ -77,6 +149,8 @@ class Party(StrEnum):
 
 
 class SignCommitmentInput(_Message):
+    model_config = examples({"actor_id": "ho-hanna", "party": "HO"})
+
     actor_id: ActorId
     party: Party
 
@@ -91,12 +165,25 @@ class EvidenceItem(_Message):
 class ConfirmMatchInput(_Message):
     """R10: host and visitor each confirm the match before the Commitment to Quality binds them."""
 
+    model_config = examples({"actor_id": "ho-hanna", "side": "host"})
+
     actor_id: ActorId
     side: Literal["host", "visitor"]
 
 
 class AmendDatesInput(_Message):
-    """New dates before the stay starts: screened and priced again; the hold follows in one transaction."""
+    """New dates before the stay starts: screened and priced again; the hold follows in one transaction.
+
+    `end_date` must not be before `start_date` (a rule the JSON Schema cannot say)."""
+
+    model_config = examples(
+        {
+            "actor_id": "vo-vera",
+            "start_date": "2027-03-08",
+            "end_date": "2027-03-12",
+            "reason": "host moved the lab week",
+        }
+    )
 
     actor_id: ActorId
     start_date: date
@@ -113,16 +200,35 @@ class AmendDatesInput(_Message):
 class ConfirmAttendanceInput(_Message):
     """The host confirms the visitor came; a shortened stay carries its actual last day."""
 
+    model_config = examples({"actor_id": "ho-hanna"}, {"actor_id": "ho-hanna", "actual_end_date": "2027-03-04"})
+
     actor_id: ActorId
     actual_end_date: date | None = None
 
 
 class ReportNoShowInput(_Message):
+    model_config = examples({"actor_id": "ho-hanna", "reason": "the visitor did not arrive"})
+
     actor_id: ActorId
     reason: Reason
 
 
 class SubmitReportInput(_Message):
+    model_config = examples(
+        {
+            "actor_id": "vo-vera",
+            "summary": "Met the clean-room team; agreed a joint training plan.",
+            "evidence": [
+                {
+                    "name": "boarding-pass.pdf",
+                    "kind": "boarding_pass",
+                    "sha256": "9f2c1d4e5b6a79880716253443526170819a8b7c6d5e4f30211203f4e5d6c7b8",
+                    "size_bytes": 48213,
+                }
+            ],
+        }
+    )
+
     actor_id: ActorId
     summary: Reason
     actual_end_date: date | None = Field(default=None, description="when the stay was shortened")
@@ -135,6 +241,19 @@ class ReportDecision(StrEnum):
 
 
 class ValidateReportInput(_Message):
+    """The VOP's decision on a report; `reasons` is required when it is returned (the JSON Schema says so too)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"actor_id": "vop-victor", "decision": "accept"},
+                {"actor_id": "vop-victor", "decision": "return", "reasons": "the invoice is not legible"},
+            ],
+            # A rule between fields that JSON Schema can say: a returned report carries its reasons.
+            "if": {"properties": {"decision": {"const": "return"}}, "required": ["decision"]},
+            "then": {"properties": {"reasons": {"pattern": "\\S"}}, "required": ["reasons"]},
+        }
+    )
     actor_id: ActorId
     decision: ReportDecision
     reasons: ShortText = ""
@@ -147,11 +266,15 @@ class ValidateReportInput(_Message):
 
 
 class WithdrawInput(_Message):
+    model_config = examples({"actor_id": "vo-vera", "reason": "the traveller fell ill"})
+
     actor_id: ActorId
     reason: Reason
 
 
 class CancelInput(_Message):
+    model_config = examples({"actor_id": "officer-olga", "reason": "the host closed the facility"})
+
     actor_id: ActorId
     reason: Reason
 
@@ -162,6 +285,15 @@ class ConfirmPaymentInput(_Message):
     It names the order and its amount as finance received them (the webhook's `payment_order_id` and
     `amount_cents`), so it counts only for this exchange's order, for exactly that amount, in PAYMENT.
     """
+
+    model_config = examples(
+        {
+            "payment_order_id": "po-app-2026-0042",
+            "amount_cents": 95000,
+            "payment_reference": "SEPA-2027-000123",
+            "confirmed_by": "finance-fia",
+        }
+    )
 
     payment_order_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(
         description="the order being confirmed, as in the payment order webhook (po-<application id>)"
@@ -175,6 +307,8 @@ class ConfirmPaymentInput(_Message):
 
 class OfferFundsInput(_Message):
     """Signal: money was released in the partnership; a waitlisted exchange tries its hold again."""
+
+    model_config = examples({"partnership_id": "photonics4i"})
 
     partnership_id: PartnershipId
 

@@ -55,5 +55,7 @@ class FundsReleasedInput(_Message):
 class FundsHeldInput(_Message):
     """Signal to an exchange: the waitlist placed its hold."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{"hold_id": 1234, "amount_cents": 95000}]})
+
     hold_id: int
     amount_cents: int

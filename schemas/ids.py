@@ -14,7 +14,7 @@ _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 ApplicationId = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]
 PartnershipId = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]
 OrganisationId = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]
-ActorId = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
+ActorId = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True, pattern=r"\S")]
 
 
 def exchange_workflow_id(application_id: str) -> str:

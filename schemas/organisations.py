@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
 from schemas.ids import OrganisationId
 
@@ -16,7 +16,8 @@ def _country_code(value: str) -> str:
     return value
 
 
-CountryCode = Annotated[str, AfterValidator(_country_code)]
+# The JSON Schema states the same rule as the validator (which words the refusal for people).
+CountryCode = Annotated[str, AfterValidator(_country_code), WithJsonSchema({"type": "string", "pattern": "^[A-Z]{2}$"})]
 
 
 class OrganisationType(StrEnum):
@@ -34,7 +35,7 @@ class Organisation(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     organisation_id: OrganisationId
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True, pattern=r"\S")]
     type: OrganisationType
     country: CountryCode = Field(description="ISO 3166-1 alpha-2 country of registration (Kosovo: XK)")
     latitude: float = Field(ge=-90, le=90)

@@ -8,13 +8,13 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from schemas.exchange import ApplicationInput
+from schemas.exchange import APPLICATION_EXAMPLE, ApplicationInput, examples
 from schemas.ids import ActorId, ApplicationId, OrganisationId, PartnershipId
 from schemas.review_state import AssignmentStatus, ReviewerState, ReviewState
 
 __all__ = ["AssignmentStatus", "ReviewState", "ReviewerState"]  # re-exported: part of this contract
 
-Justification = Annotated[str, StringConstraints(min_length=10, max_length=2000, strip_whitespace=True)]
+Justification = Annotated[str, StringConstraints(min_length=10, max_length=2000, strip_whitespace=True, pattern=r"\S")]
 
 
 class _Message(BaseModel):
@@ -82,12 +82,16 @@ class UpdateAssignmentInput(_Message):
 class DeclareConflictInput(_Message):
     """An assigned reviewer recuses themself; a replacement is assigned."""
 
+    model_config = examples({"actor_id": "rev-anna", "reason": "I advised the host organisation last year"})
+
     actor_id: ActorId
     reason: Justification
 
 
 class RequestChangesInput(_Message):
     """An assigned reviewer (or an officer) sends the application back; earlier reviews become invalid."""
+
+    model_config = examples({"actor_id": "rev-anna", "changes": "Please add a day-by-day agenda for the stay."})
 
     actor_id: ActorId
     changes: Justification
@@ -96,12 +100,18 @@ class RequestChangesInput(_Message):
 class AmendApplicationInput(_Message):
     """The applicant's answer to a request for changes: the whole application, same id; screened again."""
 
+    model_config = examples({"actor_id": "crm-photonics", "application": APPLICATION_EXAMPLE})
+
     actor_id: ActorId
     application: ApplicationInput
 
 
 class ReassignInput(_Message):
     """An officer replaces an assigned reviewer."""
+
+    model_config = examples(
+        {"actor_id": "officer-olga", "reviewer_id": "rev-anna", "justification": "on leave until the deadline"}
+    )
 
     actor_id: ActorId
     reviewer_id: str
@@ -111,12 +121,20 @@ class ReassignInput(_Message):
 class OverrideInput(_Message):
     """An officer decides the review stage; never over their own review (four-eyes)."""
 
+    model_config = examples(
+        {"actor_id": "officer-olga", "decision": "approve", "justification": "both reviewers were unavailable"}
+    )
+
     actor_id: ActorId
     decision: ReviewDecision
     justification: Justification
 
 
 class ExtendReviewDeadlineInput(_Message):
+    model_config = examples(
+        {"actor_id": "officer-olga", "working_days": 5, "justification": "the panel is away this week"}
+    )
+
     actor_id: ActorId
     working_days: int = Field(ge=1, le=30)
     justification: Justification
@@ -124,6 +142,8 @@ class ExtendReviewDeadlineInput(_Message):
 
 class ReopenInput(_Message):
     """An officer reopens a rejected application within the policy's appeal window."""
+
+    model_config = examples({"actor_id": "officer-olga", "justification": "the applicant's appeal was upheld"})
 
     actor_id: ActorId
     justification: Justification
