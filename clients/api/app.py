@@ -1,0 +1,169 @@
+"""The REST API: every door of the engine over HTTP, with bearer tokens mapped to roles (docs/adr/0009-rest-api.md).
+
+`create_app` receives the ExchangeClient, the Postgres pool and the token table (no globals, so tests build
+it against the real stack); `serve` builds them from Settings for `cx api`. Every route but the probes
+and the docs needs a token; every error is an RFC 9457 problem document naming the field; `/docs` is
+Swagger UI served from this package (clients/api/static/swagger-ui), so it works with no network.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
+
+from activities.evidence import EvidenceStore
+from clients.api.auth import Principal, TokenConfigError, load_tokens
+from clients.api.context import Api
+from clients.api.openapi import build_openapi
+from clients.api.problems import Problem, ProblemError, invalid, problem_response, problem_type
+from clients.api.routers import budgets, evidence, exchanges, ops, policy, reviews
+from clients.client import ExchangeClient
+from ledger.store import LedgerStore
+from workers.main import database_pool
+from workers.runtime import resolve_database_url, resolve_temporal_address
+from workers.settings import Settings
+
+__all__ = ["Principal", "TokenConfigError", "create_app", "load_tokens", "serve"]
+
+STATIC_DIR = Path(__file__).parent / "static"
+SWAGGER_UI = "/static/swagger-ui"
+# JSON bodies are small (an application is a few KiB); this bound only stops a runaway request.
+# Evidence uploads have their own, larger limit (clients/api/routers/evidence.py).
+MAX_BODY_BYTES = 1024 * 1024
+_TITLES = {404: "Not found", 405: "Method not allowed", 413: "Content too large"}
+
+TAGS: list[dict[str, Any]] = [
+    {"name": "exchanges", "description": "Start, read and list exchanges; explanation and ledger history."},
+    {"name": "updates", "description": "Decisions that need an answer (one operation per update of the contract)."},
+    {"name": "signals", "description": "Facts from other systems (finance's payment confirmation, released funds)."},
+    {"name": "evidence", "description": "The closing report's evidence files."},
+    {"name": "reviews", "description": "Reviewers, their unavailability and their inboxes."},
+    {"name": "budgets", "description": "Budgets, partnerships and top-ups."},
+    {"name": "policy", "description": "Policy versions and dry runs of a candidate."},
+    {"name": "ops", "description": "Probes (no token)."},
+]
+
+
+def create_app(
+    exchanges_client: ExchangeClient,
+    pool: asyncpg.Pool,
+    tokens: dict[str, Principal],
+    *,
+    evidence_store: EvidenceStore | None = None,
+) -> FastAPI:
+    """Build the API over one ExchangeClient and one pool; `tokens` maps bearer tokens to principals.
+
+    `evidence_store` defaults to the configured one (`CX_EVIDENCE_DIR`, as `cx evidence add` uses).
+    """
+    app = FastAPI(
+        title="ClusterXchange",
+        version="1",
+        description=(
+            "Start and drive exchanges of the ClusterXchange grant scheme. Bearer tokens map to roles "
+            "(officer, reviewer, applicant, service, ops). Bodies are JSON validated strictly, exactly as the "
+            "workflow validates them. Errors are RFC 9457 problem documents (application/problem+json)."
+        ),
+        openapi_tags=TAGS,
+        docs_url=None,  # served below from packaged assets, never from a CDN
+        redoc_url=None,
+        max_body_size=MAX_BODY_BYTES,
+    )
+    app.state.api = Api(
+        exchanges=exchanges_client,
+        pool=pool,
+        tokens=tokens,
+        evidence_store=evidence_store or EvidenceStore.from_settings(Settings.from_env()),
+        ledger=LedgerStore(pool),
+    )
+    _add_error_handlers(app)
+    routers = (ops.router, exchanges.router, evidence.router, reviews.router, budgets.router, policy.router)
+    for router in routers:
+        app.include_router(router)
+    _add_docs(app)
+    app.openapi = lambda: build_openapi(app, routers)  # type: ignore[method-assign]
+    # Built now, so that an operation without an id, an example or the shared Problem fails at start-up.
+    app.openapi()
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ProblemError)
+    async def on_problem(_: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, ProblemError)
+        return problem_response(error.problem, error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation(_: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, RequestValidationError)
+        errors = [(_field_of(tuple(e.get("loc", ()))), str(e.get("msg", "invalid"))) for e in error.errors()]
+        return problem_response(invalid(errors).problem)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, StarletteHTTPException)
+        title = _TITLES.get(error.status_code, "HTTP error")
+        if error.status_code == 413:
+            # The limit in force for this route (FastAPI's body limit records it in the scope).
+            limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
+            problem = ProblemError(
+                413,
+                title,
+                f"the body is larger than this operation accepts ({limit} bytes)",
+                [("body", f"at most {limit} bytes")],
+            ).problem
+        else:
+            problem = Problem(type=problem_type(title), title=title, status=error.status_code, detail=str(error.detail))
+        return problem_response(problem, error.headers)
+
+    async def on_database_down(_: Request, error: Exception) -> JSONResponse:
+        # A database that does not answer is the engine's trouble, not the caller's: 503, never a bare 500.
+        title = "Read model unavailable"
+        return problem_response(Problem(type=problem_type(title), title=title, status=503, detail=f"postgres: {error}"))
+
+    for database_error in (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
+        app.add_exception_handler(database_error, on_database_down)
+
+
+def _field_of(loc: tuple[int | str, ...]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in {"body", "query", "path", "header"}:
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def _add_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs, its script, style and icon from this package: no external host, ever."""
+    app.mount(SWAGGER_UI, StaticFiles(directory=STATIC_DIR / "swagger-ui"), name="swagger-ui")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} API",
+            swagger_js_url=f"{SWAGGER_UI}/swagger-ui-bundle.js",
+            swagger_css_url=f"{SWAGGER_UI}/swagger-ui.css",
+            swagger_favicon_url=f"{SWAGGER_UI}/favicon-32x32.png",
+            # Swagger UI would otherwise fetch a badge from validator.swagger.io.
+            swagger_ui_parameters={"validatorUrl": None, "persistAuthorization": False},
+        )
+
+
+async def serve(settings: Settings, tokens: dict[str, Principal], host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the API until interrupted (what `cx api` calls): one pool and one Temporal client per process."""
+    import uvicorn  # only the serving process needs it
+
+    client = await ExchangeClient.connect(
+        resolve_temporal_address(settings), namespace=settings.temporal_namespace, task_queue=settings.task_queue
+    )
+    async with database_pool(resolve_database_url(settings)) as pool:
+        app = create_app(client, pool, tokens, evidence_store=EvidenceStore.from_settings(settings))
+        await uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info")).serve()

@@ -1,0 +1,86 @@
+"""Strict JSON bodies: the API accepts exactly what the workflow accepts, and documents the model it expects.
+
+FastAPI validates a body parameter in pydantic's lax Python mode (`"5"` would pass as 5, `1` as true),
+while the workers decode every payload in strict JSON mode (schemas/converter.py). So no route declares a
+pydantic body parameter: each depends on a `StrictBody(model, example)`, which reads the raw body and
+validates it with `clients.client.parse`, the same strict path the Python client and the CLI use. The
+app's OpenAPI hook (clients/api/app.py) finds every StrictBody and writes its requestBody: a $ref to the
+model's component schema and the example.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Generic, TypeVar
+
+from fastapi import Request
+from pydantic import BaseModel
+
+from clients.api.problems import ProblemError, invalid
+from clients.client import InvalidInput, parse
+
+M = TypeVar("M", bound=BaseModel)
+JSON_MEDIA_TYPE = "application/json"
+
+
+class StrictBody(Generic[M]):
+    """A dependency that returns the request's JSON body parsed strictly into `model` (422 naming each field)."""
+
+    def __init__(self, model: type[M], example: Mapping[str, Any], description: str = "") -> None:
+        self.model = model
+        self.example = dict(example)
+        doc = (model.__doc__ or "").strip()
+        self.description = description or (doc.splitlines()[0] if doc else "")
+
+    async def __call__(self, request: Request) -> M:
+        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media_type != JSON_MEDIA_TYPE and not media_type.endswith("+json"):
+            raise ProblemError(
+                415,
+                "Unsupported media type",
+                f"the body must be JSON, got Content-Type {media_type or '(none)'!r}",
+                [("Content-Type", f"expected {JSON_MEDIA_TYPE}")],
+            )
+        raw = await request.body()
+        try:
+            # NaN and Infinity are not JSON: Python's parser would take them, the workers' would not.
+            data = json.loads(raw, parse_constant=_not_json)
+        except ValueError as error:
+            raise invalid([("body", f"not valid JSON ({error})")]) from None
+        if not isinstance(data, dict):
+            raise invalid([("body", f"must be a JSON object ({self.model.__name__})")])
+        try:
+            return parse(self.model, data)
+        except InvalidInput as error:
+            raise invalid(error.errors) from None
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON number")
+
+
+def request_body_schema(body: StrictBody[Any]) -> dict[str, Any]:
+    """The OpenAPI requestBody of a StrictBody: the model's component and its example."""
+    schema: dict[str, Any] = {
+        "required": True,
+        "content": {
+            JSON_MEDIA_TYPE: {
+                "schema": {"$ref": f"#/components/schemas/{body.model.__name__}"},
+                "example": body.example,
+            }
+        },
+    }
+    if body.description:
+        schema["description"] = body.description
+    return schema
+
+
+def body_models(dependencies: list[Any]) -> list[StrictBody[Any]]:
+    """Every StrictBody among a route's dependencies (FastAPI `Dependant`s), depth first."""
+    found: list[StrictBody[Any]] = []
+    for dependant in dependencies:
+        if isinstance(dependant.call, StrictBody):
+            found.append(dependant.call)
+        found.extend(body_models(dependant.dependencies))
+    return found

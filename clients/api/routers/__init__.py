@@ -1,0 +1,1 @@
+"""One router per resource: exchanges (and their messages), evidence, reviews, budgets, policy, probes."""

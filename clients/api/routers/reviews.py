@@ -1,0 +1,153 @@
+"""REVIEW's people over HTTP: reviewers and programme officers, their unavailability, and each one's inbox.
+
+The same SQL-level functions as `cx reviewers ...` and `cx review inbox` (activities/review.py); the
+workflow stays the source of truth for decisions, these rows serve inboxes and load balancing.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads these signatures at run time.
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Response
+
+from activities.review import (
+    InboxItem,
+    UnknownReviewer,
+    add_reviewer,
+    get_reviewer,
+    inbox,
+    list_reviewers,
+    set_unavailable,
+)
+from clients.api import examples
+from clients.api.auth import BACK_OFFICE_READERS, INBOX_READERS, OFFICERS, UNAVAILABILITY_SETTERS, Principal
+from clients.api.body import StrictBody
+from clients.api.context import Engine, allowed
+from clients.api.models import ReviewerRecord, ReviewerWithLoad, UnavailabilityInput
+from clients.api.openapi import JSON, example_response
+from clients.api.problems import ProblemError, forbidden, not_found, problem_responses
+from schemas.ids import _ID_PATTERN
+from schemas.review import Reviewer
+
+# Reviewer ids are people's ids (often a login): any 1-128 characters without control characters or
+# slashes, the same as the contract's ActorId allows for the text, minus what cannot sit in a path.
+ReviewerIdPath = Annotated[
+    str, Path(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f/]+$", description="the reviewer's id")
+]
+
+router = APIRouter(tags=["reviews"])
+
+
+def _record(reviewer: Reviewer) -> ReviewerRecord:
+    # Sets have no order: sorted, so that the answer is stable and diffable.
+    return ReviewerRecord(
+        reviewer_id=reviewer.reviewer_id,
+        name=reviewer.name,
+        organisation_id=reviewer.organisation_id,
+        country=reviewer.country,
+        partnership_id=reviewer.partnership_id,
+        roles=sorted(reviewer.roles),
+        conflicts=sorted(reviewer.conflicts),
+        unavailable_until=reviewer.unavailable_until,
+    )
+
+
+def _unknown(reviewer_id: str) -> ProblemError:
+    return not_found("Reviewer", "reviewer_id", str(UnknownReviewer(reviewer_id)))
+
+
+@router.get(
+    "/reviewers",
+    response_model=list[ReviewerWithLoad],
+    operation_id="listReviewers",
+    summary="Reviewers and programme officers with their open load, by partnership then id",
+    responses={**example_response(examples.REVIEWERS, "the records"), **problem_responses(401, 403, 422, 503)},
+)
+async def reviewers(
+    api: Engine,
+    who: Annotated[Principal, allowed(BACK_OFFICE_READERS, "list reviewers")],
+    partnership: Annotated[str | None, Query(pattern=_ID_PATTERN, description="only this partnership")] = None,
+) -> list[ReviewerWithLoad]:
+    async with api.pool.acquire() as conn:
+        loads = await list_reviewers(conn, partnership)
+    return [ReviewerWithLoad(**_record(r).model_dump(), open_load=r.open_load) for r in loads]
+
+
+@router.post(
+    "/reviewers",
+    response_model=ReviewerRecord,
+    status_code=201,
+    operation_id="addReviewer",
+    summary="Add a reviewer or programme officer; the same id again updates the record (a holiday stays)",
+    responses={
+        **example_response(examples.REVIEWER_SAVED, "added", 201),
+        200: {
+            "model": ReviewerRecord,
+            "description": "updated (the id existed)",
+            "content": {JSON: {"example": examples.REVIEWER_SAVED}},
+        },
+        **problem_responses(401, 403, 413, 415, 422, 503),
+    },
+)
+async def add(
+    api: Engine,
+    who: Annotated[Principal, allowed(OFFICERS, "add reviewers")],
+    body: Annotated[Reviewer, Depends(StrictBody(Reviewer, examples.REVIEWER))],
+    response: Response,
+) -> ReviewerRecord:
+    async with api.pool.acquire() as conn, conn.transaction():
+        created = await add_reviewer(conn, body)
+        saved = await get_reviewer(conn, body.reviewer_id)
+    assert saved is not None, "just written"
+    if not created:
+        response.status_code = 200
+    return _record(saved)
+
+
+@router.put(
+    "/reviewers/{reviewer_id}/unavailability",
+    response_model=ReviewerRecord,
+    operation_id="setReviewerUnavailability",
+    summary="Keep a reviewer out of new assignments up to and including a day (officers; a reviewer for themself)",
+    responses={
+        **example_response({**examples.REVIEWER_SAVED, "unavailable_until": "2026-08-31"}, "the record now"),
+        **problem_responses(401, 403, 404, 413, 415, 422, 503),
+    },
+)
+async def set_unavailability(
+    reviewer_id: ReviewerIdPath,
+    api: Engine,
+    who: Annotated[Principal, allowed(UNAVAILABILITY_SETTERS, "set reviewers' unavailability")],
+    body: Annotated[UnavailabilityInput, Depends(StrictBody(UnavailabilityInput, examples.UNAVAILABILITY))],
+) -> ReviewerRecord:
+    if who.role == "reviewer" and who.subject != reviewer_id:
+        raise forbidden(f"a reviewer sets only their own unavailability ({who.subject!r})", "reviewer_id")
+    async with api.pool.acquire() as conn, conn.transaction():
+        try:
+            await set_unavailable(conn, reviewer_id, body.until)
+        except UnknownReviewer:
+            raise _unknown(reviewer_id) from None
+        saved = await get_reviewer(conn, reviewer_id)
+    assert saved is not None, "just updated"
+    return _record(saved)
+
+
+@router.get(
+    "/reviewers/{reviewer_id}/inbox",
+    response_model=list[InboxItem],
+    operation_id="getReviewInbox",
+    summary="What waits for a reviewer, oldest deadline first (a reviewer: only their own)",
+    responses={
+        **example_response(examples.INBOX, "the open assignments"),
+        **problem_responses(401, 403, 404, 422, 503),
+    },
+)
+async def review_inbox(
+    reviewer_id: ReviewerIdPath, api: Engine, who: Annotated[Principal, allowed(INBOX_READERS, "read review inboxes")]
+) -> list[InboxItem]:
+    if who.role == "reviewer" and who.subject != reviewer_id:
+        raise forbidden(f"a reviewer reads only their own inbox ({who.subject!r})", "reviewer_id")
+    async with api.pool.acquire() as conn:
+        if await get_reviewer(conn, reviewer_id) is None:
+            raise _unknown(reviewer_id)
+        return await inbox(conn, reviewer_id)
