@@ -29,6 +29,7 @@ from schemas.ids import EXCHANGE_WORKFLOW_TYPE, exchange_workflow_id
 from schemas.stages import Stage
 from tests.factories import application
 from tests.workflows.conftest import agree, approve, assigned, until, uploaded_evidence, wait_for_stage
+from tests.workflows.histories import replay_and_maybe_record
 
 Fund = Callable[[int], Awaitable[str]]
 RESULT_WITHIN_S = 30
@@ -283,6 +284,7 @@ async def test_a_confirmation_counts_only_in_payment_for_this_order_and_amount(
     )
     assert paid is not None and paid["actor_id"] == "finance-fia"
     assert '"payment_reference": "SEPA-2026-0001"' in paid["details"]
+    await replay_and_maybe_record(handle, "exchange_paid_after_ignored_confirmations")
 
 
 async def test_a_repeated_confirmation_in_payment_changes_nothing(
