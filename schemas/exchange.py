@@ -6,7 +6,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, StringConstraints, model_validator
 
 from schemas.ids import ActorId, ApplicationId, PartnershipId
 from schemas.organisations import Organisation
@@ -23,13 +23,13 @@ class _Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-def examples(*payloads: dict[str, object]) -> ConfigDict:
+def examples(*payloads: dict[str, JsonValue]) -> ConfigDict:
     """A message's examples, as other services write them: exported with its JSON Schema (schemas/json/),
     shown in the OpenAPI document, and decoded strictly by tests/test_contract.py."""
     return ConfigDict(json_schema_extra={"examples": list(payloads)})
 
 
-APPLICATION_EXAMPLE: dict[str, object] = {
+APPLICATION_EXAMPLE: dict[str, JsonValue] = {
     "application_id": "app-2026-0042",
     "visitor": {
         "organisation_id": "org-krakow-photonics",

@@ -115,6 +115,22 @@ PATCH_SEARCH_ATTRIBUTES = "search-attributes"  # CxStage, CxPartnership, ... kep
 # claimed for this run before anything is touched; confirm_payment counts only in PAYMENT for this
 # exchange's order and amount, and an ignored one is recorded in the audit trail.
 PATCH_EDGE_CHECKS = "edge-checks"
+# Whose deadline each named deadline is: entering a stage drops the deadlines of the stages left behind,
+# so `status.deadlines`, the next-deadline search attribute and the read model never show a stale one.
+DEADLINE_STAGES: dict[str, Stage] = {
+    "review": Stage.REVIEW,
+    "review_escalation": Stage.REVIEW,
+    "review_grace": Stage.REVIEW,
+    "amendment": Stage.REVIEW,
+    "appeal": Stage.REJECTED,
+    "waitlist": Stage.WAITLISTED,
+    "signatures": Stage.AGREEMENT,
+    "stay_starts": Stage.TRAVEL,
+    "stay_ends": Stage.TRAVEL,
+    "report": Stage.REPORTING,
+    "report_validation": Stage.REPORTING,
+    "payment_sla": Stage.PAYMENT,
+}
 # How far a submission instant may run ahead of the server's start time (clocks of other machines).
 SUBMITTED_AT_CLOCK_SKEW = timedelta(minutes=5)
 # The stay never took place: the organisation keeps its one visit (CANCELLED: the policy decides).
@@ -919,6 +935,8 @@ class ExchangeWorkflow:
 
     async def _enter(self, stage: Stage, actor_id: str, reason: str = "", paid: ConfirmedPayment | None = None) -> None:
         self._stage = stage
+        if workflow.patched(PATCH_EDGE_CHECKS):
+            self._deadlines = {k: v for k, v in self._deadlines.items() if DEADLINE_STAGES.get(k, stage) is stage}
         self._history.append(Transition(stage=stage, at=workflow.now(), actor_id=actor_id, reason=reason))
         workflow.logger.info("stage %s", stage.value, extra={"stage": stage.value, "reason": reason})
         details = paid.model_dump(mode="json") if paid else None

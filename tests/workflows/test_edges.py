@@ -341,3 +341,17 @@ async def test_r7_refuses_a_second_application_at_screening_before_any_reviewer_
         second.application_id,
     )
     assert '"held_by_application_id": "' + first.application_id + '"' in evidence
+
+
+async def test_status_shows_only_the_deadlines_of_the_current_stage(
+    dev_client: ExchangeClient, funded_partnership: Fund
+) -> None:
+    """After REVIEW is left for AGREEMENT, the review deadline is gone from status and from the next deadline."""
+    partnership = await funded_partnership(500_000)
+    app = application(visitor_partnership_id=partnership)
+    await dev_client.start_exchange(app)
+    status = await assigned(dev_client, app.application_id)
+    assert set(status.deadlines) == {"review"}
+    await approve(dev_client, app.application_id)
+    status = await wait_for_stage(dev_client, app.application_id, Stage.AGREEMENT)
+    assert set(status.deadlines) == {"signatures"}
