@@ -4,10 +4,19 @@ Stages (ARCHITECTURE.md): SUBMITTED -> SCREENING -> REVIEW -> FUNDING (-> WAITLI
 TRAVEL -> REPORTING -> PAYMENT -> PAID, or a terminal INELIGIBLE, REJECTED, EXPIRED, LAPSED, WITHDRAWN,
 CANCELLED or FORFEITED. Any hold still pending when the exchange ends is voided.
 
+Before anything is touched (docs/adr/0011-trust-at-the-edges.md): the start input was decoded strictly
+(schemas/converter.py; a bad one fails the run with InvalidInput), the workflow id must be
+`exchange:<application_id>`, `submitted_at` not after the start, the policy version on file, and the
+application id is claimed for this run (a second run under a closed exchange's id fails with
+DuplicateApplication, having changed nothing).
+
 Messages:
-- updates (validated; a refused update leaves no trace): submit_review, sign_commitment,
-  submit_report, validate_report, withdraw, cancel;
-- signals: confirm_payment (finance), offer_funds (money released in the partnership);
+- updates (validated; a refused update leaves no trace and fails with a schemas.errors.Refusal type):
+  submit_review, declare_conflict, request_changes, amend_application, reassign, override,
+  extend_review_deadline, reopen, confirm_match, sign_commitment, amend_dates, confirm_attendance,
+  report_no_show, submit_report, validate_report, withdraw, cancel;
+- signals: confirm_payment (finance; counts only in PAYMENT for this exchange's order and amount, any
+  other is recorded as ignored), offer_funds (money released in the partnership), funds_held (Funds);
 - query: status.
 
 Deadlines (policy data, counted from when each step starts): review (working days, then escalation
