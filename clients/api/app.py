@@ -18,17 +18,17 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
 from activities.evidence import EvidenceStore
 from clients.api.auth import Principal, TokenConfigError, load_tokens
+from clients.api.body import BodyLimit, BodyTooLarge, too_large_response
 from clients.api.context import Api
 from clients.api.openapi import build_openapi
 from clients.api.problems import Problem, ProblemError, invalid, problem_response, problem_type
 from clients.api.routers import budgets, evidence, exchanges, ops, policy, reviews
 from clients.client import ExchangeClient
 from ledger.store import LedgerStore
-from workers.main import database_pool
+from workers.connect import connect_temporal, postgres_pool
 from workers.runtime import resolve_database_url, resolve_temporal_address
 from workers.settings import Settings
 
@@ -39,7 +39,7 @@ SWAGGER_UI = "/static/swagger-ui"
 # JSON bodies are small (an application is a few KiB); this bound only stops a runaway request.
 # Evidence uploads have their own, larger limit (clients/api/routers/evidence.py).
 MAX_BODY_BYTES = 1024 * 1024
-_TITLES = {404: "Not found", 405: "Method not allowed", 413: "Content too large"}
+_TITLES = {404: "Not found", 405: "Method not allowed"}
 
 TAGS: list[dict[str, Any]] = [
     {"name": "exchanges", "description": "Start, read and list exchanges; explanation and ledger history."},
@@ -75,7 +75,6 @@ def create_app(
         openapi_tags=TAGS,
         docs_url=None,  # served below from packaged assets, never from a CDN
         redoc_url=None,
-        max_body_size=MAX_BODY_BYTES,
     )
     app.state.api = Api(
         exchanges=exchanges_client,
@@ -85,6 +84,11 @@ def create_app(
         ledger=LedgerStore(pool),
     )
     _add_error_handlers(app)
+    app.add_middleware(
+        BodyLimit,
+        limit_bytes=MAX_BODY_BYTES,
+        larger={("POST", evidence.UPLOAD_PATH): evidence.MAX_UPLOAD_BYTES},
+    )
     routers = (ops.router, exchanges.router, evidence.router, reviews.router, budgets.router, policy.router)
     for router in routers:
         app.include_router(router)
@@ -108,20 +112,12 @@ def _add_error_handlers(app: FastAPI) -> None:
         return problem_response(invalid(errors).problem)
 
     @app.exception_handler(StarletteHTTPException)
-    async def on_http(request: Request, error: Exception) -> JSONResponse:
+    async def on_http(_: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, StarletteHTTPException)
+        if isinstance(error, BodyTooLarge):
+            return too_large_response(error.limit_bytes)
         title = _TITLES.get(error.status_code, "HTTP error")
-        if error.status_code == 413:
-            # The limit in force for this route (FastAPI's body limit records it in the scope).
-            limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
-            problem = ProblemError(
-                413,
-                title,
-                f"the body is larger than this operation accepts ({limit} bytes)",
-                [("body", f"at most {limit} bytes")],
-            ).problem
-        else:
-            problem = Problem(type=problem_type(title), title=title, status=error.status_code, detail=str(error.detail))
+        problem = Problem(type=problem_type(title), title=title, status=error.status_code, detail=str(error.detail))
         return problem_response(problem, error.headers)
 
     async def on_database_down(_: Request, error: Exception) -> JSONResponse:
@@ -161,9 +157,11 @@ async def serve(settings: Settings, tokens: dict[str, Principal], host: str = "1
     """Run the API until interrupted (what `cx api` calls): one pool and one Temporal client per process."""
     import uvicorn  # only the serving process needs it
 
-    client = await ExchangeClient.connect(
-        resolve_temporal_address(settings), namespace=settings.temporal_namespace, task_queue=settings.task_queue
+    # Both wait for their server (with backoff, up to CX_CONNECT_TIMEOUT_S) on the process's one Temporal runtime.
+    temporal = await connect_temporal(
+        resolve_temporal_address(settings), settings.temporal_namespace, timeout_s=settings.connect_timeout_s
     )
-    async with database_pool(resolve_database_url(settings)) as pool:
+    client = ExchangeClient(temporal, settings.task_queue)
+    async with postgres_pool(resolve_database_url(settings), timeout_s=settings.connect_timeout_s) as pool:
         app = create_app(client, pool, tokens, evidence_store=EvidenceStore.from_settings(settings))
         await uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info")).serve()

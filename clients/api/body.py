@@ -11,13 +11,18 @@ model's component schema and the example.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 
 from fastapi import Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from clients.api.problems import ProblemError, invalid
+from clients.api.problems import ProblemError, invalid, problem_response
 from clients.client import InvalidInput, parse
 
 M = TypeVar("M", bound=BaseModel)
@@ -84,3 +89,64 @@ def body_models(dependencies: list[Any]) -> list[StrictBody[Any]]:
             found.append(dependant.call)
         found.extend(body_models(dependant.dependencies))
     return found
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """A request body past its route's limit; the app answers it as a 413 problem naming the limit."""
+
+    def __init__(self, limit_bytes: int) -> None:
+        super().__init__(413, f"the body is larger than this operation accepts ({limit_bytes} bytes)")
+        self.limit_bytes = limit_bytes
+
+
+class BodyLimit:
+    """ASGI middleware: refuse a request body past a limit, before it is read whole (or at all).
+
+    A declared Content-Length past the limit is answered at once; a body sent without one (chunked) is
+    counted as it is read and refused at the first byte too many. One limit for every route, and larger
+    ones for the few routes that take files (evidence uploads), matched by method and path.
+    """
+
+    def __init__(self, app: ASGIApp, limit_bytes: int, larger: Mapping[tuple[str, str], int] | None = None) -> None:
+        self.app = app
+        self.limit_bytes = limit_bytes
+        self.larger = [(method, re.compile(path), limit) for (method, path), limit in (larger or {}).items()]
+
+    def limit_for(self, scope: Scope) -> int:
+        for method, path, limit in self.larger:
+            if scope["method"] == method and path.fullmatch(scope["path"]):
+                return limit
+        return self.limit_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope)
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await too_large_response(limit)(scope, receive, send)
+            return
+        received = 0
+
+        async def receive_within_limit() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        await self.app(scope, receive_within_limit, send)
+
+
+def too_large_response(limit_bytes: int) -> JSONResponse:
+    return problem_response(
+        ProblemError(
+            413,
+            "Content too large",
+            f"the body is larger than this operation accepts ({limit_bytes} bytes)",
+            [("body", f"at most {limit_bytes} bytes")],
+        ).problem
+    )

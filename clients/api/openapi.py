@@ -66,6 +66,8 @@ def build_openapi(app: FastAPI, routers: Iterable[APIRouter]) -> dict[str, Any]:
         for route in router.routes:
             if not isinstance(route, APIRoute) or not route.include_in_schema:
                 continue
+            assert route.operation_id, f"{route.path}: every operation is named"
+            _restore_examples(operations[route.operation_id], route.responses)
             found = body_models(route.dependant.dependencies)
             if not found:
                 continue
@@ -76,6 +78,15 @@ def build_openapi(app: FastAPI, routers: Iterable[APIRouter]) -> dict[str, Any]:
     _check(document)
     app.openapi_schema = document
     return document
+
+
+def _restore_examples(operation: dict[str, Any], responses: Mapping[int | str, Any]) -> None:
+    """Put each response example back as written: FastAPI drops every null from the document it builds,
+    which would leave `"next_offset": null` out of an example and make it invalid for its own schema."""
+    for status, response in responses.items():
+        for media_type, content in response.get("content", {}).items():
+            if "example" in content:
+                operation["responses"][str(status)]["content"][media_type]["example"] = content["example"]
 
 
 def _add_components(components: dict[str, Any], models: Iterable[type[BaseModel]]) -> None:

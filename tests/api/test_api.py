@@ -2,76 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-import pytest_asyncio
 
 from clients.api import Principal, TokenConfigError, create_app, load_tokens
 from clients.client import ExchangeClient
+from tests.api.helpers import (
+    APPLICANT,
+    OFFICER,
+    OPS,
+    OTHER_APPLICANT,
+    SERVICE,
+    auth,
+    listed,
+    open_reviewers,
+    reviewer_token,
+    token_table,
+)
+from tests.api.helpers import body as application_body
 from tests.factories import application
-from tests.workflows.conftest import REVIEWERS, add_review_panel, panel_member, review
-from tests.workflows.conftest import dev_client as dev_client  # the fixture: a worker on the dev server
-
-OFFICER = "tok-officer-0000000000"
-SERVICE = "tok-service-0000000000"
-OPS = "tok-ops-00000000000000"
-APPLICANT = "tok-applicant-00000000"
-OTHER_APPLICANT = "tok-applicant-11111111"
-PARTNERSHIP = f"p-api-{uuid.uuid4().hex[:8]}"
-
-
-def reviewer_token(name: str) -> str:
-    return f"tok-reviewer-{name}-000000"
-
-
-def token_table() -> dict[str, Principal]:
-    tokens = {
-        OFFICER: Principal(subject="officer-anna", role="officer"),
-        SERVICE: Principal(subject="crm", role="service"),
-        OPS: Principal(subject="ops-olga", role="ops"),
-        APPLICANT: Principal(subject="applicant-ola", role="applicant"),
-        OTHER_APPLICANT: Principal(subject="applicant-piet", role="applicant"),
-    }
-    for name in REVIEWERS:
-        tokens[reviewer_token(name)] = Principal(subject=panel_member(PARTNERSHIP, name), role="reviewer")
-    return tokens
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def body(**overrides: Any) -> dict[str, Any]:
-    app = application(visitor_partnership_id=PARTNERSHIP, host_partnership_id=PARTNERSHIP, **overrides)
-    return app.model_dump(mode="json", exclude_none=True)
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def api(dev_client: ExchangeClient, pg_pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
-    """The app on the dev-server worker and the test database, served in-process over ASGI."""
-    await add_review_panel(pg_pool, PARTNERSHIP)
-    app = create_app(dev_client, pg_pool, token_table())
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-        yield client
-
-
-async def listed(api: httpx.AsyncClient, token: str, count: int, **params: Any) -> dict[str, Any]:
-    """Poll the list (real time, bounded) until the read model shows `count` rows in total."""
-    for _ in range(200):
-        answer = await api.get("/exchanges", params={"limit": 100, **params}, headers=auth(token))
-        assert answer.status_code == 200, answer.text
-        page: dict[str, Any] = answer.json()
-        if len(page["items"]) >= count:
-            return page
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"the read model never listed {count} rows for {params}")
+from tests.workflows.conftest import REVIEWERS, panel_member, review
 
 
 def test_tokens_come_from_configuration_with_a_clear_error() -> None:
@@ -91,9 +44,11 @@ async def test_probes_answer_without_a_token(api: httpx.AsyncClient) -> None:
     assert ready.status_code == 200, ready.text
 
 
-async def test_start_is_idempotent_and_a_conflicting_replay_is_refused(api: httpx.AsyncClient) -> None:
+async def test_start_is_idempotent_and_a_conflicting_replay_is_refused(
+    api: httpx.AsyncClient, partnership: str
+) -> None:
     """A start answers 201; the same body again 200 with the same workflow id; a different body 409."""
-    data = body()
+    data = application_body(partnership)
     first = await api.post("/exchanges", json=data, headers=auth(SERVICE))
     assert first.status_code == 201, first.text
     assert first.json()["workflow_id"] == f"exchange:{data['application_id']}"
@@ -110,14 +65,16 @@ async def test_start_is_idempotent_and_a_conflicting_replay_is_refused(api: http
     assert missing.status_code == 404 and missing.json()["status"] == 404
 
 
-async def test_invalid_input_is_a_422_naming_the_field(api: httpx.AsyncClient) -> None:
+async def test_invalid_input_is_a_422_naming_the_field(api: httpx.AsyncClient, partnership: str) -> None:
     """A missing field, a bad date and a bad update body each answer 422 naming the field; no 500."""
-    data = body()
+    data = application_body(partnership)
     del data["submitted_by"]
     missing = await api.post("/exchanges", json=data, headers=auth(OFFICER))
     assert missing.status_code == 422 and missing.headers["content-type"] == "application/problem+json"
     assert [e["field"] for e in missing.json()["errors"]] == ["submitted_by"]
-    bad_date = await api.post("/exchanges", json={**body(), "start_date": "not-a-date"}, headers=auth(OFFICER))
+    bad_date = await api.post(
+        "/exchanges", json={**application_body(partnership), "start_date": "not-a-date"}, headers=auth(OFFICER)
+    )
     assert bad_date.status_code == 422 and bad_date.json()["errors"][0]["field"] == "start_date"
     bad_update = await api.post("/exchanges/x1/updates/withdraw", json={"actor_id": "a"}, headers=auth(OFFICER))
     assert bad_update.status_code == 422 and bad_update.json()["errors"][0]["field"] == "reason"
@@ -127,13 +84,13 @@ async def test_invalid_input_is_a_422_naming_the_field(api: httpx.AsyncClient) -
     assert bad_json.status_code == 422
 
 
-async def test_authentication_and_roles(api: httpx.AsyncClient) -> None:
+async def test_authentication_and_roles(api: httpx.AsyncClient, partnership: str) -> None:
     """No token or an unknown one is 401; ops may read but not write (403); applicants start only their own."""
     anonymous = await api.get("/exchanges")
     assert anonymous.status_code == 401 and anonymous.json()["detail"] == "a bearer token is required"
     unknown = await api.get("/exchanges", headers=auth("not-a-configured-token"))
     assert unknown.status_code == 401 and unknown.headers["www-authenticate"] == "Bearer"
-    ops_start = await api.post("/exchanges", json=body(), headers=auth(OPS))
+    ops_start = await api.post("/exchanges", json=application_body(partnership), headers=auth(OPS))
     assert ops_start.status_code == 403 and ops_start.json()["title"] == "Forbidden"
     assert (await api.get("/budgets", headers=auth(OPS))).status_code == 200
     assert (await api.get("/budgets", headers=auth(APPLICANT))).status_code == 403
@@ -147,13 +104,15 @@ async def test_authentication_and_roles(api: httpx.AsyncClient) -> None:
         "/exchanges/x1/signals/funds_held", json={"hold_id": 1, "amount_cents": 1}, headers=auth(OFFICER)
     )
     assert internal.status_code == 404, "funds_held comes from the Funds workflow only"
-    someone_else = await api.post("/exchanges", json=body(submitted_by="applicant-piet"), headers=auth(APPLICANT))
+    someone_else = await api.post(
+        "/exchanges", json=application_body(partnership, submitted_by="applicant-piet"), headers=auth(APPLICANT)
+    )
     assert someone_else.status_code == 403 and someone_else.json()["errors"][0]["field"] == "submitted_by"
 
 
-async def test_applicants_see_and_act_only_on_their_own(api: httpx.AsyncClient) -> None:
+async def test_applicants_see_and_act_only_on_their_own(api: httpx.AsyncClient, partnership: str) -> None:
     """An applicant starts and reads their own exchange and is refused (403) on someone else's."""
-    own = body(submitted_by="applicant-ola")
+    own = application_body(partnership, submitted_by="applicant-ola")
     started = await api.post("/exchanges", json=own, headers=auth(APPLICANT))
     assert started.status_code == 201, started.text
     app_id = own["application_id"]
@@ -173,26 +132,20 @@ async def test_applicants_see_and_act_only_on_their_own(api: httpx.AsyncClient) 
     )
 
 
-async def test_reviewers_act_only_where_assigned(api: httpx.AsyncClient) -> None:
+async def test_reviewers_act_only_where_assigned(api: httpx.AsyncClient, partnership: str) -> None:
     """An assigned reviewer's review goes through the API; the unassigned one is refused and sees nothing."""
-    data = body()
+    data = application_body(partnership)
     assert (await api.post("/exchanges", json=data, headers=auth(OFFICER))).status_code == 201
     app_id = data["application_id"]
-    open_: list[str] = []
-    for _ in range(400):
-        status = (await api.get(f"/exchanges/{app_id}", headers=auth(OFFICER))).json()
-        open_ = [a["reviewer_id"] for a in (status.get("review") or {}).get("assignments", []) if a["status"] == "open"]
-        if len(open_) >= 2:
-            break
-        await asyncio.sleep(0.05)
+    open_ = await open_reviewers(api, OFFICER, app_id)
     assigned_ids = set(open_)
-    names = {panel_member(PARTNERSHIP, n): n for n in REVIEWERS}
+    names = {panel_member(partnership, n): n for n in REVIEWERS}
     outsider = next(n for member, n in names.items() if member not in assigned_ids)
     insider_member = sorted(assigned_ids)[0]
     insider = names[insider_member]
     refused = await api.post(
         f"/exchanges/{app_id}/updates/submit_review",
-        json=review(panel_member(PARTNERSHIP, outsider)),
+        json=review(panel_member(partnership, outsider)),
         headers=auth(reviewer_token(outsider)),
     )
     assert refused.status_code == 403, refused.text
@@ -226,7 +179,7 @@ async def test_reviewers_act_only_where_assigned(api: httpx.AsyncClient) -> None
     )
 
 
-async def test_list_pages_through_the_read_model(api: httpx.AsyncClient) -> None:
+async def test_list_pages_through_the_read_model(api: httpx.AsyncClient, partnership: str) -> None:
     """Three exchanges of one partnership list as pages of two and one, with next_offset."""
     partnership = f"p-page-{uuid.uuid4().hex[:8]}"
     ids = []
@@ -254,7 +207,7 @@ async def test_readiness_reports_a_database_that_does_not_answer(dev_client: Exc
     """/readyz and reads answer 503 problem documents when Postgres does not answer; /healthz still 200."""
     closed = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
     await closed.close()
-    app = create_app(dev_client, closed, token_table())
+    app = create_app(dev_client, closed, token_table("p-unused"))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
         ready = await client.get("/readyz")
         assert ready.status_code == 503 and ready.json()["detail"].startswith("postgres")

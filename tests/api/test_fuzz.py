@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -13,10 +14,10 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.generation.case import Case
 
+from activities.evidence import EvidenceStore
 from clients.api import Principal, create_app
 from clients.client import ExchangeClient
 from ledger.store import LedgerStore
-from tests.workflows.conftest import dev_client as dev_client  # the fixture: a worker on the dev server
 
 TOKENS = {
     "tok-fuzz-officer-00000": Principal(subject="officer-fuzz", role="officer"),
@@ -47,9 +48,24 @@ def latin1(headers: dict[str, str]) -> bool:
     return True
 
 
-async def fuzz(dev_client: ExchangeClient, pg_pool: asyncpg.Pool, mode: GenerationMode, tokens: list[str]) -> list[str]:
+def utf8(value: Any) -> bool:
+    """Multipart parts (evidence uploads) travel as bytes: text with lone surrogates cannot be sent at all."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, list | tuple):
+        return all(utf8(item) for item in value)
+    return True
+
+
+async def fuzz(
+    dev_client: ExchangeClient, pg_pool: asyncpg.Pool, evidence_dir: Path, mode: GenerationMode, tokens: list[str]
+) -> list[str]:
     """Send EXAMPLES_PER_RUN generated requests; return a line per 5xx answer."""
-    app = create_app(dev_client, pg_pool, TOKENS)
+    app = create_app(dev_client, pg_pool, TOKENS, evidence_store=EvidenceStore(evidence_dir))
     schema = schemathesis.openapi.from_dict(app.openapi())
     loop = asyncio.get_running_loop()
     server_errors: list[str] = []
@@ -58,6 +74,8 @@ async def fuzz(dev_client: ExchangeClient, pg_pool: asyncpg.Pool, mode: Generati
         def send(case: Case[Any], token: str) -> httpx.Response:
             kwargs = case.as_transport_kwargs(base_url="http://api", headers={"Authorization": f"Bearer {token}"})
             assume(latin1(kwargs["headers"]))
+            files = kwargs.get("files")
+            assume(files is None or utf8(files))
             request = client.request(
                 kwargs["method"],
                 kwargs["url"],
@@ -65,6 +83,7 @@ async def fuzz(dev_client: ExchangeClient, pg_pool: asyncpg.Pool, mode: Generati
                 headers=kwargs["headers"],
                 json=kwargs.get("json"),
                 content=kwargs.get("data"),
+                files=files,
             )
             return asyncio.run_coroutine_threadsafe(request, loop).result(timeout=REQUEST_TIMEOUT_S)
 
@@ -82,17 +101,21 @@ async def fuzz(dev_client: ExchangeClient, pg_pool: asyncpg.Pool, mode: Generati
     return server_errors
 
 
-async def test_refused_requests_never_fail_and_book_nothing(dev_client: ExchangeClient, pg_pool: asyncpg.Pool) -> None:
+async def test_refused_requests_never_fail_and_book_nothing(
+    dev_client: ExchangeClient, pg_pool: asyncpg.Pool, evidence_dir: Path
+) -> None:
     """Valid and invalid requests from principals that may not write answer 4xx, never 5xx; the ledger is unchanged."""
     before = await ledger_snapshot(pg_pool)
-    errors = await fuzz(dev_client, pg_pool, GenerationMode.POSITIVE, REFUSED)
-    errors += await fuzz(dev_client, pg_pool, GenerationMode.NEGATIVE, REFUSED)
+    errors = await fuzz(dev_client, pg_pool, evidence_dir, GenerationMode.POSITIVE, REFUSED)
+    errors += await fuzz(dev_client, pg_pool, evidence_dir, GenerationMode.NEGATIVE, REFUSED)
     assert errors == []
     assert await ledger_snapshot(pg_pool) == before
 
 
-async def test_an_officer_never_gets_a_5xx(dev_client: ExchangeClient, pg_pool: asyncpg.Pool) -> None:
+async def test_an_officer_never_gets_a_5xx(
+    dev_client: ExchangeClient, pg_pool: asyncpg.Pool, evidence_dir: Path
+) -> None:
     """Requests an officer may send, valid or not, reach the engine and answer anything but 5xx."""
-    errors = await fuzz(dev_client, pg_pool, GenerationMode.POSITIVE, ["tok-fuzz-officer-00000"])
-    errors += await fuzz(dev_client, pg_pool, GenerationMode.NEGATIVE, ["tok-fuzz-officer-00000"])
+    errors = await fuzz(dev_client, pg_pool, evidence_dir, GenerationMode.POSITIVE, ["tok-fuzz-officer-00000"])
+    errors += await fuzz(dev_client, pg_pool, evidence_dir, GenerationMode.NEGATIVE, ["tok-fuzz-officer-00000"])
     assert errors == []

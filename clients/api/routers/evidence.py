@@ -31,6 +31,8 @@ from schemas.exchange import EvidenceItem
 # The multipart envelope around the file (boundaries, part headers, the other fields) needs a little
 # room beyond the file's own limit; a body past this is refused before it is read to the end.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
+MAX_UPLOAD_BYTES = MAX_EVIDENCE_SIZE_BYTES + MULTIPART_OVERHEAD_BYTES
+UPLOAD_PATH = r"/exchanges/[^/]+/evidence"  # the app's BodyLimit lets this route's bodies be this large
 FORM_FIELD_MAX_BYTES = 4096
 
 EvidenceKind = Literal["boarding_pass", "travel_invoice", "accommodation_invoice", "other"]
@@ -51,7 +53,6 @@ router = APIRouter(tags=["evidence"])
         "(the label in the report; default: the file name) and `uploaded_by` (officers and services only; "
         "default: the caller). The same bytes again answer 200 with the first item and store nothing new."
     ),
-    max_body_size=MAX_EVIDENCE_SIZE_BYTES + MULTIPART_OVERHEAD_BYTES,
     form_limits={"max_files": 1, "max_fields": 3, "max_part_size": FORM_FIELD_MAX_BYTES},
     openapi_extra={
         "requestBody": {

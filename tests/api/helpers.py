@@ -1,0 +1,114 @@
+"""Tokens, bodies and bounded waits shared by the REST API tests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import date, timedelta
+from typing import Any
+
+import httpx
+
+from activities.calendar import working_days
+from clients.api import Principal
+from tests.factories import application
+from tests.workflows.conftest import REVIEWERS, panel_member
+
+OFFICER = "tok-officer-0000000000"
+SERVICE = "tok-service-0000000000"
+OPS = "tok-ops-00000000000000"
+APPLICANT = "tok-applicant-00000000"
+OTHER_APPLICANT = "tok-applicant-11111111"
+APPLICANT_SUBJECT = "applicant-ola"
+WAIT_S = 30.0
+POLL_S = 0.05
+
+
+def reviewer_token(name: str) -> str:
+    return f"tok-reviewer-{name}-000000"
+
+
+def token_table(partnership_id: str) -> dict[str, Principal]:
+    """Officer, service, ops, two applicants, and one token per reviewer of the partnership's panel."""
+    tokens = {
+        OFFICER: Principal(subject="officer-anna", role="officer"),
+        SERVICE: Principal(subject="crm", role="service"),
+        OPS: Principal(subject="ops-olga", role="ops"),
+        APPLICANT: Principal(subject=APPLICANT_SUBJECT, role="applicant"),
+        OTHER_APPLICANT: Principal(subject="applicant-piet", role="applicant"),
+    }
+    for name in REVIEWERS:
+        tokens[reviewer_token(name)] = Principal(subject=panel_member(partnership_id, name), role="reviewer")
+    return tokens
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def body(partnership_id: str, **overrides: Any) -> dict[str, Any]:
+    """A valid application of the partnership as plain JSON (what a caller in any language sends)."""
+    app = application(visitor_partnership_id=partnership_id, host_partnership_id=partnership_id, **overrides)
+    return app.model_dump(mode="json", exclude_none=True)
+
+
+def stay_that_ended_weeks_ago(country: str, weeks: int = 3) -> tuple[date, date]:
+    """A Monday-to-Friday stay with 5 working days that ended about `weeks` weeks ago (ADR 0004's way)."""
+    monday = date.today() - timedelta(days=7 * weeks)
+    monday -= timedelta(days=monday.weekday())
+    while working_days(monday, monday + timedelta(days=4), country) < 5:
+        monday -= timedelta(days=7)
+    return monday, monday + timedelta(days=4)
+
+
+def pdf(tag: str) -> bytes:
+    """A small document that is a PDF by its content, unique per tag (evidence is stored by SHA-256)."""
+    return b"%PDF-1.4\n% evidence " + tag.encode() + b"\n%%EOF\n"
+
+
+async def status_until(
+    api: httpx.AsyncClient, token: str, application_id: str, check: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """Poll GET /exchanges/{id} (real time, bounded) until `check` holds; fail naming the last status."""
+    status: dict[str, Any] = {}
+    for _ in range(int(WAIT_S / POLL_S)):
+        answer = await api.get(f"/exchanges/{application_id}", headers=auth(token))
+        if answer.status_code == 200:
+            status = answer.json()
+            if check(status):
+                return status
+        await asyncio.sleep(POLL_S)
+    raise AssertionError(f"{application_id}: the awaited condition never held; last status {status}")
+
+
+async def stage_is(api: httpx.AsyncClient, token: str, application_id: str, stage: str) -> dict[str, Any]:
+    return await status_until(api, token, application_id, lambda s: s["stage"] == stage)
+
+
+async def open_reviewers(api: httpx.AsyncClient, token: str, application_id: str, count: int = 2) -> list[str]:
+    """The ids of the reviewers assigned and open, once `count` of them are."""
+
+    def assigned(status: dict[str, Any]) -> bool:
+        review = status.get("review") or {}
+        return sum(a["status"] == "open" for a in review.get("assignments", [])) >= count
+
+    status = await status_until(api, token, application_id, assigned)
+    return [a["reviewer_id"] for a in status["review"]["assignments"] if a["status"] == "open"]
+
+
+async def listed(api: httpx.AsyncClient, token: str, count: int, **params: Any) -> dict[str, Any]:
+    """Poll the list (real time, bounded) until the read model shows `count` rows in total."""
+    for _ in range(int(WAIT_S / POLL_S)):
+        answer = await api.get("/exchanges", params={"limit": 100, **params}, headers=auth(token))
+        assert answer.status_code == 200, answer.text
+        page: dict[str, Any] = answer.json()
+        if len(page["items"]) >= count:
+            return page
+        await asyncio.sleep(POLL_S)
+    raise AssertionError(f"the read model never listed {count} rows for {params}")
+
+
+def fields(answer: httpx.Response) -> list[str]:
+    """The fields a problem document names (asserting it is one)."""
+    assert answer.headers["content-type"] == "application/problem+json", answer.text
+    return [error["field"] for error in answer.json()["errors"]]
