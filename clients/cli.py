@@ -1,6 +1,8 @@
 """`cx`: the command line of the grant engine (back office, reviewers, ops, and the dev stack).
 
-Errors are one clear line on stderr and a non-zero exit code, never a traceback.
+Errors are one clear line on stderr and an exit code from clients/exit_codes.py (documented in
+docs/operations.md), never a traceback; clients/command.py holds that plumbing. Amounts are euros with
+two decimals for people (clients/money.py) and `*_cents` integers in every `--json` output.
 """
 
 from __future__ import annotations
@@ -8,61 +10,46 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from temporalio.runtime import Runtime
 
-from clients.client import ExchangeClient, ExchangeClientError, InvalidInput, parse
-from ledger.errors import LedgerError
-from schemas.exchange import ApplicationInput
+from clients.client import InvalidInput, parse
+from clients.command import (
+    CommandFailed,
+    console,
+    exchange_client,
+    fail,
+    load_settings,
+    one_of,
+    run,
+)
+from clients.command import main as run_app
+from clients.exit_codes import ExitCode
+from clients.money import InvalidAmount, format_eur, format_optional_eur, parse_eur
+from schemas.exchange import ApplicationInput, ConfirmPaymentInput, ExchangeStatus
 from schemas.messages import SIGNALS, UPDATES
-from workers.runtime import StackNotFound, resolve_database_url, resolve_temporal_address
+from schemas.stages import Stage
+from workers.runtime import resolve_database_url, resolve_temporal_address
 from workers.settings import Settings
 
-T = TypeVar("T")
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="ClusterXchange grant engine.")
 dev_app = typer.Typer(no_args_is_help=True, help="Run the local stack.")
 app.add_typer(dev_app, name="dev")
-console = Console()
-errors = Console(stderr=True)
 
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    errors.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(code)
-
-
-def run(coroutine_factory: Callable[[], Awaitable[T]]) -> T:
-    """Run one async command, turning every expected failure into one line and exit code 1."""
-    try:
-        return asyncio.run(_as_coroutine(coroutine_factory))
-    except (ExchangeClientError, StackNotFound, LedgerError, ValueError) as error:
-        raise fail(str(error)) from None
-    except (OSError, ConnectionError) as error:
-        raise fail(f"cannot reach a server: {error}") from None
-    except RuntimeError as error:
-        raise fail(str(error)) from None
-    except Exception as error:
-        raise fail(f"unexpected {type(error).__name__}: {error} (details in the worker log)", code=2) from None
-
-
-async def _as_coroutine(factory: Callable[[], Awaitable[T]]) -> T:
-    return await factory()
-
-
-async def _client(settings: Settings, runtime: Runtime | None = None) -> ExchangeClient:
-    try:
-        return await ExchangeClient.connect(
-            resolve_temporal_address(settings), settings.temporal_namespace, settings.task_queue, runtime
-        )
-    except RuntimeError as error:
-        if isinstance(error, StackNotFound):
-            raise
-        raise RuntimeError(f"cannot connect to Temporal: {error}") from None
+# A single top-up above the whole programme's budget (7,000,000 EUR, workers/seed.py) is a typo, not a decision.
+MAX_TOP_UP_CENTS = 7_000_000_00
+# The deadline each open stage waits on: shown even once it has passed, marked overdue (issue 10, item 4).
+# Keys as the workflow names them in `status.deadlines` (workflows/exchange.py).
+STAGE_DEADLINE = {
+    Stage.REVIEW: "review",
+    Stage.WAITLISTED: "waitlist",
+    Stage.AGREEMENT: "signatures",
+    Stage.REPORTING: "report",
+    Stage.PAYMENT: "payment_sla",
+}
 
 
 @dev_app.command("up")
@@ -76,44 +63,75 @@ def dev_up(
     """
     from workers.dev_up import dev_up as run_dev_up
 
-    settings = Settings.from_env()
+    settings = load_settings()
     code = run(lambda: run_dev_up(settings, once=once, demo=demo))
     raise typer.Exit(code)
+
+
+def _stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM: a long-running process drains and exits 0."""
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
 
 
 @app.command("worker")
 def worker() -> None:
     """Run a worker against TEMPORAL_ADDRESS and DATABASE_URL (or a running `make run`) until Ctrl-C.
 
+    At start it waits for Temporal and Postgres (up to CX_CONNECT_TIMEOUT_S, default 120 s), logging each
+    attempt, then exits with code 5 if one never answered.
+
     Example: DATABASE_URL=postgresql://cx@db/cx TEMPORAL_ADDRESS=temporal:7233 cx worker
     """
-    import signal
+    from workers.connect import connect_postgres_pool, connect_temporal, temporal_runtime, unless_stopped
+    from workers.logging import configure_logging, get_logger
+    from workers.main import build_worker
 
-    from workers.logging import configure_logging
-    from workers.main import run_worker
-    from workers.metrics import runtime_with_metrics
-
-    settings = Settings.from_env()
+    settings = load_settings()
     configure_logging(settings.log_format)
+    if not settings.finance_webhook_url:
+        raise fail("CX_FINANCE_WEBHOOK_URL: required for a worker (where payment orders are delivered)", ExitCode.USAGE)
+    finance_webhook_url = settings.finance_webhook_url
+    log = get_logger("cx.worker")
 
     async def main() -> None:
+        stop = _stop_on_signals()
         # SDK and business metrics on CX_METRICS_ADDRESS (Prometheus), when it is set.
-        runtime = runtime_with_metrics(settings.metrics_address) if settings.metrics_address else None
-        client = await _client(settings, runtime)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        if not settings.finance_webhook_url:
-            raise RuntimeError("CX_FINANCE_WEBHOOK_URL: required for a worker (where payment orders are delivered)")
-        await run_worker(
-            client.temporal,
-            resolve_database_url(settings),
-            settings.task_queue,
+        runtime = temporal_runtime(settings.metrics_address)
+        temporal = await unless_stopped(
+            connect_temporal(
+                resolve_temporal_address(settings),
+                settings.temporal_namespace,
+                timeout_s=settings.connect_timeout_s,
+                runtime=runtime,
+            ),
             stop,
-            finance_webhook_url=settings.finance_webhook_url,
-            notify_email=settings.notify_email,
         )
+        if temporal is None:
+            return
+        pool = await unless_stopped(
+            connect_postgres_pool(resolve_database_url(settings), timeout_s=settings.connect_timeout_s), stop
+        )
+        if pool is None:
+            return
+        try:
+            worker = build_worker(
+                temporal,
+                pool,
+                settings.task_queue,
+                finance_webhook_url=finance_webhook_url,
+                notify_email=settings.notify_email,
+            )
+            async with worker:
+                log.info("worker started", task_queue=settings.task_queue)
+                await stop.wait()
+        finally:
+            await pool.close()
 
     run(main)
 
@@ -122,93 +140,111 @@ def worker() -> None:
 def dispatcher() -> None:
     """Deliver outbox messages (payment orders, notifications) as signed webhooks and e-mails until Ctrl-C.
 
+    At start it waits for Postgres (up to CX_CONNECT_TIMEOUT_S), logging each attempt.
+
     Example: CX_WEBHOOK_SECRET=... CX_SMTP_HOST=mail.example.org DATABASE_URL=postgresql://cx@db/cx cx dispatcher
     """
-    import signal
-
+    from workers.connect import connect_postgres_pool, unless_stopped
     from workers.dispatcher import Dispatcher, DispatcherConfig
-    from workers.logging import configure_logging
-    from workers.main import database_pool
+    from workers.logging import configure_logging, get_logger
 
-    settings = Settings.from_env()
+    settings = load_settings()
     configure_logging(settings.log_format)
+    try:
+        config = DispatcherConfig.from_env()
+    except ValueError as error:
+        raise fail(str(error), ExitCode.USAGE) from None
+    log = get_logger("cx.dispatcher")
 
     async def main() -> None:
-        config = DispatcherConfig.from_env()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        async with database_pool(resolve_database_url(settings)) as pool:
-            delivering = Dispatcher(pool, config)
-            try:
-                await delivering.run(stop)
-            finally:
-                delivering.close()
+        stop = _stop_on_signals()
+        pool = await unless_stopped(
+            connect_postgres_pool(resolve_database_url(settings), timeout_s=settings.connect_timeout_s), stop
+        )
+        if pool is None:
+            return
+        delivering = Dispatcher(pool, config)
+        try:
+            log.info("dispatcher started")
+            await delivering.run(stop)
+        finally:
+            delivering.close()
+            await pool.close()
 
     run(main)
 
 
 @app.command("top-up")
 def top_up(
-    partnership_id: Annotated[str, typer.Argument(help="the partnership whose budget grows")],
+    partnership_id: Annotated[str, typer.Argument(help="the partnership whose budget grows (see `cx budget`)")],
     amount_eur: Annotated[str, typer.Argument(help="euros, at most two decimals, e.g. 25000 or 1250.50")],
     reference: Annotated[str, typer.Option("--reference", help="the decision's reference; makes a re-run book once")],
 ) -> None:
     """Top up a partnership's budget from the programme, then offer the money to its waitlist (oldest first).
 
+    An unknown partnership, a malformed amount or an empty reference is refused before anything is booked.
+
     Example: cx top-up biginn 25000 --reference EISMEA-2023-014
     """
-    from decimal import Decimal, InvalidOperation
-
-    from activities.waitlist import WaitlistActivities
-    from ledger.store import LedgerStore
-    from schemas.funds import FundsReleasedInput
-    from workers.main import database_pool
+    from clients.budgets import partnership_known, partnerships
+    from clients.budgets import top_up as book_top_up
+    from workers.connect import postgres_pool
 
     try:
-        cents = Decimal(amount_eur) * 100
-    except InvalidOperation:
-        raise fail(f"amount_eur {amount_eur!r}: not a number of euros") from None
-    if cents != cents.to_integral_value() or cents <= 0:
-        raise fail(f"amount_eur {amount_eur!r}: must be positive with at most two decimals") from None
-    settings = Settings.from_env()
+        amount_cents = parse_eur(amount_eur, field="amount_eur", maximum_cents=MAX_TOP_UP_CENTS)
+    except InvalidAmount as error:
+        raise fail(str(error), ExitCode.USAGE) from None
+    if not reference.strip() or len(reference) > 128:
+        raise fail(f"--reference {reference!r}: 1 to 128 characters, not only spaces", ExitCode.USAGE)
+    settings = load_settings()
 
     async def main() -> str:
-        async with database_pool(resolve_database_url(settings)) as pool:
-            transfer = await LedgerStore(pool).allocate(
-                idempotency_key=f"{partnership_id}:top-up:{reference}",
+        async with postgres_pool(resolve_database_url(settings), timeout_s=0, max_size=2) as pool:
+            if not await partnership_known(pool, partnership_id):
+                known = [p.partnership_id for p in await partnerships(pool)]
+                shown = ", ".join(known[:20]) + (", ..." if len(known) > 20 else "") if known else "none yet"
+                raise CommandFailed(
+                    f"partnership_id {partnership_id!r}: no such partnership; known: {shown} "
+                    "(`cx budget` lists them with their budgets); nothing was booked",
+                    ExitCode.NOT_FOUND,
+                )
+            # Temporal is reached before booking, so that an unreachable server leaves the ledger untouched.
+            client = await exchange_client(settings)
+            transfer = await book_top_up(
+                pool,
+                client.temporal,
+                settings.task_queue,
                 partnership_id=partnership_id,
-                amount_cents=int(cents),
+                amount_cents=amount_cents,
+                reference=reference,
             )
-        client = await _client(settings)
-        await WaitlistActivities(client.temporal, settings.task_queue).announce_release(
-            FundsReleasedInput(partnership_id=partnership_id, reason=f"top-up {reference}")
-        )
-        return f"{'already booked' if transfer.replayed else 'booked'}: transfer {transfer.id}, {amount_eur} EUR"
+        done = "already booked" if transfer.replayed else "booked"
+        return f"{done}: transfer {transfer.id}, {format_eur(amount_cents)} to {partnership_id}"
 
     console.print(run(main))
 
 
 def _payload(data: str | None, file: Path | None) -> dict[str, Any]:
     if (data is None) == (file is None):
-        raise fail("give the payload with exactly one of --data '<json>' or --file <path>")
+        raise fail("give the payload with exactly one of --data '<json>' or --file <path>", ExitCode.USAGE)
     try:
         text = data if data is not None else (file.read_text() if file else "")
         payload = json.loads(text)
     except OSError as error:
-        raise fail(f"{file}: cannot be read ({error.strerror})") from None
+        raise fail(f"{file}: cannot be read ({error.strerror})", ExitCode.USAGE) from None
     except json.JSONDecodeError as error:
-        raise fail(f"payload: not valid JSON ({error.msg} at line {error.lineno})") from None
+        raise fail(f"payload: not valid JSON ({error.msg} at line {error.lineno})", ExitCode.USAGE) from None
     if not isinstance(payload, dict):
-        raise fail("payload: must be a JSON object")
+        raise fail("payload: must be a JSON object", ExitCode.USAGE)
     return payload
 
 
 @app.command("decide")
 def decide(
     application_id: Annotated[str, typer.Argument(help="the application id")],
-    update: Annotated[str, typer.Argument(help="the decision: " + ", ".join(UPDATES))],
+    update: Annotated[
+        str, typer.Argument(callback=one_of(UPDATES), help="the decision: " + ", ".join(sorted(UPDATES)))
+    ],
     data: Annotated[str | None, typer.Option("--data", help="the payload as JSON")] = None,
     file: Annotated[Path | None, typer.Option("--file", help="the payload from a JSON file")] = None,
     update_id: Annotated[
@@ -216,16 +252,16 @@ def decide(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the status after the decision as JSON")] = False,
 ) -> None:
-    """Record a person's decision (any update of the contract); refusals print the reason and exit 1.
+    """Record a person's decision (any update of the contract); a refusal prints the reason (exit 1, 2 or 4).
 
     Example: cx decide demo-01 submit_review --data '{"actor_id": "anna", "recommendation": "approve",
     "scores": {"relevance": 4, "agenda_quality": 4, "expected_impact": 5}}'
     """
     payload = _payload(data, file)
-    settings = Settings.from_env()
+    settings = load_settings()
 
-    async def main() -> Any:
-        client = await _client(settings)
+    async def main() -> ExchangeStatus:
+        client = await exchange_client(settings)
         return await client.decide(application_id, update, payload, update_id=update_id)
 
     result = run(main)
@@ -238,30 +274,57 @@ def decide(
 @app.command("signal")
 def signal_command(
     application_id: Annotated[str, typer.Argument(help="the application id")],
-    name: Annotated[str, typer.Argument(help="the fact: " + ", ".join(SIGNALS))],
+    name: Annotated[str, typer.Argument(callback=one_of(SIGNALS), help="the fact: " + ", ".join(sorted(SIGNALS)))],
     data: Annotated[str | None, typer.Option("--data", help="the payload as JSON")] = None,
     file: Annotated[Path | None, typer.Option("--file", help="the payload from a JSON file")] = None,
 ) -> None:
     """Send a fact from another system (e.g. finance's payment confirmation) to an exchange.
 
-    Example: cx signal demo-01 confirm_payment --data '{"payment_reference": "SEPA-1", "confirmed_by": "finance"}'
+    A payment confirmation is first checked against the recorded payment order: a repeat of the recorded
+    one prints "already confirmed" and sends nothing (exit 0); another reference is a conflict (exit 4);
+    another order id or amount is refused naming the field (exit 2).
+
+    Example: cx signal demo-01 confirm_payment --data '{"payment_order_id": "po-demo-01",
+    "amount_cents": 110000, "payment_reference": "SEPA-1", "confirmed_by": "finance"}'
     """
     payload = _payload(data, file)
-    model = SIGNALS.get(name)
-    if model is None:
-        raise fail(f"signal {name!r}: one of {', '.join(SIGNALS)}")
     try:
-        message = parse(model, payload)
+        message = parse(SIGNALS[name], payload)
     except InvalidInput as error:
-        raise fail(str(error)) from None
-    settings = Settings.from_env()
+        raise fail(str(error), ExitCode.USAGE) from None
+    settings = load_settings()
 
-    async def main() -> None:
-        client = await _client(settings)
+    async def main() -> str:
+        if isinstance(message, ConfirmPaymentInput):
+            already = await _already_confirmed(settings, application_id, message)
+            if already is not None:
+                return already
+        client = await exchange_client(settings)
         await client.signal(application_id, name, message)
+        return f"{application_id}: {name} sent"
 
-    run(main)
-    console.print(f"{application_id}: {name} sent")
+    console.print(run(main))
+
+
+async def _already_confirmed(settings: Settings, application_id: str, confirmation: ConfirmPaymentInput) -> str | None:
+    """Check finance's confirmation against the order on record (clients/payments.py); None: send it.
+
+    Raises ConfirmationRefused (wrong order or amount, nothing ordered yet) and ConfirmationConflict
+    (already confirmed with another reference), which `run` turns into exit codes 2 and 4.
+    """
+    from clients.payments import ConfirmationVerdict, check_confirmation, find_order
+    from workers.connect import postgres_pool
+
+    async with postgres_pool(resolve_database_url(settings), timeout_s=0, max_size=2) as pool:
+        order = await find_order(pool, application_id)
+    verdict = check_confirmation(application_id, confirmation, order)
+    if verdict is ConfirmationVerdict.SEND or order is None:
+        return None
+    when = f" at {order.confirmed_at:%Y-%m-%d %H:%M} UTC" if order.confirmed_at else ""
+    return (
+        f"{application_id}: already confirmed: {order.payment_order_id} ({format_eur(order.amount_cents)}) "
+        f"with reference {order.payment_reference} by {order.confirmed_by}{when}; nothing sent"
+    )
 
 
 @app.command("api")
@@ -271,15 +334,19 @@ def api(
 ) -> None:
     """Serve the REST API (OpenAPI at /openapi.json, docs at /docs); bearer tokens from CX_API_TOKENS.
 
+    At start it waits for Temporal and Postgres (up to CX_CONNECT_TIMEOUT_S), logging each attempt.
+
     Example: CX_API_TOKENS='{"s3cret-token-of-16+": {"subject": "anna", "role": "officer"}}' cx api --port 8080
     """
     from clients.api import TokenConfigError, load_tokens, serve
+    from workers.logging import configure_logging
 
-    settings = Settings.from_env()
+    settings = load_settings()
+    configure_logging(settings.log_format)
     try:
         tokens = load_tokens()
     except TokenConfigError as error:
-        raise fail(str(error)) from None
+        raise fail(str(error), ExitCode.USAGE) from None
     run(lambda: serve(settings, tokens, host, port))
 
 
@@ -295,10 +362,10 @@ def temporal_setup() -> None:
     """
     from schemas.search import register_search_attributes
 
-    settings = Settings.from_env()
+    settings = load_settings()
 
     async def main() -> list[str]:
-        client = await _client(settings)
+        client = await exchange_client(settings)
         return await register_search_attributes(client.temporal, settings.temporal_namespace)
 
     added = run(main)
@@ -313,21 +380,23 @@ def submit(
 
     Example: cx submit application.json
     """
-    settings = Settings.from_env()
+    settings = load_settings()
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise fail(f"{path}: no such file") from None
+        raise fail(f"{path}: no such file", ExitCode.USAGE) from None
+    except OSError as error:
+        raise fail(f"{path}: cannot be read ({error.strerror})", ExitCode.USAGE) from None
     except json.JSONDecodeError as error:
-        raise fail(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+        raise fail(f"{path}: not valid JSON ({error.msg} at line {error.lineno})", ExitCode.USAGE) from None
 
     try:
         application = parse(ApplicationInput, data)  # bad input is refused before anything is contacted
     except InvalidInput as error:
-        raise fail(f"{path}: {error}") from None
+        raise fail(f"{path}: {error}", ExitCode.USAGE) from None
 
     async def main() -> str:
-        client = await _client(settings)
+        client = await exchange_client(settings)
         return await client.start_exchange(application)
 
     console.print(run(main))
@@ -338,30 +407,43 @@ def status(
     application_id: Annotated[str, typer.Argument(help="the application id")],
     as_json: Annotated[bool, typer.Option("--json", help="print the full status as JSON")] = False,
 ) -> None:
-    """Show an exchange's stage, amounts, deadlines and history.
+    """Show an exchange's stage, amounts, upcoming deadlines, alerts and history.
 
     Example: cx status demo-01 --json
     """
-    settings = Settings.from_env()
+    settings = load_settings()
 
-    async def main() -> Any:
-        client = await _client(settings)
+    async def main() -> ExchangeStatus:
+        client = await exchange_client(settings)
         return await client.status(application_id)
 
     result = run(main)
     if as_json:
         sys.stdout.write(result.model_dump_json(indent=2) + "\n")
         return
-    console.print(
-        f"[bold]{result.application_id}[/bold]  stage {result.stage.value}  partnership {result.partnership_id}"
+    for line in render_status(result, datetime.now(UTC)):
+        console.print(line)
+
+
+def render_status(status: ExchangeStatus, now: datetime) -> list[str]:
+    """The human view of a status: amounts in EUR, deadlines still ahead, and the current stage's own
+    deadline even once passed (marked overdue); deadlines of stages already left are not shown."""
+    lines = [f"{status.application_id}  stage {status.stage.value}  partnership {status.partnership_id}"]
+    lines.append(
+        f"grant {format_optional_eur(status.grant_cents)}, held {format_eur(status.held_cents)}, "
+        f"paid {format_eur(status.paid_cents)}"
     )
-    console.print(f"grant {result.grant_cents} cents, held {result.held_cents}, paid {result.paid_cents}")
-    for name, due in result.deadlines.items():
-        console.print(f"deadline {name}: {due.isoformat()}")
-    for transition in result.history:
-        console.print(
-            f"  {transition.at.isoformat()}  {transition.stage.value:<11} {transition.actor_id}  {transition.reason}"
-        )
+    current = None if status.stage.is_terminal else STAGE_DEADLINE.get(status.stage)
+    for name, due in sorted(status.deadlines.items(), key=lambda item: item[1]):
+        if due > now:
+            lines.append(f"deadline {name}: {due.isoformat(timespec='minutes')}")
+        elif name == current:
+            lines.append(f"deadline {name}: {due.isoformat(timespec='minutes')} (overdue)")
+    lines += [f"alert: {alert}" for alert in status.alerts]
+    lines += [
+        f"  {t.at.isoformat(timespec='seconds')}  {t.stage.value:<11} {t.actor_id}  {t.reason}" for t in status.history
+    ]
+    return lines
 
 
 def _mount_subcommands() -> None:
@@ -370,6 +452,7 @@ def _mount_subcommands() -> None:
         explain_commands,
         import_commands,
         ledger_commands,
+        payment_commands,
         policy_commands,
         review_commands,
     )
@@ -384,6 +467,7 @@ def _mount_subcommands() -> None:
     app.add_typer(evidence_commands.evidence_app, name="evidence")
     app.command("import")(import_commands.import_command)
     app.command("list")(import_commands.list_command)
+    app.command("payments")(payment_commands.payments)
     ops_app = typer.Typer(no_args_is_help=True, help="Ops views.")
     ops_app.command("late")(import_commands.late_command)
     app.add_typer(ops_app, name="ops")
@@ -393,7 +477,7 @@ _mount_subcommands()
 
 
 def main() -> None:
-    app()
+    run_app(app)
 
 
 if __name__ == "__main__":

@@ -7,15 +7,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import asyncpg
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from activities.evidence import (
@@ -28,39 +27,38 @@ from activities.evidence import (
     read_upload,
     store_evidence,
 )
+from clients.command import CommandFailed, console, load_settings, run
+from clients.command import main as run_app
+from clients.exit_codes import ExitCode
 from schemas.exchange import EvidenceItem
-from workers.runtime import StackNotFound, resolve_database_url
+from workers.connect import connect_postgres
+from workers.runtime import resolve_database_url
 from workers.settings import Settings
 
 evidence_app = typer.Typer(no_args_is_help=True, help="Evidence of closing reports: upload and list.")
-console = Console()
-errors = Console(stderr=True)
-
-
-def _fail(message: str) -> typer.Exit:
-    # soft_wrap: the error stays one line whatever the terminal width, for people and scripts alike.
-    errors.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(1)
+# The kinds of the contract (EvidenceItem.kind) as a choice, so an unknown --kind is a usage error listing them.
+EvidenceKind = StrEnum("EvidenceKind", {kind.upper(): kind for kind in EVIDENCE_KINDS})  # type: ignore[misc]
 
 
 async def _connect(settings: Settings) -> asyncpg.Connection:
-    database_url = resolve_database_url(settings)
-    try:
-        return await asyncpg.connect(database_url)
-    except OSError as error:
-        raise OSError(f"cannot reach the database: {error}") from None
+    return await connect_postgres(resolve_database_url(settings), timeout_s=0)
 
 
 async def _add(settings: Settings, application_id: str, file: Path, name: str, kind: str, actor: str) -> EvidenceItem:
     store = EvidenceStore.from_settings(settings)
     # Check the file before contacting anything, so a wrong file is refused even with no database running.
-    data = read_upload(file)
-    check_evidence(data, name, kind)
+    try:
+        data = read_upload(file)
+        check_evidence(data, name, kind)
+    except EvidenceRefused as error:
+        raise CommandFailed(str(error), ExitCode.USAGE) from None
     conn = await _connect(settings)
     try:
         return await store_evidence(
             conn, store, application_id=application_id, path_or_bytes=data, name=name, kind=kind, uploaded_by=actor
         )
+    except EvidenceRefused as error:
+        raise CommandFailed(str(error), ExitCode.USAGE) from None
     finally:
         await conn.close()
 
@@ -77,7 +75,7 @@ async def _list(settings: Settings, application_id: str) -> list[EvidenceRecord]
 def add(
     application_id: Annotated[str, typer.Argument(help="the application the report belongs to")],
     file: Annotated[Path, typer.Argument(help="the document: PDF, PNG or JPEG, at most 10 MiB")],
-    kind: Annotated[str, typer.Option("--kind", help=f"one of {', '.join(EVIDENCE_KINDS)}")],
+    kind: Annotated[EvidenceKind, typer.Option("--kind", case_sensitive=False, help="what the document proves")],
     actor: Annotated[str, typer.Option("--as", help="who uploads (actor id)")],
     name: Annotated[str | None, typer.Option("--name", help="the label in the report; default: the file name")] = None,
 ) -> None:
@@ -87,11 +85,8 @@ def add(
 
     Example: cx evidence add app-42 boarding-pass.pdf --kind boarding_pass --as visitor@example.org
     """
-    settings = Settings.from_env()
-    try:
-        item = asyncio.run(_add(settings, application_id, file, name or file.name, kind, actor))
-    except (EvidenceRefused, StackNotFound, OSError, asyncpg.PostgresError) as error:
-        raise _fail(str(error)) from None
+    settings = load_settings()
+    item = run(lambda: _add(settings, application_id, file, name or file.name, kind.value, actor))
     sys.stdout.write(item.model_dump_json() + "\n")
 
 
@@ -104,15 +99,13 @@ def list_command(
 
     Example: cx evidence list app-42 --json
     """
-    try:
-        records = asyncio.run(_list(Settings.from_env(), application_id))
-    except (StackNotFound, OSError, asyncpg.PostgresError) as error:
-        raise _fail(str(error)) from None
+    settings = load_settings()
+    records = run(lambda: _list(settings, application_id))
     if as_json:
         sys.stdout.write(json.dumps([r.model_dump(mode="json") for r in records], indent=2) + "\n")
         return
     if not records:
-        console.print(f"no evidence uploaded for {application_id}", highlight=False)
+        console.print(f"no evidence uploaded for {application_id}")
         return
     table = Table("sha256", "kind", "name", "type", "size (bytes)", "stored at", "uploaded by")
     for r in records:
@@ -129,5 +122,5 @@ def list_command(
 
 
 if __name__ == "__main__":
-    # Runnable on its own (`python -m clients.evidence_commands`) until it is mounted as `cx evidence`.
-    evidence_app()
+    # Runnable on its own (`python -m clients.evidence_commands`), as tests/evidence runs it; `cx evidence` too.
+    run_app(evidence_app)

@@ -2,32 +2,33 @@
 
 An import reads a JSON list or a CSV of applications, validates every row first (a bad row is
 reported with its row number, field and rule, and skipped), then starts the good ones; an application
-already started counts as done, so running the same file again starts nothing twice.
+already started counts as done, so running the same file again starts nothing twice. It exits
+REFUSED (1) when any row was refused, USAGE (2) when the file cannot be read (clients/exit_codes.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import asyncpg
 import typer
-from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from clients.client import DuplicateApplication, ExchangeClient, InvalidInput, parse
+from clients.client import DuplicateApplication, InvalidInput, parse
+from clients.command import console, errors, exchange_client, fail, load_settings, run
+from clients.exit_codes import ExitCode
+from clients.money import format_eur, format_optional_eur
 from schemas.exchange import ApplicationInput
-from schemas.stages import TERMINAL_STAGES
-from workers.runtime import StackNotFound, resolve_database_url, resolve_temporal_address
-from workers.settings import Settings
+from schemas.stages import TERMINAL_STAGES, Stage
+from workers.connect import postgres_pool
+from workers.runtime import resolve_database_url
 
-console = Console()
-errors = Console(stderr=True)
 MAX_ROWS = 10_000  # a limit on everything: a larger file is split by the back office
 _ORGANISATION_FIELDS = (
     "organisation_id",
@@ -39,12 +40,8 @@ _ORGANISATION_FIELDS = (
     "member_of_profiled_cluster",
     "cluster_member",
 )
-_ORGANISATION_FLAGS = ("member_of_profiled_cluster", "cluster_member")
-
-
-def _fail(message: str) -> typer.Exit:
-    errors.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(1)
+_FLAGS = ("member_of_profiled_cluster", "cluster_member", "host_agency_approved")
+_NUMBERS = ("latitude", "longitude")
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
@@ -77,10 +74,25 @@ def _nest(row: dict[str, str]) -> dict[str, Any]:
             continue
         side, _, field = column.partition("_")
         if side in ("visitor", "host") and field in _ORGANISATION_FIELDS:
-            nested[side][field] = value.lower() == "true" if field in _ORGANISATION_FLAGS else value
+            nested[side][field] = _typed(field, value)
         else:
-            nested[column] = value.lower() == "true" if column == "host_agency_approved" else value
+            nested[column] = _typed(column, value)
     return nested
+
+
+def _typed(field: str, value: str) -> Any:
+    """A CSV cell as the contract's JSON type. Everything in a CSV is text, and the contract is parsed
+    strictly (`"50.06"` is not a number there), so flags and coordinates are converted here; a cell that
+    does not convert stays text, and validation then refuses it naming the field (`"yes"` is no flag)."""
+    if field in _FLAGS:
+        return {"true": True, "false": False}.get(value.strip().lower(), value)
+    if field in _NUMBERS:
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return number if math.isfinite(number) else value
+    return value
 
 
 def import_command(
@@ -94,7 +106,7 @@ def import_command(
     try:
         rows = read_rows(path)
     except ValueError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error), ExitCode.USAGE) from None
     report: list[dict[str, Any]] = []
     valid: list[tuple[int, ApplicationInput]] = []
     for number, row in enumerate(rows, start=1):
@@ -109,12 +121,10 @@ def import_command(
                     "errors": [f"{field}: {message}" for field, message in refused.errors],
                 }
             )
-    settings = Settings.from_env()
+    settings = load_settings()
 
     async def start_all() -> None:
-        client = await ExchangeClient.connect(
-            resolve_temporal_address(settings), settings.temporal_namespace, settings.task_queue
-        )
+        client = await exchange_client(settings)
         with Progress(console=errors, transient=True) as progress:
             task = progress.add_task("starting exchanges", total=len(valid))
             for number, application in valid:
@@ -138,10 +148,7 @@ def import_command(
                 progress.advance(task)
 
     if valid:
-        try:
-            asyncio.run(start_all())
-        except (StackNotFound, RuntimeError, OSError) as error:
-            raise _fail(str(error)) from None
+        run(start_all)
     report.sort(key=lambda item: item["row"])
     refused_rows = [item for item in report if item["outcome"] == "refused"]
     if as_json:
@@ -154,11 +161,11 @@ def import_command(
         counts = {o: sum(1 for i in report if i["outcome"] == o) for o in ("started", "already started", "refused")}
         console.print(", ".join(f"{n} {o}" for o, n in counts.items()), highlight=False)
     if refused_rows:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.REFUSED)
 
 
 def list_command(
-    stage: Annotated[str | None, typer.Option("--stage", help="only this stage, e.g. REVIEW")] = None,
+    stage: Annotated[Stage | None, typer.Option("--stage", case_sensitive=False, help="only this stage")] = None,
     partnership: Annotated[str | None, typer.Option("--partnership", help="only this partnership")] = None,
     late: Annotated[bool, typer.Option("--late", help="only open exchanges past their next deadline")] = False,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="at most this many rows")] = 100,
@@ -168,46 +175,40 @@ def list_command(
 
     Example: cx list --late --partnership biginn
     """
-    settings = Settings.from_env()
+    settings = load_settings()
 
     async def fetch() -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(resolve_database_url(settings))
-        try:
-            rows: list[asyncpg.Record] = await conn.fetch(
+        async with postgres_pool(resolve_database_url(settings), timeout_s=0, max_size=1) as pool:
+            rows: list[asyncpg.Record] = await pool.fetch(
                 """SELECT application_id, stage, partnership_id, grant_cents, held_cents, paid_cents, next_deadline
                    FROM exchanges
                    WHERE ($1::text IS NULL OR stage = $1) AND ($2::text IS NULL OR partnership_id = $2)
                      AND (NOT $3 OR (next_deadline < now() AND stage <> ALL($4::text[])))
                    ORDER BY next_deadline NULLS LAST, application_id LIMIT $5""",
-                stage.upper() if stage else None,
+                stage.value if stage else None,
                 partnership,
                 late,
                 [s.value for s in TERMINAL_STAGES],
                 limit,
             )
             return rows
-        finally:
-            await conn.close()
 
-    try:
-        rows = asyncio.run(fetch())
-    except (StackNotFound, OSError, asyncpg.PostgresError) as error:
-        raise _fail(str(error)) from None
+    rows = run(fetch)
     if as_json:
         sys.stdout.write(json.dumps([dict(r) for r in rows], indent=2, default=str) + "\n")
         return
     table = Table(title="exchanges" + (" past a deadline" if late else ""))
     for column in ("application", "stage", "partnership", "grant", "held", "paid", "next deadline"):
-        table.add_column(column)
+        table.add_column(column, justify="right" if column in ("grant", "held", "paid") else "left")
     for r in rows:
         table.add_row(
             r["application_id"],
             r["stage"],
             r["partnership_id"],
-            str(r["grant_cents"] or ""),
-            str(r["held_cents"]),
-            str(r["paid_cents"]),
-            str(r["next_deadline"] or ""),
+            format_optional_eur(r["grant_cents"], "not priced yet"),
+            format_eur(r["held_cents"]),
+            format_eur(r["paid_cents"]),
+            r["next_deadline"].isoformat(timespec="minutes") if r["next_deadline"] else "",
         )
     console.print(table)
 

@@ -2,11 +2,13 @@
 
 clients/cli.py mounts them (`db_app`, `ledger_app`, `budget`). Each command finds the database the
 way every `cx` command does (DATABASE_URL, or the address a running `make run` recorded), prints a
-table for people or JSON for scripts, and turns every expected failure into one line on stderr:
+table for people or JSON for scripts, and turns every expected failure into one line on stderr with
+a code of the one table (clients/exit_codes.py):
 
   exit 0  done (for `ledger check`: every invariant holds)
-  exit 1  `ledger check` found a breach
-  exit 2  the command could not run (no database, unreachable, not migrated, bad option)
+  exit 1  REFUSED: `ledger check` found a breach
+  exit 2  USAGE: a bad option (`--as-of`), a malformed DATABASE_URL
+  exit 5  UNAVAILABLE: no database configured, unreachable, login refused, missing, or not migrated
 """
 
 from __future__ import annotations
@@ -24,8 +26,12 @@ import asyncpg
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from clients.command import describe_failure
+from clients.exit_codes import ExitCode
+from clients.money import format_eur
 from ledger.checks import check_ledger
 from ledger.errors import LedgerError
 from ledger.migrate import MigrationChecksumMismatch, apply_migrations
@@ -36,8 +42,7 @@ from workers.settings import Settings
 
 T = TypeVar("T")
 
-EXIT_BREACH = 1
-EXIT_ERROR = 2
+EXIT_BREACH = ExitCode.REFUSED
 CONNECT_TIMEOUT_S = 10.0  # an unreachable database fails the command in seconds, not minutes
 
 db_app = typer.Typer(no_args_is_help=True, add_completion=False, help="The database schema.")
@@ -195,10 +200,8 @@ def budget(
 
 
 def format_cents(amount_cents: int) -> str:
-    """12345678 -> '123,456.78 EUR' (integer arithmetic: no float ever touches money)."""
-    sign = "-" if amount_cents < 0 else ""
-    euros, cents = divmod(abs(amount_cents), 100)
-    return f"{sign}{euros:,}.{cents:02d} EUR"
+    """12345678 -> '123,456.78 EUR' (clients/money.py: one style in every command)."""
+    return format_eur(amount_cents)
 
 
 def _print_report(report: CheckReport) -> None:
@@ -233,16 +236,18 @@ def _print_report(report: CheckReport) -> None:
 # Plumbing ----------------------------------------------------------------------------------------------
 
 
-def _fail(message: str) -> typer.Exit:
-    _err.print(f"[red]error:[/red] {message}")
-    return typer.Exit(EXIT_ERROR)
+def _fail(message: str, code: ExitCode = ExitCode.UNAVAILABLE) -> typer.Exit:
+    _err.print(f"[red]error:[/red] {escape(message)}")
+    return typer.Exit(code)
 
 
 def _database_url() -> str:
     try:
         return resolve_database_url(Settings.from_env())
-    except (StackNotFound, ValueError) as error:
+    except StackNotFound as error:
         raise _fail(str(error)) from None
+    except ValueError as error:  # a malformed setting, named by the message
+        raise _fail(str(error), ExitCode.USAGE) from None
 
 
 def _parse_instant(text: str) -> datetime:
@@ -250,9 +255,12 @@ def _parse_instant(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise _fail(f"--as-of {text!r}: not an ISO 8601 instant (example: {example})") from None
+        raise _fail(f"--as-of {text!r}: not an ISO 8601 instant (example: {example})", ExitCode.USAGE) from None
     if value.tzinfo is None or value.utcoffset() is None:
-        raise _fail(f"--as-of {text!r}: add a UTC offset so that the instant is unambiguous (example: {example})")
+        raise _fail(
+            f"--as-of {text!r}: add a UTC offset so that the instant is unambiguous (example: {example})",
+            ExitCode.USAGE,
+        )
     return value
 
 
@@ -271,14 +279,15 @@ async def _probe(dsn: str) -> None:
 
 
 def _run(factory: Callable[[], Awaitable[T]], dsn: str) -> T:
-    """Run one async command; every expected failure becomes one line and exit code 2."""
+    """Run one async command; every expected failure becomes one line and its code (module docstring)."""
     where = _redact(dsn)
     try:
         return asyncio.run(_await(factory))
     except LedgerError as error:
-        raise _fail(str(error)) from None
+        raise _fail(str(error), describe_failure(error).code) from None
     except MigrationChecksumMismatch as error:
-        raise _fail(str(error)) from None
+        # An applied migration's file was edited: the installation is inconsistent, which no retry fixes.
+        raise _fail(str(error), ExitCode.INTERNAL) from None
     except (asyncpg.UndefinedTableError, asyncpg.UndefinedFunctionError, asyncpg.UndefinedObjectError):
         raise _fail(f"the ledger schema is missing in {where}: run `cx db migrate` first") from None
     except asyncpg.InvalidCatalogNameError:
@@ -286,14 +295,14 @@ def _run(factory: Callable[[], Awaitable[T]], dsn: str) -> T:
     except (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError) as error:
         raise _fail(f"the database at {where} refused the login: {error}") from None
     except asyncpg.PostgresError as error:
-        raise _fail(f"database error at {where}: {error.sqlstate} {error}") from None
+        raise _fail(f"database error at {where}: {error.sqlstate} {error}", ExitCode.INTERNAL) from None
     except (OSError, TimeoutError, asyncpg.InterfaceError) as error:
         reason = str(error) or type(error).__name__
         raise _fail(f"cannot reach the database at {where}: {reason}") from None
     except ValueError as error:  # asyncpg's verdict on a malformed DATABASE_URL
-        raise _fail(f"DATABASE_URL {where}: {error}") from None
+        raise _fail(f"DATABASE_URL {where}: {error}", ExitCode.USAGE) from None
     except KeyboardInterrupt:
-        raise typer.Exit(130) from None
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
 
 
 async def _await(factory: Callable[[], Awaitable[T]]) -> T:

@@ -6,34 +6,34 @@ runs under, its grant and hold) and evaluates it under the candidate; it writes 
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import Annotated
 
-import asyncpg
 import typer
-from rich.console import Console
 
 from activities.simulate import SimulationCase, SimulationReport, simulate
+from clients.command import CommandFailed, console, fail, load_settings, run
+from clients.exit_codes import ExitCode
 from ledger.store import DbConnection
 from schemas.exchange import ApplicationInput
 from schemas.policy import PolicyFileError, UnknownPolicyVersion, known_versions, load_policy, load_policy_file
 from schemas.stages import TERMINAL_STAGES, Stage
-from workers.runtime import StackNotFound, resolve_database_url
-from workers.settings import Settings
+from workers.connect import connect_postgres
+from workers.runtime import resolve_database_url
 
 policy_app = typer.Typer(no_args_is_help=True, help="Programme policy: versions and dry runs.")
-console = Console()
-errors = Console(stderr=True)
 # Before screening has decided, an open exchange counts as eligible; simulate() recomputes anyway.
 _UNSCREENED = {Stage.SUBMITTED.value, Stage.SCREENING.value}
 
 
 async def open_cases(database_url: str) -> list[SimulationCase]:
-    conn = await asyncpg.connect(database_url)
+    conn = await connect_postgres(database_url, timeout_s=0)
     try:
         return await load_open_cases(conn)
+    except UnknownPolicyVersion as error:
+        # An exchange runs under a version that is not on file: the installation lacks a policy file.
+        raise CommandFailed(str(error), ExitCode.INTERNAL) from None
     finally:
         await conn.close()
 
@@ -76,19 +76,15 @@ def simulate_command(
     try:
         candidate = load_policy_file(path)
     except PolicyFileError as error:
-        errors.print(f"[red]error:[/red] {error}", highlight=False)
-        raise typer.Exit(1) from None
-    try:
-        cases = asyncio.run(open_cases(resolve_database_url(Settings.from_env())))
-    except (StackNotFound, OSError, asyncpg.PostgresError, UnknownPolicyVersion) as error:
-        errors.print(f"[red]error:[/red] {error}", highlight=False)
-        raise typer.Exit(1) from None
+        raise fail(str(error), ExitCode.USAGE) from None
+    settings = load_settings()
+    cases = run(lambda: open_cases(resolve_database_url(settings)))
     report: SimulationReport = simulate(cases, candidate)
     if as_json:
         sys.stdout.write(report.model_dump_json(indent=2) + "\n")
         return
     console.print(f"{len(cases)} open exchange(s) evaluated under policy {candidate.version}; nothing was changed.")
-    console.print(report.render_text(show_unchanged=show_unchanged), highlight=False)
+    console.print(report.render_text(show_unchanged=show_unchanged))
 
 
 @policy_app.command("versions")
@@ -99,4 +95,4 @@ def versions() -> None:
     """
     for version in known_versions():
         policy = load_policy(version)
-        console.print(f"{policy.version}  in force from {policy.effective_from}  {policy.description}", highlight=False)
+        console.print(f"{policy.version}  in force from {policy.effective_from}  {policy.description}")

@@ -2,12 +2,12 @@
 
 Each command is a thin shell over the SQL-level functions of activities/review.py, which a future
 REST API reuses: input is validated with the `Reviewer` contract before anything is written, and
-errors are one red line on stderr with exit code 1, never a traceback.
+errors are one red line on stderr with an exit code from clients/exit_codes.py (USAGE for a bad
+field, NOT_FOUND for an unknown reviewer), never a traceback.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -17,7 +17,6 @@ from typing import Annotated, Any, TypeVar
 import asyncpg
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
 from activities.review import (
@@ -30,15 +29,15 @@ from activities.review import (
     list_reviewers,
     set_unavailable,
 )
-from schemas.review import Reviewer
-from workers.runtime import StackNotFound, resolve_database_url
-from workers.settings import Settings
+from clients.command import CommandFailed, console, fail, load_settings, run
+from clients.exit_codes import ExitCode
+from schemas.review import Reviewer, ReviewerRole
+from workers.connect import connect_postgres
+from workers.runtime import resolve_database_url
 
 T = TypeVar("T")
 reviewers_app = typer.Typer(no_args_is_help=True, help="Reviewers and programme officers: add, list, holidays.")
 review_app = typer.Typer(no_args_is_help=True, help="The review stage: what waits for whom.")
-console = Console()
-errors = Console(stderr=True)
 
 # The option that sets each Reviewer field, so that a refusal names what the user typed.
 _OPTION_OF_FIELD = {
@@ -52,34 +51,21 @@ _OPTION_OF_FIELD = {
 }
 
 
-class CommandError(Exception):
-    """An expected failure of a command: printed as one line, exit code 1."""
-
-
-def _fail(message: str) -> typer.Exit:
-    errors.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(1)
-
-
 def _with_connection(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
     """Run `work` on one connection to the configured database, in one transaction."""
+    settings = load_settings()
 
     async def main() -> T:
-        conn = await asyncpg.connect(resolve_database_url(Settings.from_env()))
+        conn = await connect_postgres(resolve_database_url(settings), timeout_s=0)
         try:
             async with conn.transaction():
                 return await work(conn)
+        except UnknownReviewer as error:
+            raise CommandFailed(str(error), ExitCode.NOT_FOUND) from None
         finally:
             await conn.close()
 
-    try:
-        return asyncio.run(main())
-    except (CommandError, UnknownReviewer, StackNotFound) as error:
-        raise _fail(str(error)) from None
-    except asyncpg.UndefinedTableError as error:
-        raise _fail(f"{error}: apply the migrations first (cx db migrate)") from None
-    except (OSError, asyncpg.PostgresError) as error:
-        raise _fail(f"database: {error}") from None
+    return run(main)
 
 
 def _describe(error: ValidationError) -> str:
@@ -95,7 +81,7 @@ def _parse_day(text: str, option: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise _fail(f"{option} {text!r}: expected a day as YYYY-MM-DD") from None
+        raise fail(f"{option} {text!r}: expected a day as YYYY-MM-DD", ExitCode.USAGE) from None
 
 
 @reviewers_app.command("add")
@@ -106,7 +92,8 @@ def add(
     country: Annotated[str, typer.Option("--country", help="ISO 3166 alpha-2 code, e.g. DE")],
     partnership: Annotated[str, typer.Option("--partnership", help="the partnership the person reviews for")],
     roles: Annotated[
-        list[str] | None, typer.Option("--role", help="reviewer or programme_officer (repeat for both)")
+        list[ReviewerRole] | None,
+        typer.Option("--role", case_sensitive=False, help="reviewer or programme_officer (repeat for both)"),
     ] = None,
     conflicts: Annotated[
         list[str] | None, typer.Option("--conflict", help="an organisation id with a conflict of interest (repeatable)")
@@ -124,14 +111,16 @@ def add(
                 "organisation_id": organisation,
                 "country": country,
                 "partnership_id": partnership,
-                "roles": roles or [],
+                "roles": [role.value for role in roles or []],
                 "conflicts": conflicts or [],
             }
         )
     except ValidationError as error:
-        raise _fail(_describe(error)) from None
+        raise fail(_describe(error), ExitCode.USAGE) from None
     created = _with_connection(lambda conn: add_reviewer(conn, reviewer))
-    console.print(f"{'added' if created else 'updated'} reviewer {reviewer.reviewer_id}", highlight=False)
+    console.print(
+        f"{'added' if created else 'updated'} reviewer {reviewer.reviewer_id}",
+    )
 
 
 @reviewers_app.command("list")
@@ -149,7 +138,9 @@ def list_command(
         sys.stdout.write(json.dumps(records, indent=2) + "\n")
         return
     if not reviewers:
-        console.print("no reviewers" + (f" in partnership {partnership}" if partnership else ""), highlight=False)
+        console.print(
+            "no reviewers" + (f" in partnership {partnership}" if partnership else ""),
+        )
         return
     table = Table("id", "name", "organisation", "country", "partnership", "roles", "conflicts", "unavailable until")
     table.add_column("open load", justify="right")
@@ -187,13 +178,17 @@ def set_unavailable_command(
     Example: cx reviewers set-unavailable anna --until 2024-08-31
     """
     if (until is None) == (not clear):
-        raise _fail("give exactly one of --until YYYY-MM-DD or --clear")
+        raise fail("give exactly one of --until YYYY-MM-DD or --clear", ExitCode.USAGE)
     day = None if clear or until is None else _parse_day(until, "--until")
     _with_connection(lambda conn: set_unavailable(conn, reviewer_id, day))
     if day is None:
-        console.print(f"reviewer {reviewer_id} is available", highlight=False)
+        console.print(
+            f"reviewer {reviewer_id} is available",
+        )
     else:
-        console.print(f"reviewer {reviewer_id} is unavailable until {day} (inclusive)", highlight=False)
+        console.print(
+            f"reviewer {reviewer_id} is unavailable until {day} (inclusive)",
+        )
 
 
 @review_app.command("inbox")
@@ -216,7 +211,9 @@ def inbox_command(
         sys.stdout.write(json.dumps([item.model_dump(mode="json") for item in items], indent=2) + "\n")
         return
     if not items:
-        console.print(f"nothing waits for {reviewer_id}", highlight=False)
+        console.print(
+            f"nothing waits for {reviewer_id}",
+        )
         return
     table = Table("application", "stage", "partnership", "assigned at", "due at")
     for item in items:

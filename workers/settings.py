@@ -30,6 +30,9 @@ class Settings:
     evidence_dir: Path
     metrics_address: str | None
     api_port: int | None
+    # How long `cx worker`, `cx dispatcher` and `cx api` wait for Temporal and Postgres at start-up
+    # (workers/connect.py) before they exit with UNAVAILABLE.
+    connect_timeout_s: float
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -51,6 +54,7 @@ class Settings:
             ).resolve(),
             metrics_address=env.get("CX_METRICS_ADDRESS") or None,
             api_port=_optional_port(env, "CX_API_PORT"),
+            connect_timeout_s=_seconds(env, "CX_CONNECT_TIMEOUT_S", 120.0),
         )
 
 
@@ -65,3 +69,17 @@ def _optional_port(env: dict[str, str], name: str) -> int | None:
     if not 1 <= port <= 65535:
         raise ValueError(f"{name}={raw!r}: must be a TCP port number (1-65535)")
     return port
+
+
+def _seconds(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    # A limit on everything: a day covers any start-up; math.inf or NaN would never give up.
+    if not 0 <= value <= 86_400:
+        raise ValueError(f"{name}={raw!r}: must be a number of seconds from 0 to 86400")
+    return value

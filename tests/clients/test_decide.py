@@ -48,5 +48,5 @@ async def test_reviewers_decide_from_the_command_line(dev_client: ExchangeClient
     bad = await asyncio.to_thread(
         cx, "signal", app.application_id, "confirm_payment", "--data", '{"payment_reference": ""}', env=env
     )
-    assert bad.returncode == 1 and "payment_reference" in bad.stderr
+    assert bad.returncode == 2 and "payment_reference" in bad.stderr
     await dev_client.cancel(app.application_id, {"actor_id": "officer", "reason": "test finished"})

@@ -81,15 +81,15 @@ def test_csv_columns_carry_the_membership_flags(tmp_path: Path) -> None:
 
 
 def test_import_refuses_an_unreadable_file_in_one_line(tmp_path: Path) -> None:
-    """A file that is not .json or .csv, or not valid JSON, is one error line and exit 1."""
+    """A file that is not .json or .csv, or not valid JSON, is one error line and exit 2 (USAGE)."""
     odd = tmp_path / "applications.xlsx"
     odd.write_text("x")
     result = cx("import", str(odd))
-    assert result.returncode == 1 and ".json or .csv" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2 and ".json or .csv" in result.stderr and "Traceback" not in result.stderr
     broken = tmp_path / "applications.json"
     broken.write_text("[{")
     result = cx("import", str(broken))
-    assert result.returncode == 1 and "not valid JSON" in result.stderr
+    assert result.returncode == 2 and "not valid JSON" in result.stderr
 
 
 async def test_list_late_shows_open_exchanges_past_a_deadline_only(pg_pool: asyncpg.Pool, database_url: str) -> None:

@@ -75,7 +75,7 @@ def test_simulate_refuses_a_bad_policy_file_naming_the_field(tmp_path: Path) -> 
     path = tmp_path / "bad.toml"
     path.write_text(text)
     result = cx("policy", "simulate", str(path))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "pricing.lump_sum_cap_cents" in result.stderr and "Traceback" not in result.stderr
 
 

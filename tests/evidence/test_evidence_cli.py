@@ -1,5 +1,5 @@
 """`cx evidence add` and `cx evidence list` as subprocesses against a real Postgres: the item JSON to paste
-into a report, the listing, and refusals as one line with exit 1 (never a traceback)."""
+into a report, the listing, and refusals as one line with exit 2 (never a traceback)."""
 
 from __future__ import annotations
 
@@ -25,8 +25,9 @@ def cx_evidence(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[
     return subprocess.run([*EVIDENCE, *args], capture_output=True, text=True, cwd=ROOT, env=environment, timeout=60)
 
 
-def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 1, (result.stdout, result.stderr)
+def one_line_error(result: subprocess.CompletedProcess[str], code: int = 2) -> str:
+    """The one error line; `code` from clients/exit_codes.py (2 USAGE by default, 5 UNAVAILABLE)."""
+    assert result.returncode == code, (result.stdout, result.stderr)
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0, result.stderr
     return result.stderr
@@ -59,7 +60,7 @@ def test_add_prints_the_item_and_list_shows_it(database_url: str, tmp_path: Path
 
 def test_add_refuses_in_one_line_naming_the_field(database_url: str, tmp_path: Path) -> None:
     """A disguised executable (refused with no database at all), an unknown kind and a missing file are each
-    one error line naming the field, exit 1, no traceback; with no database configured, `list` says what to set."""
+    one error line naming the field, exit 2, no traceback; with no database configured, `list` says what to set."""
     application_id = f"app-{unique_tag()}"
     env = {"DATABASE_URL": database_url, "CX_EVIDENCE_DIR": str(tmp_path / "store")}
     disguised = tmp_path / "invoice.pdf"
@@ -74,13 +75,13 @@ def test_add_refuses_in_one_line_naming_the_field(database_url: str, tmp_path: P
     )
     assert "media_type:" in refused and "Windows executable" in refused
     refused = one_line_error(cx_evidence("add", application_id, str(image), "--kind", "passport", "--as", "v", env=env))
-    assert "kind: 'passport' is not one of" in refused
+    assert "'--kind': 'passport' is not one of" in refused
     missing = str(tmp_path / "nope.pdf")
     refused = one_line_error(cx_evidence("add", application_id, missing, "--kind", "other", "--as", "v", env=env))
     assert "file:" in refused and "nope.pdf" in refused and "does not exist" in refused
     assert json.loads(cx_evidence("list", application_id, "--json", env=env).stdout) == []
 
-    refused = one_line_error(cx_evidence("list", application_id, env={}))
+    refused = one_line_error(cx_evidence("list", application_id, env={}), code=5)
     assert "DATABASE_URL" in refused
 
 

@@ -149,25 +149,26 @@ async def test_a_bad_as_of_is_one_line_and_exit_2(
     assert "--as-of" in line and complaint in line
 
 
-async def test_database_failures_are_one_line_and_exit_2(pg_admin_dsn: str, tmp_path: Path) -> None:
-    """No configured database, an unreachable one, a missing one, an unmigrated one: one clear line, exit 2."""
+async def test_database_failures_are_one_line_and_exit_5(pg_admin_dsn: str, tmp_path: Path) -> None:
+    """No configured database, an unreachable one, a missing one, an unmigrated one: one clear line, exit 5
+    (UNAVAILABLE, clients/exit_codes.py)."""
     unset = await cx(["budget"], None, tmp_path)
-    assert unset.exit_code == 2 and "DATABASE_URL is not set" in one_line_error(unset)
+    assert unset.exit_code == 5 and "DATABASE_URL is not set" in one_line_error(unset)
 
     unreachable = await cx(["ledger", "check"], "postgresql://cx:secret@127.0.0.1:1/cx", tmp_path)
     line = one_line_error(unreachable)
-    assert unreachable.exit_code == 2 and "cannot reach the database" in line
+    assert unreachable.exit_code == 5 and "cannot reach the database" in line
     assert "secret" not in line and ":***@" in line
 
     base = pg_admin_dsn.rsplit("/", 1)[0]
     missing = await cx(["budget"], f"{base}/cx_no_such_database", tmp_path)
-    assert missing.exit_code == 2 and "does not exist" in one_line_error(missing)
+    assert missing.exit_code == 5 and "does not exist" in one_line_error(missing)
 
     empty = await create_database(pg_admin_dsn)
     try:
         for args in (["budget"], ["ledger", "history", "e1"], ["ledger", "check"]):
             unmigrated = await cx(args, empty, tmp_path)
-            assert unmigrated.exit_code == 2 and "run `cx db migrate`" in one_line_error(unmigrated), args
+            assert unmigrated.exit_code == 5 and "run `cx db migrate`" in one_line_error(unmigrated), args
     finally:
         await drop_database(pg_admin_dsn, empty)
 

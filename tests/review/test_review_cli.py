@@ -1,5 +1,6 @@
 """`cx reviewers ...` and `cx review inbox` as subprocesses against a real Postgres: records validated
-with the field named, one-line errors and exit 1 (never a traceback), open loads, holidays, inbox order."""
+with the field named, one-line errors with the exit codes of clients/exit_codes.py (never a traceback),
+open loads, holidays, inbox order."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from schemas.review import AssignmentStatus, UpdateAssignmentInput
 from tests.clients.test_cli import cx
 
 
-def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 1, (result.stdout, result.stderr)
+def one_line_error(result: subprocess.CompletedProcess[str], code: int = 2) -> str:
+    """The one error line; `code` from clients/exit_codes.py (2 USAGE by default, 3 NOT_FOUND, 5 UNAVAILABLE)."""
+    assert result.returncode == code, (result.stdout, result.stderr)
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0, result.stderr
     return result.stderr
@@ -83,7 +85,7 @@ async def test_reviewers_add_refuses_bad_values_naming_the_field(database_url: s
     error = one_line_error(cx(*add_args(reviewer_id, "P1", "--role", "reviewer", country="Germany"), env=env))
     assert "country (--country)" in error
     error = one_line_error(cx(*add_args(reviewer_id, "P1", "--role", "auditor"), env=env))
-    assert "roles" in error and "--role" in error
+    assert "'--role'" in error and "'auditor' is not one of" in error
     error = one_line_error(cx(*add_args(reviewer_id, "P1"), env=env))
     assert "roles (--role)" in error
 
@@ -110,7 +112,7 @@ async def test_set_unavailable_until_a_day_and_clear(database_url: str, pg_pool:
     assert await pg_pool.fetchval(unavailable_until, anna) is None
 
     assert "no such reviewer" in one_line_error(
-        cx("reviewers", "set-unavailable", f"ghost-{tag}", "--until", "2024-08-31", env=env)
+        cx("reviewers", "set-unavailable", f"ghost-{tag}", "--until", "2024-08-31", env=env), code=3
     )
     assert "exactly one" in one_line_error(cx("reviewers", "set-unavailable", anna, env=env))
     assert "exactly one" in one_line_error(
@@ -164,7 +166,7 @@ async def test_inbox_lists_open_assignments_oldest_deadline_first(database_url: 
     listed = json.loads(cx("reviewers", "list", "--partnership", partnership, "--json", env=env).stdout)
     assert listed[0]["open_load"] == 3
 
-    assert "no such reviewer" in one_line_error(cx("review", "inbox", "--as", f"ghost-{tag}", env=env))
+    assert "no such reviewer" in one_line_error(cx("review", "inbox", "--as", f"ghost-{tag}", env=env), code=3)
     empty = cx(*add_args(f"new-{tag}", partnership, "--role", "reviewer"), env=env)
     assert empty.returncode == 0
     assert "nothing waits" in cx("review", "inbox", "--as", f"new-{tag}", env=env).stdout
@@ -172,7 +174,7 @@ async def test_inbox_lists_open_assignments_oldest_deadline_first(database_url: 
 
 def test_commands_without_a_database_say_how_to_get_one() -> None:
     """With no DATABASE_URL and no running stack, the error says what to set, in one line."""
-    assert "DATABASE_URL" in one_line_error(cx("review", "inbox", "--as", "anna"))
+    assert "DATABASE_URL" in one_line_error(cx("review", "inbox", "--as", "anna"), code=5)
 
 
 def test_every_command_has_help_with_an_example() -> None:

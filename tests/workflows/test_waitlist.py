@@ -105,4 +105,4 @@ async def test_a_top_up_offers_the_new_money_to_the_waitlist(
     balance = {b.partnership_id: b for b in await ledger_store.partnership_balances()}[partnership]
     assert (balance.allocated_cents, balance.held_cents, balance.available_cents) == (100_000, 95_000, 5_000)
     refused = cx("top-up", partnership, "12.345", "--reference", "x", env=env)
-    assert refused.returncode == 1 and "two decimals" in refused.stderr
+    assert refused.returncode == 2 and "two decimals" in refused.stderr  # USAGE (clients/exit_codes.py)
