@@ -12,7 +12,7 @@ import httpx
 from activities.calendar import working_days
 from clients.api import Principal
 from tests.factories import application
-from tests.workflows.conftest import REVIEWERS, panel_member
+from tests.workflows.conftest import REVIEWERS, panel_member, review
 
 OFFICER = "tok-officer-0000000000"
 SERVICE = "tok-service-0000000000"
@@ -112,3 +112,40 @@ def fields(answer: httpx.Response) -> list[str]:
     """The fields a problem document names (asserting it is one)."""
     assert answer.headers["content-type"] == "application/problem+json", answer.text
     return [error["field"] for error in answer.json()["errors"]]
+
+
+async def seed_over_http(api: httpx.AsyncClient, partnership_id: str, budget_cents: int) -> None:
+    """What `make run` seeds, done by an officer over HTTP: the partnership, its review panel and its budget."""
+    registered = await api.put(
+        f"/partnerships/{partnership_id}", json={"name": f"Partnership {partnership_id}"}, headers=auth(OFFICER)
+    )
+    assert registered.status_code in (200, 201), registered.text
+    for index, name in enumerate((*REVIEWERS, "officer")):
+        person = {
+            "reviewer_id": panel_member(partnership_id, name),
+            "name": name,
+            "organisation_id": f"org{index}-{partnership_id}",
+            "country": "BE",
+            "partnership_id": partnership_id,
+            "roles": ["programme_officer" if name == "officer" else "reviewer"],
+        }
+        added = await api.post("/reviewers", json=person, headers=auth(OFFICER))
+        assert added.status_code in (200, 201), added.text
+    topped_up = await api.post(
+        f"/partnerships/{partnership_id}/top-ups",
+        json={"amount_cents": budget_cents, "reference": "initial-allocation"},
+        headers=auth(OFFICER),
+    )
+    assert topped_up.status_code in (200, 201), topped_up.text
+
+
+async def reviewed(api: httpx.AsyncClient, partnership_id: str, application_id: str) -> None:
+    """Each assigned reviewer approves with their own token (scores 4 on every criterion)."""
+    names = {panel_member(partnership_id, n): n for n in REVIEWERS}
+    for member in await open_reviewers(api, OFFICER, application_id):
+        done = await api.post(
+            f"/exchanges/{application_id}/updates/submit_review",
+            json=review(member),
+            headers=auth(reviewer_token(names[member])),
+        )
+        assert done.status_code == 200, done.text
