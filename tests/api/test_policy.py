@@ -39,6 +39,18 @@ async def snapshot(pool: asyncpg.Pool, application_id: str) -> tuple[Any, ...]:
     return dict(row or {}), events, history
 
 
+async def settled(pool: asyncpg.Pool, application_id: str) -> tuple[Any, ...]:
+    """The snapshot once the projection has caught up: the same twice, half a second apart (bounded: 30 s)."""
+    last = await snapshot(pool, application_id)
+    for _ in range(60):
+        await asyncio.sleep(0.5)
+        now = await snapshot(pool, application_id)
+        if now == last and now[0].get("stage") == "REVIEW":
+            return now
+        last = now
+    raise AssertionError(f"{application_id}: the read model never settled; last {last}")
+
+
 async def test_every_role_reads_the_versions(api: httpx.AsyncClient) -> None:
     """GET /policies lists each version on file with the day it takes effect."""
     answer = await api.get("/policies", headers=auth(reviewer_token(REVIEWERS[0])))
@@ -54,16 +66,10 @@ async def test_a_dry_run_reports_and_changes_nothing(
     data = body(partnership)
     assert (await api.post("/exchanges", json=data, headers=auth(SERVICE))).status_code == 201
     app_id = data["application_id"]
-    await open_reviewers(api, OFFICER, app_id)  # settled in REVIEW: nothing moves until a reviewer acts
-    for _ in range(600):  # and the read model has caught up with it (bounded: 30 s)
-        if await pg_pool.fetchval("SELECT stage FROM exchanges WHERE application_id = $1", app_id) == "REVIEW":
-            break
-        await asyncio.sleep(0.05)
-    else:
-        raise AssertionError(f"{app_id}: the read model never showed REVIEW")
+    await open_reviewers(api, OFFICER, app_id)  # in REVIEW, waiting for people: nothing moves by itself now
+    before = await settled(pg_pool, app_id)
     candidate_text = SHIPPED.read_text().replace("lump_sum_cap_cents = 110000", "lump_sum_cap_cents = 90000")
     assert candidate_text != SHIPPED.read_text(), "the candidate lowers the cap"
-    before = await snapshot(pg_pool, app_id)
     as_toml = await api.post("/policies/dry-run", json={"toml": candidate_text}, headers=auth(OPS))
     assert as_toml.status_code == 200, as_toml.text
     report = as_toml.json()
