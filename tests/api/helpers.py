@@ -89,8 +89,8 @@ async def open_reviewers(api: httpx.AsyncClient, token: str, application_id: str
     """The ids of the reviewers assigned and open, once `count` of them are."""
 
     def assigned(status: dict[str, Any]) -> bool:
-        review = status.get("review") or {}
-        return sum(a["status"] == "open" for a in review.get("assignments", [])) >= count
+        assignments: list[dict[str, Any]] = (status.get("review") or {}).get("assignments", [])
+        return sum(a["status"] == "open" for a in assignments) >= count
 
     status = await status_until(api, token, application_id, assigned)
     return [a["reviewer_id"] for a in status["review"]["assignments"] if a["status"] == "open"]
