@@ -90,7 +90,8 @@ async def open_reviewers(api: httpx.AsyncClient, token: str, application_id: str
 
     def assigned(status: dict[str, Any]) -> bool:
         assignments: list[dict[str, Any]] = (status.get("review") or {}).get("assignments", [])
-        return sum(a["status"] == "open" for a in assignments) >= count
+        open_count = sum(1 for a in assignments if a["status"] == "open")
+        return open_count >= count
 
     status = await status_until(api, token, application_id, assigned)
     return [a["reviewer_id"] for a in status["review"]["assignments"] if a["status"] == "open"]
