@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from ledger.errors import MAX_AMOUNT_CENTS
 from schemas.ids import ActorId, OrganisationId, PartnershipId
 from schemas.ledger import TransferKind
 from schemas.review import ReviewerRole
 
-# A decision's reference (top-ups): printable text; it becomes part of a ledger idempotency key.
-Reference = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+def _printable_reference(value: str) -> str:
+    if not value.strip() or any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise ValueError("must hold more than spaces and no control characters")
+    return value
+
+
+# A decision's reference (top-ups), as `cx top-up --reference` takes it: 1 to 128 characters, not only
+# spaces, no control characters; it becomes part of the ledger idempotency key `<partnership>:top-up:<ref>`.
+Reference = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(_printable_reference)]
 
 
 class _Body(BaseModel):
