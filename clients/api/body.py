@@ -55,10 +55,47 @@ class StrictBody(Generic[M]):
             raise invalid([("body", f"not valid JSON ({error})")]) from None
         if not isinstance(data, dict):
             raise invalid([("body", f"must be a JSON object ({self.model.__name__})")])
+        unstorable = text_problems(data)
+        if unstorable:
+            raise invalid(unstorable)
         try:
             return parse(self.model, data)
         except InvalidInput as error:
             raise invalid(error.errors) from None
+
+
+# Postgres text cannot hold U+0000, and UTF-8 cannot carry a lone surrogate (`"\ud800"` is valid JSON
+# text): such strings would pass the models, then fail in the read model or the audit trail (an activity
+# retrying for ever). Refused at the door, naming the field.
+NUL_RULE = "must not contain the NUL character (U+0000)"
+SURROGATE_RULE = "must be valid Unicode (a lone surrogate such as \\ud800 is not)"
+
+
+def _text_rule(text: str) -> str | None:
+    if "\x00" in text:
+        return NUL_RULE
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return SURROGATE_RULE
+    return None
+
+
+def text_problems(value: Any, path: str = "") -> list[tuple[str, str]]:
+    """(dotted path, rule) for every string or key in a JSON value that Postgres or UTF-8 cannot hold."""
+    if isinstance(value, str):
+        rule = _text_rule(value)
+        return [(path or "body", rule)] if rule else []
+    found: list[tuple[str, str]] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            child = f"{path}.{key}" if path else str(key)
+            key_rule = _text_rule(key)
+            found += [(child, key_rule)] if key_rule else text_problems(item, child)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += text_problems(item, f"{path}.{index}" if path else str(index))
+    return found
 
 
 def _not_json(constant: str) -> Any:

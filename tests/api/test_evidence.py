@@ -99,6 +99,8 @@ async def test_the_content_decides_the_type_and_the_size_is_limited(api: httpx.A
     assert over.status_code == 413 and fields(over) == ["size_bytes"], over.text
     far_over = await upload(api, app_id, APPLICANT, just_over + b"0" * (2 * 1024 * 1024))
     assert far_over.status_code == 413 and fields(far_over) == ["body"]
+    nul_label = await upload(api, app_id, APPLICANT, pdf("nul"), name="pass\x00.pdf")
+    assert nul_label.status_code == 422 and fields(nul_label) == ["name"]
     missing_file = await api.post(path, data={"kind": "other"}, files={}, headers=auth(APPLICANT))
     assert missing_file.status_code == 422
     listed = await api.get(path, headers=auth(OFFICER))

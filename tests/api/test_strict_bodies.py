@@ -101,6 +101,35 @@ async def test_a_body_that_is_not_a_json_object_is_refused(api: httpx.AsyncClien
     assert huge.status_code == 413 and fields(huge) == ["body"], huge.text
 
 
+async def test_text_postgres_cannot_hold_is_refused_at_the_door(api: httpx.AsyncClient, partnership: str) -> None:
+    """U+0000 and lone surrogates pass the models but not Postgres text: 422 naming each field, nothing written."""
+    application_id, data = start_with(partnership, goals="clean\x00room", visitor__name="Krakow\x00")
+    refused = await api.post("/exchanges", json=data, headers=auth(SERVICE))
+    assert refused.status_code == 422 and sorted(fields(refused)) == ["goals", "visitor.name"]
+    assert (await api.get(f"/exchanges/{application_id}", headers=auth(OFFICER))).status_code == 404
+    person = {
+        "reviewer_id": "nul-reviewer",
+        "name": "Anna\x00",
+        "organisation_id": "org-1",
+        "country": "BE",
+        "partnership_id": partnership,
+        "roles": ["reviewer"],
+    }
+    reviewer = await api.post("/reviewers", json=person, headers=auth(OFFICER))
+    assert reviewer.status_code == 422 and fields(reviewer) == ["name"]
+    withdraw = {"actor_id": "officer-anna", "reason": "ill\x00"}
+    update = await api.post(f"/exchanges/{NO_SUCH_EXCHANGE}/updates/withdraw", json=withdraw, headers=auth(OFFICER))
+    assert update.status_code == 422 and fields(update) == ["reason"]
+    # A lone surrogate is valid JSON text but no UTF-8 string: named the same way.
+    surrogate = b'{"actor_id": "officer-anna", "reason": "ill \\ud800"}'
+    lone = await api.post(
+        f"/exchanges/{NO_SUCH_EXCHANGE}/updates/withdraw",
+        content=surrogate,
+        headers={**auth(OFFICER), "Content-Type": "application/json"},
+    )
+    assert lone.status_code == 422 and fields(lone) == ["reason"], lone.text
+
+
 async def test_the_same_body_in_proper_json_is_accepted(api: httpx.AsyncClient, partnership: str) -> None:
     """The control: the start body the first test spoils, sent as the contract spells it, starts the exchange."""
     application_id, data = start_with(partnership)

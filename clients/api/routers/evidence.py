@@ -22,9 +22,10 @@ from activities.evidence import (
 )
 from clients.api import examples
 from clients.api.auth import EVIDENCE_UPLOADERS, READERS, Principal
+from clients.api.body import text_problems
 from clients.api.context import Engine, act_as, allowed, require_access, require_exchange
 from clients.api.openapi import JSON, example_response
-from clients.api.problems import ProblemError, problem_responses
+from clients.api.problems import ProblemError, invalid, problem_responses
 from clients.api.routers.exchanges import ApplicationIdPath
 from schemas.exchange import EvidenceItem
 
@@ -84,13 +85,16 @@ async def upload_evidence(
     name: Annotated[str | None, Form(max_length=255, description="the label in the report")] = None,
     uploaded_by: Annotated[str | None, Form(max_length=128, description="who uploads; default: the caller")] = None,
 ) -> EvidenceItem:
+    label = name or file.filename or "evidence"
+    unstorable = text_problems({"name" if name else "file": label, "uploaded_by": uploaded_by or ""})
+    if unstorable:
+        raise invalid(unstorable)
     uploader = uploaded_by or who.subject
     act_as(who, "uploaded_by", uploader)
     await require_access(api, who, application_id)
     await require_exchange(api, application_id)
     # One byte past the limit is enough to refuse; the rest of the file is never read into memory.
     data = await file.read(MAX_EVIDENCE_SIZE_BYTES + 1)
-    label = name or file.filename or "evidence"
     async with api.pool.acquire() as conn:
         seen = await conn.fetchval(
             "SELECT 1 FROM evidence_files WHERE sha256 = $1 AND application_id = $2",
