@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -73,14 +74,20 @@ class Cli:
         failure: dict[str, Any] = closing["workflowExecutionFailedEventAttributes"]["failure"]
         return failure
 
-    async def until(self, workflow_id: str, stage: str) -> dict[str, Any]:
+    async def until(self, workflow_id: str, check: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+        """Query `status` with the CLI until `check` holds (real time, bounded by WAIT_S)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WAIT_S
         status: dict[str, Any] = {}
-        for _ in range(int(WAIT_S / 0.2)):
+        while loop.time() < deadline:
             status = await asyncio.to_thread(self.status, workflow_id)
-            if status["stage"] == stage:
+            if check(status):
                 return status
             await asyncio.sleep(0.2)
-        raise AssertionError(f"{workflow_id} never reached {stage}; last status {status}")
+        raise AssertionError(f"{workflow_id}: never {what}; last status {status}")
+
+    async def until_stage(self, workflow_id: str, stage: str) -> dict[str, Any]:
+        return await self.until(workflow_id, lambda s: s["stage"] == stage, f"reached {stage}")
 
 
 def stay_that_ended_weeks_ago(country: str) -> tuple[date, date]:
@@ -123,12 +130,11 @@ async def test_an_exchange_is_driven_to_paid_with_the_temporal_cli(
     assert failure["applicationFailureInfo"] == {"type": "InvalidInput", "nonRetryable": True}
 
     await asyncio.to_thread(cli.ok, "workflow", "start", *start_args, workflow_id, "--input", json.dumps(app))
-    status = await cli.until(workflow_id, "REVIEW")
-    for _ in range(100):
-        if status["review"] and sum(a["status"] == "open" for a in status["review"]["assignments"]) == 2:
-            break
-        await asyncio.sleep(0.1)
-        status = await asyncio.to_thread(cli.status, workflow_id)
+    status = await cli.until(
+        workflow_id,
+        lambda s: bool(s["review"]) and sum(a["status"] == "open" for a in s["review"]["assignments"] or ()) == 2,
+        "had two reviewers assigned",
+    )
 
     wrong_type = await asyncio.to_thread(
         cli.update,
@@ -144,7 +150,7 @@ async def test_an_exchange_is_driven_to_paid_with_the_temporal_cli(
     assert set(assigned) <= {panel_member(partnership, name) for name in REVIEWERS}
     for reviewer_id in assigned:
         await asyncio.to_thread(cli.update, workflow_id, "submit_review", review(reviewer_id))
-    await cli.until(workflow_id, "AGREEMENT")
+    await cli.until_stage(workflow_id, "AGREEMENT")
 
     for party in ("HO", "HOP", "VO", "VOP"):
         await asyncio.to_thread(
@@ -155,7 +161,7 @@ async def test_an_exchange_is_driven_to_paid_with_the_temporal_cli(
             cli.update, workflow_id, "confirm_match", {"actor_id": f"{side}-contact", "side": side}
         )
         assert done.returncode == 0, done.stderr
-    await cli.until(workflow_id, "REPORTING")  # the stay is over: the travel timers were already due
+    await cli.until_stage(workflow_id, "REPORTING")  # the stay is over: the travel timers were already due
 
     evidence = await uploaded_evidence(pg_pool, app["application_id"])  # files go through `cx evidence add`
     report = {"actor_id": "visitor-vera", "summary": "Met the clean-room team.", "evidence": evidence}
@@ -165,12 +171,7 @@ async def test_an_exchange_is_driven_to_paid_with_the_temporal_cli(
         cli.update, workflow_id, "validate_report", {"actor_id": "vop-victor", "decision": "accept"}
     )
     assert accepted.returncode == 0, accepted.stderr
-    status = await cli.until(workflow_id, "PAYMENT")
-    for _ in range(100):
-        if status["payment_order_id"]:
-            break
-        await asyncio.sleep(0.1)
-        status = await asyncio.to_thread(cli.status, workflow_id)
+    status = await cli.until(workflow_id, lambda s: bool(s["payment_order_id"]), "ordered its payment")
 
     confirmation = {
         "payment_order_id": status["payment_order_id"],
