@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
+from pydantic import BaseModel
+
 from activities.evidence import EvidenceRecord
 from activities.review import InboxItem
 from clients.api.models import (
@@ -30,8 +32,9 @@ from clients.api.models import (
     TopUp,
     VisitClaim,
 )
-from schemas.exchange import EvidenceItem, ExchangeStatus, Party, Transition
+from schemas.exchange import ApplicationInput, EvidenceItem, ExchangeStatus, Party, Transition
 from schemas.ledger import TransferKind
+from schemas.messages import SIGNALS, UPDATES
 from schemas.review import ReviewerRole
 from schemas.review_state import AssignmentStatus, ReviewerState, ReviewState
 from schemas.stages import Stage
@@ -41,92 +44,17 @@ PARTNERSHIP = "photonics4i"
 SHA256 = "9f2c1d4e5b6a79880716253443526170819a8b7c6d5e4f30211203f4e5d6c7b8"
 _AT = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
-APPLICATION: dict[str, Any] = {
-    "application_id": APP_ID,
-    "visitor": {
-        "organisation_id": "org-krakow-photonics",
-        "name": "Krakow Photonics Cluster",
-        "type": "cluster_organisation",
-        "country": "PL",
-        "latitude": 50.0647,
-        "longitude": 19.945,
-    },
-    "host": {
-        "organisation_id": "org-lyon-optics",
-        "name": "Lyon Optics Hub",
-        "type": "scale_up_support",
-        "country": "FR",
-        "latitude": 45.764,
-        "longitude": 4.8357,
-    },
-    "visitor_partnership_id": PARTNERSHIP,
-    "host_partnership_id": PARTNERSHIP,
-    "start_date": "2026-05-04",
-    "end_date": "2026-05-08",
-    "goals": "Learn how the host runs its shared clean-room.",
-    "submitted_by": "applicant-ola",
-}
 
-_REASON = "The host organisation closed its lab for the whole spring."
+def contract_example(model: type[BaseModel]) -> dict[str, Any]:
+    """A message's first example, as its contract model carries it (schemas/json/ exports the same one)."""
+    examples: list[dict[str, Any]] = model.model_json_schema()["examples"]
+    return examples[0]
 
-# One example body per update and signal of the contract (schemas/messages.py), by wire name.
+
+# The start input and every update and signal: the contract models' own examples, never a second copy.
+APPLICATION: dict[str, Any] = contract_example(ApplicationInput)
 MESSAGE_EXAMPLES: dict[str, dict[str, Any]] = {
-    "submit_review": {
-        "actor_id": "photonics4i-reviewer-1",
-        "recommendation": "approve",
-        "scores": {"relevance": 4, "agenda_quality": 4, "expected_impact": 5},
-        "comment": "A focused agenda with a clear plan to share what was learnt.",
-    },
-    "declare_conflict": {"actor_id": "photonics4i-reviewer-1", "reason": "I advised the host on this project."},
-    "request_changes": {
-        "actor_id": "photonics4i-reviewer-1",
-        "changes": "Please add the day-by-day agenda agreed with the host.",
-    },
-    "amend_application": {
-        "actor_id": "applicant-ola",
-        "application": {**APPLICATION, "goals": "Day 1: clean-room induction; days 2-5: joint process trials."},
-    },
-    "reassign": {
-        "actor_id": "photonics4i-officer",
-        "reviewer_id": "photonics4i-reviewer-2",
-        "justification": "The reviewer is on sick leave until June.",
-    },
-    "override": {
-        "actor_id": "photonics4i-officer",
-        "decision": "approve",
-        "justification": "The board approved the exchange on appeal.",
-    },
-    "extend_review_deadline": {
-        "actor_id": "photonics4i-officer",
-        "working_days": 5,
-        "justification": "Reviewers asked for the host's letter first.",
-    },
-    "reopen": {"actor_id": "photonics4i-officer", "justification": "New evidence of the host's commitment arrived."},
-    "confirm_match": {"actor_id": "host-contact", "side": "host"},
-    "sign_commitment": {"actor_id": "ho-signatory", "party": "HO"},
-    "amend_dates": {
-        "actor_id": "applicant-ola",
-        "start_date": "2026-05-11",
-        "end_date": "2026-05-15",
-        "reason": "The host moved the clean-room maintenance week.",
-    },
-    "confirm_attendance": {"actor_id": "host-contact"},
-    "report_no_show": {"actor_id": "host-contact", "reason": "The visitor never arrived and did not answer."},
-    "submit_report": {
-        "actor_id": "applicant-ola",
-        "summary": "Goals met: the clean-room process was trialled with the host's team.",
-        "evidence": [{"name": "boarding-pass.pdf", "kind": "boarding_pass", "sha256": SHA256, "size_bytes": 48213}],
-    },
-    "validate_report": {"actor_id": "vop-validator", "decision": "accept"},
-    "withdraw": {"actor_id": "applicant-ola", "reason": "The traveller fell ill."},
-    "cancel": {"actor_id": "photonics4i-officer", "reason": _REASON},
-    "confirm_payment": {
-        "payment_order_id": f"po-{APP_ID}",
-        "amount_cents": 95_000,
-        "payment_reference": "SEPA-E2E-2026-0042",
-        "confirmed_by": "finance-fia",
-    },
-    "offer_funds": {"partnership_id": PARTNERSHIP},
+    name: contract_example(model) for name, model in {**UPDATES, **SIGNALS}.items()
 }
 
 REVIEWER: dict[str, Any] = {
