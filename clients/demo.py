@@ -240,10 +240,19 @@ async def _act(
         case Stage.AGREEMENT:
             missing = [p for p in Party if p not in status.signatures]
             for party in missing:
-                await client.sign_commitment(app_id, {"actor_id": f"{party.value.lower()}-signatory", "party": party})
+                await client.sign_commitment(
+                    app_id,
+                    {
+                        "actor_id": f"{party.value.lower()}-signatory",
+                        "party": party,
+                        "on_behalf_of": status.parties[party],
+                    },
+                )
             sides = [s for s in ("host", "visitor") if s not in status.match_confirmed_by]
             for side in sides:
-                await client.decide(app_id, "confirm_match", {"actor_id": f"{side}-contact", "side": side})
+                party = Party.HOST_ORGANISATION if side == "host" else Party.VISITOR_ORGANISATION
+                confirmation = {"actor_id": f"{side}-contact", "side": side, "on_behalf_of": status.parties[party]}
+                await client.decide(app_id, "confirm_match", confirmation)
             done = [p.value for p in missing] + [f"{s} confirmed the match" for s in sides]
             return f"agreement: {', '.join(done)}" if done else None
         case Stage.REPORTING if not status.report_submitted:
@@ -259,7 +268,10 @@ async def _act(
             )
             return "traveller: report submitted" + (" (stay shortened to 3 days)" if actual_end else "")
         case Stage.REPORTING:
-            await client.validate_report(app_id, {"actor_id": "vop-validator", "decision": "accept"})
+            vop = status.parties[Party.VISITOR_PARTNERSHIP]
+            await client.validate_report(
+                app_id, {"actor_id": "vop-validator", "decision": "accept", "on_behalf_of": vop}
+            )
             return "VOP: report accepted"
         case Stage.PAYMENT if (
             status.payment_order_id and not status.payment_reference and payment_order_received(app_id)

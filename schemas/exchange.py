@@ -4,29 +4,47 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, model_validator
 
-from schemas.ids import ActorId, ApplicationId, PartnershipId
+from schemas.ids import ActorId, ApplicationId, PartnershipId, PartyId
 from schemas.organisations import Organisation
 from schemas.review_state import ReviewState
 from schemas.stages import Stage
+from schemas.text import (
+    Criterion,
+    FileName,
+    Line,
+    OptionalText,
+    PlausibleDate,
+    PlausibleInstant,
+    PolicyVersion,
+    RequiredText,
+)
 
-# Text is trimmed of surrounding whitespace before its length is checked; a required text must hold more
-# than whitespace (the `\S` pattern says so in the JSON Schema, so the schema and the engine agree).
-ShortText = Annotated[str, StringConstraints(max_length=2000, strip_whitespace=True)]
-Reason = Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True, pattern=r"\S")]
+# Free text: trimmed, at most 2,000 characters, no control characters but tab and line breaks; a required
+# text holds more than whitespace (schemas/text.py; the JSON Schema's pattern says the same).
+ShortText = OptionalText
+Reason = RequiredText
 
 
 class _Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-def examples(*payloads: dict[str, JsonValue]) -> ConfigDict:
+def examples(*payloads: dict[str, JsonValue], **schema: Any) -> ConfigDict:
     """A message's examples, as other services write them: exported with its JSON Schema (schemas/json/),
-    shown in the OpenAPI document, and decoded strictly by tests/test_contract.py."""
-    return ConfigDict(json_schema_extra={"examples": list(payloads)})
+    shown in the OpenAPI document, and decoded strictly by tests/test_contract*.py. `schema` adds keywords
+    for rules between fields that a JSON Schema can state (if/then)."""
+    return ConfigDict(json_schema_extra={"examples": list(payloads), **schema})
+
+
+ON_BEHALF_OF = (
+    "the organisation or partnership the actor represents: required (refused with InvalidInput when missing); "
+    "it must be this exchange's own for the party or side (refused with NotAllowed otherwise). Optional in the "
+    "schema only so that exchanges recorded before it still replay"
+)
 
 
 APPLICATION_EXAMPLE: dict[str, JsonValue] = {
@@ -85,6 +103,14 @@ class ApplicationInput(_Message):
             "submitted_at": "2026-11-20T09:30:00Z",
             "policy_version": "2022.1",
         },
+        # A rule between fields that JSON Schema can state: an approval carries the agency's reference.
+        **{
+            "if": {"properties": {"host_agency_approved": {"const": True}}, "required": ["host_agency_approved"]},
+            "then": {
+                "properties": {"host_agency_approval_reference": {"type": "string"}},
+                "required": ["host_agency_approval_reference"],
+            },
+        },
     )
 
     application_id: ApplicationId
@@ -92,20 +118,24 @@ class ApplicationInput(_Message):
     host: Organisation
     visitor_partnership_id: PartnershipId = Field(description="R9: the exchange counts (and is paid) here")
     host_partnership_id: PartnershipId
-    start_date: date = Field(description="first day of the stay (travel days excluded)")
-    end_date: date = Field(description="last day of the stay, inclusive")
+    start_date: PlausibleDate = Field(description="first day of the stay (travel days excluded)")
+    end_date: PlausibleDate = Field(description="last day of the stay, inclusive")
     host_agency_approved: bool = Field(
         default=False,
-        description="R3: the agency approved in advance a host SME that is not a member of a profiled cluster",
+        description="R3: the agency approved in advance a host SME that is not a member of a profiled cluster. "
+        "An officer's field, recorded in the audit trail; requires host_agency_approval_reference",
+    )
+    host_agency_approval_reference: Line | None = Field(
+        default=None, description="the agency's decision approving the host (its reference), when approved"
     )
     goals: ShortText = ""
     submitted_by: ActorId
-    submitted_at: AwareDatetime | None = Field(
+    submitted_at: PlausibleInstant | None = Field(
         default=None,
         description="original submission instant for an officer's import of an existing record; "
         "defaults to the moment the workflow starts. Never in the future.",
     )
-    policy_version: str | None = Field(default=None, description="defaults to the policy in force")
+    policy_version: PolicyVersion | None = Field(default=None, description="defaults to the policy in force")
 
     @model_validator(mode="after")
     def _dates_in_order(self) -> ApplicationInput:
@@ -113,7 +143,19 @@ class ApplicationInput(_Message):
             raise ValueError("end_date must not be before start_date")
         if self.visitor.organisation_id == self.host.organisation_id:
             raise ValueError("host.organisation_id must differ from visitor.organisation_id")
+        if self.host_agency_approved and not self.host_agency_approval_reference:
+            raise ValueError("host_agency_approval_reference is required when host_agency_approved is true")
         return self
+
+    def officer_fields(self) -> dict[str, object]:
+        """The fields only an officer (or the import of an earlier record) may set, where set."""
+        fields = {
+            "submitted_at": self.submitted_at.isoformat() if self.submitted_at else None,
+            "policy_version": self.policy_version,
+            "host_agency_approved": self.host_agency_approved or None,
+            "host_agency_approval_reference": self.host_agency_approval_reference,
+        }
+        return {name: value for name, value in fields.items() if value is not None}
 
 
 class Recommendation(StrEnum):
@@ -133,8 +175,10 @@ class SubmitReviewInput(_Message):
 
     actor_id: ActorId
     recommendation: Recommendation = Field(description="reject is a veto")
-    scores: dict[str, int] = Field(
-        default_factory=dict, description="one score per rubric criterion of the policy (policy.review.criteria)"
+    scores: dict[Criterion, int] = Field(
+        default_factory=dict,
+        max_length=20,
+        description="one score per rubric criterion of the policy (policy.review.criteria)",
     )
     comment: ShortText = ""
 
@@ -149,14 +193,21 @@ class Party(StrEnum):
 
 
 class SignCommitmentInput(_Message):
-    model_config = examples({"actor_id": "ho-hanna", "party": "HO"})
+    """R10: one party's signature of the Commitment to Quality, by someone of that party."""
+
+    model_config = examples({"actor_id": "ho-hanna", "party": "HO", "on_behalf_of": "org-lyon-optics"})
 
     actor_id: ActorId
     party: Party
+    on_behalf_of: PartyId | None = Field(
+        default=None,
+        description="HO: the host organisation; VO: the visitor organisation; HOP: the host partnership; VOP: the "
+        f"visitor partnership. {ON_BEHALF_OF}",
+    )
 
 
 class EvidenceItem(_Message):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    name: FileName
     kind: Literal["boarding_pass", "travel_invoice", "accommodation_invoice", "other"]
     sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
     size_bytes: int = Field(gt=0)
@@ -165,10 +216,13 @@ class EvidenceItem(_Message):
 class ConfirmMatchInput(_Message):
     """R10: host and visitor each confirm the match before the Commitment to Quality binds them."""
 
-    model_config = examples({"actor_id": "ho-hanna", "side": "host"})
+    model_config = examples({"actor_id": "ho-hanna", "side": "host", "on_behalf_of": "org-lyon-optics"})
 
     actor_id: ActorId
     side: Literal["host", "visitor"]
+    on_behalf_of: PartyId | None = Field(
+        default=None, description=f"the host or visitor organisation, by side. {ON_BEHALF_OF}"
+    )
 
 
 class AmendDatesInput(_Message):
@@ -186,8 +240,8 @@ class AmendDatesInput(_Message):
     )
 
     actor_id: ActorId
-    start_date: date
-    end_date: date
+    start_date: PlausibleDate
+    end_date: PlausibleDate
     reason: Reason
 
     @model_validator(mode="after")
@@ -203,7 +257,7 @@ class ConfirmAttendanceInput(_Message):
     model_config = examples({"actor_id": "ho-hanna"}, {"actor_id": "ho-hanna", "actual_end_date": "2027-03-04"})
 
     actor_id: ActorId
-    actual_end_date: date | None = None
+    actual_end_date: PlausibleDate | None = None
 
 
 class ReportNoShowInput(_Message):
@@ -231,7 +285,7 @@ class SubmitReportInput(_Message):
 
     actor_id: ActorId
     summary: Reason
-    actual_end_date: date | None = Field(default=None, description="when the stay was shortened")
+    actual_end_date: PlausibleDate | None = Field(default=None, description="when the stay was shortened")
     evidence: tuple[EvidenceItem, ...] = Field(min_length=1)
 
 
@@ -246,8 +300,13 @@ class ValidateReportInput(_Message):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {"actor_id": "vop-victor", "decision": "accept"},
-                {"actor_id": "vop-victor", "decision": "return", "reasons": "the invoice is not legible"},
+                {"actor_id": "vop-victor", "decision": "accept", "on_behalf_of": "photonics4i"},
+                {
+                    "actor_id": "vop-victor",
+                    "decision": "return",
+                    "reasons": "the invoice is not legible",
+                    "on_behalf_of": "photonics4i",
+                },
             ],
             # A rule between fields that JSON Schema can say: a returned report carries its reasons.
             "if": {"properties": {"decision": {"const": "return"}}, "required": ["decision"]},
@@ -257,6 +316,9 @@ class ValidateReportInput(_Message):
     actor_id: ActorId
     decision: ReportDecision
     reasons: ShortText = ""
+    on_behalf_of: PartyId | None = Field(
+        default=None, description=f"the visitor's partnership (VOP), which validates reports. {ON_BEHALF_OF}"
+    )
 
     @model_validator(mode="after")
     def _return_needs_reasons(self) -> ValidateReportInput:
@@ -295,11 +357,11 @@ class ConfirmPaymentInput(_Message):
         }
     )
 
-    payment_order_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(
+    payment_order_id: Line = Field(
         description="the order being confirmed, as in the payment order webhook (po-<application id>)"
     )
     amount_cents: int = Field(gt=0, description="the amount executed, in euro cents; must equal the order's")
-    payment_reference: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(
+    payment_reference: Line = Field(
         description="finance's reference of the executed transfer (e.g. the SEPA end-to-end id)"
     )
     confirmed_by: ActorId
@@ -339,12 +401,17 @@ class ExchangeStatus(_Message):
     hold_transfer_id: int | None = None
     deadlines: dict[str, datetime] = Field(default_factory=dict)
     signatures: dict[Party, str] = Field(default_factory=dict)
+    parties: dict[Party, str] = Field(
+        default_factory=dict,
+        description="R10's parties: the organisation (HO, VO) or partnership (HOP, VOP) each is; what `on_behalf_of` "
+        "must name in sign_commitment, confirm_match and validate_report",
+    )
     match_confirmed_by: dict[str, str] = Field(default_factory=dict, description="side (host/visitor) -> actor")
     start_date: date | None = None
     end_date: date | None = None
     stay_started: bool = False
     attendance_confirmed_by: str | None = None
-    actual_end_date: date | None = None
+    actual_end_date: PlausibleDate | None = None
     report_submitted: bool = Field(default=False, description="a report waits for the VOP's validation")
     screening_failures: tuple[RuleFailure, ...] = ()
     payment_order_id: str | None = None

@@ -7,6 +7,8 @@ from typing import Annotated
 
 from pydantic import StringConstraints
 
+from schemas.text import Line
+
 TASK_QUEUE = "clusterxchange"
 EXCHANGE_WORKFLOW_TYPE = "Exchange"
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -14,7 +16,10 @@ _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 ApplicationId = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]
 PartnershipId = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]
 OrganisationId = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]
-ActorId = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True, pattern=r"\S")]
+# The organisation or partnership a person acts for (the parties of R10: HO, VO, HOP, VOP).
+PartyId = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]
+# Who acted: one line of text, trimmed, no control characters (schemas/text.py).
+ActorId = Line
 
 
 def exchange_workflow_id(application_id: str) -> str:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from schemas.ids import OrganisationId
+from schemas.text import Name
 
 
 def _country_code(value: str) -> str:
@@ -35,7 +36,7 @@ class Organisation(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     organisation_id: OrganisationId
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True, pattern=r"\S")]
+    name: Name
     type: OrganisationType
     country: CountryCode = Field(description="ISO 3166-1 alpha-2 country of registration (Kosovo: XK)")
     latitude: float = Field(ge=-90, le=90)

@@ -11,10 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from schemas.exchange import APPLICATION_EXAMPLE, ApplicationInput, examples
 from schemas.ids import ActorId, ApplicationId, OrganisationId, PartnershipId
 from schemas.review_state import AssignmentStatus, ReviewerState, ReviewState
+from schemas.text import Justification, Name
 
 __all__ = ["AssignmentStatus", "ReviewState", "ReviewerState"]  # re-exported: part of this contract
-
-Justification = Annotated[str, StringConstraints(min_length=10, max_length=2000, strip_whitespace=True, pattern=r"\S")]
 
 
 class _Message(BaseModel):
@@ -35,7 +34,7 @@ class Reviewer(_Message):
     """A person who may review (and, as programme officer, escalate, reassign and override)."""
 
     reviewer_id: ActorId
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+    name: Name
     organisation_id: OrganisationId
     country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
     partnership_id: PartnershipId
@@ -114,7 +113,7 @@ class ReassignInput(_Message):
     )
 
     actor_id: ActorId
-    reviewer_id: str
+    reviewer_id: ActorId
     justification: Justification
 
 

@@ -103,8 +103,9 @@ def counter_examples(root: dict[str, Any], node: dict[str, Any], example: Any, p
             yield set_at(example, path, "no-such-" + "value")
         if kind == "string":
             if "pattern" in node:
-                yield set_at(example, path, " " if node["pattern"] == "\\S" else "!! not this !!")
-            if "minLength" in node:
+                for breaking in pattern_breakers(node["pattern"]):
+                    yield set_at(example, path, breaking)
+            if node.get("minLength", 0) > 0:
                 yield set_at(example, path, "")
             if "maxLength" in node:
                 yield set_at(example, path, "x" * (node["maxLength"] + 1))
@@ -133,6 +134,17 @@ def counter_examples(root: dict[str, Any], node: dict[str, Any], example: Any, p
     if kind == "array" and "items" in node:
         for index in range(len(_get(example, path))):
             yield from counter_examples(root, node["items"], example, (*path, index))
+
+
+PATTERN_CANDIDATES = ("!! not this !!", " ", "bad\u0000value", "esc\u001bape", "line\nbreak", "c1\u0085char")
+
+
+def pattern_breakers(pattern: str) -> list[str]:
+    """Strings that break this pattern (as a JSON Schema validator reads it): control characters, blanks, ..."""
+    alone = jsonschema_rs.validator_for({"type": "string", "pattern": pattern})
+    breaking = [candidate for candidate in PATTERN_CANDIDATES if not alone.is_valid(candidate)]
+    assert breaking, f"no candidate breaks {pattern!r}; add one"
+    return breaking
 
 
 def _get(document: Any, path: Path) -> Any:

@@ -201,6 +201,7 @@ class ExchangeWorkflow:
         self._officers: tuple[str, ...] = ()
         self._not_reviewers: set[str] = {application.submitted_by}  # submitter and amenders (conflict)
         self._reviewed_by: set[str] = set()  # anyone who ever reviewed this application (four-eyes)
+        self._changes_requested_by: set[str] = set()  # anyone who sent it back for changes (four-eyes)
         self._review_due: datetime | None = None
         self._grace_at: datetime | None = None
         self._reminded_for: datetime | None = None
@@ -287,7 +288,14 @@ class ExchangeWorkflow:
             raise
         if workflow.patched(PATCH_EDGE_CHECKS):
             await self._claim_run()
-        await self._enter(Stage.SUBMITTED, self._app.submitted_by, "application received")
+        await self._enter(
+            Stage.SUBMITTED, self._app.submitted_by, "application received", details=self._submission_details()
+        )
+
+    def _submission_details(self) -> dict[str, object] | None:
+        """The officer-only fields this start used, for the audit trail (issue 11): who set what."""
+        officer_fields = self._app.officer_fields()
+        return {"officer_fields": officer_fields} if officer_fields else None
 
     async def _claim_run(self) -> None:
         """One exchange per application id, forever: a second run under a closed exchange's id ends here."""
@@ -942,13 +950,21 @@ class ExchangeWorkflow:
             retry_policy=options.COMPUTE_RETRY,
         )
 
-    async def _enter(self, stage: Stage, actor_id: str, reason: str = "", paid: ConfirmedPayment | None = None) -> None:
+    async def _enter(
+        self,
+        stage: Stage,
+        actor_id: str,
+        reason: str = "",
+        paid: ConfirmedPayment | None = None,
+        details: dict[str, object] | None = None,
+    ) -> None:
         self._stage = stage
         if workflow.patched(PATCH_EDGE_CHECKS):
             self._deadlines = {k: v for k, v in self._deadlines.items() if DEADLINE_STAGES.get(k, stage) is stage}
         self._history.append(Transition(stage=stage, at=workflow.now(), actor_id=actor_id, reason=reason))
         workflow.logger.info("stage %s", stage.value, extra={"stage": stage.value, "reason": reason})
-        details = paid.model_dump(mode="json") if paid else None
+        if paid:
+            details = {**(details or {}), **paid.model_dump(mode="json")}
         await self._record("stage_entered", actor_id, reason, details, payment_confirmation=paid)
 
     async def _alert(self, event: str, message: str) -> None:
@@ -1022,6 +1038,7 @@ class ExchangeWorkflow:
             hold_transfer_id=self._hold_id,
             deadlines=dict(self._deadlines),
             signatures=dict(self._signatures),
+            parties=self._party_ids(),
             match_confirmed_by=dict(self._match),
             start_date=self._app.start_date,
             end_date=self._app.end_date,
@@ -1101,6 +1118,7 @@ class ExchangeWorkflow:
     @workflow.update(name="request_changes")
     async def request_changes(self, request: RequestChangesInput) -> ExchangeStatus:
         self._changes = request
+        self._changes_requested_by.add(request.actor_id)
         invalidated = self.board.invalidate_reviews()
         self._review_dirty = True
         await self._record("changes_requested", request.actor_id, request.changes, {"invalidated_reviews": invalidated})
@@ -1138,6 +1156,21 @@ class ExchangeWorkflow:
                 Refusal.INVALID_INPUT,
                 "application.visitor_partnership_id: an amendment cannot move to another partnership",
             )
+        # Who submitted, when, under which policy and with which agency approval are not the applicant's to
+        # change: an amendment keeps them as they were (issue 11).
+        kept = (
+            "submitted_by",
+            "submitted_at",
+            "policy_version",
+            "host_agency_approved",
+            "host_agency_approval_reference",
+        )
+        changed = [name for name in kept if getattr(amended, name) != getattr(self._app, name)]
+        if changed:
+            raise refused(
+                Refusal.NOT_ALLOWED,
+                f"application.{changed[0]}: an amendment keeps {', '.join(changed)} as submitted",
+            )
         if amendment.actor_id in self.board.ever_assigned or amendment.actor_id in self._officers:
             raise refused(
                 Refusal.NOT_ALLOWED, f"actor_id: {amendment.actor_id} reviews this application and cannot amend it"
@@ -1169,10 +1202,20 @@ class ExchangeWorkflow:
     def _validate_override(self, request: OverrideInput) -> None:
         self._require_review_in_depth("override")
         self._require_officer("override", request.actor_id)
-        if request.actor_id in self._reviewed_by:
+        # Four-eyes against the officer's own earlier acts on this application.
+        own_act = (
+            "reviewed"
+            if request.actor_id in self._reviewed_by
+            else "submitted or amended"
+            if request.actor_id in self._not_reviewers
+            else "requested changes to"
+            if request.actor_id in self._changes_requested_by
+            else None
+        )
+        if own_act:
             raise refused(
                 Refusal.NOT_ALLOWED,
-                f"actor_id: {request.actor_id} reviewed this application and cannot override (four-eyes)",
+                f"actor_id: {request.actor_id} {own_act} this application and cannot override (four-eyes)",
             )
         if self._override is not None:
             raise refused(Refusal.ALREADY_RECORDED, "override: an override is already being applied")
@@ -1255,6 +1298,39 @@ class ExchangeWorkflow:
                 Refusal.ALREADY_RECORDED,
                 f"party: {signature.party.value} already signed (by {self._signatures[signature.party]})",
             )
+        self._require_party(signature.on_behalf_of, self._party_ids()[signature.party], f"party {signature.party}")
+        # Four parties, four signatories: one person cannot sign for two of them (issue 11).
+        other = next((p for p, actor in self._signatures.items() if actor == signature.actor_id), None)
+        if other is not None:
+            raise refused(
+                Refusal.NOT_ALLOWED,
+                f"actor_id: {signature.actor_id} already signed for {other.value}; each party signs by its own person",
+            )
+
+    def _party_ids(self) -> dict[Party, str]:
+        """R10's parties of this exchange: the organisation or partnership each one is."""
+        app = self._app
+        return {
+            Party.HOST_ORGANISATION: app.host.organisation_id,
+            Party.HOST_PARTNERSHIP: app.host_partnership_id,
+            Party.VISITOR_ORGANISATION: app.visitor.organisation_id,
+            Party.VISITOR_PARTNERSHIP: app.visitor_partnership_id,
+        }
+
+    @staticmethod
+    def _require_party(on_behalf_of: str | None, expected: str, what: str) -> None:
+        """A party's act counts only from someone acting for that party's own organisation or partnership."""
+        if on_behalf_of is None:
+            raise refused(
+                Refusal.INVALID_INPUT,
+                f"on_behalf_of: required: the organisation or partnership the actor represents ({what}: {expected})",
+            )
+        if on_behalf_of != expected:
+            raise refused(
+                Refusal.NOT_ALLOWED,
+                f"on_behalf_of: {on_behalf_of} is not the {what} of this exchange ({expected}); "
+                "a party acts only for itself",
+            )
 
     @workflow.update(name="confirm_match")
     async def confirm_match(self, confirmation: ConfirmMatchInput) -> ExchangeStatus:
@@ -1270,6 +1346,8 @@ class ExchangeWorkflow:
                 Refusal.ALREADY_RECORDED,
                 f"side: the {confirmation.side} already confirmed (by {self._match[confirmation.side]})",
             )
+        party = Party.HOST_ORGANISATION if confirmation.side == "host" else Party.VISITOR_ORGANISATION
+        self._require_party(confirmation.on_behalf_of, self._party_ids()[party], f"{confirmation.side} organisation")
 
     @workflow.update(name="amend_dates")
     async def amend_dates(self, amendment: AmendDatesInput) -> ExchangeStatus:
@@ -1439,6 +1517,7 @@ class ExchangeWorkflow:
             raise refused(
                 Refusal.NOT_ALLOWED, "actor_id: the person who submitted the report cannot validate it (four-eyes)"
             )
+        self._require_party(decision.on_behalf_of, self._app.visitor_partnership_id, "visitor partnership (VOP)")
 
     @workflow.update(name="withdraw")
     async def withdraw(self, request: WithdrawInput) -> ExchangeStatus:

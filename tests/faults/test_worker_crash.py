@@ -15,10 +15,17 @@ from temporalio.testing import WorkflowEnvironment
 
 from clients.client import ExchangeClient
 from ledger.store import LedgerStore
-from schemas.exchange import Party
 from schemas.stages import Stage
 from tests.factories import application
-from tests.workflows.conftest import add_review_panel, approve, until, uploaded_evidence, wait_for_stage
+from tests.workflows.conftest import (
+    add_review_panel,
+    agree,
+    approve,
+    until,
+    uploaded_evidence,
+    validate,
+    wait_for_stage,
+)
 from workers.main import build_worker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,10 +66,7 @@ async def test_a_worker_killed_after_the_payment_commit_produces_exactly_one_pay
         await client.start_exchange(app)
         await approve(client, app.application_id)
         await wait_for_stage(client, app.application_id, Stage.AGREEMENT)
-        for party in Party:
-            await client.sign_commitment(app.application_id, {"actor_id": f"s-{party.value}", "party": party.value})
-        for side in ("host", "visitor"):
-            await client.decide(app.application_id, "confirm_match", {"actor_id": f"{side}-c", "side": side})
+        await agree(client, app.application_id)
         await wait_for_stage(client, app.application_id, Stage.REPORTING)
         await client.submit_report(
             app.application_id,
@@ -72,7 +76,7 @@ async def test_a_worker_killed_after_the_payment_commit_produces_exactly_one_pay
                 "evidence": await uploaded_evidence(pg_pool, app.application_id),
             },
         )
-        await client.validate_report(app.application_id, {"actor_id": "vop", "decision": "accept"})
+        await validate(client, app.application_id)
         exit_code = await asyncio.to_thread(crashing.wait, 60)
     finally:
         if crashing.poll() is None:

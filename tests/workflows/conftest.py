@@ -108,10 +108,17 @@ async def until(
 
 async def agree(client: ExchangeClient, application_id: str) -> None:
     """R10: the four parties sign and both sides confirm the match; the exchange moves to TRAVEL."""
+    parties = (await client.status(application_id)).parties
     for party in Party:
-        await client.sign_commitment(application_id, {"actor_id": f"signer-{party.value}", "party": party.value})
-    for side in ("host", "visitor"):
-        await client.decide(application_id, "confirm_match", {"actor_id": f"{side}-contact", "side": side})
+        await client.sign_commitment(
+            application_id, {"actor_id": f"signer-{party.value}", "party": party.value, "on_behalf_of": parties[party]}
+        )
+    for side, party in (("host", Party.HOST_ORGANISATION), ("visitor", Party.VISITOR_ORGANISATION)):
+        await client.decide(
+            application_id,
+            "confirm_match",
+            {"actor_id": f"{side}-contact", "side": side, "on_behalf_of": parties[party]},
+        )
     await wait_for_stage(client, application_id, Stage.TRAVEL)
 
 
@@ -130,6 +137,15 @@ async def uploaded_evidence(pool: asyncpg.Pool, application_id: str) -> list[dic
             uploaded_by="visitor",
         )
     return [item.model_dump()]
+
+
+async def validate(
+    client: ExchangeClient, application_id: str, decision: str = "accept", reasons: str = "", actor: str = "vop-victor"
+) -> ExchangeStatus:
+    """The VOP validates the report: acting for the visitor's partnership, as R10 and issue 11 require."""
+    vop = (await client.status(application_id)).parties[Party.VISITOR_PARTNERSHIP]
+    payload = {"actor_id": actor, "decision": decision, "on_behalf_of": vop} | ({"reasons": reasons} if reasons else {})
+    return await client.validate_report(application_id, payload)
 
 
 def review(reviewer_id: str, score: int = 4, recommendation: str = "approve") -> dict[str, object]:

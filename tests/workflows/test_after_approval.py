@@ -14,7 +14,7 @@ from ledger.store import LedgerStore
 from schemas.exchange import Party
 from schemas.stages import Stage
 from tests.factories import application, full_week_ahead
-from tests.workflows.conftest import agree, approve, until, uploaded_evidence, wait_for_stage
+from tests.workflows.conftest import agree, approve, until, uploaded_evidence, validate, wait_for_stage
 
 Fund = Callable[[int], Awaitable[str]]
 
@@ -43,11 +43,15 @@ async def test_signatures_alone_do_not_bind_without_the_match_and_reminders_prec
     partnership = await funded_partnership(1_000_000)
     start, end = full_week_ahead(4, "FR")
     app_id = await _in_agreement(ts_client, partnership, start, end)
+    parties = (await ts_client.status(app_id)).parties
     for party in Party:
-        await ts_client.sign_commitment(app_id, {"actor_id": f"signer-{party.value}", "party": party.value})
-    await ts_client.decide(app_id, "confirm_match", {"actor_id": "host-contact", "side": "host"})
+        await ts_client.sign_commitment(
+            app_id, {"actor_id": f"signer-{party.value}", "party": party.value, "on_behalf_of": parties[party]}
+        )
+    host = {"actor_id": "host-contact", "side": "host", "on_behalf_of": parties[Party.HOST_ORGANISATION]}
+    await ts_client.decide(app_id, "confirm_match", host)
     with pytest.raises(DecisionRefused, match="already confirmed"):
-        await ts_client.decide(app_id, "confirm_match", {"actor_id": "host-contact", "side": "host"})
+        await ts_client.decide(app_id, "confirm_match", host)
     assert (await ts_client.status(app_id)).stage is Stage.AGREEMENT
     await time_skipping_env.sleep(timedelta(days=15))
     outcome = await ts_client.result(app_id)
@@ -159,7 +163,7 @@ async def test_a_no_show_cancels_and_voids_while_attendance_reprices_a_shortened
         attended,
         {"actor_id": "visitor-vera", "summary": "Done.", "evidence": await uploaded_evidence(pg_pool, attended)},
     )
-    await ts_client.validate_report(attended, {"actor_id": "vop-victor", "decision": "accept"})
+    await validate(ts_client, attended)
     status = await wait_for_stage(ts_client, attended, Stage.PAYMENT)
     while status.payment_order_id is None:
         status = await ts_client.status(attended)
@@ -206,13 +210,11 @@ async def test_a_returned_report_is_resubmitted_accepted_and_a_late_payment_rais
     await ts_client.submit_report(app_id, {"actor_id": "visitor-vera", "summary": "Short.", "evidence": evidence})
     with pytest.raises(InvalidInput, match="reasons"):  # refused before it reaches the workflow
         await ts_client.validate_report(app_id, {"actor_id": "vop-victor", "decision": "return"})
-    await ts_client.validate_report(
-        app_id, {"actor_id": "vop-victor", "decision": "return", "reasons": "Add the accommodation invoice."}
-    )
+    await validate(ts_client, app_id, "return", "Add the accommodation invoice.")
     status = await until(ts_client, app_id, lambda s: not s.report_submitted)
     assert status.stage is Stage.REPORTING
     await ts_client.submit_report(app_id, {"actor_id": "visitor-vera", "summary": "Complete.", "evidence": evidence})
-    await ts_client.validate_report(app_id, {"actor_id": "vop-victor", "decision": "accept"})
+    await validate(ts_client, app_id)
     status = await until(ts_client, app_id, lambda s: s.payment_order_id is not None)
     await time_skipping_env.sleep(timedelta(days=11))
     status = await until(ts_client, app_id, lambda s: any(a.startswith("payment_sla_missed") for a in s.alerts))

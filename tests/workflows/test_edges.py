@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -28,7 +28,16 @@ from schemas.exchange import ExchangeStatus
 from schemas.ids import EXCHANGE_WORKFLOW_TYPE, exchange_workflow_id
 from schemas.stages import Stage
 from tests.factories import application
-from tests.workflows.conftest import agree, approve, assigned, until, uploaded_evidence, wait_for_stage
+from tests.workflows.conftest import (
+    agree,
+    approve,
+    assigned,
+    review,
+    until,
+    uploaded_evidence,
+    validate,
+    wait_for_stage,
+)
 from tests.workflows.histories import replay_and_maybe_record
 
 Fund = Callable[[int], Awaitable[str]]
@@ -124,7 +133,7 @@ async def test_a_start_from_the_future_or_under_an_unknown_policy_is_refused(
     dev_client: ExchangeClient, pg_pool: asyncpg.Pool
 ) -> None:
     """submitted_at after the start and a policy_version that is not on file are refused, naming the field."""
-    future = application(submitted_at="2999-01-01T00:00:00Z")
+    future = application(submitted_at=(datetime.now(UTC) + timedelta(days=2)).isoformat())
     failure = await failure_of(
         await start_raw(dev_client, future.model_dump(mode="json"), f"exchange:{future.application_id}")
     )
@@ -208,7 +217,7 @@ async def drive_to_payment(
     await client.submit_report(
         app_id, {"actor_id": "visitor-vera", "summary": "Done.", "evidence": await uploaded_evidence(pool, app_id)}
     )
-    await client.validate_report(app_id, {"actor_id": "vop-victor", "decision": "accept"})
+    await validate(client, app_id)
     return await until(client, app_id, lambda s: s.payment_order_id is not None, within_s=30)
 
 
@@ -355,3 +364,47 @@ async def test_status_shows_only_the_deadlines_of_the_current_stage(
     await approve(dev_client, app.application_id)
     status = await wait_for_stage(dev_client, app.application_id, Stage.AGREEMENT)
     assert set(status.deadlines) == {"signatures"}
+
+
+@pytest.mark.parametrize(
+    ("break_it", "field"),
+    [
+        (lambda d: d.update(goals="clean\u0000room"), "goals"),
+        (lambda d: d["visitor"].update(name="Krakow\u001bPhotonics"), "visitor.name"),
+        (lambda d: d.update(submitted_by="an\u0085na"), "submitted_by"),
+        (lambda d: d.update(start_date="0001-03-01"), "start_date"),
+        (lambda d: d.update(end_date="9999-03-05"), "end_date"),
+        (lambda d: d.update(submitted_at="1900-01-01T00:00:00Z"), "submitted_at"),
+        (lambda d: d.update(goals="x" * 2001), "goals"),
+    ],
+    ids=["nul", "escape-in-name", "c1-in-actor", "year-1", "year-9999", "submitted-1900", "too-long"],
+)
+async def test_poison_is_refused_where_it_enters(
+    dev_client: ExchangeClient, pg_pool: asyncpg.Pool, break_it: Callable[[dict[str, Any]], object], field: str
+) -> None:
+    """Control characters, implausible dates and over-long text never reach Postgres or a workflow's later
+    stages: the start fails at once with InvalidInput naming the field, touching nothing."""
+    data = application().model_dump(mode="json")
+    break_it(data)
+    failure = await failure_of(await start_raw(dev_client, data, exchange_workflow_id(data["application_id"])))
+    assert failure.type == Refusal.INVALID_INPUT and field in failure.message, failure.message
+    assert await footprint(pg_pool, data["application_id"]) == NOTHING
+
+
+async def test_an_update_with_a_control_character_is_refused(
+    dev_client: ExchangeClient, funded_partnership: Fund
+) -> None:
+    """A NUL in a review's comment is refused as InvalidInput; nothing is recorded and the review goes on."""
+    partnership = await funded_partnership(500_000)
+    app = application(visitor_partnership_id=partnership)
+    await dev_client.start_exchange(app)
+    status = await assigned(dev_client, app.application_id)
+    assert status.review is not None
+    reviewer = status.review.assignments[0].reviewer_id
+    handle = dev_client.temporal.get_workflow_handle(exchange_workflow_id(app.application_id))
+    with pytest.raises(WorkflowUpdateFailedError) as failed:
+        await handle.execute_update("submit_review", {**review(reviewer), "comment": "fine\u0000"})
+    cause = failed.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == Refusal.INVALID_INPUT
+    assert "comment" in cause.message and "U+0000" in cause.message
+    assert (await dev_client.status(app.application_id)).review.submitted_by == ()  # type: ignore[union-attr]

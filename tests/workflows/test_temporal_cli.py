@@ -152,14 +152,14 @@ async def test_an_exchange_is_driven_to_paid_with_the_temporal_cli(
         await asyncio.to_thread(cli.update, workflow_id, "submit_review", review(reviewer_id))
     await cli.until_stage(workflow_id, "AGREEMENT")
 
+    parties = (await asyncio.to_thread(cli.status, workflow_id))["parties"]
     for party in ("HO", "HOP", "VO", "VOP"):
-        await asyncio.to_thread(
-            cli.update, workflow_id, "sign_commitment", {"actor_id": f"signer-{party}", "party": party}
-        )
-    for side in ("host", "visitor"):
-        done = await asyncio.to_thread(
-            cli.update, workflow_id, "confirm_match", {"actor_id": f"{side}-contact", "side": side}
-        )
+        signature = {"actor_id": f"signer-{party}", "party": party, "on_behalf_of": parties[party]}
+        signed = await asyncio.to_thread(cli.update, workflow_id, "sign_commitment", signature)
+        assert signed.returncode == 0, signed.stderr
+    for side, party in (("host", "HO"), ("visitor", "VO")):
+        match = {"actor_id": f"{side}-contact", "side": side, "on_behalf_of": parties[party]}
+        done = await asyncio.to_thread(cli.update, workflow_id, "confirm_match", match)
         assert done.returncode == 0, done.stderr
     await cli.until_stage(workflow_id, "REPORTING")  # the stay is over: the travel timers were already due
 
@@ -168,7 +168,10 @@ async def test_an_exchange_is_driven_to_paid_with_the_temporal_cli(
     submitted = await asyncio.to_thread(cli.update, workflow_id, "submit_report", report)
     assert submitted.returncode == 0, submitted.stderr
     accepted = await asyncio.to_thread(
-        cli.update, workflow_id, "validate_report", {"actor_id": "vop-victor", "decision": "accept"}
+        cli.update,
+        workflow_id,
+        "validate_report",
+        {"actor_id": "vop-victor", "decision": "accept", "on_behalf_of": parties["VOP"]},
     )
     assert accepted.returncode == 0, accepted.stderr
     status = await cli.until(workflow_id, lambda s: bool(s["payment_order_id"]), "ordered its payment")
