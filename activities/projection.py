@@ -68,6 +68,27 @@ async def _record_confirmation(conn: DbConnection, application_id: str, paid: Co
         )
 
 
+_UNSTORABLE = {c for c in range(0x20) if chr(c) not in "\t\n\r"} | {0x7F} | set(range(0x80, 0xA0))
+
+
+def _clean(value: object) -> object:
+    if isinstance(value, str):
+        return "".join("\ufffd" if ord(c) in _UNSTORABLE or 0xD800 <= ord(c) <= 0xDFFF else c for c in value)
+    if isinstance(value, dict):
+        return {_clean(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def sanitised(event: ProjectTransitionInput, error: str) -> ProjectTransitionInput:
+    """The event with every character Postgres cannot store replaced, and the replacement noted."""
+    data = _clean(event.model_dump(mode="json"))
+    assert isinstance(data, dict)
+    data["details"] = {**data.get("details", {}), "sanitised": f"characters Postgres refused were replaced: {error}"}
+    return ProjectTransitionInput.model_validate(data)
+
+
 class ProjectionActivities:
     def __init__(self, pool: asyncpg.Pool, notify_email: str | None = None) -> None:
         self._pool = pool
@@ -75,6 +96,44 @@ class ProjectionActivities:
 
     @activity.defn(name="record_transition")
     async def record_transition(self, event: ProjectTransitionInput) -> None:
+        """Project one event; data Postgres refuses is a bug to alert on, never a two-hour retry (issue 11).
+
+        Everything that enters is checked at the edge (schemas/text.py), so Postgres refusing the *data*
+        (SQLSTATE class 22: a NUL byte, text it cannot encode) means a hole in those checks. Retrying
+        cannot help and would leave the read model stale, so: count it and log it as an error (ops alert
+        on `cx_projection_errors`), and project the event once more with the offending characters
+        replaced by U+FFFD, marked as sanitised in its audit row. A second refusal, or a constraint the
+        event breaks (class 23), fails the activity for good; the workflow records an alert and goes on.
+        """
+        try:
+            await self._project(event)
+            return
+        except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as refused:
+            first = refused
+        count(
+            "cx_projection_errors",
+            1,
+            "events Postgres refused to project (a bug: input that passed validation)",
+            event=event.event,
+            sqlstate=first.sqlstate or "",
+        )
+        activity.logger.error(
+            "projection refused by Postgres: a bug, alert",
+            extra={"application_id": event.application.application_id, "event": event.event, "error": str(first)},
+        )
+        if isinstance(first, asyncpg.DataError):
+            try:
+                await self._project(sanitised(event, str(first)))
+                return
+            except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as again:
+                first = again
+        raise ApplicationError(
+            f"record_transition {event.event} #{event.sequence}: Postgres refuses this event ({first}); a bug",
+            type=ErrorType.PROJECTION_REJECTED,
+            non_retryable=True,
+        )
+
+    async def _project(self, event: ProjectTransitionInput) -> None:
         app = event.application
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(

@@ -42,3 +42,5 @@ class ErrorType(StrEnum):
     AMOUNT_EXCEEDS_HOLD = "amount_exceeds_hold"
     PAYOUT_EXCEEDS_POSTED = "payout_exceeds_posted"
     IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+    # The read model refused an event that passed validation: a bug, alerted on, never retried for hours.
+    PROJECTION_REJECTED = "projection_rejected"

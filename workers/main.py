@@ -55,12 +55,14 @@ def build_worker(
     finance_webhook_url: str = DEV_FINANCE_WEBHOOK_URL,
     notify_email: str | None = None,
     payments: PaymentActivities | None = None,
+    projection: ProjectionActivities | None = None,
 ) -> Worker:
-    """The worker with every workflow and activity; `payments` lets a fault test swap in a crashing stand-in."""
+    """The worker with every workflow and activity; `payments` and `projection` let fault tests swap in a
+    stand-in that crashes or refuses, in tests about the workflow's own logic."""
     store = LedgerStore(pool)
     ledger = LedgerActivities(store)
     payments = payments or PaymentActivities(pool, store, finance_webhook_url)
-    projection = ProjectionActivities(pool, notify_email)
+    projection = projection or ProjectionActivities(pool, notify_email)
     visits = VisitActivities(pool)
     review = ReviewActivities(pool)
     waitlist = WaitlistActivities(client, task_queue)

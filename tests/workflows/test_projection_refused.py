@@ -1,0 +1,51 @@
+"""A projection that Postgres refuses for good is an alert, and the exchange goes on (issue 11).
+
+The read model is refused here by a stand-in (a test of the workflow's own logic): real refusals cannot be
+produced any more, since everything that enters is checked at the edge (tests/activities/test_projection.py
+shows the real activity sanitising and failing for good).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+from temporalio.testing import WorkflowEnvironment
+
+from activities.projection import ProjectionActivities
+from clients.client import ExchangeClient
+from schemas.activities import ProjectTransitionInput
+from schemas.stages import Stage
+from tests.factories import application
+from tests.workflows.conftest import approve, until, wait_for_stage
+from workers.main import build_worker
+
+Fund = Callable[[int], Awaitable[str]]
+
+
+class RefusingProjection(ProjectionActivities):
+    """A stand-in whose Postgres refuses one event for good, as a hole in the edge checks would make it."""
+
+    async def _project(self, event: ProjectTransitionInput) -> None:
+        if event.event == "reviewers_assigned":
+            raise asyncpg.exceptions.CheckViolationError("new row violates check constraint (simulated)")
+        await super()._project(event)
+
+
+async def test_a_refused_projection_becomes_an_alert_and_the_exchange_goes_on(
+    time_skipping_env: WorkflowEnvironment, pg_pool: asyncpg.Pool, funded_partnership: Fund
+) -> None:
+    """The workflow is not stopped by its read model: a projection refused for good is an alert in status,
+    and the exchange carries on with its review."""
+    partnership = await funded_partnership(500_000)
+    task_queue = f"cx-test-{uuid.uuid4().hex[:8]}"
+    worker = build_worker(time_skipping_env.client, pg_pool, task_queue, projection=RefusingProjection(pg_pool))
+    async with worker:
+        client = ExchangeClient(time_skipping_env.client, task_queue)
+        app = application(visitor_partnership_id=partnership)
+        await client.start_exchange(app)
+        status = await until(client, app.application_id, lambda s: any("projection_rejected" in a for a in s.alerts))
+        assert status.stage is Stage.REVIEW
+        await approve(client, app.application_id)
+        await wait_for_stage(client, app.application_id, Stage.AGREEMENT)
