@@ -151,17 +151,48 @@ async def dev_up(settings: Settings, *, once: bool, demo: bool = True) -> int:
                         console.print("Worker running; Ctrl-C stops every process this command started.")
                         await stop.wait()
                 finally:
-                    api_server.should_exit = True
-                    await serving
-                    worker_stop.set()
-                    await worker
-                    await dispatching
-                    dispatcher.close()
-                    await finance.close()
+                    await _stop_within(
+                        SHUTDOWN_LIMIT_S, api_server, serving, worker_stop, [worker, dispatching], dispatcher, finance
+                    )
         finally:
             clear_runtime(settings)
     console.print("Stopped.")
     return 0
+
+
+# Ctrl-C or SIGTERM stops everything within this limit, whatever is in flight: requests get
+# API_GRACE_S to finish, then the rest is cancelled (issue 11: a hung request kept `make run` alive).
+SHUTDOWN_LIMIT_S = 15.0
+API_GRACE_S = 5
+
+
+async def _stop_within(
+    limit_s: float,
+    api_server: uvicorn.Server,
+    serving: asyncio.Task[None],
+    worker_stop: asyncio.Event,
+    tasks: list[asyncio.Task[None]],
+    dispatcher: Dispatcher,
+    finance: FinanceStub,
+) -> None:
+    """Stop the API, then the worker and the dispatcher (they drain what is in flight), all within `limit_s`."""
+
+    async def orderly() -> None:
+        api_server.should_exit = True
+        await serving
+        worker_stop.set()
+        await asyncio.gather(*tasks)
+
+    try:
+        await asyncio.wait_for(orderly(), limit_s)
+    except TimeoutError:
+        console.print(f"[yellow]Still busy after {limit_s:.0f} s: cancelling what is in flight.[/yellow]")
+        for task in (serving, *tasks):
+            task.cancel()
+        await asyncio.gather(serving, *tasks, return_exceptions=True)
+    finally:
+        dispatcher.close()
+        await finance.close()
 
 
 class _EmbeddedApiServer(uvicorn.Server):
@@ -183,7 +214,13 @@ def _api_server(
         token = secrets.token_urlsafe(24)
         tokens = {token: Principal(subject="demo-officer", role="officer")}
     port = settings.api_port or free_port()
-    config = uvicorn.Config(create_app(exchanges, pool, tokens), host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(
+        create_app(exchanges, pool, tokens),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        timeout_graceful_shutdown=API_GRACE_S,  # a request still running then is cancelled, never waited for
+    )
     return _EmbeddedApiServer(config), f"http://127.0.0.1:{port}", token
 
 

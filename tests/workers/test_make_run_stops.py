@@ -1,0 +1,93 @@
+"""`make run` stops on SIGTERM whatever is in flight (issue 11): a request hanging on the engine is cut off
+after the API's grace period instead of keeping every server alive."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tests.factories import application
+from workers.dev_up import SHUTDOWN_LIMIT_S
+from workers.devstack import TEMPORAL_CLI, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+START_WITHIN_S = 120
+
+
+def _lines_until(process: subprocess.Popen[str], marker: str) -> list[str]:
+    assert process.stdout is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + START_WITHIN_S
+    for line in process.stdout:
+        seen.append(line)
+        if marker in line:
+            return seen
+        assert time.monotonic() < deadline, f"no {marker!r} within {START_WITHIN_S} s: {seen}"
+    raise AssertionError(f"cx dev up ended before {marker!r}: {''.join(seen)}")
+
+
+def _leftovers(state_dir: Path) -> list[str]:
+    found = subprocess.run(["pgrep", "-af", str(state_dir)], capture_output=True, text=True, check=False)
+    return [line for line in found.stdout.splitlines() if "pgrep" not in line]
+
+
+def test_sigterm_stops_make_run_while_a_request_hangs(tmp_path: Path) -> None:
+    """A status request hangs on an exchange that no worker serves; SIGTERM still ends `cx dev up` and every
+    server it started within SHUTDOWN_LIMIT_S."""
+    state_dir = tmp_path / "state"
+    port = free_port()
+    environment = {**os.environ, "CX_STATE_DIR": str(state_dir), "CX_API_PORT": str(port), "CX_LOG_FORMAT": "json"}
+    environment.pop("DATABASE_URL", None)  # the embedded servers, as on a fresh machine
+    environment.pop("TEMPORAL_ADDRESS", None)
+    stack = subprocess.Popen(
+        [str(ROOT / ".venv/bin/cx"), "dev", "up", "--no-demo"],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        lines = _lines_until(stack, "Worker running")
+        token = next(line.split()[2] for line in lines if line.startswith("API token"))
+        runtime = json.loads((state_dir / "runtime.json").read_text())
+        app = application()
+        started = subprocess.run(
+            [str(TEMPORAL_CLI), "workflow", "start", "--address", runtime["temporal_address"], "--type", "Exchange",
+             "--task-queue", "nobody-polls-this", "--workflow-id", f"exchange:{app.application_id}",
+             "--input", app.model_dump_json(exclude_none=True)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert started.returncode == 0, started.stderr
+
+        def hanging_request() -> None:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/exchanges/{app.application_id}", headers={"Authorization": f"Bearer {token}"}
+            )
+            # Cut off by the shutdown: what this test wants.
+            with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError):
+                urllib.request.urlopen(request, timeout=90).close()
+
+        request = threading.Thread(target=hanging_request)
+        request.start()
+        time.sleep(2)  # the request is now waiting on a query no worker will answer
+        stopping = time.monotonic()
+        stack.send_signal(signal.SIGTERM)
+        code = stack.wait(SHUTDOWN_LIMIT_S + 15)
+        took = time.monotonic() - stopping
+        assert code == 0 and took < SHUTDOWN_LIMIT_S + 10, (code, took)
+        request.join(30)
+        assert not request.is_alive()
+        assert _leftovers(state_dir) == []
+    finally:
+        if stack.poll() is None:
+            stack.kill()
+            stack.wait()
