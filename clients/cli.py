@@ -8,7 +8,6 @@ two decimals for people (clients/money.py) and `*_cents` integers in every `--js
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +27,7 @@ from clients.command import (
 )
 from clients.command import main as run_app
 from clients.exit_codes import ExitCode
+from clients.input_files import InputRefused, parse_json, read_text, shown_path, with_lines
 from clients.money import InvalidAmount, format_eur, format_optional_eur, parse_eur
 from schemas.exchange import ApplicationInput, ConfirmPaymentInput, ExchangeStatus
 from schemas.messages import SIGNALS, UPDATES
@@ -224,18 +224,27 @@ def top_up(
     console.print(run(main))
 
 
+# A payload typed on the command line is small; the shell's own limit on arguments is about 2 MiB.
+MAX_DATA_BYTES = 1024 * 1024
+
+
 def _payload(data: str | None, file: Path | None) -> dict[str, Any]:
+    """The JSON object of `--data` or `--file`, read by clients/input_files.py's rules (one line on any error)."""
     if (data is None) == (file is None):
         raise fail("give the payload with exactly one of --data '<json>' or --file <path>", ExitCode.USAGE)
     try:
-        text = data if data is not None else (file.read_text() if file else "")
-        payload = json.loads(text)
-    except OSError as error:
-        raise fail(f"{file}: cannot be read ({error.strerror})", ExitCode.USAGE) from None
-    except json.JSONDecodeError as error:
-        raise fail(f"payload: not valid JSON ({error.msg} at line {error.lineno})", ExitCode.USAGE) from None
+        if file is not None:
+            source, text = shown_path(file), read_text(file)
+        else:
+            assert data is not None
+            source, text = "--data", data
+            if len(text.encode("utf-8", "surrogatepass")) > MAX_DATA_BYTES:
+                raise InputRefused(f"--data: over {MAX_DATA_BYTES:,} bytes; use --file")
+        payload = parse_json(text, source)
+    except InputRefused as error:
+        raise fail(str(error), ExitCode.USAGE) from None
     if not isinstance(payload, dict):
-        raise fail("payload: must be a JSON object", ExitCode.USAGE)
+        raise fail(f"{source}: the payload must be a JSON object ({{...}})", ExitCode.USAGE)
     return payload
 
 
@@ -381,19 +390,18 @@ def submit(
     Example: cx submit application.json
     """
     settings = load_settings()
+    shown = shown_path(path)
     try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise fail(f"{path}: no such file", ExitCode.USAGE) from None
-    except OSError as error:
-        raise fail(f"{path}: cannot be read ({error.strerror})", ExitCode.USAGE) from None
-    except json.JSONDecodeError as error:
-        raise fail(f"{path}: not valid JSON ({error.msg} at line {error.lineno})", ExitCode.USAGE) from None
-
+        text = read_text(path)
+        data = parse_json(text, shown)
+    except InputRefused as error:
+        raise fail(str(error), ExitCode.USAGE) from None
+    if not isinstance(data, dict):
+        raise fail(f"{shown}: one application as a JSON object ({{...}}); `cx import` takes lists", ExitCode.USAGE)
     try:
         application = parse(ApplicationInput, data)  # bad input is refused before anything is contacted
     except InvalidInput as error:
-        raise fail(f"{path}: {error}", ExitCode.USAGE) from None
+        raise fail(f"{shown}: " + "; ".join(with_lines(text, error.errors)), ExitCode.USAGE) from None
 
     async def main() -> str:
         client = await exchange_client(settings)

@@ -78,8 +78,17 @@ class CommandFailed(Exception):
 def fail(message: str, code: ExitCode) -> typer.Exit:
     """Print one error line; return the Exit to raise (`raise fail(...) from None`)."""
     # People's text (ids, reasons) is never read as markup: `[x]` in a message prints as typed.
-    errors.print(f"[red]error:[/red] {escape(message)}", markup=True)
+    errors.print(f"[red]error:[/red] {escape(one_line(message))}", markup=True)
     return typer.Exit(int(code))
+
+
+def one_line(text: str) -> str:
+    """`text` with every character that is not printable escaped (`\\n`, `\\x1b`, `\\ud800`).
+
+    A message may quote input (a JSON key, a file name): a newline there would break the one-line rule,
+    an escape sequence would reach the terminal, and a lone surrogate could not even be written out.
+    """
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 def one_of(allowed: Iterable[str]) -> Callable[[str], str]:
@@ -213,13 +222,13 @@ def main(app: typer.Typer) -> NoReturn:
             code = int(ExitCode.USAGE)
         # Typer checks Enum options through pydantic, whose "Value error, " prefix says nothing to a person.
         text = error.format_message().replace("Value error, ", "")
-        errors.print(f"[red]error:[/red] {escape(text)}{where}", markup=True)
+        errors.print(f"[red]error:[/red] {escape(one_line(text))}{where}", markup=True)
     except typer.Abort:
         code = int(ExitCode.INTERRUPTED)
     except Exception as error:
         # A command that forgot to route a failure through `run`: still one line, never a traceback.
         failure = describe_failure(error)
-        errors.print(f"[red]error:[/red] {escape(failure.message)}", markup=True)
+        errors.print(f"[red]error:[/red] {escape(one_line(failure.message))}", markup=True)
         code = int(failure.code)
     release_temporal_runtime()
     sys.exit(code)

@@ -1,17 +1,24 @@
 """`cx import` and `cx list`: the back office's bulk door and its view of every exchange.
 
 An import reads a JSON list or a CSV of applications, validates every row first (a bad row is
-reported with its row number, field and rule, and skipped), then starts the good ones; an application
-already started counts as done, so running the same file again starts nothing twice. It exits
-REFUSED (1) when any row was refused, USAGE (2) when the file cannot be read (clients/exit_codes.py).
+reported with its line, row number, field and rule, and skipped), then starts the good ones. An
+application already started with the same content counts as done, so running the same file again
+starts nothing twice; a row whose id already started an exchange with a *different* application is a
+conflict, named with the first field that differs. The file itself is read by clients/input_files.py's
+rules (UTF-8 with or without a byte-order mark, at most 10 MiB, never a traceback). The exit status
+(clients/exit_codes.py): CONFLICT (4) when any row conflicts, else REFUSED (1) when any row was refused,
+USAGE (2) when the file cannot be read as a whole.
 """
 
 from __future__ import annotations
 
 import csv
+import difflib
+import io
 import json
 import math
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,65 +26,143 @@ import asyncpg
 import typer
 from rich.progress import Progress
 from rich.table import Table
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 
-from clients.client import DuplicateApplication, InvalidInput, parse
-from clients.command import console, errors, exchange_client, fail, load_settings, run
+from clients.client import DuplicateApplication, ExchangeClient, ExchangeClientError, InvalidInput, parse
+from clients.command import console, errors, exchange_client, fail, load_settings, one_line, run
 from clients.exit_codes import ExitCode
+from clients.input_files import InputRefused, json_array_items, read_text, shown_path, with_lines
 from clients.money import format_eur, format_optional_eur
+from schemas.converter import DATA_CONVERTER
 from schemas.exchange import ApplicationInput
+from schemas.ids import exchange_workflow_id
+from schemas.organisations import Organisation
 from schemas.stages import TERMINAL_STAGES, Stage
 from workers.connect import postgres_pool
 from workers.runtime import resolve_database_url
 
 MAX_ROWS = 10_000  # a limit on everything: a larger file is split by the back office
-_ORGANISATION_FIELDS = (
-    "organisation_id",
-    "name",
-    "type",
-    "country",
-    "latitude",
-    "longitude",
-    "member_of_profiled_cluster",
-    "cluster_member",
+_SIDES = ("visitor", "host")
+_ORGANISATION_FIELDS = tuple(Organisation.model_fields)
+# The CSV header: the application's fields, with an organisation's fields as `visitor_<field>` / `host_<field>`.
+CSV_COLUMNS = tuple(
+    column
+    for name in ApplicationInput.model_fields
+    for column in ([f"{name}_{part}" for part in _ORGANISATION_FIELDS] if name in _SIDES else [name])
 )
 _FLAGS = ("member_of_profiled_cluster", "cluster_member", "host_agency_approved")
 _NUMBERS = ("latitude", "longitude")
 
 
-def read_rows(path: Path) -> list[dict[str, Any]]:
-    """Rows as dicts shaped like ApplicationInput; CSV columns `visitor_<field>` / `host_<field>` nest."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ValueError(f"{path}: cannot be read ({error.strerror})") from None
-    if path.suffix.lower() == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
-        if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
-            raise ValueError(f"{path}: a JSON import is a list of application objects")
-        rows: list[dict[str, Any]] = data
-    elif path.suffix.lower() == ".csv":
-        rows = [_nest(row) for row in csv.DictReader(text.splitlines())]
-    else:
-        raise ValueError(f"{path}: the file must end in .json or .csv")
+@dataclass
+class ImportRow:
+    """One application of the file: its place (`line` in the file, `row` counting applications from 1),
+    its data shaped like ApplicationInput, and what is already known to be wrong with it."""
+
+    row: int
+    line: int
+    data: dict[str, Any]
+    problems: list[str] = field(default_factory=list)
+    # JSON imports: the item's own text, so that a refused field is named with its line.
+    text: str | None = None
+    columns: dict[str, str] = field(default_factory=dict)  # CSV: field path -> the column that holds it
+
+    @property
+    def application_id(self) -> str | None:
+        value = self.data.get("application_id")
+        return value if isinstance(value, str) else None
+
+
+def read_rows(path: Path) -> list[ImportRow]:
+    """The rows of a .json list or a .csv; `InputRefused` (one line) when the file cannot be read as a whole."""
+    shown = shown_path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".json", ".csv"):
+        raise InputRefused(f"{shown}: the file must end in .json or .csv")
+    text = read_text(path)
+    rows = _json_rows(text, shown) if suffix == ".json" else _csv_rows(text, shown)
     if len(rows) > MAX_ROWS:
-        raise ValueError(f"{path}: {len(rows)} rows; at most {MAX_ROWS} per import")
+        raise InputRefused(f"{shown}: more than {MAX_ROWS:,} applications; at most {MAX_ROWS:,} per import")
     return rows
 
 
-def _nest(row: dict[str, str]) -> dict[str, Any]:
+def _json_rows(text: str, shown: str) -> list[ImportRow]:
+    rows: list[ImportRow] = []
+    for number, item in enumerate(json_array_items(text, shown), start=1):
+        if len(rows) >= MAX_ROWS:
+            rows.append(ImportRow(number, item.line, {}))  # one over is enough for read_rows to refuse
+            break
+        if isinstance(item.value, dict):
+            rows.append(ImportRow(number, item.line, item.value, text=text[item.start : item.end]))
+        else:
+            rows.append(ImportRow(number, item.line, {}, ["must be a JSON object (one application)"]))
+    return rows
+
+
+def _csv_rows(text: str, shown: str) -> list[ImportRow]:
+    first_line = text.split("\n", 1)[0]
+    # Excel writes `;` between columns where the decimal separator is a comma (de, fr, ...).
+    delimiter = ";" if ";" in first_line and "," not in first_line else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    try:
+        header = _header(next(reader, []), shown)
+        rows: list[ImportRow] = []
+        line = reader.line_num + 1
+        for cells in reader:
+            if not cells:  # a blank line (Excel leaves some at the end)
+                line = reader.line_num + 1
+                continue
+            number = len(rows) + 1
+            if len(rows) >= MAX_ROWS:
+                rows.append(ImportRow(number, line, {}))
+                break
+            if len(cells) != len(header):
+                # Named by its id when that cell is there, so the report says which application to fix.
+                known = dict(zip(header, cells, strict=False))
+                named = {"application_id": known["application_id"]} if "application_id" in known else {}
+                problem = f"{len(cells)} cells, but the header has {len(header)} columns"
+                rows.append(ImportRow(number, line, named, [problem]))
+            else:
+                data, columns = _nest(dict(zip(header, cells, strict=True)))
+                rows.append(ImportRow(number, line, data, columns=columns))
+            line = reader.line_num + 1
+    except csv.Error as error:
+        raise InputRefused(f"{shown}: line {reader.line_num}: not valid CSV ({error})") from None
+    return rows
+
+
+def _header(cells: list[str], shown: str) -> list[str]:
+    """The header's column names, each known and once; else `InputRefused` naming the column."""
+    if not cells or not any(cell.strip() for cell in cells):
+        raise InputRefused(f"{shown}: line 1: the first line must be the header (application_id, visitor_name, ...)")
+    seen: set[str] = set()
+    for position, column in enumerate(cells, start=1):
+        where = f"{shown}: line 1, column {position}"
+        if column not in CSV_COLUMNS:
+            close = difflib.get_close_matches(column, CSV_COLUMNS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else "; see `cx import --help` for the columns"
+            raise InputRefused(f"{where}: unknown column {column[:64]!r}{hint}")
+        if column in seen:
+            raise InputRefused(f"{where}: column {column!r} appears twice")
+        seen.add(column)
+    return cells
+
+
+def _nest(row: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """A CSV row shaped like ApplicationInput (`visitor_<field>` nests), and which column holds each field."""
     nested: dict[str, Any] = {"visitor": {}, "host": {}}
+    columns: dict[str, str] = {}
     for column, value in row.items():
-        if value is None or value == "":
+        if value == "":
             continue
-        side, _, field = column.partition("_")
-        if side in ("visitor", "host") and field in _ORGANISATION_FIELDS:
-            nested[side][field] = _typed(field, value)
+        side, _, name = column.partition("_")
+        if side in _SIDES and name in _ORGANISATION_FIELDS:
+            nested[side][name] = _typed(name, value)
+            columns[f"{side}.{name}"] = column
         else:
             nested[column] = _typed(column, value)
-    return nested
+    return nested, columns
 
 
 def _typed(field: str, value: str) -> Any:
@@ -95,72 +180,136 @@ def _typed(field: str, value: str) -> Any:
     return value
 
 
+def _described(row: ImportRow, refused: InvalidInput) -> list[str]:
+    """Each refused field with its line (JSON) or its column (CSV)."""
+    if row.text is not None:
+        return with_lines(row.text, refused.errors, first_line=row.line)
+    return [
+        f"{name} (column {row.columns[name]}): {rule}" if name in row.columns else f"{name}: {rule}"
+        for name, rule in refused.errors
+    ]
+
+
+async def recorded_application(client: ExchangeClient, application_id: str) -> ApplicationInput | None:
+    """The application the exchange was started with, from the first event of its history (None when the
+    recorded input cannot be decoded as an application)."""
+    handle = client.temporal.get_workflow_handle(exchange_workflow_id(application_id))
+    try:
+        async for event in handle.fetch_history_events(page_size=1):
+            payloads = event.workflow_execution_started_event_attributes.input.payloads
+            decoded = await DATA_CONVERTER.decode(payloads, [ApplicationInput])
+            first = decoded[0] if decoded else None
+            return first if isinstance(first, ApplicationInput) else None
+    except ApplicationError:
+        return None  # a start input the strict converter refuses (the workflow refused it too)
+    except RPCError as error:
+        unreadable = f"{application_id}: the recorded application cannot be read ({error.message})"
+        raise ExchangeClientError(unreadable) from None
+    return None
+
+
+def first_difference(recorded: Any, given: Any, path: str = "") -> tuple[str, Any, Any] | None:
+    """The first field (dotted path, in the contract's order) where two JSON-shaped values differ."""
+    if isinstance(recorded, dict) and isinstance(given, dict):
+        for key in [*recorded, *(k for k in given if k not in recorded)]:
+            found = first_difference(recorded.get(key), given.get(key), f"{path}.{key}" if path else key)
+            if found is not None:
+                return found
+        return None
+    return None if recorded == given else (path or "application", recorded, given)
+
+
+def _conflict(application: ApplicationInput, recorded: ApplicationInput | None) -> str | None:
+    """None when `application` is the one recorded (a re-import); else the conflict, naming the field."""
+    start = f"application_id {application.application_id!r} already started an exchange with a different application"
+    if recorded is None:
+        return f"{start} (the recorded one cannot be read to compare)"
+    difference = first_difference(recorded.model_dump(mode="json"), application.model_dump(mode="json"))
+    if difference is None:
+        return None
+    name, was, now = difference
+    return f"{start}: {name} was {_short(was)}, this row has {_short(now)}"
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:40] + "..."
+
+
 def import_command(
-    path: Annotated[Path, typer.Argument(help="a .json list or a .csv of applications")],
+    path: Annotated[Path, typer.Argument(help="a .json list or a .csv of applications (UTF-8, at most 10 MiB)")],
     as_json: Annotated[bool, typer.Option("--json", help="print the per-row report as JSON")] = False,
 ) -> None:
-    """Start every valid application of a file once; report each refused row with its field and rule.
+    """Start every valid application of a file once; report each refused row with its line, field and rule.
+
+    A CSV has a header row of the application's fields, with `visitor_` / `host_` before an organisation's
+    fields (application_id, visitor_name, visitor_country, host_latitude, start_date, goals, ...); Excel's
+    "CSV UTF-8" (with a byte-order mark, `,` or `;` between columns) is read as it is. Importing a file
+    again starts nothing twice; an id already used by a different application is a conflict (exit 4).
 
     Example: cx import applications.csv
     """
     try:
         rows = read_rows(path)
-    except ValueError as error:
+    except InputRefused as error:
         raise fail(str(error), ExitCode.USAGE) from None
     report: list[dict[str, Any]] = []
-    valid: list[tuple[int, ApplicationInput]] = []
-    for number, row in enumerate(rows, start=1):
+
+    def record(row: ImportRow, outcome: str, problems: list[str] | None = None) -> None:
+        item: dict[str, Any] = {
+            "row": row.row,
+            "line": row.line,
+            "application_id": row.application_id,
+            "outcome": outcome,
+        }
+        report.append(item | ({"errors": problems} if problems else {}))
+
+    valid: list[tuple[ImportRow, ApplicationInput]] = []
+    for row in rows:
+        if row.problems:
+            record(row, "refused", row.problems)
+            continue
         try:
-            valid.append((number, parse(ApplicationInput, row)))
+            valid.append((row, parse(ApplicationInput, row.data)))
         except InvalidInput as refused:
-            report.append(
-                {
-                    "row": number,
-                    "application_id": row.get("application_id"),
-                    "outcome": "refused",
-                    "errors": [f"{field}: {message}" for field, message in refused.errors],
-                }
-            )
+            record(row, "refused", _described(row, refused))
     settings = load_settings()
 
     async def start_all() -> None:
         client = await exchange_client(settings)
         with Progress(console=errors, transient=True) as progress:
             task = progress.add_task("starting exchanges", total=len(valid))
-            for number, application in valid:
+            for row, application in valid:
                 try:
                     await client.start_exchange(application)
-                    outcome = "started"
+                    record(row, "started")
                 except DuplicateApplication:
-                    outcome = "already started"
+                    conflict = _conflict(application, await recorded_application(client, application.application_id))
+                    if conflict is None:
+                        record(row, "already started")
+                    else:
+                        record(row, "conflict", [conflict])
                 except InvalidInput as refused:
-                    report.append(
-                        {
-                            "row": number,
-                            "application_id": application.application_id,
-                            "outcome": "refused",
-                            "errors": [str(refused)],
-                        }
-                    )
-                    progress.advance(task)
-                    continue
-                report.append({"row": number, "application_id": application.application_id, "outcome": outcome})
+                    record(row, "refused", [str(refused)])
                 progress.advance(task)
 
     if valid:
         run(start_all)
     report.sort(key=lambda item: item["row"])
-    refused_rows = [item for item in report if item["outcome"] == "refused"]
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     else:
-        for item in refused_rows:
-            console.print(
-                f"row {item['row']} ({item['application_id']}): " + "; ".join(item["errors"]), highlight=False
-            )
-        counts = {o: sum(1 for i in report if i["outcome"] == o) for o in ("started", "already started", "refused")}
-        console.print(", ".join(f"{n} {o}" for o, n in counts.items()), highlight=False)
-    if refused_rows:
+        shown = shown_path(path)
+        for item in report:
+            if "errors" in item:
+                where = f"{shown} line {item['line']} (row {item['row']}, {item['application_id']})"
+                console.print(one_line(f"{where}: {item['outcome']}: " + "; ".join(item["errors"])))
+        outcomes = ("started", "already started", "refused", "conflict")
+        counts = {o: sum(1 for i in report if i["outcome"] == o) for o in outcomes}
+        console.print(", ".join(f"{n} {o}" for o, n in counts.items()))
+    if any(item["outcome"] == "conflict" for item in report):
+        raise typer.Exit(ExitCode.CONFLICT)
+    if any(item["outcome"] == "refused" for item in report):
         raise typer.Exit(ExitCode.REFUSED)
 
 

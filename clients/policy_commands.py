@@ -15,9 +15,10 @@ import typer
 from activities.simulate import SimulationCase, SimulationReport, simulate
 from clients.command import CommandFailed, console, fail, load_settings, run
 from clients.exit_codes import ExitCode
+from clients.input_files import InputRefused, read_text, shown_path
 from ledger.store import DbConnection
 from schemas.exchange import ApplicationInput
-from schemas.policy import PolicyFileError, UnknownPolicyVersion, known_versions, load_policy, load_policy_file
+from schemas.policy import PolicyFileError, UnknownPolicyVersion, known_versions, load_policy, load_policy_text
 from schemas.stages import TERMINAL_STAGES, Stage
 from workers.connect import connect_postgres
 from workers.runtime import resolve_database_url
@@ -74,9 +75,16 @@ def simulate_command(
     Example: cx policy simulate schemas/policies/clusterxchange-2022.1.toml --all
     """
     try:
-        candidate = load_policy_file(path)
-    except PolicyFileError as error:
+        candidate = load_policy_text(read_text(path), path)
+    except InputRefused as error:
         raise fail(str(error), ExitCode.USAGE) from None
+    except PolicyFileError as error:
+        # One line, as every refusal of `cx` (its str() lists the problems one per line).
+        problems = "; ".join(f"{problem.field}: {problem.rule}" for problem in error.problems)
+        raise fail(f"{shown_path(path)}: policy refused: {problems}", ExitCode.USAGE) from None
+    except RecursionError:
+        # tomllib parses nested arrays and tables by recursion: thousands of levels exhaust the stack.
+        raise fail(f"{shown_path(path)}: not valid TOML (nested too deeply)", ExitCode.USAGE) from None
     settings = load_settings()
     cases = run(lambda: open_cases(resolve_database_url(settings)))
     report: SimulationReport = simulate(cases, candidate)

@@ -65,7 +65,7 @@ async def test_import_reports_bad_rows_starts_good_ones_once(
 
     again = cx("import", str(path), env=env)
     assert again.returncode == 1
-    assert "0 started, 2 already started, 2 refused" in again.stdout
+    assert "0 started, 2 already started, 2 refused, 0 conflict" in again.stdout
 
 
 def test_csv_columns_carry_the_membership_flags(tmp_path: Path) -> None:
@@ -76,8 +76,9 @@ def test_csv_columns_carry_the_membership_flags(tmp_path: Path) -> None:
         "a-1,scale_up_support,true,false\n"
     )
     (row,) = read_rows(path)
-    assert row["visitor"] == {"type": "scale_up_support", "cluster_member": True}
-    assert row["host"] == {"member_of_profiled_cluster": False}
+    assert row.data["visitor"] == {"type": "scale_up_support", "cluster_member": True}
+    assert row.data["host"] == {"member_of_profiled_cluster": False}
+    assert (row.row, row.line, row.columns["visitor.cluster_member"]) == (1, 2, "visitor_cluster_member")
 
 
 def test_import_refuses_an_unreadable_file_in_one_line(tmp_path: Path) -> None:
