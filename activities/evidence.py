@@ -3,10 +3,14 @@
 - `EvidenceStore` keeps the bytes under `<root>/<sha256[:2]>/<sha256>`, written atomically (a temporary
   file in the same directory, fsynced, then renamed), so a reader never sees half a file and the same
   bytes are stored once whoever uploads them.
-- `store_evidence` checks an upload against `EvidenceLimits` (size, and the media type detected from the
-  content's magic bytes, never from the file name), stores it, records it in `evidence_files` and
-  returns the `EvidenceItem` to put in `submit_report`. Uploading the same bytes again returns the same
-  record. Every refusal is an `EvidenceRefused` naming the field and the rule.
+- `store_evidence` refuses an upload for an application that started no exchange (`ApplicationUnknown`),
+  checks the file against `EvidenceLimits` (size, the media type detected from the content's first
+  bytes, never from the file name, then the whole structure of that type: activities/evidence_content.py,
+  where polyglots and archives are refused), stores it, records it in `evidence_files` and returns the
+  `EvidenceItem` to put in `submit_report`. Uploading the same bytes again returns the same record.
+  Every refusal is an `EvidenceRefused` naming the field and the rule. Who may upload for which exchange
+  is the caller's to decide (the REST API: its submitter, officers and services; `cx evidence`: the back
+  office, docs/operations.md).
 - `EvidenceActivities.verify_evidence` lets the Exchange workflow refuse a report whose evidence points
   at files never uploaded for the application, or recorded with another size or kind.
 
@@ -31,8 +35,10 @@ from asyncpg.pool import PoolConnectionProxy
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from temporalio import activity
 
+from activities.evidence_content import ContentRefused, archive_at_start, check_content
 from schemas.exchange import EvidenceItem
 from schemas.ids import ActorId, ApplicationId
+from schemas.text import FileName
 
 # A connection of the caller's: a plain one (CLI) or one acquired from a pool (activities, API).
 DbConnection: TypeAlias = "asyncpg.Connection | PoolConnectionProxy"
@@ -59,17 +65,19 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"\xff\xd8\xff", "image/jpeg"),
 )
 _LABELS = {"application/pdf": "PDF", "image/png": "PNG", "image/jpeg": "JPEG"}
-# Only to make a refusal say what the file looks like instead; none of these is ever accepted.
+# Only to make a refusal say what the file looks like instead; none of these is ever accepted (archives
+# are named by activities/evidence_content.py `archive_at_start`).
 _RECOGNISED_REFUSALS: tuple[tuple[bytes, str], ...] = (
     (b"MZ", "a Windows executable"),
     (b"\x7fELF", "an ELF executable"),
     (b"#!", "a script"),
-    (b"PK\x03\x04", "a ZIP archive (or an Office document)"),
+    (b"<?php", "PHP code"),
     (b"GIF8", "a GIF image"),
 )
 
 _APPLICATION_ID = TypeAdapter(ApplicationId)
 _ACTOR_ID = TypeAdapter(ActorId)
+_FILE_NAME = TypeAdapter(FileName)
 
 
 class EvidenceRefused(Exception):
@@ -82,6 +90,16 @@ class EvidenceRefused(Exception):
         self.field = field
         self.message = message
         super().__init__(f"{field}: {message}")
+
+
+class ApplicationUnknown(EvidenceRefused):
+    """No exchange was started for the application: there is no report its evidence could belong to."""
+
+    def __init__(self, application_id: str) -> None:
+        self.application_id = application_id
+        super().__init__(
+            "application_id", f"{application_id!r}: no such exchange; evidence is uploaded for a started exchange"
+        )
 
 
 @dataclass(frozen=True)
@@ -229,9 +247,16 @@ def detect_media_type(data: bytes) -> str | None:
 
 
 def check_evidence(data: bytes, name: str, kind: str, limits: EvidenceLimits = DEFAULT_LIMITS) -> str:
-    """Apply the rules to an upload and return its media type; raise `EvidenceRefused` on the first broken one."""
+    """Apply the rules to an upload and return its media type; raise `EvidenceRefused` on the first broken one.
+
+    Cheap rules first (name, kind, size, the first bytes), then the whole structure of the detected type.
+    """
     if not 1 <= len(name) <= 255:
         raise EvidenceRefused("name", "must be 1 to 255 characters")
+    try:
+        _FILE_NAME.validate_python(name)
+    except ValidationError as error:
+        raise EvidenceRefused("name", f"{name!r}: {error.errors()[0]['msg']}") from None
     if kind not in EVIDENCE_KINDS:
         raise EvidenceRefused("kind", f"{kind!r} is not one of {', '.join(EVIDENCE_KINDS)}")
     if not data:
@@ -241,6 +266,10 @@ def check_evidence(data: bytes, name: str, kind: str, limits: EvidenceLimits = D
     media_type = detect_media_type(data)
     if media_type is None or media_type not in limits.allowed_media_types:
         raise EvidenceRefused("media_type", _wrong_type(data, name, media_type, limits))
+    try:
+        check_content(data, media_type)
+    except ContentRefused as refused:
+        raise EvidenceRefused("file", f"{name!r}: {refused}") from None
     return media_type
 
 
@@ -260,8 +289,13 @@ def _too_large(name: str, size_bytes: int, limits: EvidenceLimits) -> str:
 def _wrong_type(data: bytes, name: str, detected: str | None, limits: EvidenceLimits) -> str:
     accepted = [_LABELS[t] for t in limits.allowed_media_types]
     accepted_text = accepted[0] if len(accepted) == 1 else f"{', '.join(accepted[:-1])} or {accepted[-1]}"
+    archive = archive_at_start(data)
     if detected is not None:
         looks_like = f"it is {_LABELS[detected]}"
+    elif archive is not None:
+        # An Office document is a ZIP too: say so, since that is the archive people upload most.
+        office = " (an Office document is one too: save it as PDF)" if "ZIP" in archive else ""
+        looks_like = f"it is {archive}{office}; archives are not accepted: upload each document by itself"
     else:
         looks_like = next(
             (f"it starts like {what}" for signature, what in _RECOGNISED_REFUSALS if data.startswith(signature)),
@@ -292,6 +326,9 @@ def read_upload(path_or_bytes: Path | bytes, limits: EvidenceLimits = DEFAULT_LI
         raise EvidenceRefused("file", f"{str(path)!r} does not exist") from None
     except PermissionError:
         raise EvidenceRefused("file", f"{str(path)!r} cannot be read (permission denied)") from None
+    except OSError as error:
+        # A name too long, a loop of links, a path through a file: the caller's path, not a server.
+        raise EvidenceRefused("file", f"{str(path)!r} cannot be read ({error.strerror or error})") from None
 
 
 async def store_evidence(
@@ -318,9 +355,13 @@ async def store_evidence(
     try:
         uploaded_by = _ACTOR_ID.validate_python(uploaded_by)
     except ValidationError:
-        raise EvidenceRefused("uploaded_by", "must be 1 to 128 characters") from None
+        raise EvidenceRefused("uploaded_by", "one line of 1 to 128 characters, without control characters") from None
+    if not await exchange_exists(conn, application_id):
+        raise ApplicationUnknown(application_id)
     data = await asyncio.to_thread(read_upload, path_or_bytes, limits)
-    media_type = check_evidence(data, name, kind, limits)
+    # The checks parse and decode the whole file (up to 10 MiB): off the event loop.
+    media_type = await asyncio.to_thread(check_evidence, data, name, kind, limits)
+    name = _FILE_NAME.validate_python(name)  # as the EvidenceItem will hold it (trimmed)
     # Bytes first, row second: a crash in between leaves an unreferenced file that the retry reuses,
     # never a row pointing at nothing.
     sha256 = await asyncio.to_thread(store.put, data)
@@ -346,6 +387,17 @@ async def store_evidence(
         raise EvidenceRefused("file", f"{name!r} is already evidence of another application; upload each document once")
     assert record.size_bytes == len(data), "same SHA-256, same size"
     return record.as_item()
+
+
+async def exchange_exists(conn: DbConnection, application_id: str) -> bool:
+    """Whether an exchange was started for the application: its read-model row, or its run's claim, which
+    the workflow writes first (activities/submission.py), before its first projection."""
+    exists: bool = await conn.fetchval(
+        """SELECT EXISTS (SELECT 1 FROM exchanges WHERE application_id = $1)
+               OR EXISTS (SELECT 1 FROM exchange_runs WHERE application_id = $1)""",
+        application_id,
+    )
+    return exists
 
 
 async def list_evidence(

@@ -1,12 +1,19 @@
 """`cx evidence`: upload the evidence of a closing report (boarding passes, invoices) and list it.
 
-`add` checks the file (size, and type by content), stores it by its SHA-256 and prints the
+`add` checks the file (size, type by content, and the whole structure of that type: a PDF must parse,
+an image must decode, nothing may follow its end, no archive anywhere; activities/evidence_content.py),
+refuses an application that started no exchange (exit 3), stores the file by its SHA-256 and prints the
 `EvidenceItem` JSON to paste into the report's `evidence`. The store is `CX_EVIDENCE_DIR`, else
 `<CX_STATE_DIR>/evidence`; the records are in the database (`DATABASE_URL` or the `make run` stack).
+
+Who: `cx` is the back office's tool (it holds the database's credentials), so whoever runs it acts as an
+officer and may upload for any exchange; `--as` records who did. Applicants upload through the REST API,
+which lets them reach only the exchanges they submitted (docs/operations.md, "Evidence").
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from enum import StrEnum
@@ -19,6 +26,7 @@ from rich.table import Table
 
 from activities.evidence import (
     EVIDENCE_KINDS,
+    ApplicationUnknown,
     EvidenceRecord,
     EvidenceRefused,
     EvidenceStore,
@@ -49,7 +57,7 @@ async def _add(settings: Settings, application_id: str, file: Path, name: str, k
     # Check the file before contacting anything, so a wrong file is refused even with no database running.
     try:
         data = read_upload(file)
-        check_evidence(data, name, kind)
+        await asyncio.to_thread(check_evidence, data, name, kind)
     except EvidenceRefused as error:
         raise CommandFailed(str(error), ExitCode.USAGE) from None
     conn = await _connect(settings)
@@ -57,6 +65,8 @@ async def _add(settings: Settings, application_id: str, file: Path, name: str, k
         return await store_evidence(
             conn, store, application_id=application_id, path_or_bytes=data, name=name, kind=kind, uploaded_by=actor
         )
+    except ApplicationUnknown as error:
+        raise CommandFailed(f"{error}; nothing was stored", ExitCode.NOT_FOUND) from None
     except EvidenceRefused as error:
         raise CommandFailed(str(error), ExitCode.USAGE) from None
     finally:
@@ -79,9 +89,11 @@ def add(
     actor: Annotated[str, typer.Option("--as", help="who uploads (actor id)")],
     name: Annotated[str | None, typer.Option("--name", help="the label in the report; default: the file name")] = None,
 ) -> None:
-    """Store one evidence file for an application and print its EvidenceItem JSON for the report.
+    """Store one evidence file for an exchange and print its EvidenceItem JSON for the report.
 
-    Uploading the same file again prints the same item and stores nothing new.
+    The file must be a whole PDF, PNG or JPEG and nothing else (no data after its end, no archive, no
+    JavaScript or embedded file in a PDF). Uploading the same file again prints the same item and stores
+    nothing new; an application id that started no exchange is refused (exit 3).
 
     Example: cx evidence add app-42 boarding-pass.pdf --kind boarding_pass --as visitor@example.org
     """

@@ -62,8 +62,10 @@ def stay_that_ended_weeks_ago(country: str, weeks: int = 3) -> tuple[date, date]
 
 
 def pdf(tag: str) -> bytes:
-    """A small document that is a PDF by its content, unique per tag (evidence is stored by SHA-256)."""
-    return b"%PDF-1.4\n% evidence " + tag.encode() + b"\n%%EOF\n"
+    """A small real PDF, unique per tag (evidence is stored by SHA-256 and checked on its whole structure)."""
+    from tests.evidence.documents import pdf as real_pdf
+
+    return real_pdf(f"evidence {tag}")
 
 
 async def status_until(

@@ -19,8 +19,7 @@ from tests.api.helpers import (
     fields,
     pdf,
 )
-
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+from tests.evidence.documents import png
 
 
 async def started_by_the_applicant(api: httpx.AsyncClient, partnership: str) -> str:
@@ -64,7 +63,7 @@ async def test_an_upload_is_checked_stored_once_and_listed(api: httpx.AsyncClien
     assert again.status_code == 200 and again.json() == item, "the first record stands, first name included"
     invoice = await api.post(
         f"/exchanges/{app_id}/evidence",
-        files={"file": ("hotel.png", PNG + app_id.encode(), "image/png")},
+        files={"file": ("hotel.png", png(app_id), "image/png")},
         data={"kind": "accommodation_invoice", "name": "Hotel invoice"},
         headers=auth(OFFICER),
     )

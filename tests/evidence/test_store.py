@@ -1,19 +1,22 @@
 """The evidence store against a real Postgres: accepted types with the right digest and size, idempotent
-uploads stored once, and refusals that name the field and the rule."""
+uploads stored once, refusals that name the field and the rule, and uploads only for a started exchange."""
 
 from __future__ import annotations
 
 import hashlib
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 import pytest
 from asyncpg.pool import PoolConnectionProxy
+from temporalio.testing import ActivityEnvironment
 
 from activities.evidence import (
     MIB,
+    ApplicationUnknown,
     EvidenceLimits,
     EvidenceRefused,
     EvidenceStore,
@@ -21,25 +24,36 @@ from activities.evidence import (
     list_evidence,
     store_evidence,
 )
+from activities.projection import ProjectionActivities
+from activities.submission import SubmissionActivities
+from schemas.activities import ProjectTransitionInput
 from schemas.exchange import EvidenceItem
+from schemas.stages import Stage
+from schemas.submission import ClaimExchangeRunInput
+from tests.evidence.documents import jpeg, pdf, png, pypdf_pdf
+from tests.factories import application
 from workers.settings import Settings
+
+
+def progressive_jpeg(tag: str) -> bytes:
+    return jpeg(tag, progressive=True)
 
 
 def unique_tag() -> str:
     return uuid.uuid4().hex[:10]
 
 
-def pdf(tag: str) -> bytes:
-    """A tiny document that starts like a PDF; the tag makes its bytes (and digest) unique to a test."""
-    return b"%PDF-1.7\n%" + tag.encode() + b"\n%%EOF\n"
-
-
-def png(tag: str) -> bytes:
-    return b"\x89PNG\r\n\x1a\n" + tag.encode()
-
-
-def jpeg(tag: str) -> bytes:
-    return b"\xff\xd8\xff\xe0" + tag.encode()
+async def started(pool: asyncpg.Pool, stage: Stage = Stage.REPORTING) -> str:
+    """The id of an exchange that exists: its read-model row written by the projection activity, as the
+    workflow writes it (evidence is refused for an application that started no exchange)."""
+    app = application()
+    await ActivityEnvironment().run(
+        ProjectionActivities(pool).record_transition,
+        ProjectTransitionInput(
+            application=app, stage=stage, at=datetime.now(UTC), actor_id="system", event="stage_entered", sequence=1
+        ),
+    )
+    return app.application_id
 
 
 async def upload(
@@ -57,14 +71,20 @@ def files_in(root: Path) -> list[Path]:
 
 @pytest.mark.parametrize(
     ("make", "media_type", "file_name"),
-    [(pdf, "application/pdf", "pass.pdf"), (png, "image/png", "invoice.png"), (jpeg, "image/jpeg", "hotel.jpg")],
+    [
+        (pdf, "application/pdf", "pass.pdf"),
+        (pypdf_pdf, "application/pdf", "invoice.pdf"),
+        (png, "image/png", "invoice.png"),
+        (jpeg, "image/jpeg", "hotel.jpg"),
+        (progressive_jpeg, "image/jpeg", "scan.jpg"),
+    ],
 )
 async def test_pdf_png_and_jpeg_are_stored_with_their_sha256_and_size(
     pg_pool: asyncpg.Pool, tmp_path: Path, make: Callable[[str], bytes], media_type: str, file_name: str
 ) -> None:
-    """A PDF, a PNG and a JPEG are accepted, stored at <root>/<sha[:2]>/<sha> and recorded with the right
-    SHA-256, size and detected media type."""
-    application_id, data = f"app-{unique_tag()}", make(unique_tag())
+    """A PDF (written by hand, and by pypdf), a PNG and a JPEG (baseline and progressive) are accepted, stored
+    at <root>/<sha[:2]>/<sha> and recorded with the right SHA-256, size and detected media type."""
+    application_id, data = await started(pg_pool), make(unique_tag())
     path = tmp_path / file_name
     path.write_bytes(data)
     store = EvidenceStore(tmp_path / "evidence")
@@ -89,7 +109,7 @@ async def test_pdf_png_and_jpeg_are_stored_with_their_sha256_and_size(
 
 async def test_the_same_bytes_twice_make_one_record_and_one_file(pg_pool: asyncpg.Pool, tmp_path: Path) -> None:
     """Uploading the same bytes twice (even under another name) returns the first record and stores one file."""
-    application_id, data = f"app-{unique_tag()}", pdf(unique_tag())
+    application_id, data = await started(pg_pool), pdf(unique_tag())
     store = EvidenceStore(tmp_path)
     async with pg_pool.acquire() as conn:
         first = await store_evidence(
@@ -120,16 +140,17 @@ async def test_the_same_bytes_for_another_application_are_refused(pg_pool: async
     """A document already evidence of one application is refused for another, naming the field `file`."""
     data = pdf(unique_tag())
     store = EvidenceStore(tmp_path)
+    first, second = await started(pg_pool), await started(pg_pool)
     async with pg_pool.acquire() as conn:
-        await upload(conn, store, f"app-{unique_tag()}", data)
+        await upload(conn, store, first, data)
         with pytest.raises(EvidenceRefused) as refused:
-            await upload(conn, store, f"app-{unique_tag()}", data)
+            await upload(conn, store, second, data)
     assert refused.value.field == "file" and "another application" in refused.value.message
 
 
 async def test_a_file_over_the_size_limit_is_refused_before_it_is_read(pg_pool: asyncpg.Pool, tmp_path: Path) -> None:
     """A 12.3 MiB file is refused on `size_bytes` with its size and the limit, and nothing is stored or recorded."""
-    application_id = f"app-{unique_tag()}"
+    application_id = await started(pg_pool)
     big = tmp_path / "scan.pdf"
     with big.open("wb") as handle:
         handle.truncate(int(12.3 * MIB))  # sparse: proves the refusal comes from the size, not the content
@@ -152,12 +173,13 @@ async def test_a_file_over_the_size_limit_is_refused_before_it_is_read(pg_pool: 
 
 
 def test_one_byte_over_the_limit_is_refused_in_bytes_and_the_limit_itself_is_accepted() -> None:
-    """Exactly the limit passes; one byte more is refused, shown in bytes since it rounds to the limit."""
+    """A real PDF of exactly the limit passes; one byte more (white space, which a PDF may end with) is
+    refused, shown in bytes since it rounds to the limit."""
     limits = EvidenceLimits(max_size_bytes=10 * MIB)
-    at_limit = b"%PDF-" + b"0" * (10 * MIB - 5)
+    at_limit = pdf(unique_tag(), size_bytes=10 * MIB)
     assert check_evidence(at_limit, "a.pdf", "other", limits) == "application/pdf"
     with pytest.raises(EvidenceRefused) as refused:
-        check_evidence(at_limit + b"0", "a.pdf", "other", limits)
+        check_evidence(at_limit + b"\n", "a.pdf", "other", limits)
     assert refused.value.field == "size_bytes"
     assert "10,485,761 bytes, over the 10 MiB limit" in refused.value.message
 
@@ -176,15 +198,16 @@ def test_one_byte_over_the_limit_is_refused_in_bytes_and_the_limit_itself_is_acc
         (b"GIF89a....", "photo.png", "other", "media_type", "(it starts like a GIF image)"),
         (b"%PDF-1.7\n", "pass.pdf", "passport", "kind", "'passport' is not one of boarding_pass, travel_invoice"),
         (b"%PDF-1.7\n", "", "boarding_pass", "name", "must be 1 to 255 characters"),
+        (b"%PDF-1.7\n", "pass\n.pdf", "boarding_pass", "name", "'pass\\n.pdf': "),
     ],
-    ids=["empty", "disguised-executable", "gif", "unknown-kind", "no-name"],
+    ids=["empty", "disguised-executable", "gif", "unknown-kind", "no-name", "name-with-a-newline"],
 )
 async def test_refusals_name_the_field_and_the_rule(
     pg_pool: asyncpg.Pool, tmp_path: Path, data: bytes, name: str, kind: str, field: str, words: str
 ) -> None:
-    """An empty file, a disguised executable, an unaccepted image type, an unknown kind and a missing name
-    are each refused naming the field and the rule, with nothing stored or recorded."""
-    application_id = f"app-{unique_tag()}"
+    """An empty file, a disguised executable, an unaccepted image type, an unknown kind, a missing name and a
+    name that is not one line are each refused naming the field and the rule, with nothing stored or recorded."""
+    application_id = await started(pg_pool)
     async with pg_pool.acquire() as conn:
         with pytest.raises(EvidenceRefused) as refused:
             await store_evidence(
@@ -206,12 +229,13 @@ async def test_refusals_name_the_field_and_the_rule(
 async def test_a_missing_file_and_a_bad_application_id_are_refused(pg_pool: asyncpg.Pool, tmp_path: Path) -> None:
     """A path that does not exist is refused on `file`, an invalid application id on `application_id`."""
     store = EvidenceStore(tmp_path)
+    application_id = await started(pg_pool)
     async with pg_pool.acquire() as conn:
         with pytest.raises(EvidenceRefused) as missing:
             await store_evidence(
                 conn,
                 store,
-                application_id="app-1",
+                application_id=application_id,
                 path_or_bytes=tmp_path / "nope.pdf",
                 name="nope.pdf",
                 kind="other",
@@ -229,6 +253,34 @@ async def test_a_missing_file_and_a_bad_application_id_are_refused(pg_pool: asyn
             )
     assert missing.value.field == "file" and "does not exist" in missing.value.message
     assert bad_id.value.field == "application_id"
+
+
+async def test_evidence_for_an_application_that_started_no_exchange_is_refused(
+    pg_pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    """A valid PDF for an application id no exchange was started with is refused (`ApplicationUnknown`, field
+    `application_id`): no row, no file. An exchange whose run has claimed its id, before its first projection,
+    already counts as started."""
+    store = EvidenceStore(tmp_path)
+    never = f"app-never-{unique_tag()}"
+    async with pg_pool.acquire() as conn:
+        with pytest.raises(ApplicationUnknown) as refused:
+            await upload(conn, store, never, pdf(unique_tag()))
+        assert await list_evidence(conn, never) == []
+    assert refused.value.field == "application_id" and "no such exchange" in refused.value.message
+    assert files_in(tmp_path) == []
+
+    just_started = f"app-{unique_tag()}"
+    claim = ClaimExchangeRunInput(
+        application_id=just_started,
+        workflow_id=f"exchange:{just_started}",
+        run_id=str(uuid.uuid4()),
+        started_at=datetime.now(UTC),
+    )
+    await ActivityEnvironment().run(SubmissionActivities(pg_pool).claim_exchange_run, claim)
+    async with pg_pool.acquire() as conn:
+        item = await upload(conn, store, just_started, pdf(unique_tag()))
+        assert [r.sha256 for r in await list_evidence(conn, just_started)] == [item.sha256]
 
 
 def test_a_damaged_copy_in_the_store_is_replaced_atomically(tmp_path: Path) -> None:

@@ -11,19 +11,20 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.evidence import EvidenceActivities, EvidenceStore, VerifyEvidenceInput, VerifyEvidenceResult
 from schemas.converter import DATA_CONVERTER
-from tests.evidence.test_store import jpeg, pdf, unique_tag, upload
+from tests.evidence.documents import jpeg, pdf
+from tests.evidence.test_store import started, unique_tag, upload
 
 
 async def test_verify_evidence_flags_a_missing_and_a_mismatched_item(pg_pool: asyncpg.Pool, tmp_path: Path) -> None:
     """Of three items, the uploaded one passes, one never uploaded is missing, and one whose size and kind
     differ from the upload is mismatched with both differences named."""
-    application_id = f"app-{unique_tag()}"
+    application_id, another = await started(pg_pool), await started(pg_pool)
     store = EvidenceStore(tmp_path)
     async with pg_pool.acquire() as conn:
         good = await upload(conn, store, application_id, pdf(unique_tag()))
         other = await upload(conn, store, application_id, jpeg(unique_tag()), kind="accommodation_invoice")
         # Uploaded, but for another application: for this one it was never uploaded.
-        elsewhere = await upload(conn, store, f"app-{unique_tag()}", pdf(unique_tag()))
+        elsewhere = await upload(conn, store, another, pdf(unique_tag()))
     tampered = other.model_copy(update={"size_bytes": other.size_bytes + 1, "kind": "travel_invoice"})
     never = good.model_copy(update={"sha256": "0" * 64})
 
@@ -44,7 +45,7 @@ async def test_verify_evidence_passes_a_report_whose_items_were_all_uploaded(
     pg_pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
     """Items exactly as uploaded (the name being only a label) pass, and the result survives the data converter."""
-    application_id = f"app-{unique_tag()}"
+    application_id = await started(pg_pool)
     async with pg_pool.acquire() as conn:
         item = await upload(conn, EvidenceStore(tmp_path), application_id, pdf(unique_tag()))
     renamed = item.model_copy(update={"name": "Boarding pass, outbound"})

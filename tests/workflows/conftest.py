@@ -20,6 +20,7 @@ from ledger.store import LedgerStore
 from schemas.exchange import ExchangeStatus, Party
 from schemas.review import Reviewer, ReviewerRole
 from schemas.stages import Stage
+from tests.evidence.documents import pdf
 from workers.main import build_worker
 
 
@@ -123,9 +124,9 @@ async def agree(client: ExchangeClient, application_id: str) -> None:
 
 
 async def uploaded_evidence(pool: asyncpg.Pool, application_id: str) -> list[dict[str, object]]:
-    """Upload a small boarding pass (a real PDF header, unique bytes) for the exchange; return report items."""
+    """Upload a small boarding pass (a real one-page PDF, unique bytes) for the exchange; return report items."""
     store = EvidenceStore(Path(tempfile.gettempdir()) / "cx-test-evidence")
-    content = b"%PDF-1.4\n% boarding pass for " + application_id.encode() + b"\n%%EOF\n"
+    content = pdf(f"boarding pass for {application_id}")
     async with pool.acquire() as conn:
         item = await store_evidence(
             conn,
