@@ -33,6 +33,10 @@ class Settings:
     # How long `cx worker`, `cx dispatcher` and `cx api` wait for Temporal and Postgres at start-up
     # (workers/connect.py) before they exit with UNAVAILABLE.
     connect_timeout_s: float
+    # The REST API's bounds (issue 11): the largest JSON body it reads (evidence uploads have their own,
+    # activities/evidence.py) and how long it waits for Temporal before answering 504.
+    api_max_body_bytes: int = 1024 * 1024
+    api_engine_timeout_s: float = 10.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -55,6 +59,8 @@ class Settings:
             metrics_address=env.get("CX_METRICS_ADDRESS") or None,
             api_port=_optional_port(env, "CX_API_PORT"),
             connect_timeout_s=_seconds(env, "CX_CONNECT_TIMEOUT_S", 120.0),
+            api_max_body_bytes=_bytes(env, "CX_API_MAX_BODY_BYTES", 1024 * 1024),
+            api_engine_timeout_s=_positive_seconds(env, "CX_API_ENGINE_TIMEOUT_S", 10.0),
         )
 
 
@@ -83,3 +89,20 @@ def _seconds(env: dict[str, str], name: str, default: float) -> float:
     if not 0 <= value <= 86_400:
         raise ValueError(f"{name}={raw!r}: must be a number of seconds from 0 to 86400")
     return value
+
+
+def _positive_seconds(env: dict[str, str], name: str, default: float) -> float:
+    value = _seconds(env, name, default)
+    if value <= 0:
+        raise ValueError(f"{name}={env.get(name)!r}: must be a number of seconds above 0")
+    return value
+
+
+def _bytes(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    # From 1 KiB (a request smaller than that is no request) to 16 MiB (a JSON body is a few KiB).
+    if not raw.isdigit() or not 1024 <= int(raw) <= 16 * 1024 * 1024:
+        raise ValueError(f"{name}={raw!r}: must be a number of bytes from 1024 to 16777216")
+    return int(raw)

@@ -23,6 +23,7 @@ from activities.evidence import EvidenceStore
 from clients.api.auth import Principal, TokenConfigError, load_tokens
 from clients.api.body import BodyLimit, BodyTooLarge, too_large_response
 from clients.api.context import Api
+from clients.api.guards import Authenticate, Deadline
 from clients.api.openapi import build_openapi
 from clients.api.problems import Problem, ProblemError, invalid, problem_response, problem_type
 from clients.api.routers import budgets, evidence, exchanges, ops, policy, reviews
@@ -36,9 +37,13 @@ __all__ = ["Principal", "TokenConfigError", "create_app", "load_tokens", "serve"
 
 STATIC_DIR = Path(__file__).parent / "static"
 SWAGGER_UI = "/static/swagger-ui"
-# JSON bodies are small (an application is a few KiB); this bound only stops a runaway request.
-# Evidence uploads have their own, larger limit (clients/api/routers/evidence.py).
-MAX_BODY_BYTES = 1024 * 1024
+# JSON bodies are small (an application is a few KiB); this bound only stops a runaway request
+# (CX_API_MAX_BODY_BYTES). Evidence uploads have their own, larger limit (clients/api/routers/evidence.py).
+MAX_BODY_BYTES = Settings.api_max_body_bytes
+ENGINE_TIMEOUT_S = Settings.api_engine_timeout_s
+# A request may call the engine more than once (its start input to check who submitted it, then the
+# update), each call bounded by the engine timeout; the whole request gets this many of them.
+REQUEST_DEADLINE_FACTOR = 3
 _TITLES = {404: "Not found", 405: "Method not allowed"}
 
 TAGS: list[dict[str, Any]] = [
@@ -59,18 +64,23 @@ def create_app(
     tokens: dict[str, Principal],
     *,
     evidence_store: EvidenceStore | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    engine_timeout_s: float = ENGINE_TIMEOUT_S,
 ) -> FastAPI:
     """Build the API over one ExchangeClient and one pool; `tokens` maps bearer tokens to principals.
 
-    `evidence_store` defaults to the configured one (`CX_EVIDENCE_DIR`, as `cx evidence add` uses).
+    `evidence_store` defaults to the configured one (`CX_EVIDENCE_DIR`, as `cx evidence add` uses);
+    `max_body_bytes` and `engine_timeout_s` are CX_API_MAX_BODY_BYTES and CX_API_ENGINE_TIMEOUT_S.
     """
     app = FastAPI(
         title="ClusterXchange",
         version="1",
         description=(
-            "Start and drive exchanges of the ClusterXchange grant scheme. Bearer tokens map to roles "
-            "(officer, reviewer, applicant, service, ops). Bodies are JSON validated strictly, exactly as the "
-            "workflow validates them. Errors are RFC 9457 problem documents (application/problem+json)."
+            "Start and drive exchanges of the ClusterXchange grant scheme. Bearer tokens map to principals: a "
+            "role (officer, reviewer, applicant, service, ops) and the organisations and partnerships they act "
+            "for; who may do what, where and for which party is docs/security.md. Bodies are JSON validated "
+            "strictly, exactly as the workflow validates them. Errors are RFC 9457 problem documents "
+            "(application/problem+json). Every POST that changes something takes an `Idempotency-Key`."
         ),
         openapi_tags=TAGS,
         docs_url=None,  # served below from packaged assets, never from a CDN
@@ -82,13 +92,19 @@ def create_app(
         tokens=tokens,
         evidence_store=evidence_store or EvidenceStore.from_settings(Settings.from_env()),
         ledger=LedgerStore(pool),
+        engine_timeout_s=engine_timeout_s,
+        request_deadline_s=REQUEST_DEADLINE_FACTOR * engine_timeout_s,
     )
     _add_error_handlers(app)
+    # The last added runs first: the token is checked before anything reads the body (a caller with no
+    # token learns 401, never 413 or 422), then the request's deadline starts, then the body is bounded.
     app.add_middleware(
         BodyLimit,
-        limit_bytes=MAX_BODY_BYTES,
+        limit_bytes=max_body_bytes,
         larger={("POST", evidence.UPLOAD_PATH): evidence.MAX_UPLOAD_BYTES},
     )
+    app.add_middleware(Deadline, seconds=REQUEST_DEADLINE_FACTOR * engine_timeout_s)
+    app.add_middleware(Authenticate, tokens=tokens)
     routers = (ops.router, exchanges.router, evidence.router, reviews.router, budgets.router, policy.router)
     for router in routers:
         app.include_router(router)
@@ -163,5 +179,12 @@ async def serve(settings: Settings, tokens: dict[str, Principal], host: str = "1
     )
     client = ExchangeClient(temporal, settings.task_queue)
     async with postgres_pool(resolve_database_url(settings), timeout_s=settings.connect_timeout_s) as pool:
-        app = create_app(client, pool, tokens, evidence_store=EvidenceStore.from_settings(settings))
+        app = create_app(
+            client,
+            pool,
+            tokens,
+            evidence_store=EvidenceStore.from_settings(settings),
+            max_body_bytes=settings.api_max_body_bytes,
+            engine_timeout_s=settings.api_engine_timeout_s,
+        )
         await uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info")).serve()

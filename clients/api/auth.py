@@ -1,7 +1,9 @@
-"""Bearer tokens mapped to roles, and who may do what (docs/adr/0009-rest-api.md, the table).
+"""Bearer tokens mapped to principals: who a token stands for and what it may act for (docs/security.md).
 
-Tokens come from configuration only (`CX_API_TOKENS`), parsed once by `load_tokens`. The role sets below
-are the table of the ADR in code; the routers check them before anything reaches Temporal or the ledger.
+Tokens come from configuration only (`CX_API_TOKENS`), parsed once by `load_tokens`. A principal has a
+subject (the person or system), a role, and the organisations and partnerships it may act for: the
+parties of R10 (HO and VO are organisations, HOP and VOP partnerships). Who may do what with them is the
+table in clients/api/access.py.
 """
 
 from __future__ import annotations
@@ -11,57 +13,62 @@ import os
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from schemas.ids import OrganisationId, PartnershipId
 
 Role = Literal["officer", "reviewer", "applicant", "service", "ops"]
 MIN_TOKEN_LENGTH = 16
+# More would be a configuration mistake (a whole registry pasted into one token), not a real principal.
+MAX_PARTIES_PER_PRINCIPAL = 1000
 
-# Officers and services act for others; reviewers and applicants act only as themselves, on their own
-# exchanges, and only through the messages of their role; ops reads everything and writes nothing.
-STARTERS: frozenset[Role] = frozenset({"service", "officer", "applicant"})
-READERS: frozenset[Role] = frozenset({"officer", "reviewer", "applicant", "service", "ops"})
-BACK_OFFICE_READERS: frozenset[Role] = frozenset({"officer", "service", "ops"})
-SIGNALLERS: frozenset[Role] = frozenset({"officer", "service"})
-ACTS_FOR_OTHERS: frozenset[Role] = frozenset({"officer", "service"})
-OFFICERS: frozenset[Role] = frozenset({"officer"})
-EVIDENCE_UPLOADERS: frozenset[Role] = frozenset({"officer", "service", "applicant"})
-INBOX_READERS: frozenset[Role] = frozenset({"officer", "service", "ops", "reviewer"})  # a reviewer: their own
-UNAVAILABILITY_SETTERS: frozenset[Role] = frozenset({"officer", "reviewer"})  # a reviewer: their own
-# Backdating a submission moves the lead-time rule (R13): only a back office importing records may.
-IMPORTERS: frozenset[Role] = frozenset({"officer", "service"})
-
-REVIEWER_UPDATES = frozenset({"submit_review", "declare_conflict", "request_changes"})
-APPLICANT_UPDATES = frozenset(
-    {"amend_application", "withdraw", "sign_commitment", "confirm_match", "amend_dates", "submit_report"}
-)
 # `funds_held` is the Funds workflow's word that money is on hold: a caller able to send it could make an
 # exchange believe in a hold that the ledger never booked, so it has no route.
 INTERNAL_SIGNALS = frozenset({"funds_held"})
 
 
 class Principal(BaseModel):
-    """Who a bearer token stands for."""
+    """Who a bearer token stands for: a subject, a role and the parties it may act for.
+
+    Entries written before parties existed (`{"subject", "role"}`) stay valid: they act for no party. An
+    unknown key is refused, so that a misspelt `organisation` never silently grants nothing.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     subject: str = Field(min_length=1, max_length=128)
     role: Role
+    organisations: frozenset[OrganisationId] = Field(
+        default=frozenset(),
+        max_length=MAX_PARTIES_PER_PRINCIPAL,
+        description="organisations this principal acts for (the HO or VO of an exchange)",
+    )
+    partnerships: frozenset[PartnershipId] = Field(
+        default=frozenset(),
+        max_length=MAX_PARTIES_PER_PRINCIPAL,
+        description="partnerships this principal acts for (the HOP or VOP of an exchange)",
+    )
 
 
 class TokenConfigError(ValueError):
     """CX_API_TOKENS is missing or malformed; the message says which token and field."""
 
 
+_SHAPE = '{"<token>": {"subject": "...", "role": "...", "organisations": [...], "partnerships": [...]}}'
+
+
 def load_tokens(environ: Mapping[str, str] | None = None) -> dict[str, Principal]:
-    """Parse `CX_API_TOKENS` (JSON `{"<token>": {"subject": "...", "role": "..."}}`) once at start-up."""
+    """Parse `CX_API_TOKENS` (JSON, see _SHAPE; the two lists are optional) once at start-up."""
     env = os.environ if environ is None else environ
     raw = env.get("CX_API_TOKENS")
     if not raw:
-        raise TokenConfigError('CX_API_TOKENS is not set: give JSON {"<token>": {"subject": "...", "role": "..."}}')
+        raise TokenConfigError(f"CX_API_TOKENS is not set: give JSON {_SHAPE}")
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as error:
         raise TokenConfigError(f"CX_API_TOKENS is not valid JSON: {error}") from None
     if not isinstance(data, dict) or not data:
-        raise TokenConfigError("CX_API_TOKENS must be a non-empty JSON object of token -> {subject, role}")
+        raise TokenConfigError(f"CX_API_TOKENS must be a non-empty JSON object: {_SHAPE}")
     tokens: dict[str, Principal] = {}
     for index, (token, value) in enumerate(data.items()):
         if len(token) < MIN_TOKEN_LENGTH:
@@ -72,5 +79,7 @@ def load_tokens(environ: Mapping[str, str] | None = None) -> dict[str, Principal
             tokens[token] = Principal.model_validate(value)
         except ValidationError as error:
             details = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'entry'}: {e['msg']}" for e in error.errors())
-            raise TokenConfigError(f"CX_API_TOKENS entry #{index + 1} ({value!r}): {details}") from None
+            # The entry's subject and role name it; the token itself is a secret and never printed.
+            where = value.get("subject") if isinstance(value, dict) else None
+            raise TokenConfigError(f"CX_API_TOKENS entry #{index + 1} ({where!r}): {details}") from None
     return tokens

@@ -179,13 +179,18 @@ def _as_refusal(value: str | None) -> Refusal | None:
 
 _DESCRIPTIONS: Mapping[int, str] = {
     401: "missing or unknown bearer token",
-    403: "the token's role may not do this, or not here; or the workflow refused this actor (refusal NotAllowed)",
+    403: "the token's principal may not do this, not on this exchange, not as this actor or not for this party "
+    "(no `refusal`); or the workflow refused this actor (refusal NotAllowed)",
     404: "no such resource; `errors` names the id",
-    409: "refused by the workflow (WrongStage, AlreadyRecorded, DuplicateApplication), or conflicting with what exists",
+    409: "refused by the workflow (WrongStage, AlreadyRecorded, DuplicateApplication), conflicting with what exists, "
+    "or a request with the same Idempotency-Key still in flight",
     413: "the body is larger than this operation accepts",
     415: "the body is not JSON (send Content-Type: application/json)",
-    422: "invalid input; `errors` names each field (refusals InvalidInput, AmendmentRefused, EvidenceRefused too)",
+    422: "invalid input; `errors` names each field (refusals InvalidInput, AmendmentRefused, EvidenceRefused too); "
+    "or an Idempotency-Key first used for another request",
     503: "Temporal or Postgres did not answer",
+    504: "the engine (or the request as a whole) did not answer in time; the same request with the same "
+    "Idempotency-Key applies it at most once",
 }
 
 _EXAMPLES: Mapping[int, Problem] = {
@@ -244,6 +249,19 @@ _EXAMPLES: Mapping[int, Problem] = {
         title="Engine unavailable",
         status=503,
         detail="postgres: connection refused",
+    ),
+    504: Problem(
+        type=problem_type("Engine timeout"),
+        title="Engine timeout",
+        status=504,
+        detail="the engine did not answer within 10 s; the decision may still be applied: "
+        "retry with the same Idempotency-Key",
+        errors=[
+            FieldError(
+                field="Idempotency-Key",
+                message="send the same request again with the same key: it is applied at most once",
+            )
+        ],
     ),
 }
 

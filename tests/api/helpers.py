@@ -15,7 +15,8 @@ from tests.factories import application
 from tests.workflows.conftest import REVIEWERS, panel_member, review
 
 OFFICER = "tok-officer-0000000000"
-SERVICE = "tok-service-0000000000"
+SERVICE = "tok-service-0000000000"  # a programme service: it names no party
+PARTY_SERVICE = "tok-party-service-0000"  # a CRM acting for the session partnership (HOP and VOP)
 OPS = "tok-ops-00000000000000"
 APPLICANT = "tok-applicant-00000000"
 OTHER_APPLICANT = "tok-applicant-11111111"
@@ -28,11 +29,19 @@ def reviewer_token(name: str) -> str:
     return f"tok-reviewer-{name}-000000"
 
 
+def officer_of(partnership_id: str) -> str:
+    """The programme officer of the partnership's panel: the officer token's subject (the workflow checks
+    that an officer's act comes from an officer of the exchange's partnership)."""
+    return panel_member(partnership_id, "officer")
+
+
 def token_table(partnership_id: str) -> dict[str, Principal]:
-    """Officer, service, ops, two applicants, and one token per reviewer of the partnership's panel."""
+    """Officer, services, ops, two applicants, and one token per reviewer of the partnership's panel."""
+    partnerships = frozenset({partnership_id})
     tokens = {
-        OFFICER: Principal(subject="officer-anna", role="officer"),
+        OFFICER: Principal(subject=officer_of(partnership_id), role="officer", partnerships=partnerships),
         SERVICE: Principal(subject="crm", role="service"),
+        PARTY_SERVICE: Principal(subject=f"crm-{partnership_id}", role="service", partnerships=partnerships),
         OPS: Principal(subject="ops-olga", role="ops"),
         APPLICANT: Principal(subject=APPLICANT_SUBJECT, role="applicant"),
         OTHER_APPLICANT: Principal(subject="applicant-piet", role="applicant"),
@@ -44,6 +53,15 @@ def token_table(partnership_id: str) -> dict[str, Principal]:
 
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def cancel(api: httpx.AsyncClient, partnership_id: str, application_id: str) -> None:
+    """The officer cancels (as themself) an exchange a test no longer needs."""
+    await api.post(
+        f"/exchanges/{application_id}/updates/cancel",
+        json={"actor_id": officer_of(partnership_id), "reason": "test finished"},
+        headers=auth(OFFICER),
+    )
 
 
 def body(partnership_id: str, **overrides: Any) -> dict[str, Any]:
@@ -81,6 +99,16 @@ async def status_until(
                 return status
         await asyncio.sleep(POLL_S)
     raise AssertionError(f"{application_id}: the awaited condition never held; last status {status}")
+
+
+async def recorded(api: httpx.AsyncClient, token: str, application_id: str) -> None:
+    """Poll (real time, bounded) until the read model holds the exchange: its explanation answers 200."""
+    for _ in range(int(WAIT_S / POLL_S)):
+        answer = await api.get(f"/exchanges/{application_id}/explanation", headers=auth(token))
+        if answer.status_code == 200:
+            return
+        await asyncio.sleep(POLL_S)
+    raise AssertionError(f"{application_id}: the read model never recorded the exchange")
 
 
 async def stage_is(api: httpx.AsyncClient, token: str, application_id: str, stage: str) -> dict[str, Any]:

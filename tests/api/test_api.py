@@ -17,6 +17,7 @@ from tests.api.helpers import (
     OTHER_APPLICANT,
     SERVICE,
     auth,
+    cancel,
     listed,
     open_reviewers,
     reviewer_token,
@@ -76,7 +77,7 @@ async def test_invalid_input_is_a_422_naming_the_field(api: httpx.AsyncClient, p
         "/exchanges", json={**application_body(partnership), "start_date": "not-a-date"}, headers=auth(OFFICER)
     )
     assert bad_date.status_code == 422 and bad_date.json()["errors"][0]["field"] == "start_date"
-    bad_update = await api.post("/exchanges/x1/updates/withdraw", json={"actor_id": "a"}, headers=auth(OFFICER))
+    bad_update = await api.post("/exchanges/x1/updates/cancel", json={"actor_id": "a"}, headers=auth(OFFICER))
     assert bad_update.status_code == 422 and bad_update.json()["errors"][0]["field"] == "reason"
     bad_id = await api.get("/exchanges/%20bad%20id", headers=auth(OFFICER))
     assert bad_id.status_code == 422 and bad_id.json()["errors"][0]["field"] == "application_id"
@@ -127,9 +128,7 @@ async def test_applicants_see_and_act_only_on_their_own(api: httpx.AsyncClient, 
     page = await listed(api, APPLICANT, 1)
     assert {row["application_id"] for row in page["items"]} >= {app_id}
     assert app_id not in {row["application_id"] for row in (await listed(api, OTHER_APPLICANT, 0))["items"]}
-    await api.post(
-        f"/exchanges/{app_id}/updates/cancel", json={"actor_id": "x", "reason": "test finished"}, headers=auth(OFFICER)
-    )
+    await cancel(api, partnership, app_id)
 
 
 async def test_reviewers_act_only_where_assigned(api: httpx.AsyncClient, partnership: str) -> None:
@@ -174,14 +173,12 @@ async def test_reviewers_act_only_where_assigned(api: httpx.AsyncClient, partner
     assert app_id in {row["application_id"] for row in page["items"]}
     outsider_page = (await api.get("/exchanges", params={"limit": 100}, headers=auth(reviewer_token(outsider)))).json()
     assert app_id not in {row["application_id"] for row in outsider_page["items"]}
-    await api.post(
-        f"/exchanges/{app_id}/updates/cancel", json={"actor_id": "x", "reason": "test finished"}, headers=auth(OFFICER)
-    )
+    await cancel(api, partnership, app_id)
 
 
 async def test_list_pages_through_the_read_model(api: httpx.AsyncClient, partnership: str) -> None:
     """Three exchanges of one partnership list as pages of two and one, with next_offset."""
-    partnership = f"p-page-{uuid.uuid4().hex[:8]}"
+    session_partnership, partnership = partnership, f"p-page-{uuid.uuid4().hex[:8]}"
     ids = []
     for _ in range(3):
         data = application(visitor_partnership_id=partnership, host_partnership_id=partnership)
@@ -198,9 +195,7 @@ async def test_list_pages_through_the_read_model(api: httpx.AsyncClient, partner
     too_big = await api.get("/exchanges", params={"limit": 1000}, headers=auth(OPS))
     assert too_big.status_code == 422 and too_big.json()["errors"][0]["field"] == "limit"
     for app_id in ids:
-        await api.post(
-            f"/exchanges/{app_id}/updates/cancel", json={"actor_id": "x", "reason": "done"}, headers=auth(OFFICER)
-        )
+        await cancel(api, session_partnership, app_id)
 
 
 async def test_readiness_reports_a_database_that_does_not_answer(dev_client: ExchangeClient, database_url: str) -> None:

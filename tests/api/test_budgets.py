@@ -7,7 +7,19 @@ import uuid
 import asyncpg
 
 from tests.api.conftest import MakeApi
-from tests.api.helpers import OFFICER, OPS, SERVICE, auth, body, fields, reviewed, seed_over_http, stage_is, token_table
+from tests.api.helpers import (
+    OFFICER,
+    OPS,
+    SERVICE,
+    auth,
+    body,
+    cancel,
+    fields,
+    reviewed,
+    seed_over_http,
+    stage_is,
+    token_table,
+)
 
 GRANT_CENTS = 95_000  # a five-day stay in France under policy 2022.1
 
@@ -56,8 +68,7 @@ async def test_a_top_up_books_once_and_funds_the_waiting_exchange(make_api: Make
         "SELECT count(*) FROM ledger_transfers WHERE idempotency_key = $1", f"{partnership}:top-up:EISMEA-2026-014"
     )
     assert keys == 1, "the repeat booked nothing"
-    cancel = {"actor_id": "officer-anna", "reason": "test finished"}
-    await api.post(f"/exchanges/{app_id}/updates/cancel", json=cancel, headers=auth(OFFICER))
+    await cancel(api, partnership, app_id)
 
 
 async def test_top_ups_are_for_known_partnerships_by_officers_only(make_api: MakeApi, pg_pool: asyncpg.Pool) -> None:

@@ -19,6 +19,7 @@ from tests.api.helpers import (
     SERVICE,
     auth,
     body,
+    cancel,
     fields,
     open_reviewers,
     reviewer_token,
@@ -81,8 +82,7 @@ async def test_a_dry_run_reports_and_changes_nothing(
     assert as_json.status_code == 200, as_json.text
     assert as_json.json()["candidate_version"] == "2022.1"
     assert await snapshot(pg_pool, app_id) == before, "a dry run writes nothing"
-    cancel = {"actor_id": "officer-anna", "reason": "test finished"}
-    await api.post(f"/exchanges/{app_id}/updates/cancel", json=cancel, headers=auth(OFFICER))
+    await cancel(api, partnership, app_id)
 
 
 async def test_a_bad_candidate_is_refused_naming_the_field(api: httpx.AsyncClient) -> None:

@@ -14,6 +14,7 @@ from tests.api.helpers import (
     SERVICE,
     auth,
     body,
+    cancel,
     fields,
     open_reviewers,
     reviewer_token,
@@ -75,8 +76,7 @@ async def test_a_reviewer_reads_only_their_own_inbox(api: httpx.AsyncClient, par
     unknown = await api.get("/reviewers/nobody-at-all/inbox", headers=auth(OFFICER))
     assert unknown.status_code == 404 and fields(unknown) == ["reviewer_id"]
     assert (await api.get(f"/reviewers/{mine}/inbox", headers=auth(APPLICANT))).status_code == 403
-    cancel = {"actor_id": "officer-anna", "reason": "test finished"}
-    await api.post(f"/exchanges/{app_id}/updates/cancel", json=cancel, headers=auth(OFFICER))
+    await cancel(api, partnership, app_id)
 
 
 async def test_unavailability_is_set_by_officers_or_by_the_reviewer_themself(

@@ -11,13 +11,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Response
 from temporalio.service import RPCError
 
-from clients.api import examples
-from clients.api.auth import BACK_OFFICE_READERS, OFFICERS, Principal
+from clients.api import examples, idempotency
 from clients.api.body import StrictBody
-from clients.api.context import Engine, allowed
+from clients.api.context import Engine, Permit, engine_call, permitted
+from clients.api.idempotency import Answer, body_sha256
 from clients.api.models import Budget, Partnership, RegisterPartnershipInput, TopUp, TopUpInput
 from clients.api.openapi import JSON, example_response
 from clients.api.problems import ProblemError, not_found, problem_responses
+from clients.api.routers.exchanges import IdempotencyKey
 from clients.budgets import PartnershipView, partnership_known, partnerships, register_partnership, top_up
 from ledger.errors import IdempotencyConflict, InvalidRequest, LedgerError
 from schemas.ids import _ID_PATTERN
@@ -46,7 +47,7 @@ def _partnership(view: PartnershipView) -> Partnership:
     summary="Each partnership's budget: allocated, held, paid and available",
     responses={**example_response(examples.BUDGETS, "the budgets"), **problem_responses(401, 403, 503)},
 )
-async def budgets(api: Engine, who: Annotated[Principal, allowed(BACK_OFFICE_READERS, "read budgets")]) -> list[Budget]:
+async def budgets(api: Engine, permit: Annotated[Permit, permitted("listBudgets")]) -> list[Budget]:
     return [Budget.model_validate(b, from_attributes=True) for b in await api.ledger.partnership_balances()]
 
 
@@ -57,9 +58,7 @@ async def budgets(api: Engine, who: Annotated[Principal, allowed(BACK_OFFICE_REA
     summary="Every partnership with a record or a budget, with its name and balance",
     responses={**example_response(examples.PARTNERSHIPS, "the partnerships"), **problem_responses(401, 403, 503)},
 )
-async def list_partnerships(
-    api: Engine, who: Annotated[Principal, allowed(BACK_OFFICE_READERS, "read budgets")]
-) -> list[Partnership]:
+async def list_partnerships(api: Engine, permit: Annotated[Permit, permitted("listPartnerships")]) -> list[Partnership]:
     return [_partnership(view) for view in await partnerships(api.pool)]
 
 
@@ -82,7 +81,7 @@ async def list_partnerships(
 async def put_partnership(
     partnership_id: PartnershipIdPath,
     api: Engine,
-    who: Annotated[Principal, allowed(OFFICERS, "register partnerships")],
+    permit: Annotated[Permit, permitted("registerPartnership")],
     body: Annotated[
         RegisterPartnershipInput, Depends(StrictBody(RegisterPartnershipInput, examples.PARTNERSHIP_RECORD))
     ],
@@ -108,16 +107,16 @@ async def put_partnership(
             "description": "this reference had booked this top-up already: nothing new booked",
             "content": {JSON: {"example": {**examples.TOPPED_UP, "replayed": True}}},
         },
-        **problem_responses(401, 403, 404, 409, 413, 415, 422, 503),
+        **problem_responses(401, 403, 404, 409, 413, 415, 422, 503, 504),
     },
 )
 async def top_up_budget(
     partnership_id: PartnershipIdPath,
     api: Engine,
-    who: Annotated[Principal, allowed(OFFICERS, "top up budgets")],
+    permit: Annotated[Permit, permitted("topUpBudget")],
     body: Annotated[TopUpInput, Depends(StrictBody(TopUpInput, examples.TOP_UP))],
-    response: Response,
-) -> TopUp:
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     if not await partnership_known(api.pool, partnership_id):
         # A typo must not create a budget nobody will ever spend: partnerships are registered first.
         raise not_found(
@@ -125,39 +124,50 @@ async def top_up_budget(
             "partnership_id",
             f"partnership_id {partnership_id!r}: no such partnership (register it with PUT /partnerships/{{id}})",
         )
-    try:
-        transfer = await top_up(
-            api.pool,
-            api.exchanges.temporal,
-            api.exchanges.task_queue,
-            partnership_id=partnership_id,
-            amount_cents=body.amount_cents,
-            reference=body.reference,
-        )
-    except IdempotencyConflict:
-        raise ProblemError(
-            409,
-            "Conflicting top-up",
-            f"reference {body.reference!r} already booked a different top-up of {partnership_id!r}",
-            [("reference", "already used for another amount")],
-        ) from None
-    except InvalidRequest as error:
-        raise ProblemError(422, "Invalid input", str(error), [(error.field, error.reason)]) from None
-    except LedgerError as error:
-        raise ProblemError(409, "Ledger refused", str(error)) from None
-    except RPCError as error:
-        # The booking (if any) stands; the waitlist was not told. The same request again books nothing
-        # more and tells it, so a retry is the remedy.
-        raise ProblemError(
-            503, "Engine unavailable", f"the waitlist was not told ({error.message}); send the same request again"
-        ) from None
-    if transfer.replayed:
-        response.status_code = 200
-    return TopUp(
-        partnership_id=partnership_id,
-        amount_cents=transfer.amount_cents,
-        reference=body.reference,
-        transfer_id=transfer.id,
-        replayed=transfer.replayed,
-        offered_to_waitlist=True,
+    request = idempotency.Request(
+        idempotency_key,
+        permit.who.subject,
+        "POST /partnerships/{partnership_id}/top-ups",
+        partnership_id,
+        body_sha256(body.model_dump(mode="json")),
     )
+
+    async def book() -> Answer:
+        try:
+            async with engine_call(api):
+                transfer = await top_up(
+                    api.pool,
+                    api.exchanges.temporal,
+                    api.exchanges.task_queue,
+                    partnership_id=partnership_id,
+                    amount_cents=body.amount_cents,
+                    reference=body.reference,
+                )
+        except IdempotencyConflict:
+            raise ProblemError(
+                409,
+                "Conflicting top-up",
+                f"reference {body.reference!r} already booked a different top-up of {partnership_id!r}",
+                [("reference", "already used for another amount")],
+            ) from None
+        except InvalidRequest as error:
+            raise ProblemError(422, "Invalid input", str(error), [(error.field, error.reason)]) from None
+        except LedgerError as error:
+            raise ProblemError(409, "Ledger refused", str(error)) from None
+        except RPCError as error:
+            # The booking (if any) stands; the waitlist was not told. The same request again books nothing
+            # more and tells it, so a retry is the remedy.
+            raise ProblemError(
+                503, "Engine unavailable", f"the waitlist was not told ({error.message}); send the same request again"
+            ) from None
+        booked = TopUp(
+            partnership_id=partnership_id,
+            amount_cents=transfer.amount_cents,
+            reference=body.reference,
+            transfer_id=transfer.id,
+            replayed=transfer.replayed,
+            offered_to_waitlist=True,
+        )
+        return Answer(200 if transfer.replayed else 201, booked.model_dump(mode="json"))
+
+    return await idempotency.once(api.pool, request, api.request_deadline_s, book)

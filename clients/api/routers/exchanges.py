@@ -9,35 +9,31 @@ workflow has ended.
 
 # No `from __future__ import annotations`: FastAPI reads these signatures at run time.
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from fastapi import APIRouter, Depends, Header, Path, Query
+from fastapi.responses import Response
 from pydantic import BaseModel
 
-from clients.api import examples
-from clients.api.auth import (
-    ACTS_FOR_OTHERS,
-    APPLICANT_UPDATES,
-    BACK_OFFICE_READERS,
-    IMPORTERS,
-    INTERNAL_SIGNALS,
-    READERS,
-    REVIEWER_UPDATES,
-    SIGNALLERS,
-    STARTERS,
-    Principal,
-    Role,
-)
+from clients.api import examples, idempotency
+from clients.api.access import OFFICER_FIELDS, ORGANISATION_PARTIES, Actor, Facts, Kind, Reach, reaches
+from clients.api.auth import INTERNAL_SIGNALS
 from clients.api.body import StrictBody
 from clients.api.context import (
+    STANDING_ASSIGNMENTS,
+    Api,
     Engine,
-    act_as,
-    allowed,
+    Permit,
+    application_parties,
+    authorise,
+    engine_call,
     original_application,
-    require_access,
+    permitted,
     require_exchange,
 )
+from clients.api.idempotency import Answer, body_sha256
 from clients.api.models import (
     Accepted,
     AlreadyConfirmed,
@@ -49,6 +45,7 @@ from clients.api.models import (
 )
 from clients.api.openapi import JSON, camel, example_response
 from clients.api.problems import ProblemError, forbidden, not_found, problem_responses, translate
+from clients.api.views import PartyExchangeView, party_explanation, party_status, reviewers_of
 from clients.client import DuplicateApplication, ExchangeClientError
 from clients.explain_commands import explanation
 from clients.payments import (
@@ -58,33 +55,94 @@ from clients.payments import (
     check_confirmation,
     find_order,
 )
-from schemas.exchange import ApplicationInput, ConfirmPaymentInput, ExchangeStatus
+from schemas.exchange import ApplicationInput, ConfirmPaymentInput, ExchangeStatus, Party
 from schemas.ids import _ID_PATTERN, exchange_workflow_id
 from schemas.messages import SIGNALS, UPDATES
 from schemas.stages import TERMINAL_STAGES, Stage
 
+logger = logging.getLogger(__name__)
 LIST_LIMIT_MAX = 100
 LIST_OFFSET_MAX = 100_000
+# The kinds that read in the party view (clients/api/views.py): reviewers counted, never named.
+PARTY_VIEW_KINDS = frozenset({Kind.APPLICANT, Kind.PARTY_SERVICE})
 
 # Ids are checked at the door (the pattern of schemas.ids), so nothing odd ever reaches SQL or Temporal.
 ApplicationIdPath = Annotated[str, Path(pattern=_ID_PATTERN, description="the application id")]
 IdempotencyKey = Annotated[
     str | None,
-    Header(max_length=128, description="becomes the Temporal update id: a retry with it is answered once"),
+    Header(
+        min_length=1,
+        max_length=128,
+        description="the same request again with the same key is answered once, with the first answer "
+        "(`Idempotent-Replayed: true`); the same key with another request is 422; one still in flight 409",
+    ),
 ]
 
 router = APIRouter()
 
+# Who may see which rows: the same ways as a read of one exchange (clients/api/access.py), in SQL.
 _LIST_SQL = """
 SELECT application_id, stage, partnership_id, grant_cents, held_cents, paid_cents, next_deadline
   FROM exchanges e
  WHERE ($1::text IS NULL OR stage = $1) AND ($2::text IS NULL OR partnership_id = $2)
    AND (NOT $3 OR (next_deadline < now() AND stage <> ALL($4::text[])))
-   AND ($5::text IS NULL OR submitted_by = $5)
-   AND ($6::text IS NULL OR EXISTS (SELECT 1 FROM review_assignments r
-                                     WHERE r.application_id = e.application_id AND r.reviewer_id = $6))
+   AND ($5
+        OR e.submitted_by = $6
+        OR e.visitor_org_id = ANY($7::text[]) OR e.host_org_id = ANY($8::text[])
+        OR e.partnership_id = ANY($9::text[]) OR e.host_partnership_id = ANY($10::text[])
+        OR EXISTS (SELECT 1 FROM review_assignments r
+                    WHERE r.application_id = e.application_id AND r.reviewer_id = $11
+                      AND r.status = ANY($12::text[])))
  ORDER BY next_deadline NULLS LAST, application_id
- LIMIT $7 OFFSET $8"""
+ LIMIT $13 OFFSET $14"""
+
+
+Status = ExchangeStatus | PartyExchangeView
+STATUS_DESCRIPTION = (
+    "the status; applicants and the services of parties get the party view (`view: party`): reviewers are "
+    "counted, never named, and the back office's alerts are left out"
+)
+
+
+async def _as_seen_by(api: Api, permit: Permit, status: ExchangeStatus) -> Status:
+    """The status as this caller may see it (need to know, clients/api/views.py)."""
+    if permit.kind in PARTY_VIEW_KINDS:
+        return party_status(status, await reviewers_of(api.pool, status.application_id))
+    return status
+
+
+def _officer_field_set(body: ApplicationInput, name: str) -> bool:
+    value = getattr(body, name)
+    return value is not None and value is not False
+
+
+def _check_start(permit: Permit, body: ApplicationInput) -> None:
+    """Who may start what (issue 11, items 1 and 2): `submitted_by` is the caller unless the caller is the
+    back office importing a record or a service naming its own person; only officers set officer fields;
+    a party's service starts only applications of its own visitor organisation or partnership."""
+    who, cell = permit.who, permit.cell
+    if cell.actor is Actor.SELF and body.submitted_by != who.subject:
+        raise forbidden(
+            f"submitted_by must be {who.subject!r}: an applicant submits only as themselves",
+            "submitted_by",
+            f"must be {who.subject!r}",
+        )
+    if not cell.officer_fields:
+        for name in OFFICER_FIELDS:
+            if _officer_field_set(body, name):
+                raise forbidden(
+                    f"{name} is set only by the back office (an officer importing a record, or `cx import`)",
+                    name,
+                    "leave it out: an officer's field",
+                )
+    if Reach.PARTY in cell.reach:
+        facts = Facts(submitted_by=body.submitted_by, parties=application_parties(body))
+        if not reaches(who, cell, facts):
+            raise forbidden(
+                f"{who.subject!r} acts for neither the visitor organisation nor the visitor partnership",
+                "visitor_partnership_id",
+                "a service starts applications of the parties its credentials name",
+            )
 
 
 @router.post(
@@ -94,6 +152,11 @@ SELECT application_id, stage, partnership_id, grant_cents, held_cents, paid_cent
     tags=["exchanges"],
     operation_id="startExchange",
     summary="Start the exchange of one application (idempotent: the same body again answers 200)",
+    description=(
+        "`submitted_by` is the caller for an applicant. `submitted_at`, `policy_version`, `host_agency_approved` "
+        "and `host_agency_approval_reference` are the back office's fields (officers only; each use is in the "
+        "audit trail). A party's service starts applications of its own visitor organisation or partnership."
+    ),
     responses={
         **example_response(examples.STARTED, "started; Location names the exchange", 201),
         200: {
@@ -101,62 +164,73 @@ SELECT application_id, stage, partnership_id, grant_cents, held_cents, paid_cent
             "description": "a replay: this application had already started this exchange",
             "content": {JSON: {"example": {**examples.STARTED, "replayed": True}}},
         },
-        **problem_responses(401, 403, 409, 413, 415, 422, 503),
+        **problem_responses(401, 403, 409, 413, 415, 422, 503, 504),
     },
 )
 async def start_exchange(
     api: Engine,
-    who: Annotated[Principal, allowed(STARTERS, "start exchanges")],
+    permit: Annotated[Permit, permitted("startExchange")],
     body: Annotated[ApplicationInput, Depends(StrictBody(ApplicationInput, examples.APPLICATION))],
-    response: Response,
-) -> Started:
-    if who.role == "applicant" and body.submitted_by != who.subject:
-        raise forbidden("an applicant may start only their own applications", "submitted_by")
-    if who.role not in IMPORTERS and body.submitted_at is not None:
-        raise forbidden(
-            "only the back office imports a record with its original submission time",
-            "submitted_at",
-            "leave it out: the exchange counts from now",
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    _check_start(permit, body)
+    if any(_officer_field_set(body, name) for name in OFFICER_FIELDS):
+        # The workflow records the fields in the SUBMITTED audit row under the submitter's name; this line
+        # says which principal sent them.
+        used = [name for name in OFFICER_FIELDS if _officer_field_set(body, name)]
+        logger.info(
+            "officer fields set at start",
+            extra={"application_id": body.application_id, "principal": permit.who.subject, "fields": used},
         )
-    try:
-        workflow_id = await api.exchanges.start_exchange(body)
-    except DuplicateApplication:
-        original = await original_application(api, body.application_id)
-        if original is not None and original.model_dump(mode="json") == body.model_dump(mode="json"):
-            response.status_code = 200
-            workflow_id = exchange_workflow_id(body.application_id)
-            return Started(application_id=body.application_id, workflow_id=workflow_id, replayed=True)
-        raise ProblemError(
-            409,
-            "Conflicting application",
-            f"application_id {body.application_id!r} already started an exchange with a different application",
-            [("application_id", "already used by a different application")],
-        ) from None
-    except ExchangeClientError as error:
-        raise translate(error, ApplicationInput) from None
-    response.headers["Location"] = f"/exchanges/{body.application_id}"
-    return Started(application_id=body.application_id, workflow_id=workflow_id, replayed=False)
+    request = idempotency.Request(
+        idempotency_key, permit.who.subject, "POST /exchanges", "", body_sha256(body.model_dump(mode="json"))
+    )
+
+    async def start() -> Answer:
+        workflow_id = exchange_workflow_id(body.application_id)
+        try:
+            async with engine_call(api):
+                await api.exchanges.start_exchange(body)
+        except DuplicateApplication:
+            original = await original_application(api, body.application_id)
+            if original is not None and original.model_dump(mode="json") == body.model_dump(mode="json"):
+                replayed = Started(application_id=body.application_id, workflow_id=workflow_id, replayed=True)
+                return Answer(200, replayed.model_dump(mode="json"))
+            raise ProblemError(
+                409,
+                "Conflicting application",
+                f"application_id {body.application_id!r} already started an exchange with a different application",
+                [("application_id", "already used by a different application")],
+            ) from None
+        except ExchangeClientError as error:
+            raise translate(error, ApplicationInput) from None
+        started = Started(application_id=body.application_id, workflow_id=workflow_id, replayed=False)
+        return Answer(201, started.model_dump(mode="json"), {"Location": f"/exchanges/{body.application_id}"})
+
+    return await idempotency.once(api.pool, request, api.request_deadline_s, start)
 
 
 @router.get(
     "/exchanges/{application_id}",
-    response_model=ExchangeStatus,
+    response_model=Status,
     tags=["exchanges"],
     operation_id="getExchange",
     summary="The exchange's status (the workflow's `status` query)",
     responses={
-        **example_response(examples.EXCHANGE_STATUS, "the status now"),
-        **problem_responses(401, 403, 404, 422, 503),
+        **example_response(examples.EXCHANGE_STATUS, STATUS_DESCRIPTION),
+        **problem_responses(401, 403, 404, 422, 503, 504),
     },
 )
 async def get_exchange(
-    application_id: ApplicationIdPath, api: Engine, who: Annotated[Principal, allowed(READERS, "read exchanges")]
-) -> ExchangeStatus:
-    await require_access(api, who, application_id)
+    application_id: ApplicationIdPath, api: Engine, permit: Annotated[Permit, permitted("getExchange")]
+) -> Status:
+    await authorise(api, permit, application_id)
     try:
-        return await api.exchanges.status(application_id)
+        async with engine_call(api):
+            status = await api.exchanges.status(application_id)
     except ExchangeClientError as error:
         raise translate(error) from None
+    return await _as_seen_by(api, permit, status)
 
 
 @router.get(
@@ -164,26 +238,39 @@ async def get_exchange(
     response_model=ExchangePage,
     tags=["exchanges"],
     operation_id="listExchanges",
-    summary="Exchanges from the read model, soonest deadline first (reviewers: assigned; applicants: own)",
+    summary="Exchanges from the read model, soonest deadline first: exactly those the caller may read",
     responses={**example_response(examples.EXCHANGE_PAGE, "one page"), **problem_responses(401, 403, 422, 503)},
 )
 async def list_exchanges(
     api: Engine,
-    who: Annotated[Principal, allowed(READERS, "list exchanges")],
+    permit: Annotated[Permit, permitted("listExchanges")],
     stage: Stage | None = None,
     partnership: Annotated[str | None, Query(pattern=_ID_PATTERN)] = None,
     late: bool = False,
     limit: Annotated[int, Query(ge=1, le=LIST_LIMIT_MAX)] = 50,
     offset: Annotated[int, Query(ge=0, le=LIST_OFFSET_MAX)] = 0,
 ) -> ExchangePage:
+    who, cell = permit.who, permit.cell
+
+    def held(party: Party) -> list[str]:
+        if Reach.PARTY not in cell.reach or party not in cell.parties:
+            return []
+        return sorted(who.organisations if party in ORGANISATION_PARTIES else who.partnerships)
+
     rows = await api.pool.fetch(
         _LIST_SQL,
         stage.value if stage else None,
         partnership,
         late,
         [s.value for s in TERMINAL_STAGES],
-        who.subject if who.role == "applicant" else None,
-        who.subject if who.role == "reviewer" else None,
+        Reach.ANY in cell.reach,
+        who.subject if Reach.SUBMITTER in cell.reach else None,
+        held(Party.VISITOR_ORGANISATION),
+        held(Party.HOST_ORGANISATION),
+        held(Party.VISITOR_PARTNERSHIP),
+        held(Party.HOST_PARTNERSHIP),
+        who.subject if Reach.ASSIGNED in cell.reach else None,
+        list(STANDING_ASSIGNMENTS),
         limit + 1,
         offset,
     )
@@ -199,21 +286,28 @@ async def list_exchanges(
     tags=["exchanges"],
     operation_id="explainExchange",
     summary="Every screening, review and pricing decision with its policy version, input digest and reasons",
+    description=(
+        "Applicants and the services of parties read reviews under pseudonyms (`reviewer 1`): recommendations, "
+        "scores and comments, never names or organisations."
+    ),
     responses={
         **example_response(examples.EXPLANATION, "the decisions on record"),
-        **problem_responses(401, 403, 404, 422, 503),
+        **problem_responses(401, 403, 404, 422, 503, 504),
     },
 )
 async def explain_exchange(
-    application_id: ApplicationIdPath, api: Engine, who: Annotated[Principal, allowed(READERS, "read exchanges")]
+    application_id: ApplicationIdPath, api: Engine, permit: Annotated[Permit, permitted("explainExchange")]
 ) -> Explanation:
-    await require_access(api, who, application_id)
+    await authorise(api, permit, application_id)
     async with api.pool.acquire() as conn:
         document = await explanation(conn, application_id)
     if document is None:
         # No row in the read model: no such exchange, or one started a moment ago with nothing on record yet.
         raise not_found("Exchange", "application_id", f"application_id {application_id!r}: nothing on record")
-    return Explanation.model_validate(document)
+    explained = Explanation.model_validate(document)
+    if permit.kind in PARTY_VIEW_KINDS:
+        return party_explanation(explained, await reviewers_of(api.pool, application_id))
+    return explained
 
 
 @router.get(
@@ -224,14 +318,15 @@ async def explain_exchange(
     summary="Every ledger transfer of the exchange, oldest first (holds, posts, voids, pay-outs)",
     responses={
         **example_response(examples.LEDGER_HISTORY, "the transfers; empty when nothing was ever held"),
-        **problem_responses(401, 403, 404, 422, 503),
+        **problem_responses(401, 403, 404, 422, 503, 504),
     },
 )
 async def ledger_history(
     application_id: ApplicationIdPath,
     api: Engine,
-    who: Annotated[Principal, allowed(BACK_OFFICE_READERS, "read the ledger")],
+    permit: Annotated[Permit, permitted("getLedgerHistory")],
 ) -> list[LedgerTransfer]:
+    await authorise(api, permit, application_id)
     await require_exchange(api, application_id)
     transfers = await api.ledger.exchange_history(application_id)
     return [LedgerTransfer.model_validate(t.model_dump(exclude={"replayed"})) for t in transfers]
@@ -240,33 +335,32 @@ async def ledger_history(
 # Updates: decisions that need an answer ----------------------------------------------------------------
 
 
-def deciders(update: str) -> frozenset[Role]:
-    """Who may send this update: officers and services any; reviewers and applicants those of their role."""
-    roles = set(ACTS_FOR_OTHERS)
-    if update in REVIEWER_UPDATES:
-        roles.add("reviewer")
-    if update in APPLICANT_UPDATES:
-        roles.add("applicant")
-    return frozenset(roles)
-
-
-def _update_route(name: str, model: type[BaseModel]) -> Callable[..., Awaitable[ExchangeStatus]]:
+def _update_route(name: str, model: type[BaseModel]) -> Callable[..., Awaitable[Response]]:
     body_dependency = StrictBody(model, examples.MESSAGE_EXAMPLES[name])
-    actor_field = "actor_id"
+    route = f"POST /exchanges/{{application_id}}/updates/{name}"
 
     async def send_update(
         application_id: ApplicationIdPath,
         api: Engine,
-        who: Annotated[Principal, allowed(deciders(name), f"send {name}")],
+        permit: Annotated[Permit, permitted(camel(name))],
         body: Annotated[BaseModel, Depends(body_dependency)],
         idempotency_key: IdempotencyKey = None,
-    ) -> ExchangeStatus:
-        act_as(who, actor_field, getattr(body, actor_field, None))
-        await require_access(api, who, application_id)
-        try:
-            return await api.exchanges.decide(application_id, name, body, update_id=idempotency_key)
-        except ExchangeClientError as error:
-            raise translate(error, model) from None
+    ) -> Response:
+        sent = await authorise(api, permit, application_id, body)
+        assert sent is not None, "a body in, a body out"
+        request = idempotency.Request(
+            idempotency_key, permit.who.subject, route, application_id, body_sha256(body.model_dump(mode="json"))
+        )
+
+        async def decide() -> Answer:
+            try:
+                async with engine_call(api):
+                    status = await api.exchanges.decide(application_id, name, sent, update_id=request.update_id)
+            except ExchangeClientError as error:
+                raise translate(error, model) from None
+            return Answer(200, (await _as_seen_by(api, permit, status)).model_dump(mode="json"))
+
+        return await idempotency.once(api.pool, request, api.request_deadline_s, decide)
 
     send_update.__name__ = f"update_{name}"
     return send_update
@@ -275,14 +369,14 @@ def _update_route(name: str, model: type[BaseModel]) -> Callable[..., Awaitable[
 for _name, _model in UPDATES.items():
     router.post(
         f"/exchanges/{{application_id}}/updates/{_name}",
-        response_model=ExchangeStatus,
+        response_model=Status,
         tags=["updates"],
         operation_id=camel(_name),
         summary=f"Send the `{_name}` update; answers the status after the decision",
         description=(_model.__doc__ or "").strip(),
         responses={
-            **example_response(examples.EXCHANGE_STATUS, "recorded: the status after the decision"),
-            **problem_responses(401, 403, 404, 409, 413, 415, 422, 503),
+            **example_response(examples.EXCHANGE_STATUS, f"recorded: {STATUS_DESCRIPTION}"),
+            **problem_responses(401, 403, 404, 409, 413, 415, 422, 503, 504),
         },
     )(_update_route(_name, _model))
 
@@ -309,59 +403,83 @@ for _name, _model in UPDATES.items():
             "description": "already confirmed with this reference: nothing sent",
             "content": {JSON: {"example": examples.ALREADY_CONFIRMED}},
         },
-        **problem_responses(401, 403, 404, 409, 413, 415, 422, 503),
+        **problem_responses(401, 403, 404, 409, 413, 415, 422, 503, 504),
     },
 )
 async def confirm_payment(
     application_id: ApplicationIdPath,
     api: Engine,
-    who: Annotated[Principal, allowed(SIGNALLERS, "confirm payments")],
+    permit: Annotated[Permit, permitted("confirmPayment")],
     body: Annotated[
         ConfirmPaymentInput,
         Depends(StrictBody(ConfirmPaymentInput, examples.MESSAGE_EXAMPLES["confirm_payment"])),
     ],
-    response: Response,
-) -> Accepted | AlreadyConfirmed:
-    order = await find_order(api.pool, application_id)
-    if order is None:
-        await require_exchange(api, application_id)
-    try:
-        verdict = check_confirmation(application_id, body, order)
-    except ConfirmationRefused as error:
-        raise ProblemError(422, "Confirmation refused", str(error), [(error.field, error.message)]) from None
-    except ConfirmationConflict as error:
-        raise ProblemError(409, "Confirmation conflict", str(error), [("payment_reference", str(error))]) from None
-    if verdict is ConfirmationVerdict.ALREADY_CONFIRMED:
-        assert order is not None and order.payment_reference is not None, "a recorded confirmation"
-        response.status_code = 200
-        return AlreadyConfirmed(
-            application_id=application_id,
-            payment_order_id=order.payment_order_id,
-            payment_reference=order.payment_reference,
-            confirmed_by=order.confirmed_by,
-            confirmed_at=order.confirmed_at,
-        )
-    try:
-        await api.exchanges.signal(application_id, "confirm_payment", body)
-    except ExchangeClientError as error:
-        raise translate(error, ConfirmPaymentInput) from None
-    return Accepted(application_id=application_id, signal="confirm_payment")
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    await authorise(api, permit, application_id, body)
+    request = idempotency.Request(
+        idempotency_key,
+        permit.who.subject,
+        "POST /exchanges/{application_id}/signals/confirm_payment",
+        application_id,
+        body_sha256(body.model_dump(mode="json")),
+    )
+
+    async def confirm() -> Answer:
+        order = await find_order(api.pool, application_id)
+        if order is None:
+            await require_exchange(api, application_id)
+        try:
+            verdict = check_confirmation(application_id, body, order)
+        except ConfirmationRefused as error:
+            raise ProblemError(422, "Confirmation refused", str(error), [(error.field, error.message)]) from None
+        except ConfirmationConflict as error:
+            raise ProblemError(409, "Confirmation conflict", str(error), [("payment_reference", str(error))]) from None
+        if verdict is ConfirmationVerdict.ALREADY_CONFIRMED:
+            assert order is not None and order.payment_reference is not None, "a recorded confirmation"
+            confirmed = AlreadyConfirmed(
+                application_id=application_id,
+                payment_order_id=order.payment_order_id,
+                payment_reference=order.payment_reference,
+                confirmed_by=order.confirmed_by,
+                confirmed_at=order.confirmed_at,
+            )
+            return Answer(200, confirmed.model_dump(mode="json"))
+        try:
+            async with engine_call(api):
+                await api.exchanges.signal(application_id, "confirm_payment", body)
+        except ExchangeClientError as error:
+            raise translate(error, ConfirmPaymentInput) from None
+        return Answer(202, Accepted(application_id=application_id, signal="confirm_payment").model_dump(mode="json"))
+
+    return await idempotency.once(api.pool, request, api.request_deadline_s, confirm)
 
 
-def _signal_route(name: str, model: type[BaseModel]) -> Callable[..., Awaitable[Accepted]]:
+def _signal_route(name: str, model: type[BaseModel]) -> Callable[..., Awaitable[Response]]:
     body_dependency = StrictBody(model, examples.MESSAGE_EXAMPLES[name])
+    route = f"POST /exchanges/{{application_id}}/signals/{name}"
 
     async def send_signal(
         application_id: ApplicationIdPath,
         api: Engine,
-        who: Annotated[Principal, allowed(SIGNALLERS, f"send {name}")],
+        permit: Annotated[Permit, permitted(camel(name))],
         body: Annotated[BaseModel, Depends(body_dependency)],
-    ) -> Accepted:
-        try:
-            await api.exchanges.signal(application_id, name, body)
-        except ExchangeClientError as error:
-            raise translate(error, model) from None
-        return Accepted(application_id=application_id, signal=name)
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response:
+        await authorise(api, permit, application_id, body)
+        request = idempotency.Request(
+            idempotency_key, permit.who.subject, route, application_id, body_sha256(body.model_dump(mode="json"))
+        )
+
+        async def signal() -> Answer:
+            try:
+                async with engine_call(api):
+                    await api.exchanges.signal(application_id, name, body)
+            except ExchangeClientError as error:
+                raise translate(error, model) from None
+            return Answer(202, Accepted(application_id=application_id, signal=name).model_dump(mode="json"))
+
+        return await idempotency.once(api.pool, request, api.request_deadline_s, signal)
 
     send_signal.__name__ = f"signal_{name}"
     return send_signal
@@ -381,6 +499,6 @@ for _name, _model in SIGNALS.items():
         description=(_model.__doc__ or "").strip(),
         responses={
             **example_response({**examples.ACCEPTED, "signal": _name}, "sent", 202),
-            **problem_responses(401, 403, 404, 409, 413, 415, 422, 503),
+            **problem_responses(401, 403, 404, 409, 413, 415, 422, 503, 504),
         },
     )(_signal_route(_name, _model))

@@ -15,9 +15,8 @@ from fastapi import APIRouter, Depends
 
 from activities.simulate import SimulationReport, simulate
 from clients.api import examples
-from clients.api.auth import BACK_OFFICE_READERS, READERS, Principal
 from clients.api.body import StrictBody
-from clients.api.context import Engine, allowed
+from clients.api.context import Engine, Permit, permitted
 from clients.api.models import PolicyDryRunInput, PolicyVersion
 from clients.api.openapi import example_response
 from clients.api.problems import ProblemError, invalid, problem_responses
@@ -39,7 +38,7 @@ _CANDIDATE = Path("candidate")
     summary="The policy versions on file, with the day each takes effect",
     responses={**example_response(examples.POLICY_VERSIONS, "the versions"), **problem_responses(401)},
 )
-async def versions(who: Annotated[Principal, allowed(READERS, "read the policy")]) -> list[PolicyVersion]:
+async def versions(permit: Annotated[Permit, permitted("listPolicyVersions")]) -> list[PolicyVersion]:
     return [
         PolicyVersion(version=p.version, effective_from=p.effective_from, description=p.description)
         for p in (load_policy(v) for v in known_versions())
@@ -58,7 +57,7 @@ async def versions(who: Annotated[Principal, allowed(READERS, "read the policy")
 )
 async def dry_run(
     api: Engine,
-    who: Annotated[Principal, allowed(BACK_OFFICE_READERS, "dry-run policies")],
+    permit: Annotated[Permit, permitted("dryRunPolicy")],
     body: Annotated[PolicyDryRunInput, Depends(StrictBody(PolicyDryRunInput, examples.POLICY_DRY_RUN))],
 ) -> SimulationReport:
     try:

@@ -8,7 +8,8 @@ workflow stays the source of truth for decisions, these rows serve inboxes and l
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import Response
 
 from activities.review import (
     InboxItem,
@@ -19,13 +20,14 @@ from activities.review import (
     list_reviewers,
     set_unavailable,
 )
-from clients.api import examples
-from clients.api.auth import BACK_OFFICE_READERS, INBOX_READERS, OFFICERS, UNAVAILABILITY_SETTERS, Principal
+from clients.api import examples, idempotency
 from clients.api.body import StrictBody
-from clients.api.context import Engine, allowed
+from clients.api.context import Engine, Permit, permitted
+from clients.api.idempotency import Answer, body_sha256
 from clients.api.models import ReviewerRecord, ReviewerWithLoad, UnavailabilityInput
 from clients.api.openapi import JSON, example_response
 from clients.api.problems import ProblemError, forbidden, not_found, problem_responses
+from clients.api.routers.exchanges import IdempotencyKey
 from schemas.ids import _ID_PATTERN
 from schemas.review import Reviewer
 
@@ -65,7 +67,7 @@ def _unknown(reviewer_id: str) -> ProblemError:
 )
 async def reviewers(
     api: Engine,
-    who: Annotated[Principal, allowed(BACK_OFFICE_READERS, "list reviewers")],
+    permit: Annotated[Permit, permitted("listReviewers")],
     partnership: Annotated[str | None, Query(pattern=_ID_PATTERN, description="only this partnership")] = None,
 ) -> list[ReviewerWithLoad]:
     async with api.pool.acquire() as conn:
@@ -86,22 +88,27 @@ async def reviewers(
             "description": "updated (the id existed)",
             "content": {JSON: {"example": examples.REVIEWER_SAVED}},
         },
-        **problem_responses(401, 403, 413, 415, 422, 503),
+        **problem_responses(401, 403, 409, 413, 415, 422, 503),
     },
 )
 async def add(
     api: Engine,
-    who: Annotated[Principal, allowed(OFFICERS, "add reviewers")],
+    permit: Annotated[Permit, permitted("addReviewer")],
     body: Annotated[Reviewer, Depends(StrictBody(Reviewer, examples.REVIEWER))],
-    response: Response,
-) -> ReviewerRecord:
-    async with api.pool.acquire() as conn, conn.transaction():
-        created = await add_reviewer(conn, body)
-        saved = await get_reviewer(conn, body.reviewer_id)
-    assert saved is not None, "just written"
-    if not created:
-        response.status_code = 200
-    return _record(saved)
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    request = idempotency.Request(
+        idempotency_key, permit.who.subject, "POST /reviewers", "", body_sha256(body.model_dump(mode="json"))
+    )
+
+    async def save() -> Answer:
+        async with api.pool.acquire() as conn, conn.transaction():
+            created = await add_reviewer(conn, body)
+            saved = await get_reviewer(conn, body.reviewer_id)
+        assert saved is not None, "just written"
+        return Answer(201 if created else 200, _record(saved).model_dump(mode="json"))
+
+    return await idempotency.once(api.pool, request, api.request_deadline_s, save)
 
 
 @router.put(
@@ -117,11 +124,11 @@ async def add(
 async def set_unavailability(
     reviewer_id: ReviewerIdPath,
     api: Engine,
-    who: Annotated[Principal, allowed(UNAVAILABILITY_SETTERS, "set reviewers' unavailability")],
+    permit: Annotated[Permit, permitted("setReviewerUnavailability")],
     body: Annotated[UnavailabilityInput, Depends(StrictBody(UnavailabilityInput, examples.UNAVAILABILITY))],
 ) -> ReviewerRecord:
-    if who.role == "reviewer" and who.subject != reviewer_id:
-        raise forbidden(f"a reviewer sets only their own unavailability ({who.subject!r})", "reviewer_id")
+    if permit.cell.own_record and permit.who.subject != reviewer_id:
+        raise forbidden(f"a reviewer sets only their own unavailability ({permit.who.subject!r})", "reviewer_id")
     async with api.pool.acquire() as conn, conn.transaction():
         try:
             await set_unavailable(conn, reviewer_id, body.until)
@@ -143,10 +150,10 @@ async def set_unavailability(
     },
 )
 async def review_inbox(
-    reviewer_id: ReviewerIdPath, api: Engine, who: Annotated[Principal, allowed(INBOX_READERS, "read review inboxes")]
+    reviewer_id: ReviewerIdPath, api: Engine, permit: Annotated[Permit, permitted("getReviewInbox")]
 ) -> list[InboxItem]:
-    if who.role == "reviewer" and who.subject != reviewer_id:
-        raise forbidden(f"a reviewer reads only their own inbox ({who.subject!r})", "reviewer_id")
+    if permit.cell.own_record and permit.who.subject != reviewer_id:
+        raise forbidden(f"a reviewer reads only their own inbox ({permit.who.subject!r})", "reviewer_id")
     async with api.pool.acquire() as conn:
         if await get_reviewer(conn, reviewer_id) is None:
             raise _unknown(reviewer_id)
