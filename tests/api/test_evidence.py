@@ -13,11 +13,14 @@ from tests.api.helpers import (
     OFFICER,
     OPS,
     OTHER_APPLICANT,
+    PARTY_SERVICE,
     SERVICE,
     auth,
     body,
     fields,
+    officer_of,
     pdf,
+    recorded,
 )
 from tests.evidence.documents import png
 
@@ -26,6 +29,8 @@ async def started_by_the_applicant(api: httpx.AsyncClient, partnership: str) -> 
     data = body(partnership, submitted_by=APPLICANT_SUBJECT)
     started = await api.post("/exchanges", json=data, headers=auth(APPLICANT))
     assert started.status_code == 201, started.text
+    # Evidence belongs to a started exchange: the upload checks that the exchange is on record.
+    await recorded(api, APPLICANT, data["application_id"])
     return str(data["application_id"])
 
 
@@ -73,7 +78,7 @@ async def test_an_upload_is_checked_stored_once_and_listed(api: httpx.AsyncClien
     records = listed.json()
     assert [(r["sha256"], r["media_type"], r["uploaded_by"]) for r in records] == [
         (item["sha256"], "application/pdf", APPLICANT_SUBJECT),
-        (invoice.json()["sha256"], "image/png", "officer-anna"),
+        (invoice.json()["sha256"], "image/png", officer_of(partnership)),
     ]
 
 
@@ -118,7 +123,9 @@ async def test_only_the_applicant_of_the_exchange_or_the_back_office_uploads(
     assert ops.status_code == 403
     posing = await upload(api, app_id, APPLICANT, pdf("posing"), uploaded_by="applicant-piet")
     assert posing.status_code == 403 and fields(posing) == ["uploaded_by"]
-    for_someone = await upload(api, app_id, SERVICE, pdf("service"), uploaded_by="visitor-vera")
+    programme = await upload(api, app_id, SERVICE, pdf("service"), uploaded_by="visitor-vera")
+    assert programme.status_code == 403, "a programme service acts for no party"
+    for_someone = await upload(api, app_id, PARTY_SERVICE, pdf("service"), uploaded_by="visitor-vera")
     assert for_someone.status_code == 201
     unknown = await upload(api, "app-never-started", OFFICER, pdf("unknown"))
     assert unknown.status_code == 404 and fields(unknown) == ["application_id"]
