@@ -66,7 +66,7 @@ async def cancel(api: httpx.AsyncClient, partnership_id: str, application_id: st
 
 def body(partnership_id: str, **overrides: Any) -> dict[str, Any]:
     """A valid application of the partnership as plain JSON (what a caller in any language sends)."""
-    app = application(visitor_partnership_id=partnership_id, host_partnership_id=partnership_id, **overrides)
+    app = application(**{"visitor_partnership_id": partnership_id, "host_partnership_id": partnership_id, **overrides})
     return app.model_dump(mode="json", exclude_none=True)
 
 

@@ -14,17 +14,20 @@ from typing import Any
 
 import httpx
 
+from clients.api import Principal
 from tests.api.conftest import MakeApi
 from tests.api.helpers import (
     APPLICANT,
     APPLICANT_SUBJECT,
     OFFICER,
     OPS,
+    PARTY_SERVICE,
     SERVICE,
     auth,
     body,
     fields,
     listed,
+    officer_of,
     open_reviewers,
     pdf,
     reviewer_token,
@@ -37,7 +40,9 @@ from tests.api.helpers import (
 from tests.workflows.conftest import REVIEWERS, panel_member, review
 
 GRANT_CENTS = 95_000  # a five-day stay in France under policy 2022.1
-PARTIES = ("HO", "HOP", "VO", "VOP")
+HO_SIGNATORY = "tok-ho-signatory-000000"
+VO_SIGNATORY = "tok-vo-signatory-000000"
+HOP_SERVICE = "tok-hop-service-0000000"
 
 
 def refusal(answer: httpx.Response) -> str | None:
@@ -48,37 +53,59 @@ def refusal(answer: httpx.Response) -> str | None:
 
 
 async def test_an_exchange_reaches_paid_over_http_alone(make_api: MakeApi) -> None:
-    """Every step through the REST API, each actor with their own token; repeats of finance's confirmation are
-    answered 200 (same reference) and 409 (another one) from the order on record."""
+    """Every step through the REST API, each actor with their own token and each party's act by a principal of
+    that party; repeats of finance's confirmation are answered 200 (same reference) and 409 (another one) from
+    the order on record."""
     partnership = f"p-paid-{uuid.uuid4().hex[:8]}"
-    api = make_api(token_table(partnership))
-    await seed_over_http(api, partnership, budget_cents=1_000_000)
+    host_partnership = f"{partnership}-host"
 
     # Start: the back office imports the record with its original submission time (ADR 0004).
     start, end = stay_that_ended_weeks_ago("FR")
     submitted_at = datetime.combine(start - timedelta(days=35), time(9, 30), tzinfo=UTC)
     data = body(
         partnership,
+        host_partnership_id=host_partnership,
         start_date=start.isoformat(),
         end_date=end.isoformat(),
         submitted_at=submitted_at.isoformat(),
         submitted_by=APPLICANT_SUBJECT,
     )
     app_id = data["application_id"]
+    host_org, visitor_org = data["host"]["organisation_id"], data["visitor"]["organisation_id"]
+    # The four signatories are principals of their parties: the host's and the visitor's people (applicants
+    # naming their organisation), the host partnership's CRM (a service) and the visitor partnership's
+    # programme officer (whose token names the partnership).
+    signatories = {
+        HO_SIGNATORY: Principal(subject="ho-hanna", role="applicant", organisations=frozenset({host_org})),
+        VO_SIGNATORY: Principal(subject="vo-vera", role="applicant", organisations=frozenset({visitor_org})),
+        HOP_SERVICE: Principal(subject="crm-host", role="service", partnerships=frozenset({host_partnership})),
+    }
+    api = make_api({**token_table(partnership), **signatories})
+    await seed_over_http(api, partnership, budget_cents=1_000_000)
+
     backdated = await api.post("/exchanges", json=data, headers=auth(APPLICANT))
     assert backdated.status_code == 403 and fields(backdated) == ["submitted_at"], "only the back office imports"
-    started = await api.post("/exchanges", json=data, headers=auth(SERVICE))
+    by_service = await api.post("/exchanges", json=data, headers=auth(SERVICE))
+    assert by_service.status_code == 403 and fields(by_service) == ["submitted_at"], "a service is no importer"
+    started = await api.post("/exchanges", json=data, headers=auth(OFFICER))
     assert started.status_code == 201, started.text
     assert started.headers["location"] == f"/exchanges/{app_id}"
 
-    # Review: each assigned reviewer finds it in their own inbox and approves with their own token.
+    # Review: each assigned reviewer finds it in their own inbox and approves with their own token; nobody
+    # else casts a review, officers included.
     names = {panel_member(partnership, n): n for n in REVIEWERS}
     assigned = await open_reviewers(api, OFFICER, app_id)
     not_assigned = next(member for member in names if member not in assigned)
     intruder = await api.post(
-        f"/exchanges/{app_id}/updates/submit_review", json=review(not_assigned), headers=auth(OFFICER)
+        f"/exchanges/{app_id}/updates/submit_review",
+        json=review(not_assigned),
+        headers=auth(reviewer_token(names[not_assigned])),
     )
-    assert intruder.status_code == 403 and refusal(intruder) == "NotAllowed" and fields(intruder) == ["actor_id"]
+    assert intruder.status_code == 403 and "refusal" not in intruder.json() and fields(intruder) == ["application_id"]
+    in_their_name = await api.post(
+        f"/exchanges/{app_id}/updates/submit_review", json=review(assigned[0]), headers=auth(OFFICER)
+    )
+    assert in_their_name.status_code == 403, "an officer never reviews in a reviewer's name"
     for member in assigned:
         token = reviewer_token(names[member])
         inbox = await api.get(f"/reviewers/{member}/inbox", headers=auth(token))
@@ -96,25 +123,30 @@ async def test_an_exchange_reaches_paid_over_http_alone(make_api: MakeApi) -> No
         assert approved.status_code == 200, approved.text
     await stage_is(api, OFFICER, app_id, "AGREEMENT")
 
-    # Agreement: four signatures and both sides' confirmation of the match.
-    for party in PARTIES:
-        signed = await api.post(
-            f"/exchanges/{app_id}/updates/sign_commitment",
-            json={"actor_id": f"{party.lower()}-signatory", "party": party},
-            headers=auth(OFFICER),
-        )
+    # Agreement: each party signs by its own principal; `on_behalf_of` may be left out (the API fills in the
+    # party's id) or given, and must then be the party's own.
+    sign = f"/exchanges/{app_id}/updates/sign_commitment"
+    not_theirs = await api.post(sign, json={"actor_id": "ho-hanna", "party": "VO"}, headers=auth(HO_SIGNATORY))
+    assert not_theirs.status_code == 403 and fields(not_theirs) == ["party"], "the host signs only as HO"
+    officer = officer_of(partnership)
+    wrong_id = {"actor_id": officer, "party": "VOP", "on_behalf_of": host_partnership}
+    mismatch = await api.post(sign, json=wrong_id, headers=auth(OFFICER))
+    assert mismatch.status_code == 403 and fields(mismatch) == ["on_behalf_of"]
+    signatures = [
+        (HO_SIGNATORY, {"actor_id": "ho-hanna", "party": "HO"}),
+        (VO_SIGNATORY, {"actor_id": "vo-vera", "party": "VO", "on_behalf_of": visitor_org}),
+        (HOP_SERVICE, {"actor_id": "hop-hugo", "party": "HOP"}),  # the CRM names its person
+        (OFFICER, {"actor_id": officer, "party": "VOP"}),
+    ]
+    for token, signature in signatures:
+        signed = await api.post(sign, json=signature, headers=auth(token))
         assert signed.status_code == 200, signed.text
-    twice = await api.post(
-        f"/exchanges/{app_id}/updates/sign_commitment",
-        json={"actor_id": "ho-signatory", "party": "HO"},
-        headers=auth(OFFICER),
-    )
+    assert signed.json()["signatures"] == {"HO": "ho-hanna", "VO": "vo-vera", "HOP": "hop-hugo", "VOP": officer}
+    twice = await api.post(sign, json={"actor_id": "ho-hanna", "party": "HO"}, headers=auth(HO_SIGNATORY))
     assert twice.status_code == 409 and refusal(twice) == "AlreadyRecorded" and fields(twice) == ["party"]
-    for side in ("host", "visitor"):
+    for token, side, actor in ((HO_SIGNATORY, "host", "ho-hanna"), (VO_SIGNATORY, "visitor", "vo-vera")):
         confirmed = await api.post(
-            f"/exchanges/{app_id}/updates/confirm_match",
-            json={"actor_id": f"{side}-contact", "side": side},
-            headers=auth(SERVICE),
+            f"/exchanges/{app_id}/updates/confirm_match", json={"actor_id": actor, "side": side}, headers=auth(token)
         )
         assert confirmed.status_code == 200, confirmed.text
     await stage_is(api, OFFICER, app_id, "REPORTING")  # the stay is over: the travel timers fired at once
@@ -122,7 +154,7 @@ async def test_an_exchange_reaches_paid_over_http_alone(make_api: MakeApi) -> No
     # Reporting: the traveller uploads a boarding pass and reports with the item the upload answered.
     early = await api.post(
         f"/exchanges/{app_id}/updates/validate_report",
-        json={"actor_id": "vop-validator", "decision": "accept"},
+        json={"actor_id": officer, "decision": "accept"},
         headers=auth(OFFICER),
     )
     assert early.status_code == 409 and refusal(early) == "WrongStage"
@@ -143,15 +175,22 @@ async def test_an_exchange_reaches_paid_over_http_alone(make_api: MakeApi) -> No
     assert fields(unknown_file) == ["evidence"]
     submitted = await api.post(f"/exchanges/{app_id}/updates/submit_report", json=report, headers=auth(APPLICANT))
     assert submitted.status_code == 200 and submitted.json()["report_submitted"] is True, submitted.text
+    # The visitor partnership's CRM may validate for its people, but the workflow still keeps four eyes.
     own_report = await api.post(
         f"/exchanges/{app_id}/updates/validate_report",
         json={"actor_id": APPLICANT_SUBJECT, "decision": "accept"},
-        headers=auth(OFFICER),
+        headers=auth(PARTY_SERVICE),
     )
     assert own_report.status_code == 403 and refusal(own_report) == "NotAllowed", "four-eyes"
+    not_vop = await api.post(
+        f"/exchanges/{app_id}/updates/validate_report",
+        json={"actor_id": "hop-hugo", "decision": "accept"},
+        headers=auth(HOP_SERVICE),
+    )
+    assert not_vop.status_code == 403 and fields(not_vop) == ["on_behalf_of"], "only the VOP validates"
     accepted = await api.post(
         f"/exchanges/{app_id}/updates/validate_report",
-        json={"actor_id": "vop-validator", "decision": "accept"},
+        json={"actor_id": officer, "decision": "accept"},
         headers=auth(OFFICER),
     )
     assert accepted.status_code == 200, accepted.text
@@ -191,5 +230,12 @@ async def test_an_exchange_reaches_paid_over_http_alone(make_api: MakeApi) -> No
     assert explanation.status_code == 200
     events = [d["event"] for d in explanation.json()["decisions"]]
     assert {"screening_decided", "priced", "payment_ordered"} <= set(events), events
+    # Need to know: the applicant reads the reviews' scores under pseudonyms, never the reviewers' names.
+    reviews = [d for d in explanation.json()["decisions"] if d["event"] == "review_submitted"]
+    assert sorted(d["actor_id"] for d in reviews) == ["reviewer 1", "reviewer 2"]
+    assert all(d["details"]["scores"] for d in reviews)
+    for member in names:
+        assert member not in explanation.text
+        assert member not in (await api.get(f"/exchanges/{app_id}", headers=auth(APPLICANT))).text
     budgets = {b["partnership_id"]: b for b in (await api.get("/budgets", headers=auth(OPS))).json()}
     assert (budgets[partnership]["held_cents"], budgets[partnership]["paid_cents"]) == (0, GRANT_CENTS)
