@@ -97,6 +97,19 @@ class ActionCount:
     def total(self) -> int:
         return sum(self.by_kind.values())
 
+    def with_driver(self, driver: DriverCounts) -> ActionCount:
+        """These actions plus what only the driver knows: rejected updates and queries."""
+        by_kind = self.by_kind + Counter({UPDATE_REJECTED: driver.updates_rejected, QUERY: driver.queries_sent})
+        return ActionCount(
+            by_kind=by_kind,
+            by_activity=self.by_activity,
+            local_activities=self.local_activities,
+            updates=self.updates,
+            signals=self.signals,
+            patch_only_marker_tasks=self.patch_only_marker_tasks,
+            runs=self.runs,
+        )
+
     def __add__(self, other: ActionCount) -> ActionCount:
         return ActionCount(
             by_kind=self.by_kind + other.by_kind,
@@ -189,11 +202,8 @@ def count_actions(events: Iterable[HistoryEvent], driver: DriverCounts | None = 
             kinds[RESET] += 1 if cause == WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW else 0
     kinds[MARKER_TASK] += len(marker_tasks)
     count.patch_only_marker_tasks = sum(1 for names in marker_tasks.values() if names == {PATCH_MARKER})
-    if driver is not None:
-        kinds[UPDATE_REJECTED] += driver.updates_rejected
-        kinds[QUERY] += driver.queries_sent
     count.by_kind = +kinds  # drop the kinds that stayed at zero
-    return count
+    return count if driver is None else count.with_driver(driver)
 
 
 def _local_activity_type(event: HistoryEvent) -> str:

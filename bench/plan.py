@@ -55,30 +55,47 @@ class BarePlan(BaseModel):
 
 
 def plan_from_history(events: Iterable[HistoryEvent]) -> tuple[Phase, ...]:
-    """The phases of one run: activities and timers until messages arrive, then the next phase.
+    """The phases of one run, split where the people driving it had to wait for the workflow.
 
-    An activity or a timer after messages opens a new phase; messages with nothing between them share
-    one. A signal that is event 2 came with the start (signal-with-start) and is not a message to send.
+    A message is sent at once after the previous one when no activity was scheduled between the previous
+    one's answer and its arrival (a second review, the next signature); otherwise the sender waited for
+    a stage and the message opens a new phase. A phase's activities and timers are those scheduled from
+    the previous phase's first message until its own first message: they include the work the previous
+    phase's update handlers did, which a bare run does in its main loop, before the sender's next wait.
+    The activities after the last message make a last phase without messages. A signal that is event 2
+    came with the start (signal-with-start) and is not a message to send.
     """
     phases: list[Phase] = []
-    activities = timers = 0
     messages: list[Message] = []
+    before = (0, 0)  # (activities, timers) of the phase being built, up to its first message
+    since = [0, 0]  # (activities, timers) since that first message, or since the start
+    answered = True  # the last message was answered (an update completed; a signal needs no answer)
+    worked_since_answer = False  # an activity was scheduled after that answer: the sender had to wait
     for event in events:
         kind = event.event_type
-        if kind in (EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, EventType.EVENT_TYPE_TIMER_STARTED):
-            if messages:
-                phases.append(Phase(activities=activities, timers=timers, messages=tuple(messages)))
-                activities = timers = 0
-                messages = []
-            if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-                activities += 1
+        if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            since[0] += 1
+            worked_since_answer = worked_since_answer or answered
+        elif kind == EventType.EVENT_TYPE_TIMER_STARTED:
+            since[1] += 1
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
+            answered, worked_since_answer = True, False
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED or (
+            kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED and event.event_id != 2
+        ):
+            if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+                name = event.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
+                message = Message(kind="update", name=name)
             else:
-                timers += 1
-        elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
-            name = event.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
-            messages.append(Message(kind="update", name=name))
-        elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED and event.event_id != 2:
-            name = event.workflow_execution_signaled_event_attributes.signal_name
-            messages.append(Message(kind="signal", name=name))
-    phases.append(Phase(activities=activities, timers=timers, messages=tuple(messages)))
+                message = Message(kind="signal", name=event.workflow_execution_signaled_event_attributes.signal_name)
+            if not messages or worked_since_answer:  # the sender waited: a new phase starts with this message
+                if messages:
+                    phases.append(Phase(activities=before[0], timers=before[1], messages=tuple(messages)))
+                before, since, messages = (since[0], since[1]), [0, 0], []
+            messages.append(message)
+            answered = message.kind == "signal"
+            worked_since_answer = False
+    if messages:
+        phases.append(Phase(activities=before[0], timers=before[1], messages=tuple(messages)))
+    phases.append(Phase(activities=since[0], timers=since[1], messages=()))
     return tuple(phases)

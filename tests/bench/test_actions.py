@@ -198,7 +198,7 @@ def test_a_run_continued_as_new_or_started_as_a_child_costs_no_second_start() ->
 
 def test_the_bare_plan_of_a_paid_exchange_has_its_activities_messages_and_timers() -> None:
     """The bare baseline runs as many activities, updates, signals and timers as the history it was read from,
-    with each phase's messages in the exchange's order."""
+    in phases split where the sender waited for a stage; messages sent one after the other share a phase."""
     history = WorkflowHistory.from_json("exchange:recorded", PAID_HISTORY.read_text())
     counted = count_actions(history.events)
     phases = plan_from_history(history.events)
@@ -207,6 +207,11 @@ def test_the_bare_plan_of_a_paid_exchange_has_its_activities_messages_and_timers
     messages = [m for p in phases for m in p.messages]
     assert Counter(m.name for m in messages if m.kind == "update") == counted.updates
     assert [m.name for m in messages if m.kind == "signal"] == ["confirm_payment"]
-    assert phases[0].messages[0].name == "submit_review" and phases[0].activities > 0
-    assert phases[-1].messages == () and phases[-1].activities > 0  # the closing activities after PAID
-    assert all(p.messages for p in phases[:-1])
+    assert [sorted(set(m.name for m in p.messages)) for p in phases] == [
+        ["submit_review"],  # both reviewers, one after the other, once the reviewers are assigned
+        ["confirm_match", "sign_commitment"],  # the four signatures and both confirmations, in AGREEMENT
+        ["submit_report", "validate_report"],  # in REPORTING
+        ["confirm_payment"],  # once the payment order exists
+        [],  # the closing activities after PAID
+    ]
+    assert all(p.activities > 0 for p in phases)
