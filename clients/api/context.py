@@ -257,8 +257,15 @@ async def engine_call(api: Api) -> AsyncIterator[None]:
     caller would hold a connection with no answer. The update may still be applied later: the same request
     with the same Idempotency-Key becomes the same Temporal update id, so it is applied once.
     """
+    bound = asyncio.timeout(api.engine_timeout_s)
     try:
-        async with asyncio.timeout(api.engine_timeout_s):
+        async with bound:
             yield
     except TimeoutError:
         raise engine_timeout(api.engine_timeout_s) from None
+    except Exception:
+        # Some SDK calls turn the cancellation into an error of their own (an update raises
+        # WorkflowUpdateRPCTimeoutOrCancelledError, a client may translate it): the bound passed all the same.
+        if bound.expired():
+            raise engine_timeout(api.engine_timeout_s) from None
+        raise

@@ -83,17 +83,20 @@ class Deadline:
                 started = True
             await send(message)
 
+        deadline = asyncio.timeout(self.seconds)
+
+        async def receive_moving_deadline() -> Message:
+            message = await receive()
+            deadline.reschedule(loop.time() + self.seconds)
+            return message
+
         try:
-            async with asyncio.timeout(self.seconds) as deadline:
-
-                async def receive_moving_deadline() -> Message:
-                    message = await receive()
-                    deadline.reschedule(loop.time() + self.seconds)
-                    return message
-
+            async with deadline:
                 await self.app(scope, receive_moving_deadline, send_watching)
-        except TimeoutError:
-            if started:
+        except Exception as error:
+            # The cancellation becomes TimeoutError here, unless a library turned it into an error of its own
+            # on the way out (the Temporal SDK does for updates): the deadline passed either way.
+            if started or not (isinstance(error, TimeoutError) or deadline.expired()):
                 raise
             title = "Request timeout"
             problem = Problem(

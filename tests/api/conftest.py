@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Protocol
 
 import asyncpg
 import httpx
@@ -14,12 +15,19 @@ import pytest_asyncio
 
 from activities.evidence import EvidenceStore
 from clients.api import Principal, create_app
+from clients.api.app import ENGINE_TIMEOUT_S, MAX_BODY_BYTES
 from clients.client import ExchangeClient
 from tests.api.helpers import token_table
 from tests.workflows.conftest import add_review_panel
 from tests.workflows.conftest import dev_client as dev_client  # the fixture: a worker on the dev server
 
-MakeApi = Callable[[dict[str, Principal]], httpx.AsyncClient]
+
+class MakeApi(Protocol):
+    """Build the app over the session's stack with these tokens (and, for the bounds' tests, other limits)."""
+
+    def __call__(
+        self, tokens: dict[str, Principal], *, engine_timeout_s: float = ..., max_body_bytes: int = ...
+    ) -> httpx.AsyncClient: ...
 
 
 @pytest.fixture(scope="session")
@@ -32,8 +40,20 @@ async def make_api(dev_client: ExchangeClient, pg_pool: asyncpg.Pool, evidence_d
     """A factory: the app over the session's stack with the given token table, as an httpx client."""
     async with contextlib.AsyncExitStack() as stack:
 
-        def make(tokens: dict[str, Principal]) -> httpx.AsyncClient:
-            app = create_app(dev_client, pg_pool, tokens, evidence_store=EvidenceStore(evidence_dir))
+        def make(
+            tokens: dict[str, Principal],
+            *,
+            engine_timeout_s: float = ENGINE_TIMEOUT_S,
+            max_body_bytes: int = MAX_BODY_BYTES,
+        ) -> httpx.AsyncClient:
+            app = create_app(
+                dev_client,
+                pg_pool,
+                tokens,
+                evidence_store=EvidenceStore(evidence_dir),
+                engine_timeout_s=engine_timeout_s,
+                max_body_bytes=max_body_bytes,
+            )
             client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
             stack.push_async_callback(client.aclose)
             return client
