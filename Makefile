@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: run test lint typecheck check bench clean
+.PHONY: run test lint typecheck check bench bench-lifecycle clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ check: lint typecheck test
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.ledger
+
+# The exchange lifecycle and intake against a bare workflow (issue 12; docs/performance.md).
+# Options through ARGS, e.g. `make bench-lifecycle ARGS="--exchanges 20 --skip-intake --json"`.
+bench-lifecycle: $(STAMP)
+	$(BIN)/python -m bench.lifecycle $(ARGS)
 
 clean:
 	rm -rf .cx

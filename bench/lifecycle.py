@@ -38,15 +38,13 @@ import math
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -72,6 +70,7 @@ from bench.drivers import (
     upload_evidence,
 )
 from bench.plan import BarePlan, plan_from_history
+from bench.report import TARGET_INTAKE_SIZE, Intake, Rep, Results, print_report
 from clients.client import ExchangeClient
 from ledger.migrate import apply_migrations
 from ledger.store import LedgerStore
@@ -80,15 +79,6 @@ from schemas.search import SEARCH_ATTRIBUTES
 from workers.devstack import TEMPORAL_CLI, EmbeddedPostgres, create_database, drop_database, free_port
 from workers.seed import PARTNERSHIPS, seed_partnerships
 
-TARGET_ACTIONS_PER_PAID = 30
-TARGET_EXCHANGES_RATIO = 0.9
-TARGET_INTAKE_RATIO = 2.0
-TARGET_INTAKE_S = 120.0
-TARGET_INTAKE_SIZE = 1_500
-TARGET_RSS_BYTES = 300 * 1024 * 1024
-TARGET_RSS_OPEN = 10_000
-TARGET_REVIEW_P50_S = 0.300
-TARGET_REVIEW_P99_S = 1.0
 WARM_UP_EXCHANGES = 2
 GRANT_CENTS = 1_100 * 100  # the most one exchange can be paid: budgets are topped up to cover every run
 READY_LIMIT_S = 900.0
@@ -109,14 +99,6 @@ def _die_with_parent() -> None:
     """In the child before exec: end with the benchmark, even if it is killed."""
     if _LIBC is not None:
         _LIBC.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
-
-
-def quantile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank quantile (p50 of 1..100 is 50, p99 is 99); NaN for no values."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1))]
 
 
 # --- the stack ----------------------------------------------------------------------------------
@@ -285,31 +267,6 @@ async def seed(pool: asyncpg.Pool, exchanges_to_pay: int) -> None:
 # --- measuring ----------------------------------------------------------------------------------
 
 
-@dataclass
-class Rep:
-    """One measured run of one variant: N workflows driven to their end at once."""
-
-    variant: str
-    pair: int
-    workflows: int
-    seconds: float
-    actions: ActionCount
-    per_workflow_actions: list[int]
-    recorder: Recorder
-    cpu_s: dict[str, float]
-    machine_busy_s: float
-    machine_total_s: float
-    worker_rss_peak: int
-
-    @property
-    def per_s(self) -> float:
-        return self.workflows / self.seconds
-
-    @property
-    def activities_per_s(self) -> float:
-        return self.actions.by_kind[actions.ACTIVITY] / self.seconds
-
-
 @contextlib.contextmanager
 def rss_peak(pid: int, interval_s: float = 0.2) -> Iterator[list[int]]:
     """Sample a process's RSS while the block runs; the list holds the peak when it ends."""
@@ -425,13 +382,13 @@ class Lifecycle:
 
         return await measured(self.st, "bare", pair, ids, drive)
 
-    async def warm_up(self) -> tuple[BarePlan, ActionCount]:
+    async def warm_up(self) -> BarePlan:
         """Two exchanges to PAID (imports, caches, prepared statements); the first one's history is the plan."""
-        rep = await self.ours("warm", WARM_UP_EXCHANGES, pair=0)
+        await self.ours("warm", WARM_UP_EXCHANGES, pair=0)
         history = await self.st.client.get_workflow_handle(f"exchange:{self.run}-warm-00000").fetch_history()
         self.plan = BarePlan(phases=plan_from_history(history.events), notify_task_queue=self.st.notify_task_queue)
         await self.bare("warm", WARM_UP_EXCHANGES, pair=0)
-        return self.plan, rep.actions
+        return self.plan
 
     async def intake_ours(self, count: int) -> Intake:
         apps = self.applications("intake", count)
@@ -479,353 +436,6 @@ class Lifecycle:
         return Intake("bare", count, seconds, started_s, marks, rss_before, procfs.rss_bytes(self.st.bare.pid))
 
 
-@dataclass
-class Intake:
-    variant: str
-    count: int
-    seconds: float  # from the first start request until every one waits for its first message
-    started_s: float  # until every start request was answered
-    marks_s: list[float] = field(repr=False)  # when each became ready
-    rss_before: int
-    rss_parked: int
-
-    @property
-    def rss_per_open_bytes(self) -> float:
-        return (self.rss_parked - self.rss_before) / self.count
-
-
-# --- reporting ----------------------------------------------------------------------------------
-
-
-def _ms(seconds: float) -> str:
-    return "-" if math.isnan(seconds) else f"{1000 * seconds:,.0f}"
-
-
-def spread(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
-
-
-def _spread_text(values: list[float], unit: str = "x") -> str:
-    s = spread(values)
-    return f"{s['median']:.2f}{unit} ({s['min']:.2f}-{s['max']:.2f})"
-
-
-def per_workflow(count: ActionCount, runs: int) -> dict[str, Any]:
-    def scaled(counter: Counter[str]) -> dict[str, float]:
-        return {k: round(v / runs, 2) for k, v in counter.most_common()}
-
-    return {
-        "total": round(count.total / runs, 2),
-        "by_kind": scaled(count.by_kind),
-        "by_activity": scaled(count.by_activity),
-        "local_activities": scaled(count.local_activities),
-        "updates": scaled(count.updates),
-        "signals": scaled(count.signals),
-        "patch_only_marker_tasks": round(count.patch_only_marker_tasks / runs, 2),
-    }
-
-
-@dataclass
-class Results:
-    args: argparse.Namespace
-    server: str
-    load_before: tuple[float, float, float]
-    load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    plan: BarePlan | None = None
-    warm_actions: ActionCount | None = None
-    probe: list[Rep] = field(default_factory=list)
-    reps: list[Rep] = field(default_factory=list)
-    intake: list[Intake] = field(default_factory=list)
-    idle_rss: dict[str, int] = field(default_factory=dict)
-
-    def of(self, variant: str, reps: list[Rep] | None = None) -> list[Rep]:
-        return [r for r in (self.reps if reps is None else reps) if r.variant == variant]
-
-    def latencies(self, reps: list[Rep], name: str | None = None) -> list[float]:
-        if name is None:
-            return [x for r in reps for x in r.recorder.all_latencies_s()]
-        return [x for r in reps for x in r.recorder.latencies_s.get(name, [])]
-
-    def paid_actions(self) -> tuple[ActionCount, list[int]]:
-        ours = self.of("ours")
-        total = sum((r.actions for r in ours), ActionCount(runs=0))
-        return total, [n for r in ours for n in r.per_workflow_actions]
-
-    def ratios(self, metric: Callable[[Rep], float]) -> list[float]:
-        pairs = sorted({r.pair for r in self.reps})
-        out = []
-        for p in pairs:
-            ours = [r for r in self.reps if r.pair == p and r.variant == "ours"]
-            bare = [r for r in self.reps if r.pair == p and r.variant == "bare"]
-            if ours and bare:
-                out.append(metric(ours[0]) / metric(bare[0]))
-        return out
-
-    def targets(self) -> list[tuple[str, bool, str]]:
-        """(target, met, what was measured), for every target this run measured."""
-        out: list[tuple[str, bool, str]] = []
-        if self.reps:
-            paid, per = self.paid_actions()
-            mean = paid.total / len(per)
-            out.append(
-                (
-                    f"billable actions per PAID exchange <= {TARGET_ACTIONS_PER_PAID}",
-                    mean <= TARGET_ACTIONS_PER_PAID,
-                    f"{mean:.1f}",
-                )
-            )
-            ratios = self.ratios(lambda r: r.per_s)
-            med = statistics.median(ratios)
-            out.append(
-                (f"exchanges/s >= {TARGET_EXCHANGES_RATIO}x bare", med >= TARGET_EXCHANGES_RATIO, _spread_text(ratios))
-            )
-        if self.probe:
-            lat = self.latencies(self.of("ours", self.probe), "submit_review")
-            p50, p99 = quantile(lat, 0.5), quantile(lat, 0.99)
-            out.append(
-                (
-                    f"submit_review p50 < {_ms(TARGET_REVIEW_P50_S)} ms and p99 < {_ms(TARGET_REVIEW_P99_S)} ms at low load",
-                    p50 < TARGET_REVIEW_P50_S and p99 < TARGET_REVIEW_P99_S,
-                    f"p50 {_ms(p50)} ms, p99 {_ms(p99)} ms over {len(lat)} reviews",
-                )
-            )
-        ours = [i for i in self.intake if i.variant == "ours"]
-        bare = [i for i in self.intake if i.variant == "bare"]
-        if ours and bare:
-            note = (
-                ""
-                if ours[0].count == TARGET_INTAKE_SIZE
-                else f" (target stated for {TARGET_INTAKE_SIZE:,}; run with {ours[0].count:,})"
-            )
-            ratio = ours[0].seconds / bare[0].seconds
-            out.append(
-                (
-                    f"intake into REVIEW within {TARGET_INTAKE_RATIO}x bare{note}",
-                    ratio <= TARGET_INTAKE_RATIO,
-                    f"{ratio:.2f}x",
-                )
-            )
-            out.append(
-                (
-                    f"intake into REVIEW under {TARGET_INTAKE_S:.0f} s{note}",
-                    ours[0].seconds < TARGET_INTAKE_S,
-                    f"{ours[0].seconds:.1f} s",
-                )
-            )
-        if ours:
-            projected = ours[0].rss_before + ours[0].rss_per_open_bytes * TARGET_RSS_OPEN
-            how = "measured" if ours[0].count >= TARGET_RSS_OPEN else f"projected from {ours[0].count:,} open"
-            rss = ours[0].rss_parked if ours[0].count >= TARGET_RSS_OPEN else projected
-            out.append(
-                (
-                    f"worker RSS with {TARGET_RSS_OPEN:,} open exchanges <= {TARGET_RSS_BYTES // MIB} MB",
-                    rss <= TARGET_RSS_BYTES,
-                    f"{rss / MIB:,.0f} MB ({how})",
-                )
-            )
-        return out
-
-    def to_json(self) -> dict[str, Any]:
-        def rep_json(r: Rep) -> dict[str, Any]:
-            lat = r.recorder.all_latencies_s()
-            return {
-                "variant": r.variant,
-                "pair": r.pair,
-                "workflows": r.workflows,
-                "seconds": round(r.seconds, 3),
-                "workflows_per_s": round(r.per_s, 3),
-                "activities_per_s": round(r.activities_per_s, 1),
-                "update_p50_ms": round(1000 * quantile(lat, 0.5), 1) if lat else None,
-                "update_p99_ms": round(1000 * quantile(lat, 0.99), 1) if lat else None,
-                "updates_sent": sum(r.recorder.updates_sent.values()),
-                "updates_rejected": r.actions.by_kind[actions.UPDATE_REJECTED],
-                "signals_sent": r.recorder.signals_sent,
-                "queries_sent": r.recorder.queries_sent,
-                "actions_per_workflow": per_workflow(r.actions, r.workflows),
-                "cpu_s": {k: round(v, 2) for k, v in r.cpu_s.items()},
-                "machine_busy_s": round(r.machine_busy_s, 2),
-                "machine_capacity_s": round(r.machine_total_s, 2),
-                "worker_rss_peak_mb": round(r.worker_rss_peak / MIB, 1),
-            }
-
-        out: dict[str, Any] = {
-            "benchmark": "lifecycle",
-            "server": self.server,
-            "cpus": os.cpu_count(),
-            "load_before": self.load_before,
-            "load_after": self.load_after,
-            "args": {k: v for k, v in vars(self.args).items() if k != "json"},
-            "bare_plan": self.plan.model_dump() if self.plan else None,
-            "worker_rss_idle_mb": {k: round(v / MIB, 1) for k, v in self.idle_rss.items()},
-            "probe": [rep_json(r) for r in self.probe],
-            "reps": [rep_json(r) for r in self.reps],
-        }
-        if self.probe:
-            out["low_load_update_ms"] = {
-                v: {
-                    name: {
-                        "p50": round(1000 * quantile(x, 0.5), 1),
-                        "p99": round(1000 * quantile(x, 0.99), 1),
-                        "n": len(x),
-                    }
-                    for name, x in _by_name(self.of(v, self.probe)).items()
-                }
-                for v in ("ours", "bare")
-            }
-        if self.reps:
-            paid, per = self.paid_actions()
-            out["actions_per_paid_exchange"] = per_workflow(paid, len(per)) | {"min": min(per), "max": max(per)}
-            out["ratio_ours_bare"] = {
-                "exchanges_per_s": spread(self.ratios(lambda r: r.per_s)),
-                "activities_per_s": spread(self.ratios(lambda r: r.activities_per_s)),
-            }
-        out["intake"] = [
-            {
-                "variant": i.variant,
-                "count": i.count,
-                "seconds": round(i.seconds, 2),
-                "starts_answered_s": round(i.started_s, 2),
-                "half_ready_s": round(quantile(i.marks_s, 0.5), 2),
-                "p90_ready_s": round(quantile(i.marks_s, 0.9), 2),
-                "worker_rss_before_mb": round(i.rss_before / MIB, 1),
-                "worker_rss_parked_mb": round(i.rss_parked / MIB, 1),
-                "worker_rss_per_open_kb": round(i.rss_per_open_bytes / 1024, 1),
-            }
-            for i in self.intake
-        ]
-        out["targets"] = [{"target": t, "met": m, "measured": v} for t, m, v in self.targets()]
-        return out
-
-
-def _by_name(reps: list[Rep]) -> dict[str, list[float]]:
-    by_name: dict[str, list[float]] = {"all updates": []}
-    for r in reps:
-        for name, values in r.recorder.latencies_s.items():
-            by_name.setdefault(name, []).extend(values)
-            by_name["all updates"].extend(values)
-    return by_name
-
-
-def report(res: Results) -> None:
-    a = res.args
-    print(
-        f"lifecycle benchmark (issue 12): {os.cpu_count()} CPUs, load average before {res.load_before}, after {res.load_after}"
-    )
-    print(f"stack: {res.server}")
-    if res.plan:
-        print(f"bare plan (read from a PAID exchange's history): {res.plan.describe()}")
-    print("worker RSS idle after warm-up: " + ", ".join(f"{k} {v / MIB:,.0f} MB" for k, v in res.idle_rss.items()))
-    if res.probe:
-        print()
-        print(
-            f"low load: {a.probe} exchanges driven to PAID one at a time, then {a.probe} bare runs; update round trips (ms)"
-        )
-        print(f"  {'variant':<6}{'update':<18}{'n':>5}{'p50':>8}{'p99':>8}")
-        for variant in ("ours", "bare"):
-            for name, values in _by_name(res.of(variant, res.probe)).items():
-                print(
-                    f"  {variant:<6}{name:<18}{len(values):>5}{_ms(quantile(values, 0.5)):>8}{_ms(quantile(values, 0.99)):>8}"
-                )
-    if res.reps:
-        print()
-        print(
-            f"lifecycle: {a.exchanges} workflows at once per run, {a.pairs} interleaved pairs (ours = Exchange to PAID, bare = its plan)"
-        )
-        header = (
-            f"  {'run':<8}{'wall s':>8}{'wf/s':>8}{'act/s':>8}{'upd p50':>9}{'upd p99':>9}{'rejected':>9}"
-            f"{'actions/wf':>11}{'worker CPU s':>13}{'ms/wf':>7}{'RSS peak MB':>12}{'machine busy':>13}"
-        )
-        print(header)
-        for r in res.reps:
-            lat = r.recorder.all_latencies_s()
-            worker_cpu = r.cpu_s[f"worker ({r.variant})"]
-            busy = r.machine_busy_s / r.machine_total_s if r.machine_total_s else math.nan
-            print(
-                f"  {r.variant + ' #' + str(r.pair):<8}{r.seconds:>8.1f}{r.per_s:>8.2f}{r.activities_per_s:>8.0f}"
-                f"{_ms(quantile(lat, 0.5)):>9}{_ms(quantile(lat, 0.99)):>9}{r.actions.by_kind[actions.UPDATE_REJECTED]:>9}"
-                f"{r.actions.total / r.workflows:>11.1f}{worker_cpu:>13.1f}{1000 * worker_cpu / r.workflows:>7.0f}"
-                f"{r.worker_rss_peak / MIB:>12.0f}{busy:>13.0%}"
-            )
-        print(
-            f"  ratio ours/bare: exchanges/s {_spread_text(res.ratios(lambda r: r.per_s))}, "
-            f"activities/s {_spread_text(res.ratios(lambda r: r.activities_per_s))} (median of pairs, min-max)"
-        )
-        ours = res.of("ours")
-        for name, values in _by_name(ours).items():
-            if name in ("submit_review", "all updates"):
-                print(
-                    f"  update round trip under load (ours, {name}): p50 {_ms(quantile(values, 0.5))} ms, p99 {_ms(quantile(values, 0.99))} ms"
-                )
-        cpu: Counter[str] = Counter()
-        busy_s = total_s = 0.0
-        for r in res.reps:
-            cpu.update(r.cpu_s)
-            busy_s += r.machine_busy_s
-            total_s += r.machine_total_s
-        ours_s = sum(cpu.values())
-        print(
-            "  CPU over the measured runs: "
-            + ", ".join(f"{k} {v:,.1f} s" for k, v in cpu.most_common())
-            + f"; machine busy {busy_s / total_s:.0%} of {total_s:,.0f} CPU-s, of which other people's processes "
-            f"{max(0.0, busy_s - ours_s) / total_s:.0%}"
-        )
-        paid, per = res.paid_actions()
-        n = len(per)
-        print()
-        print(f"billable actions per PAID exchange ({n} histories; rule in bench/actions.py and docs/performance.md):")
-        print(
-            f"  total {paid.total / n:.1f} (min {min(per)}, max {max(per)}); queries sent by the actors: "
-            f"{sum(r.recorder.queries_sent for r in ours)}; rejected updates: {paid.by_kind[actions.UPDATE_REJECTED] / n:.2f}"
-        )
-        print(
-            "  by kind:     "
-            + ", ".join(f"{k} {v / n:.1f}" for k, v in paid.by_kind.most_common())
-            + f" (of the marker tasks, {paid.patch_only_marker_tasks / n:.1f} recorded only patch markers)"
-        )
-        print("  by activity: " + ", ".join(f"{k} {v / n:.1f}" for k, v in paid.by_activity.most_common()))
-        if paid.local_activities:
-            print(
-                "  local activities (in marker tasks): "
-                + ", ".join(f"{k} {v / n:.1f}" for k, v in paid.local_activities.most_common())
-            )
-        print(
-            "  updates:     "
-            + ", ".join(f"{k} {v / n:.1f}" for k, v in paid.updates.most_common())
-            + "; signals: "
-            + ", ".join(f"{k} {v / n:.1f}" for k, v in paid.signals.most_common())
-        )
-        bare_runs = res.of("bare")
-        if bare_runs:
-            b = sum((r.actions for r in bare_runs), ActionCount(runs=0))
-            nb = sum(r.workflows for r in bare_runs)
-            print(
-                f"  bare run for comparison: {b.total / nb:.1f} ({', '.join(f'{k} {v / nb:.1f}' for k, v in b.by_kind.most_common())})"
-            )
-    if res.intake:
-        print()
-        print(
-            "intake: applications started in a burst, timed until each waits for its first decision "
-            "(ours: in REVIEW with reviewers assigned; bare: at its first message)"
-        )
-        for i in res.intake:
-            print(
-                f"  {i.variant:<5}{i.count:>6,} in {i.seconds:>6.1f} s (starts answered after {i.started_s:.1f} s; "
-                f"half ready at {quantile(i.marks_s, 0.5):.1f} s, 90% at {quantile(i.marks_s, 0.9):.1f} s); worker RSS "
-                f"{i.rss_before / MIB:,.0f} MB before, {i.rss_parked / MIB:,.0f} MB with them parked, "
-                f"{i.rss_per_open_bytes / 1024:,.1f} kB per open workflow"
-            )
-        ours_i = [i for i in res.intake if i.variant == "ours"]
-        bare_i = [i for i in res.intake if i.variant == "bare"]
-        if ours_i and bare_i:
-            print(
-                f"  ratio ours/bare: {ours_i[0].seconds / bare_i[0].seconds:.2f}x "
-                "(the worker caches at most 1,000 workflows; beyond that, parked exchanges live on the server)"
-            )
-    print()
-    for target, met, measured_text in res.targets():
-        print(f"target {target}: {'MET' if met else 'NOT MET'} ({measured_text})")
-
-
 # --- the run ------------------------------------------------------------------------------------
 
 
@@ -837,10 +447,13 @@ async def server_description(dsn: str, embedded: bool) -> str:
     finally:
         await conn.close()
     where = "embedded in a temporary directory" if embedded else "DATABASE_URL"
-    return f"Temporal dev server (in memory, headless), PostgreSQL {version} ({where}; fsync={fsync}), `cx worker` in a child process"
+    return (
+        f"Temporal dev server (in memory, headless); PostgreSQL {version} ({where}; fsync={fsync}); "
+        "`cx worker` and the bare worker in child processes"
+    )
 
 
-async def run(admin_dsn: str, embedded_pid: int | None, args: argparse.Namespace) -> int:
+async def run(admin_dsn: str, embedded_pid: int | None, args: argparse.Namespace) -> Results:
     res = Results(args=args, server="", load_before=procfs.load_average())
     work_dir = Path(tempfile.mkdtemp(prefix="cx-bench-lifecycle-"))
     to_pay = WARM_UP_EXCHANGES + args.probe + (0 if args.skip_lifecycle else args.exchanges * args.pairs)
@@ -852,7 +465,7 @@ async def run(admin_dsn: str, embedded_pid: int | None, args: argparse.Namespace
             res.server = res.server.replace("Temporal dev server", f"Temporal dev server {info.server_version}")
             bench = Lifecycle(st)
             _progress("warm-up: 2 exchanges to PAID, then 2 bare runs")
-            res.plan, res.warm_actions = await bench.warm_up()
+            res.plan = await bench.warm_up()
             res.idle_rss = {"ours": procfs.rss_bytes(st.ours.pid), "bare": procfs.rss_bytes(st.bare.pid)}
             if args.probe:
                 _progress(f"low load: {args.probe} exchanges one at a time, then {args.probe} bare runs")
@@ -872,10 +485,7 @@ async def run(admin_dsn: str, embedded_pid: int | None, args: argparse.Namespace
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     res.load_after = procfs.load_average()
-    report(res)
-    if args.json:
-        print(json.dumps(res.to_json(), separators=(",", ":")))
-    return 0 if all(met for _, met, _ in res.targets()) else 2
+    return res
 
 
 def _progress(text: str) -> None:
@@ -903,15 +513,21 @@ def main() -> int:
         parser.error("--exchanges 1-5000, --pairs 1-10, --intake 1-20000, --probe 0-100")
     configured = os.environ.get("DATABASE_URL")
     if configured:
-        return asyncio.run(run(configured, None, args))
-    state = Path(tempfile.mkdtemp(prefix="cx-bench-pg-"))
-    server = EmbeddedPostgres(state / "pgdata")
-    try:
-        admin_dsn = server.start()
-        return asyncio.run(run(admin_dsn, procfs.child_named(os.getpid(), "postgres"), args))
-    finally:
-        server.stop()
-        shutil.rmtree(state, ignore_errors=True)
+        res = asyncio.run(run(configured, None, args))
+    else:
+        state = Path(tempfile.mkdtemp(prefix="cx-bench-pg-"))
+        server = EmbeddedPostgres(state / "pgdata")
+        try:
+            admin_dsn = server.start()
+            res = asyncio.run(run(admin_dsn, procfs.child_named(os.getpid(), "postgres"), args))
+        finally:
+            server.stop()
+            shutil.rmtree(state, ignore_errors=True)
+    # Printed once every server has stopped, so that the JSON line is the last line of the output.
+    print_report(res)
+    if args.json:
+        print(json.dumps(res.to_json(), separators=(",", ":")))
+    return 0 if all(met for _, met, _ in res.targets()) else 2
 
 
 if __name__ == "__main__":
