@@ -59,7 +59,7 @@ from temporalio.worker import Worker
 
 from bench import actions, procfs
 from bench.actions import ActionCount, DriverCounts, count_actions
-from bench.bare import PhaseNotifier
+from bench.bare import BARE_WORKFLOW_TYPE, PhaseNotifier
 from bench.drivers import (
     READ_MODEL_INTERVAL_S,
     ReadModel,
@@ -81,7 +81,8 @@ from workers.seed import PARTNERSHIPS, seed_partnerships
 
 WARM_UP_EXCHANGES = 2
 GRANT_CENTS = 1_100 * 100  # the most one exchange can be paid: budgets are topped up to cover every run
-READY_LIMIT_S = 900.0
+READY_LIMIT_S = 900.0  # for 1,500 exchanges into REVIEW; more get proportionally longer
+START_BATCH = 500  # start requests in flight at once in a burst
 CHILD_START_LIMIT_S = 90.0
 MIB = 1024 * 1024
 REPO = Path(__file__).resolve().parent.parent
@@ -390,28 +391,38 @@ class Lifecycle:
         await self.bare("warm", WARM_UP_EXCHANGES, pair=0)
         return self.plan
 
-    async def intake_ours(self, count: int) -> Intake:
-        apps = self.applications("intake", count)
+    async def intake_ours(self, count: int, label: str = "intake", open_before: int = 0) -> Intake:
+        """`count` applications started at once (in batches of START_BATCH requests in flight), timed until
+        each waits in REVIEW with its reviewers assigned; then the worker's memory with them parked."""
+        apps = self.applications(label, count)
         ids = [a.application_id for a in apps]
         rss_before = procfs.rss_bytes(self.st.ours.pid)
         started = time.perf_counter()
-        await asyncio.gather(*(self.exchanges.start_exchange(a) for a in apps))
+        limit = asyncio.Semaphore(START_BATCH)
+
+        async def start(app: Any) -> None:
+            async with limit:
+                await self.exchanges.start_exchange(app)
+
+        await asyncio.gather(*(start(a) for a in apps))
         started_s = time.perf_counter() - started
         marks: list[float] = []
-        deadline = started + READY_LIMIT_S
+        deadline = started + READY_LIMIT_S * max(1.0, count / 1_500)
         ready = 0
         while ready < count:
             if time.perf_counter() > deadline:
-                raise TimeoutError(f"intake: {ready} of {count} exchanges in REVIEW after {READY_LIMIT_S:.0f} s")
+                raise TimeoutError(f"{label}: {ready} of {count} exchanges in REVIEW after {deadline - started:.0f} s")
             await asyncio.sleep(0.1)
             now_ready = await self.st.pool.fetchval(READY_FOR_REVIEW_SQL, ids)
             marks.extend([time.perf_counter() - started] * (now_ready - ready))
             ready = now_ready
         seconds = time.perf_counter() - started
         await asyncio.sleep(3)  # let the worker settle: the last workflow tasks and their garbage
-        return Intake("ours", count, seconds, started_s, marks, rss_before, procfs.rss_bytes(self.st.ours.pid))
+        rss = procfs.rss_bytes(self.st.ours.pid)
+        return Intake(label, count, seconds, started_s, marks, rss_before, rss, open_before + count)
 
     async def intake_bare(self, count: int) -> Intake:
+        """As many bare runs started at once, timed until each waits for its first message."""
         assert self.plan is not None
         plan = self.plan
         first = next(k for k, p in enumerate(plan.phases) if p.messages)
@@ -426,14 +437,20 @@ class Lifecycle:
             marks.append(time.perf_counter() - started)
 
         waits = [asyncio.create_task(parked(w)) for w in ids]
-        await asyncio.gather(
-            *(self.st.client.start_workflow("BenchBare", plan, id=w, task_queue=self.st.bare.task_queue) for w in ids)
-        )
+        limit = asyncio.Semaphore(START_BATCH)
+
+        async def start(workflow_id: str) -> None:
+            async with limit:
+                await self.st.client.start_workflow(
+                    BARE_WORKFLOW_TYPE, plan, id=workflow_id, task_queue=self.st.bare.task_queue
+                )
+
+        await asyncio.gather(*(start(w) for w in ids))
         started_s = time.perf_counter() - started
         await asyncio.gather(*waits)
         seconds = time.perf_counter() - started
         await asyncio.sleep(3)
-        return Intake("bare", count, seconds, started_s, marks, rss_before, procfs.rss_bytes(self.st.bare.pid))
+        return Intake("bare", count, seconds, started_s, marks, rss_before, procfs.rss_bytes(self.st.bare.pid), count)
 
 
 # --- the run ------------------------------------------------------------------------------------
@@ -482,6 +499,10 @@ async def run(admin_dsn: str, embedded_pid: int | None, args: argparse.Namespace
                 res.intake.append(await bench.intake_ours(args.intake))
                 _progress(f"intake: {args.intake:,} bare runs in a burst")
                 res.intake.append(await bench.intake_bare(args.intake))
+            if args.park:
+                open_before = 0 if args.skip_intake else args.intake
+                _progress(f"park: {args.park:,} more exchanges into REVIEW, for the worker's memory")
+                res.intake.append(await bench.intake_ours(args.park, "park", open_before))
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     res.load_after = procfs.load_average()
@@ -502,6 +523,9 @@ def main() -> int:
     )
     parser.add_argument("--skip-lifecycle", action="store_true", help="no lifecycle pairs")
     parser.add_argument("--skip-intake", action="store_true", help="no intake burst")
+    parser.add_argument(
+        "--park", type=int, default=0, help="then open this many more exchanges, parked in REVIEW, for memory (0)"
+    )
     parser.add_argument("--json", action="store_true", help="also print every figure as one JSON line, last")
     args = parser.parse_args()
     if (
@@ -509,8 +533,9 @@ def main() -> int:
         or not 1 <= args.pairs <= 10
         or not 1 <= args.intake <= 20_000
         or not 0 <= args.probe <= 100
+        or not 0 <= args.park <= 20_000
     ):
-        parser.error("--exchanges 1-5000, --pairs 1-10, --intake 1-20000, --probe 0-100")
+        parser.error("--exchanges 1-5000, --pairs 1-10, --intake 1-20000, --probe 0-100, --park 0-20000")
     configured = os.environ.get("DATABASE_URL")
     if configured:
         res = asyncio.run(run(configured, None, args))
