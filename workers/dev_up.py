@@ -217,7 +217,13 @@ def _api_server(
         tokens = {token: Principal(subject="demo-officer", role="officer")}
     port = settings.api_port or free_port()
     config = uvicorn.Config(
-        create_app(exchanges, pool, tokens),
+        create_app(
+            exchanges,
+            pool,
+            tokens,
+            max_body_bytes=settings.api_max_body_bytes,
+            engine_timeout_s=settings.api_engine_timeout_s,
+        ),
         host="127.0.0.1",
         port=port,
         log_level="warning",
