@@ -2,7 +2,7 @@
 
 Issue 11. Every operation of the API has a row in `ACTIONS`; each row says, per kind of principal, whether
 it may act at all and, when it may, how it must stand to the exchange (`Reach`) and to the body's actor
-field (`Actor`). The routes call `grant_for` before they read a body and `reaches` / `check_actor` once
+field (`Actor`). The routes call `grant_for` before they read a body and `reaches` / `actor_refusal` once
 the body and the exchange's facts are known (clients/api/context.py); `clients/api/security_matrix.py`
 renders the same rows as docs/security.md, and tests/api/test_security_matrix.py tries every cell over
 HTTP. Nothing here does I/O, so the table can be read, printed and tested without a server.
