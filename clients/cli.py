@@ -267,11 +267,15 @@ def decide(
     "scores": {"relevance": 4, "agenda_quality": 4, "expected_impact": 5}}'
     """
     payload = _payload(data, file)
+    try:
+        decision = parse(UPDATES[update], payload)  # refused before anything is contacted, as in `cx signal`
+    except InvalidInput as error:
+        raise fail(str(error), ExitCode.USAGE) from None
     settings = load_settings()
 
     async def main() -> ExchangeStatus:
         client = await exchange_client(settings)
-        return await client.decide(application_id, update, payload, update_id=update_id)
+        return await client.decide(application_id, update, decision, update_id=update_id)
 
     result = run(main)
     if as_json:

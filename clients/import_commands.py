@@ -82,6 +82,9 @@ def read_rows(path: Path) -> list[ImportRow]:
         raise InputRefused(f"{shown}: the file must end in .json or .csv")
     text = read_text(path)
     rows = _json_rows(text, shown) if suffix == ".json" else _csv_rows(text, shown)
+    if not rows:
+        # An empty list or a header alone is a file saved before it was filled in, not an import of nothing.
+        raise InputRefused(f"{shown}: no applications in the file")
     if len(rows) > MAX_ROWS:
         raise InputRefused(f"{shown}: more than {MAX_ROWS:,} applications; at most {MAX_ROWS:,} per import")
     return rows
@@ -167,11 +170,15 @@ def _nest(row: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
 
 def _typed(field: str, value: str) -> Any:
     """A CSV cell as the contract's JSON type. Everything in a CSV is text, and the contract is parsed
-    strictly (`"50.06"` is not a number there), so flags and coordinates are converted here; a cell that
-    does not convert stays text, and validation then refuses it naming the field (`"yes"` is no flag)."""
+    strictly (`"50.06"` is not a number there), so flags and coordinates are converted here (`50,06` too);
+    a cell that does not convert stays text, and validation then refuses it naming the field (`"yes"` is no
+    flag, `"inf"` no coordinate)."""
     if field in _FLAGS:
         return {"true": True, "false": False}.get(value.strip().lower(), value)
     if field in _NUMBERS:
+        # Excel writes "50,0647" where the decimal separator is a comma; a coordinate has no thousands.
+        if value.count(",") == 1 and "." not in value:
+            value = value.replace(",", ".")
         try:
             number = float(value)
         except ValueError:
@@ -277,7 +284,8 @@ def import_command(
 
     async def start_all() -> None:
         client = await exchange_client(settings)
-        with Progress(console=errors, transient=True) as progress:
+        # A progress bar is for a person watching; to a pipe or a log it would only add a stray line.
+        with Progress(console=errors, transient=True, disable=not errors.is_terminal) as progress:
             task = progress.add_task("starting exchanges", total=len(valid))
             for row, application in valid:
                 try:

@@ -274,7 +274,13 @@ def _decode_one(text: str, index: int, source: str, depth: int = 0) -> tuple[Any
         rule = str(error) if isinstance(error, _NotJson) else "an integer with more than 4,300 digits"
         line, column = line_and_column(text, index)
         raise InputRefused(f"{source}: not valid JSON ({rule}, in the value at line {line}, column {column})") from None
-    if _depth(value) + depth > MAX_JSON_DEPTH:
+    try:
+        too_deep = _depth(value) + depth > MAX_JSON_DEPTH
+    except _NotJson as error:
+        line, column = line_and_column(text, index)
+        where = f"in the value at line {line}, column {column}"
+        raise InputRefused(f"{source}: not valid JSON ({error}, {where})") from None
+    if too_deep:
         line, column = line_and_column(text, index)
         raise InputRefused(
             f"{source}: the value at line {line}, column {column} is nested more than {MAX_JSON_DEPTH} levels deep"
@@ -283,12 +289,18 @@ def _decode_one(text: str, index: int, source: str, depth: int = 0) -> tuple[Any
 
 
 def _depth(value: Any) -> int:
-    """How many levels of objects and arrays `value` nests, counted without recursion."""
+    """How many levels of objects and arrays `value` nests, counted without recursion; a string holding a
+    lone surrogate (`"\\ud800"`, valid JSON escapes, but no text at all) is refused on the way."""
     deepest = 0
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, level = stack.pop()
+        if isinstance(item, str):
+            _refuse_surrogates(item)
+            continue
         if isinstance(item, dict):
+            for key in item:
+                _refuse_surrogates(key)
             children: Any = item.values()
         elif isinstance(item, list):
             children = item
@@ -299,6 +311,16 @@ def _depth(value: Any) -> int:
             break  # deep enough to refuse; no need to walk the rest
         stack.extend((child, level + 1) for child in children)
     return deepest
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _refuse_surrogates(text: str) -> None:
+    if not text.isascii():
+        found = _SURROGATE.search(text)
+        if found is not None:
+            raise _NotJson(f"a lone surrogate \\u{ord(found.group()):04x} in a string, which is no character")
 
 
 def _size(size_bytes: int) -> str:
