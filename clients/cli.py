@@ -11,9 +11,10 @@ import asyncio
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, TypeVar
 
 import typer
+from pydantic import BaseModel
 
 from clients.client import InvalidInput, parse
 from clients.command import (
@@ -34,6 +35,8 @@ from schemas.messages import SIGNALS, UPDATES
 from schemas.stages import Stage
 from workers.runtime import resolve_database_url, resolve_temporal_address
 from workers.settings import Settings
+
+M = TypeVar("M", bound=BaseModel)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="ClusterXchange grant engine.")
 dev_app = typer.Typer(no_args_is_help=True, help="Run the local stack.")
@@ -228,8 +231,10 @@ def top_up(
 MAX_DATA_BYTES = 1024 * 1024
 
 
-def _payload(data: str | None, file: Path | None) -> dict[str, Any]:
-    """The JSON object of `--data` or `--file`, read by clients/input_files.py's rules (one line on any error)."""
+def _payload(model: type[M], data: str | None, file: Path | None) -> M:
+    """The payload of `--data` or `--file` as `model`, read by clients/input_files.py's rules and validated
+    strictly before anything is contacted; any refusal is one line naming `--data` or the file (and, for a
+    field, its line)."""
     if (data is None) == (file is None):
         raise fail("give the payload with exactly one of --data '<json>' or --file <path>", ExitCode.USAGE)
     try:
@@ -245,7 +250,11 @@ def _payload(data: str | None, file: Path | None) -> dict[str, Any]:
         raise fail(str(error), ExitCode.USAGE) from None
     if not isinstance(payload, dict):
         raise fail(f"{source}: the payload must be a JSON object ({{...}})", ExitCode.USAGE)
-    return payload
+    try:
+        return parse(model, payload)
+    except InvalidInput as error:
+        fields = with_lines(text, error.errors) if file is not None else [str(error)]
+        raise fail(f"{source}: " + "; ".join(fields), ExitCode.USAGE) from None
 
 
 @app.command("decide")
@@ -266,11 +275,7 @@ def decide(
     Example: cx decide demo-01 submit_review --data '{"actor_id": "anna", "recommendation": "approve",
     "scores": {"relevance": 4, "agenda_quality": 4, "expected_impact": 5}}'
     """
-    payload = _payload(data, file)
-    try:
-        decision = parse(UPDATES[update], payload)  # refused before anything is contacted, as in `cx signal`
-    except InvalidInput as error:
-        raise fail(str(error), ExitCode.USAGE) from None
+    decision = _payload(UPDATES[update], data, file)
     settings = load_settings()
 
     async def main() -> ExchangeStatus:
@@ -300,11 +305,7 @@ def signal_command(
     Example: cx signal demo-01 confirm_payment --data '{"payment_order_id": "po-demo-01",
     "amount_cents": 110000, "payment_reference": "SEPA-1", "confirmed_by": "finance"}'
     """
-    payload = _payload(data, file)
-    try:
-        message = parse(SIGNALS[name], payload)
-    except InvalidInput as error:
-        raise fail(str(error), ExitCode.USAGE) from None
+    message = _payload(SIGNALS[name], data, file)
     settings = load_settings()
 
     async def main() -> str:
