@@ -147,6 +147,7 @@ class Results:
     probe: list[Rep] = field(default_factory=list)
     reps: list[Rep] = field(default_factory=list)
     intake: list[Intake] = field(default_factory=list)
+    failure: str | None = None  # what ended the run early, if anything did
 
     def of(self, variant: str, reps: list[Rep] | None = None) -> list[Rep]:
         return [r for r in (self.reps if reps is None else reps) if r.variant == variant]
@@ -247,6 +248,7 @@ class Results:
         if rss_with:
             out[f"worker_rss_{TARGET_RSS_OPEN}_open"] = {"mb": round(rss_with[0] / MIB, 1), "basis": rss_with[1]}
         out["targets"] = [{"target": t, "met": m, "measured": v} for t, m, v in self.targets()]
+        out["failure"] = self.failure
         return out
 
 
