@@ -43,6 +43,7 @@ import sys
 import tempfile
 import time
 import traceback
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -82,8 +83,11 @@ from workers.seed import PARTNERSHIPS, seed_partnerships
 
 WARM_UP_EXCHANGES = 2
 GRANT_CENTS = 1_100 * 100  # the most one exchange can be paid: budgets are topped up to cover every run
-READY_LIMIT_S = 900.0  # for 1,500 exchanges into REVIEW; more get proportionally longer
+READY_LIMIT_S = 900.0  # for one burst of exchanges into REVIEW
 START_BATCH = 500  # start requests in flight at once in a burst
+PARK_BATCH = 500  # exchanges parked at a time by --park (fewer than the worker's cache holds)
+INTAKE_POLL_S = 0.1  # how often the intake reads how many exchanges wait in REVIEW
+SETTLE_S = 3.0  # after a burst, before reading the worker's memory: its last tasks and their garbage
 CHILD_START_LIMIT_S = 90.0
 MIB = 1024 * 1024
 REPO = Path(__file__).resolve().parent.parent
@@ -114,6 +118,7 @@ class ChildWorker:
     task_queue: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    metrics_address: str
 
     @property
     def pid(self) -> int:
@@ -157,13 +162,50 @@ class Stack:
         return parts
 
 
-def start_child(name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> ChildWorker:
+def start_child(name: str, argv: list[str], env: dict[str, str], log_dir: Path, metrics_address: str) -> ChildWorker:
     log_path = log_dir / f"{name}.log"
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(
             argv, cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
         )
-    return ChildWorker(name=name, task_queue=env.get("CX_TASK_QUEUE", ""), process=process, log_path=log_path)
+    task_queue = env.get("CX_TASK_QUEUE", "")
+    return ChildWorker(name, task_queue, process, log_path, metrics_address)
+
+
+# The SDK's worker counters the benchmark reads (summed over labels), and the cache size gauge.
+WORKER_COUNTERS = {
+    "temporal_workflow_task_execution_latency_count": "workflow tasks",
+    "temporal_sticky_cache_hit_total": "cache hits",
+    "temporal_sticky_cache_miss_total": "cache misses",
+    "temporal_sticky_cache_total_forced_eviction_total": "forced evictions",
+    "temporal_activity_task_received_total": "activity tasks",
+}
+CACHE_SIZE_GAUGE = "temporal_sticky_cache_size"
+
+
+async def worker_counters(child: ChildWorker) -> dict[str, float]:
+    """The child's SDK counters now (Prometheus text), by their names in WORKER_COUNTERS."""
+
+    def fetch() -> str:
+        with urllib.request.urlopen(f"http://{child.metrics_address}/metrics", timeout=10) as response:
+            text: str = response.read().decode()
+            return text
+
+    counters = dict.fromkeys([*WORKER_COUNTERS.values(), "cached now"], 0.0)
+    for line in (await asyncio.to_thread(fetch)).splitlines():
+        if line.startswith("#") or not line:
+            continue
+        name, value = line.split("{", 1)[0].split(" ", 1)[0], float(line.rsplit(" ", 1)[1])
+        if name in WORKER_COUNTERS:
+            counters[WORKER_COUNTERS[name]] += value
+        elif name == CACHE_SIZE_GAUGE:
+            counters["cached now"] += value
+    return counters
+
+
+def counters_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """What the counters counted in between; the cache size as it is after."""
+    return {k: after[k] - before[k] for k in WORKER_COUNTERS.values()} | {"cached now": after["cached now"]}
 
 
 async def wait_for_poller(client: Client, child: ChildWorker, task_queue: str) -> None:
@@ -207,7 +249,9 @@ async def stack(admin_dsn: str, embedded_pid: int | None, work_dir: Path, server
             run = uuid.uuid4().hex[:6]
             address = f"127.0.0.1:{port}"
             base_env = {k: v for k, v in os.environ.items() if not k.startswith(("CX_", "TEMPORAL_", "DATABASE_URL"))}
+            ours_metrics, bare_metrics = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
             ours_env = base_env | {
+                "CX_METRICS_ADDRESS": ours_metrics,
                 "TEMPORAL_ADDRESS": address,
                 "DATABASE_URL": dsn,
                 "CX_TASK_QUEUE": f"bench-ours-{run}",
@@ -217,11 +261,13 @@ async def stack(admin_dsn: str, embedded_pid: int | None, work_dir: Path, server
                 "CX_STATE_DIR": str(work_dir / "state"),
                 "CX_EVIDENCE_DIR": str(work_dir / "evidence"),
             }
-            ours = start_child("worker-ours", [str(BIN_DIR / "cx"), "worker"], ours_env, work_dir)
+            ours = start_child("worker-ours", [str(BIN_DIR / "cx"), "worker"], ours_env, work_dir, ours_metrics)
             children.append(ours)
             bare_queue = f"bench-bare-{run}"
             bare_argv = [sys.executable, "-m", "bench.bare_worker", "--address", address, "--task-queue", bare_queue]
-            bare = start_child("worker-bare", bare_argv, base_env | {"CX_TASK_QUEUE": bare_queue}, work_dir)
+            bare_argv += ["--metrics-address", bare_metrics]
+            bare_env = base_env | {"CX_TASK_QUEUE": bare_queue}
+            bare = start_child("worker-bare", bare_argv, bare_env, work_dir, bare_metrics)
             children.append(bare)
             await wait_for_poller(env.client, ours, ours.task_queue)
             await wait_for_poller(env.client, bare, bare.task_queue)
@@ -293,12 +339,14 @@ async def measured(
     """Run `drive`, timing it and reading CPU and memory around it, then count the actions of every run."""
     recorder = Recorder()
     worker = st.ours if variant == "ours" else st.bare
+    counters_before = await worker_counters(worker)
     cpu_before, machine_before = st.cpu_seconds(), procfs.MachineTimes.now()
     started = time.perf_counter()
     with rss_peak(worker.pid) as peak:
         await drive(recorder)
     seconds = time.perf_counter() - started
     cpu_after, machine_after = st.cpu_seconds(), procfs.MachineTimes.now()
+    counters = counters_delta(counters_before, await worker_counters(worker))
     counts = await count_all(st.client, workflow_ids, recorder)
     return Rep(
         variant=variant,
@@ -312,6 +360,7 @@ async def measured(
         machine_busy_s=machine_after.busy_s - machine_before.busy_s,
         machine_total_s=machine_after.total_s - machine_before.total_s,
         worker_rss_peak=peak[0],
+        worker_counters=counters,
     )
 
 
@@ -392,13 +441,44 @@ class Lifecycle:
         await self.bare("warm", WARM_UP_EXCHANGES, pair=0)
         return self.plan
 
-    async def intake_ours(self, count: int, label: str = "intake", open_before: int = 0) -> Intake:
-        """`count` applications started at once (in batches of START_BATCH requests in flight), timed until
-        each waits in REVIEW with its reviewers assigned; then the worker's memory with them parked."""
-        apps = self.applications(label, count)
-        ids = [a.application_id for a in apps]
+    async def intake_ours(self, count: int) -> Intake:
+        """`count` applications started at once (START_BATCH start requests in flight), timed until each
+        waits in REVIEW with its reviewers assigned; then the worker's memory with them parked."""
+        counters_before = await worker_counters(self.st.ours)
         rss_before = procfs.rss_bytes(self.st.ours.pid)
         started = time.perf_counter()
+        starts_answered_s, marks = await self._into_review(self.applications("intake", count), started)
+        seconds = time.perf_counter() - started
+        await asyncio.sleep(SETTLE_S)
+        counters = counters_delta(counters_before, await worker_counters(self.st.ours))
+        rss = procfs.rss_bytes(self.st.ours.pid)
+        return Intake("intake", count, seconds, starts_answered_s, marks, rss_before, rss, count, counters)
+
+    async def park(self, count: int, open_before: int) -> Intake:
+        """`count` more exchanges into REVIEW, PARK_BATCH at a time (each batch parked before the next
+        starts, so that the worker's cache is not flooded): its memory with them all open. Not a race."""
+        counters_before = await worker_counters(self.st.ours)
+        rss_before = procfs.rss_bytes(self.st.ours.pid)
+        apps = self.applications("park", count)
+        started = time.perf_counter()
+        marks: list[float] = []
+        for first in range(0, count, PARK_BATCH):
+            _, batch_marks = await self._into_review(apps[first : first + PARK_BATCH], started)
+            marks += batch_marks
+            _progress(f"  {open_before + first + len(batch_marks):,} open, worker RSS {self._ours_rss_mb():,.0f} MB")
+        seconds = time.perf_counter() - started
+        await asyncio.sleep(SETTLE_S)
+        counters = counters_delta(counters_before, await worker_counters(self.st.ours))
+        rss = procfs.rss_bytes(self.st.ours.pid)
+        return Intake("park", count, seconds, seconds, marks, rss_before, rss, open_before + count, counters)
+
+    def _ours_rss_mb(self) -> float:
+        return procfs.rss_bytes(self.st.ours.pid) / MIB
+
+    async def _into_review(self, apps: list[Any], started: float) -> tuple[float, list[float]]:
+        """Start the exchanges, then read the read model until each waits in REVIEW with its reviewers
+        assigned; when the starts were answered and when each one was seen waiting, from `started`."""
+        ids = [a.application_id for a in apps]
         limit = asyncio.Semaphore(START_BATCH)
 
         async def start(app: Any) -> None:
@@ -406,21 +486,16 @@ class Lifecycle:
                 await self.exchanges.start_exchange(app)
 
         await asyncio.gather(*(start(a) for a in apps))
-        started_s = time.perf_counter() - started
+        starts_answered_s = time.perf_counter() - started
         marks: list[float] = []
-        deadline = started + READY_LIMIT_S * max(1.0, count / 1_500)
-        ready = 0
-        while ready < count:
+        deadline = time.perf_counter() + READY_LIMIT_S
+        while len(marks) < len(ids):
             if time.perf_counter() > deadline:
-                raise TimeoutError(f"{label}: {ready} of {count} exchanges in REVIEW after {deadline - started:.0f} s")
-            await asyncio.sleep(0.1)
-            now_ready = await self.st.pool.fetchval(READY_FOR_REVIEW_SQL, ids)
-            marks.extend([time.perf_counter() - started] * (now_ready - ready))
-            ready = now_ready
-        seconds = time.perf_counter() - started
-        await asyncio.sleep(3)  # let the worker settle: the last workflow tasks and their garbage
-        rss = procfs.rss_bytes(self.st.ours.pid)
-        return Intake(label, count, seconds, started_s, marks, rss_before, rss, open_before + count)
+                raise TimeoutError(f"{len(marks)} of {len(ids)} exchanges in REVIEW after {READY_LIMIT_S:.0f} s")
+            await asyncio.sleep(INTAKE_POLL_S)
+            ready = await self.st.pool.fetchval(READY_FOR_REVIEW_SQL, ids)
+            marks.extend([time.perf_counter() - started] * (ready - len(marks)))
+        return starts_answered_s, marks
 
     async def intake_bare(self, count: int) -> Intake:
         """As many bare runs started at once, timed until each waits for its first message."""
@@ -428,6 +503,7 @@ class Lifecycle:
         plan = self.plan
         first = next(k for k, p in enumerate(plan.phases) if p.messages)
         ids = [f"bare-{self.run}-intake-{i:05d}" for i in range(count)]
+        counters_before = await worker_counters(self.st.bare)
         rss_before = procfs.rss_bytes(self.st.bare.pid)
         started = time.perf_counter()
         marks: list[float] = []
@@ -447,11 +523,13 @@ class Lifecycle:
                 )
 
         await asyncio.gather(*(start(w) for w in ids))
-        started_s = time.perf_counter() - started
+        starts_answered_s = time.perf_counter() - started
         await asyncio.gather(*waits)
         seconds = time.perf_counter() - started
-        await asyncio.sleep(3)
-        return Intake("bare", count, seconds, started_s, marks, rss_before, procfs.rss_bytes(self.st.bare.pid), count)
+        await asyncio.sleep(SETTLE_S)
+        counters = counters_delta(counters_before, await worker_counters(self.st.bare))
+        rss = procfs.rss_bytes(self.st.bare.pid)
+        return Intake("bare", count, seconds, starts_answered_s, marks, rss_before, rss, count, counters)
 
 
 # --- the run ------------------------------------------------------------------------------------
@@ -481,10 +559,25 @@ async def run(admin_dsn: str, embedded_pid: int | None, args: argparse.Namespace
             await seed(st.pool, to_pay)
             info = await st.client.workflow_service.get_system_info(GetSystemInfoRequest())
             res.server = res.server.replace("Temporal dev server", f"Temporal dev server {info.server_version}")
+            # SIGINT or SIGTERM stops the measuring, and still stops the servers and reports what was measured.
+            measuring = asyncio.ensure_future(measure_all(Lifecycle(st), res))
+            loop = asyncio.get_running_loop()
+            signalled: list[str] = []
+
+            def interrupt(sig: signal.Signals) -> None:
+                signalled.append(sig.name)
+                measuring.cancel()
+
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, interrupt, sig)
             try:
-                await measure_all(Lifecycle(st), res)
-            except Exception as error:  # report what was measured before the failure, then exit 1
-                res.failure = "".join(traceback.format_exception(error))
+                await measuring
+            except (asyncio.CancelledError, Exception) as error:  # report what was measured, then exit 1
+                interrupted = f"interrupted by {signalled[0]}" if signalled else None
+                res.failure = interrupted or "".join(traceback.format_exception(error))
+            finally:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     res.load_after = procfs.load_average()
@@ -523,7 +616,7 @@ async def measure_all(bench: Lifecycle, res: Results) -> None:
     if args.park:
         open_before = 0 if args.skip_intake else args.intake
         _progress(f"park: {args.park:,} more exchanges into REVIEW, for the worker's memory")
-        park = await bench.intake_ours(args.park, "park", open_before)
+        park = await bench.park(args.park, open_before)
         res.intake.append(park)
         _progress(f"  {park.open_after:,} open; worker RSS {park.rss_parked / MIB:,.0f} MB")
 

@@ -7,7 +7,7 @@ import math
 import os
 import statistics
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +71,7 @@ class Rep:
     machine_busy_s: float
     machine_total_s: float
     worker_rss_peak: int
+    worker_counters: dict[str, float] = field(default_factory=dict)  # the SDK's, over the run
 
     @property
     def per_s(self) -> float:
@@ -97,6 +98,7 @@ class Intake:
     rss_before: int
     rss_parked: int
     open_after: int  # workflows of this worker open (parked) after the burst
+    worker_counters: dict[str, float] = field(default_factory=dict)  # the SDK's, over the burst
 
     @property
     def cached_added(self) -> int:
@@ -281,6 +283,7 @@ def _rep_json(r: Rep) -> dict[str, Any]:
         "machine_busy_cpu_s": round(r.machine_busy_s, 2),
         "machine_capacity_cpu_s": round(r.machine_total_s, 2),
         "worker_rss_peak_mb": round(r.worker_rss_peak / MIB, 1),
+        "worker_counters": {k: round(v) for k, v in r.worker_counters.items()},
     }
 
 
@@ -298,6 +301,7 @@ def _intake_json(i: Intake) -> dict[str, Any]:
         if math.isnan(i.rss_per_cached_bytes)
         else round(i.rss_per_cached_bytes / 1024, 1),
         "open_after": i.open_after,
+        "worker_counters": {k: round(v) for k, v in i.worker_counters.items()},
     }
 
 
@@ -369,6 +373,10 @@ def _print_pairs(res: Results) -> None:
         n = sum(r.workflows for r in runs)
         parts = ", ".join(f"{k} {1000 * v / n:,.0f}" for k, v in cpu.most_common() if v > 0)
         print(f"  CPU per {variant} workflow, ms: {parts}")
+    for variant in ("ours", "bare"):
+        runs = res.of(variant)
+        n = sum(r.workflows for r in runs)
+        print(f"  {variant} worker per workflow: {_cache_text(runs[0].worker_counters.keys(), runs, n)}")
     busy_s = sum(r.machine_busy_s for r in res.reps)
     total_s = sum(r.machine_total_s for r in res.reps)
     ours_s = sum(sum(r.cpu_s.values()) for r in res.reps)
@@ -377,6 +385,17 @@ def _print_pairs(res: Results) -> None:
         f"  the machine was busy {busy_s / total_s:.0%} of {total_s:,.0f} CPU-s in these runs; other people's "
         f"processes took {others / total_s:.0%}"
     )
+
+
+def _cache_text(keys: Iterable[str], runs: Sequence[Rep | Intake], n: int) -> str:
+    """The SDK's worker counters over these runs, per workflow (the cache size as it was after the last)."""
+    parts = []
+    for key in keys:
+        if key == "cached now":
+            parts.append(f"{runs[-1].worker_counters[key]:,.0f} cached after")
+        else:
+            parts.append(f"{key} {sum(r.worker_counters.get(key, 0.0) for r in runs) / n:,.1f}")
+    return ", ".join(parts)
 
 
 def _print_actions(res: Results) -> None:
@@ -417,6 +436,8 @@ def _print_intake(res: Results) -> None:
             f"  {'':<5}worker RSS {i.rss_before / MIB:,.0f} MB before, {i.rss_parked / MIB:,.0f} MB with "
             f"{i.open_after:,} open{per_text}"
         )
+        if i.worker_counters:
+            print(f"  {'':<5}worker per workflow: {_cache_text(i.worker_counters.keys(), [i], i.count)}")
     ours, bare = res.intake_of("intake"), res.intake_of("bare")
     if ours and bare:
         print(f"  ratio ours/bare: {ours.seconds / bare.seconds:.2f}x")
