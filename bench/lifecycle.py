@@ -229,6 +229,28 @@ async def wait_for_poller(client: Client, child: ChildWorker, task_queue: str) -
     )
 
 
+async def start_dev_server(attempts: int = 3) -> tuple[WorkflowEnvironment, int]:
+    """The dev server on a free port; on a shared machine another process may take the port first: try again."""
+    for attempt in range(1, attempts + 1):
+        port = free_port()
+        try:
+            env = await WorkflowEnvironment.start_local(
+                data_converter=DATA_CONVERTER,
+                dev_server_existing_path=str(TEMPORAL_CLI),
+                port=port,
+                ui=False,
+                search_attributes=SEARCH_ATTRIBUTES,
+                dev_server_log_level="error",
+            )
+        except RuntimeError:
+            if attempt == attempts:
+                raise
+            _progress(f"the dev server did not start on port {port} (taken meanwhile?); trying another")
+            continue
+        return env, port
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
 @contextlib.asynccontextmanager
 async def stack(admin_dsn: str, embedded_pid: int | None, work_dir: Path, server: str) -> AsyncIterator[Stack]:
     """Fresh database, dev server, both child workers and this process's notifier; all stopped at the end."""
@@ -236,15 +258,7 @@ async def stack(admin_dsn: str, embedded_pid: int | None, work_dir: Path, server
     children: list[ChildWorker] = []
     try:
         await apply_migrations(dsn)
-        port = free_port()
-        env = await WorkflowEnvironment.start_local(
-            data_converter=DATA_CONVERTER,
-            dev_server_existing_path=str(TEMPORAL_CLI),
-            port=port,
-            ui=False,
-            search_attributes=SEARCH_ATTRIBUTES,
-            dev_server_log_level="error",
-        )
+        env, port = await start_dev_server()
         try:
             run = uuid.uuid4().hex[:6]
             address = f"127.0.0.1:{port}"
