@@ -35,7 +35,10 @@ from asyncpg.pool import PoolConnectionProxy
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from temporalio import activity
 
+from activities.calendar import add_working_days
 from activities.evidence_content import ContentRefused, archive_at_start, check_content
+from activities.projection import transact
+from schemas.events import ProjectionBatch
 from schemas.exchange import EvidenceItem
 from schemas.ids import ActorId, ApplicationId
 from schemas.text import FileName
@@ -149,6 +152,14 @@ class VerifyEvidenceInput(BaseModel):
 
     application_id: ApplicationId
     items: Annotated[tuple[EvidenceItem, ...], Field(min_length=1, max_length=MAX_EVIDENCE_ITEMS)]
+    projection: ProjectionBatch | None = Field(
+        default=None, description="what the workflow recorded since its last write, written in the same transaction"
+    )
+    validation_working_days: int | None = Field(
+        default=None, ge=0, description="when set, the VOP's validation deadline is counted from `now`"
+    )
+    country: str | None = Field(default=None, description="whose calendar counts the working days")
+    now: datetime | None = None
 
 
 class EvidenceMismatch(BaseModel):
@@ -171,6 +182,7 @@ class VerifyEvidenceResult(BaseModel):
         default=(), description="never uploaded for this application (or uploaded for another one)"
     )
     mismatched: tuple[EvidenceMismatch, ...] = ()
+    validation_due: datetime | None = Field(default=None, description="the VOP's deadline for this report")
 
     @property
     def ok(self) -> bool:
@@ -451,15 +463,24 @@ async def verify(conn: DbConnection, request: VerifyEvidenceInput) -> VerifyEvid
 class EvidenceActivities:
     """The reporting stage's evidence checks, on one shared pool."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, notify_email: str | None = None) -> None:
         self._pool = pool
+        self._notify_email = notify_email
 
     @activity.defn(name="verify_evidence")
     async def verify_evidence(self, request: VerifyEvidenceInput) -> VerifyEvidenceResult:
-        """List the report's items that were never uploaded for the application or differ in size or kind.
+        """List the report's items that were never uploaded for the application or differ in size or kind,
+        and count the VOP's validation deadline; the workflow's recorded events are written on the way.
 
         A finding is a result, not an error: the workflow decides to refuse the report with it. Database
         failures propagate and are retried.
         """
-        async with self._pool.acquire() as conn, conn.transaction(readonly=True):
-            return await verify(conn, request)
+
+        async def check(conn: DbConnection, _: ProjectionBatch | None) -> VerifyEvidenceResult:
+            result = await verify(conn, request)
+            if request.validation_working_days is None or request.now is None or request.country is None:
+                return result
+            due = add_working_days(request.now.date(), request.validation_working_days, request.country)
+            return result.model_copy(update={"validation_due": datetime.combine(due, request.now.timetz())})
+
+        return await transact(self._pool, request.projection, check, self._notify_email)

@@ -1,8 +1,12 @@
-"""PAYMENT: post the hold for the final amount, pay it out and record the payment order, atomically.
+"""PAYMENT in one unit of work: the final price, the posting, the payout and the payment order, atomically.
 
-The three writes share one database transaction, so a payment order exists if and only if the money
-moved; each carries a business idempotency key, so a retried or re-run activity books nothing new and
-finds the order it wrote before (exactly one payment order per exchange, whatever crashes).
+The events the workflow recorded since its last write (the report's validation, PAYMENT entered) are
+written first; the grant is priced again on the actual end date (pure code, never above the hold); the
+hold is posted for that amount (the rest returns to the budget), paid out, and the payment order and its
+outbox message are written; then `payment_ordered` with the read model's row. One transaction: a payment
+order exists if and only if the money moved. Each write carries a business idempotency key, so a retried
+or re-run activity books nothing new and finds the order it wrote before (exactly one payment order per
+exchange, whatever crashes).
 """
 
 from __future__ import annotations
@@ -12,50 +16,59 @@ from temporalio import activity
 
 from activities.ledger import as_application_error
 from activities.metrics import count
-from activities.outbox import enqueue, payment_order_dedup_key
+from activities.outbox import DbConnection, enqueue, payment_order_dedup_key
+from activities.pricing import price
+from activities.projection import transact, write_events
 from ledger.errors import LedgerError
 from ledger.store import LedgerStore
 from schemas.activities import PostPaymentInput, PostPaymentResult
+from schemas.events import EventName, ProjectedEvent, ProjectionBatch
 from schemas.ids import payment_order_id
+
+SYSTEM_ACTOR = "system"
 
 
 class PaymentActivities:
-    def __init__(self, pool: asyncpg.Pool, store: LedgerStore, finance_webhook_url: str) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, store: LedgerStore, finance_webhook_url: str, notify_email: str | None = None
+    ) -> None:
         self._pool = pool
         self._store = store
         self._finance_webhook_url = finance_webhook_url
+        self._notify_email = notify_email
 
     @activity.defn(name="post_payment")
     async def post_payment(self, request: PostPaymentInput) -> PostPaymentResult:
-        order_id = payment_order_id(request.exchange_id)
-        async with self._pool.acquire() as conn, conn.transaction():
+        app = request.application
+        final = price(app, request.policy, request.actual_end_date)
+        amount_cents = min(final.amount_cents, request.held_cents)  # never above the hold
+        order_id = payment_order_id(app.application_id)
+
+        async def pay(conn: DbConnection, _: ProjectionBatch | None) -> PostPaymentResult:
             try:
                 posted = await self._store.post(
                     idempotency_key=f"{request.idempotency_key}:post",
                     hold_id=request.hold_id,
-                    amount_cents=request.amount_cents,
+                    amount_cents=amount_cents,
                     conn=conn,
                 )
                 paid_out = await self._store.pay_out(
                     idempotency_key=f"{request.idempotency_key}:pay_out",
-                    exchange_id=request.exchange_id,
-                    amount_cents=request.amount_cents,
+                    exchange_id=app.application_id,
+                    amount_cents=amount_cents,
                     conn=conn,
                 )
             except LedgerError as error:
                 raise as_application_error(error) from error
-            hold_amount_cents: int = await conn.fetchval(
-                "SELECT amount_cents FROM ledger_transfers WHERE id = $1", request.hold_id
-            )
             await conn.execute(
                 """INSERT INTO payment_orders (payment_order_id, application_id, partnership_id, amount_cents,
                                                hold_id, post_transfer_id, payout_transfer_id)
                    VALUES ($1, $2, $3, $4, $5, $6, $7)
                    ON CONFLICT (application_id) DO NOTHING""",
                 order_id,
-                request.exchange_id,
-                request.partnership_id,
-                request.amount_cents,
+                app.application_id,
+                app.visitor_partnership_id,
+                amount_cents,
                 request.hold_id,
                 posted.id,
                 paid_out.id,
@@ -64,22 +77,45 @@ class PaymentActivities:
             # the message exists if and only if the money moved (workers/dispatcher.py delivers it).
             await enqueue(
                 conn,
-                dedup_key=payment_order_dedup_key(request.exchange_id),
+                dedup_key=payment_order_dedup_key(app.application_id),
                 topic="payment_order",
                 channel="webhook",
                 destination=self._finance_webhook_url,
                 payload={
                     "payment_order_id": order_id,
-                    "application_id": request.exchange_id,
-                    "partnership_id": request.partnership_id,
-                    "amount_cents": request.amount_cents,
+                    "application_id": app.application_id,
+                    "partnership_id": app.visitor_partnership_id,
+                    "amount_cents": amount_cents,
                     "currency": "EUR",
                 },
             )
-        if not paid_out.replayed:
-            count("cx_paid_cents", request.amount_cents, "euro cents paid", partnership=request.partnership_id)
-        return PostPaymentResult(
-            payment_order_id=order_id,
-            posted_cents=request.amount_cents,
-            released_cents=hold_amount_cents - request.amount_cents,
-        )
+            released_cents = request.held_cents - amount_cents
+            event = ProjectedEvent(
+                sequence=request.sequence,
+                event=EventName.PAYMENT_ORDERED,
+                stage=request.stage,
+                at=request.now,
+                actor_id=SYSTEM_ACTOR,
+                reason=f"payment order {order_id}",
+                details={
+                    "posted_cents": amount_cents,
+                    "released_cents": released_cents,
+                    "final_amount_cents": final.amount_cents,
+                    "final_breakdown": list(final.breakdown),
+                    "final_input_digest": final.input_digest,
+                },
+                grant_cents=request.grant_cents,
+                held_cents=0,
+                paid_cents=amount_cents,
+                next_deadline=request.sla_due,
+                policy_version=request.policy.version,
+            )
+            await write_events(conn, app, (event,), self._notify_email)
+            if not paid_out.replayed:
+                count("cx_paid_cents", amount_cents, "euro cents paid", partnership=app.visitor_partnership_id)
+            return PostPaymentResult(
+                payment_order_id=order_id, posted_cents=amount_cents, released_cents=released_cents, final=final,
+                event=event,
+            )  # fmt: skip
+
+        return await transact(self._pool, request.projection, pay, self._notify_email)

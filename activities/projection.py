@@ -1,12 +1,24 @@
-"""Every stage: project a transition to the read model and the append-only audit trail.
+"""Every stage: the read model and the append-only audit trail, written in batches.
 
-Idempotent under retries: the audit row is keyed by (exchange, sequence) and the read model only
-moves forward (a row is updated only by a higher sequence).
+The Exchange workflow records events without an activity each (schemas/events.py); a batch is written
+here, either by the activity that does a stage's own work (in the same transaction: `transact`), or on its
+own (`record_events`) when the workflow is about to wait for people. Idempotent under retries: an audit row
+is keyed by (exchange, sequence), the read model's row only moves forward (a row is updated only by a
+higher sequence), and an assignment's status is set, not toggled.
+
+Data Postgres refuses (SQLSTATE class 22: a NUL byte, text it cannot encode) means a hole in the edge
+checks (schemas/text.py). Retrying cannot help and would leave the read model stale for hours, so
+`transact` counts it (`cx_projection_errors`, an ops alert), logs it as an error, and runs the whole
+transaction once more with the offending characters replaced by U+FFFD, marked `sanitised` in the audit
+rows. A second refusal, or a broken constraint (class 23), fails the activity for good
+(`projection_rejected`): the workflow records an alert and goes on (issue 11).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import asyncpg
 from temporalio import activity
@@ -14,29 +26,197 @@ from temporalio.exceptions import ApplicationError
 
 from activities.metrics import count
 from activities.outbox import DbConnection, enqueue
-from schemas.activities import ConfirmedPayment, ProjectTransitionInput
+from activities.review import MissingDeadline, UnknownReviewer
+from activities.review import update as update_assignment
 from schemas.errors import ErrorType
+from schemas.events import NOTIFIED_EVENTS, ConfirmedPayment, ProjectedEvent, ProjectionBatch
+from schemas.exchange import ApplicationInput
+from schemas.review import UpdateAssignmentInput
 
-# Events a person must hear about; each becomes an e-mail in the outbox, written with its audit row.
-NOTIFIED_EVENTS = frozenset(
-    {
-        "review_reminder",
-        "review_escalated",
-        "agreement_reminder",
-        "report_reminder",
-        "report_validation_late",
-        "payment_sla_missed",
-        "payment_unconfirmed",
-        "changes_requested",
-    }
-)
+T = TypeVar("T")
+
+_AUDIT_SQL = """
+INSERT INTO audit_events (application_id, sequence, event, stage, actor_id, reason, policy_version, details, at)
+SELECT $1, e.sequence, e.event, e.stage, e.actor_id, e.reason, e.policy_version, e.details, e.at
+  FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::jsonb[], $9::timestamptz[])
+       AS e(sequence, event, stage, actor_id, reason, policy_version, details, at)
+ON CONFLICT (application_id, sequence) DO NOTHING"""
+
+_READ_MODEL_SQL = """
+INSERT INTO exchanges (application_id, partnership_id, host_partnership_id, visitor_org_id, host_org_id,
+                       host_country, start_date, end_date, stage, grant_cents, held_cents, paid_cents,
+                       next_deadline, policy_version, submitted_by, last_sequence, updated_at, application)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18::jsonb)
+ON CONFLICT (application_id) DO UPDATE SET
+    stage = EXCLUDED.stage, grant_cents = EXCLUDED.grant_cents,
+    held_cents = EXCLUDED.held_cents, paid_cents = EXCLUDED.paid_cents,
+    next_deadline = EXCLUDED.next_deadline, policy_version = EXCLUDED.policy_version,
+    start_date = EXCLUDED.start_date, end_date = EXCLUDED.end_date,
+    last_sequence = EXCLUDED.last_sequence, updated_at = EXCLUDED.updated_at,
+    application = EXCLUDED.application
+WHERE exchanges.last_sequence < EXCLUDED.last_sequence"""
+
+
+async def write_events(
+    conn: DbConnection, app: ApplicationInput, events: tuple[ProjectedEvent, ...], notify_email: str | None
+) -> None:
+    """Audit rows for `events` and the read model's row as the last of them leaves it, in the caller's
+    transaction (one statement each, whatever the number of events)."""
+    if not events:
+        return
+    await conn.execute(
+        _AUDIT_SQL,
+        app.application_id,
+        [e.sequence for e in events],
+        [e.event.value for e in events],
+        [e.stage.value for e in events],
+        [e.actor_id for e in events],
+        [e.reason for e in events],
+        [e.policy_version for e in events],
+        [json.dumps(e.details, default=str) for e in events],
+        [e.at for e in events],
+    )
+    last = events[-1]
+    await conn.execute(
+        _READ_MODEL_SQL,
+        app.application_id,
+        app.visitor_partnership_id,
+        app.host_partnership_id,
+        app.visitor.organisation_id,
+        app.host.organisation_id,
+        app.host.country,
+        app.start_date,
+        app.end_date,
+        last.stage.value,
+        last.grant_cents,
+        last.held_cents,
+        last.paid_cents,
+        last.next_deadline,
+        last.policy_version,
+        app.submitted_by,
+        last.sequence,
+        last.at,
+        app.model_dump_json(),
+    )
+    for event in events:
+        count("cx_events", 1, "projected exchange events", event=event.event.value, stage=event.stage.value,
+              partnership=app.visitor_partnership_id)  # fmt: skip
+        if notify_email and event.event in NOTIFIED_EVENTS:
+            await enqueue(
+                conn,
+                dedup_key=f"notify:{app.application_id}:{event.sequence}",
+                topic="notification",
+                channel="email",
+                destination=notify_email,
+                payload={
+                    "subject": f"[ClusterXchange] {app.application_id}: {event.event.value.replace('_', ' ')}",
+                    "text": f"Exchange {app.application_id} ({event.stage.value}): {event.reason}\n",
+                    "application_id": app.application_id,
+                    "event": event.event.value,
+                },
+            )
+
+
+async def write_batch(conn: DbConnection, batch: ProjectionBatch, notify_email: str | None) -> None:
+    """Everything the workflow recorded since its last write, in the caller's transaction."""
+    app = batch.application
+    await write_events(conn, app, batch.events, notify_email)
+    for change in batch.assignments:
+        try:
+            await update_assignment(
+                conn,
+                UpdateAssignmentInput(
+                    application_id=app.application_id,
+                    reviewer_id=change.reviewer_id,
+                    status=change.status,
+                    due_at=change.due_at,
+                ),
+            )
+        except (UnknownReviewer, MissingDeadline) as error:
+            # Permanent: retrying cannot make the person exist. The workflow never asks for it (it moves only
+            # assignments it booked), so this is a bug: fail the write for good.
+            raise ApplicationError(str(error), type=type(error).__name__, non_retryable=True) from None
+    if batch.payment_confirmation is not None:
+        await _record_confirmation(conn, app.application_id, batch.payment_confirmation)
+
+
+async def transact(
+    pool: asyncpg.Pool,
+    batch: ProjectionBatch | None,
+    work: Callable[[DbConnection, ProjectionBatch | None], Awaitable[T]],
+    notify_email: str | None = None,
+) -> T:
+    """Write `batch`, then do `work`, in one transaction; see the module docstring for refused data.
+
+    A stage's own work never waits on its audit trail: when even the sanitised batch is refused, the work
+    is done without it (the next batch carries the read model forward; the lost rows are alerted on).
+    """
+    try:
+        return await _once(pool, batch, work, notify_email)
+    except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as refused:
+        first: asyncpg.PostgresError = refused
+    name = activity.info().activity_type if activity.in_activity() else "projection"
+    count("cx_projection_errors", 1, "events Postgres refused to project (a bug: input that passed validation)",
+          activity=name, sqlstate=first.sqlstate or "")  # fmt: skip
+    activity.logger.error("Postgres refused an exchange's data: a bug, alert", extra={"error": str(first)})
+    if batch is not None:
+        if isinstance(first, asyncpg.DataError):
+            try:
+                return await _once(pool, sanitised(batch, str(first)), work, notify_email)
+            except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as again:
+                first = again
+        if work is not _nothing:
+            activity.logger.error("the batch is dropped so the stage's work goes on", extra={"error": str(first)})
+            return await _once(pool, None, work, notify_email)
+    raise ApplicationError(
+        f"{name}: Postgres refuses this exchange's data ({first}); a bug", type=ErrorType.PROJECTION_REJECTED,
+        non_retryable=True,
+    )  # fmt: skip
+
+
+async def _once(
+    pool: asyncpg.Pool,
+    batch: ProjectionBatch | None,
+    work: Callable[[DbConnection, ProjectionBatch | None], Awaitable[T]],
+    notify_email: str | None,
+) -> T:
+    async with pool.acquire() as conn, conn.transaction():
+        if batch is not None:
+            await write_batch(conn, batch, notify_email)
+        return await work(conn, batch)
+
+
+async def _nothing(_conn: DbConnection, _batch: ProjectionBatch | None) -> None:
+    return None
+
+
+_UNSTORABLE = {c for c in range(0x20) if chr(c) not in "\t\n\r"} | {0x7F} | set(range(0x80, 0xA0))
+
+
+def _clean(value: object) -> object:
+    if isinstance(value, str):
+        return "".join("\ufffd" if ord(c) in _UNSTORABLE or 0xD800 <= ord(c) <= 0xDFFF else c for c in value)
+    if isinstance(value, dict):
+        return {_clean(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def sanitised(batch: ProjectionBatch, error: str) -> ProjectionBatch:
+    """The batch with every character Postgres cannot store replaced, and the replacement noted."""
+    data = _clean(batch.model_dump(mode="json"))
+    assert isinstance(data, dict)
+    note = f"characters Postgres refused were replaced: {error}"
+    data["events"] = [{**e, "details": {**e.get("details", {}), "sanitised": note}} for e in data.get("events", [])]
+    return ProjectionBatch.model_validate(data)
 
 
 async def _record_confirmation(conn: DbConnection, application_id: str, paid: ConfirmedPayment) -> None:
     """Finance's reference and time on the payment order, in the transaction that makes the exchange PAID.
 
-    Written once: a retried projection finds the same reference; a different one would mean two
-    confirmations were accepted, which the workflow never does, so it is a bug to stop on, not to retry.
+    Written once: a retried write finds the same reference; a different one would mean two confirmations
+    were accepted, which the workflow never does, so it is a bug to stop on, not to retry.
     """
     recorded: str | None = await conn.fetchval(
         """UPDATE payment_orders SET payment_reference = $3, confirmed_at = $4, confirmed_by = $5
@@ -68,143 +248,12 @@ async def _record_confirmation(conn: DbConnection, application_id: str, paid: Co
         )
 
 
-_UNSTORABLE = {c for c in range(0x20) if chr(c) not in "\t\n\r"} | {0x7F} | set(range(0x80, 0xA0))
-
-
-def _clean(value: object) -> object:
-    if isinstance(value, str):
-        return "".join("\ufffd" if ord(c) in _UNSTORABLE or 0xD800 <= ord(c) <= 0xDFFF else c for c in value)
-    if isinstance(value, dict):
-        return {_clean(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
-
-
-def sanitised(event: ProjectTransitionInput, error: str) -> ProjectTransitionInput:
-    """The event with every character Postgres cannot store replaced, and the replacement noted."""
-    data = _clean(event.model_dump(mode="json"))
-    assert isinstance(data, dict)
-    data["details"] = {**data.get("details", {}), "sanitised": f"characters Postgres refused were replaced: {error}"}
-    return ProjectTransitionInput.model_validate(data)
-
-
 class ProjectionActivities:
     def __init__(self, pool: asyncpg.Pool, notify_email: str | None = None) -> None:
-        self._pool = pool
-        self._notify_email = notify_email
+        self.pool = pool
+        self.notify_email = notify_email
 
-    @activity.defn(name="record_transition")
-    async def record_transition(self, event: ProjectTransitionInput) -> None:
-        """Project one event; data Postgres refuses is a bug to alert on, never a two-hour retry (issue 11).
-
-        Everything that enters is checked at the edge (schemas/text.py), so Postgres refusing the *data*
-        (SQLSTATE class 22: a NUL byte, text it cannot encode) means a hole in those checks. Retrying
-        cannot help and would leave the read model stale, so: count it and log it as an error (ops alert
-        on `cx_projection_errors`), and project the event once more with the offending characters
-        replaced by U+FFFD, marked as sanitised in its audit row. A second refusal, or a constraint the
-        event breaks (class 23), fails the activity for good; the workflow records an alert and goes on.
-        """
-        try:
-            await self._project(event)
-            return
-        except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as refused:
-            first = refused
-        count(
-            "cx_projection_errors",
-            1,
-            "events Postgres refused to project (a bug: input that passed validation)",
-            event=event.event,
-            sqlstate=first.sqlstate or "",
-        )
-        activity.logger.error(
-            "projection refused by Postgres: a bug, alert",
-            extra={"application_id": event.application.application_id, "event": event.event, "error": str(first)},
-        )
-        if isinstance(first, asyncpg.DataError):
-            try:
-                await self._project(sanitised(event, str(first)))
-                return
-            except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as again:
-                first = again
-        raise ApplicationError(
-            f"record_transition {event.event} #{event.sequence}: Postgres refuses this event ({first}); a bug",
-            type=ErrorType.PROJECTION_REJECTED,
-            non_retryable=True,
-        )
-
-    async def _project(self, event: ProjectTransitionInput) -> None:
-        app = event.application
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                """INSERT INTO audit_events (application_id, sequence, event, stage, actor_id, reason,
-                                             policy_version, details, at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9)
-                   ON CONFLICT (application_id, sequence) DO NOTHING""",
-                app.application_id,
-                event.sequence,
-                event.event,
-                event.stage.value,
-                event.actor_id,
-                event.reason,
-                event.policy_version,
-                json.dumps(event.details, default=str),
-                event.at,
-            )
-            await conn.execute(
-                """INSERT INTO exchanges (application_id, partnership_id, host_partnership_id, visitor_org_id,
-                                          host_org_id, host_country, start_date, end_date, stage, grant_cents,
-                                          held_cents, paid_cents, next_deadline, policy_version, submitted_by,
-                                          last_sequence, updated_at, application)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18::jsonb)
-                   ON CONFLICT (application_id) DO UPDATE SET
-                       stage = EXCLUDED.stage, grant_cents = EXCLUDED.grant_cents,
-                       held_cents = EXCLUDED.held_cents, paid_cents = EXCLUDED.paid_cents,
-                       next_deadline = EXCLUDED.next_deadline, policy_version = EXCLUDED.policy_version,
-                       start_date = EXCLUDED.start_date, end_date = EXCLUDED.end_date,
-                       last_sequence = EXCLUDED.last_sequence, updated_at = EXCLUDED.updated_at,
-                       application = COALESCE(exchanges.application, EXCLUDED.application)
-                   WHERE exchanges.last_sequence < EXCLUDED.last_sequence""",
-                app.application_id,
-                app.visitor_partnership_id,
-                app.host_partnership_id,
-                app.visitor.organisation_id,
-                app.host.organisation_id,
-                app.host.country,
-                app.start_date,
-                app.end_date,
-                event.stage.value,
-                event.grant_cents,
-                event.held_cents,
-                event.paid_cents,
-                event.next_deadline,
-                event.policy_version,
-                app.submitted_by,
-                event.sequence,
-                event.at,
-                app.model_dump_json(),
-            )
-            if event.payment_confirmation is not None:
-                await _record_confirmation(conn, app.application_id, event.payment_confirmation)
-            count(
-                "cx_events",
-                1,
-                "projected exchange events",
-                event=event.event,
-                stage=event.stage.value,
-                partnership=app.visitor_partnership_id,
-            )
-            if self._notify_email and event.event in NOTIFIED_EVENTS:
-                await enqueue(
-                    conn,
-                    dedup_key=f"notify:{app.application_id}:{event.sequence}",
-                    topic="notification",
-                    channel="email",
-                    destination=self._notify_email,
-                    payload={
-                        "subject": f"[ClusterXchange] {app.application_id}: {event.event.replace('_', ' ')}",
-                        "text": f"Exchange {app.application_id} ({event.stage.value}): {event.reason}\n",
-                        "application_id": app.application_id,
-                        "event": event.event,
-                    },
-                )
+    @activity.defn(name="record_events")
+    async def record_events(self, batch: ProjectionBatch) -> None:
+        """Write a batch on its own: the workflow is about to wait, and people must see it first."""
+        await transact(self.pool, batch, _nothing, self.notify_email)

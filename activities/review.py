@@ -23,7 +23,6 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from schemas.review import (
     Assignment,
@@ -194,28 +193,23 @@ ON CONFLICT (application_id, reviewer_id) DO UPDATE
 
 
 class ReviewActivities:
-    """The review stage's database work, on one shared pool."""
+    """The review stage's database work after admission (reassignments, a reopened review), on one pool."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, notify_email: str | None = None) -> None:
         self._pool = pool
+        self._notify_email = notify_email
 
     @activity.defn(name="assign_reviewers")
     async def assign_reviewers(self, request: AssignReviewersInput) -> AssignReviewersResult:
-        """Book `count` reviewers for an application (fewer when too few are eligible; see `shortfall`)."""
-        async with self._pool.acquire() as conn, conn.transaction():
+        """Book `count` reviewers for an application (fewer when too few are eligible; see `shortfall`), with
+        what the workflow recorded since its last write, in one transaction."""
+        # Imported here: the projection writes assignment changes with this module's `update`.
+        from activities.projection import transact
+
+        async def book(conn: DbConnection, _: object) -> AssignReviewersResult:
             return await assign(conn, request)
 
-    @activity.defn(name="update_assignment")
-    async def update_assignment(self, request: UpdateAssignmentInput) -> None:
-        """Set one assignment's status (and deadline); opening a missing one creates it."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            try:
-                await update(conn, request)
-            except UnknownReviewer as error:
-                # Permanent: retrying cannot make the person exist. The workflow decides what to do.
-                raise ApplicationError(str(error), type="UnknownReviewer", non_retryable=True) from None
-            except MissingDeadline as error:
-                raise ApplicationError(str(error), type="MissingDeadline", non_retryable=True) from None
+        return await transact(self._pool, request.projection, book, self._notify_email)
 
 
 async def assign(conn: DbConnection, request: AssignReviewersInput) -> AssignReviewersResult:

@@ -14,25 +14,22 @@ without building whole applications; `screen` computes the facts and runs them a
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from datetime import date
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities.calendar import last_day_of_stay, working_days
 from activities.digest import input_digest
 from activities.geo import display_km, great_circle_km
 from schemas.activities import (
     CheckVisitResult,
-    ResolvePolicyInput,
     ScreenApplicationInput,
     ScreeningResult,
     VisitUse,
 )
-from schemas.errors import ErrorType
 from schemas.exchange import ApplicationInput, RuleFailure
 from schemas.organisations import Organisation, OrganisationType
-from schemas.policy import EligibilityPolicy, Policy, UnknownPolicyVersion, load_policy, policy_in_force
+from schemas.policy import EligibilityPolicy, Policy
 from schemas.stages import Stage
 
 _TYPE_NAMES = {
@@ -250,19 +247,6 @@ def screen(
         policy_version=policy.version,
         input_digest=input_digest(application),
     )
-
-
-@activity.defn(name="resolve_policy")
-async def resolve_policy(request: ResolvePolicyInput) -> Policy:
-    """The version asked for, else the version in force today, recorded in the workflow's history."""
-    try:
-        if request.version:
-            return load_policy(request.version)
-        # The rules in force when the application was submitted (an officer's import carries its
-        # original date); the answer is recorded in history, so a replay sees the same policy.
-        return policy_in_force(request.on or datetime.now(UTC).date())
-    except UnknownPolicyVersion as error:
-        raise ApplicationError(str(error), type=ErrorType.INVALID_INPUT, non_retryable=True) from error
 
 
 @activity.defn(name="screen_application")

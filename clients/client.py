@@ -34,7 +34,6 @@ from schemas.exchange import (
     ConfirmPaymentInput,
     ExchangeOutcome,
     ExchangeStatus,
-    OfferFundsInput,
     SignCommitmentInput,
     SubmitReportInput,
     SubmitReviewInput,
@@ -203,9 +202,6 @@ class ExchangeClient:
 
     async def confirm_payment(self, application_id: str, confirmation: ConfirmPaymentInput | Mapping[str, Any]) -> None:
         await self._signal(application_id, "confirm_payment", parse(ConfirmPaymentInput, confirmation))
-
-    async def offer_funds(self, application_id: str, offer: OfferFundsInput | Mapping[str, Any]) -> None:
-        await self._signal(application_id, "offer_funds", parse(OfferFundsInput, offer))
 
     async def signal(self, application_id: str, name: str, payload: BaseModel | Mapping[str, Any]) -> None:
         """Send any signal of schemas.messages.SIGNALS by name, validated against its model first."""

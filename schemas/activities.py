@@ -7,18 +7,15 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.events import ProjectedEvent, ProjectionBatch
 from schemas.exchange import ApplicationInput, RuleFailure
 from schemas.policy import Policy
+from schemas.review import AssignReviewersResult
 from schemas.stages import Stage
 
 
 class _Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ResolvePolicyInput(_Message):
-    version: str | None = None
-    on: date | None = Field(default=None, description="pick the version in force on this day (the submission date)")
 
 
 class ScreenApplicationInput(_Message):
@@ -79,48 +76,28 @@ class VoidHoldResult(_Message):
 
 
 class PostPaymentInput(_Message):
-    exchange_id: str
-    partnership_id: str
+    """PAYMENT's one unit of work (activities/payments.py): price on the actual end date, post, pay out, order."""
+
+    application: ApplicationInput
+    policy: Policy
+    actual_end_date: date | None = None
     hold_id: int
-    amount_cents: int = Field(gt=0)
+    held_cents: int = Field(gt=0)
+    grant_cents: int | None = None
     idempotency_key: str
+    projection: ProjectionBatch
+    sequence: int = Field(ge=1, description="the sequence of the `payment_ordered` event it writes")
+    stage: Stage
+    now: datetime
+    sla_due: datetime
 
 
 class PostPaymentResult(_Message):
     payment_order_id: str
     posted_cents: int
     released_cents: int
-
-
-class ConfirmedPayment(_Message):
-    """Finance's confirmation as the workflow accepted it: written to `payment_orders` when the exchange is PAID."""
-
-    payment_order_id: str
-    amount_cents: int = Field(gt=0)
-    payment_reference: str
-    confirmed_by: str
-    confirmed_at: datetime
-
-
-class ProjectTransitionInput(_Message):
-    """One transition for the read model and the append-only audit trail."""
-
-    application: ApplicationInput
-    stage: Stage
-    at: datetime
-    actor_id: str
-    reason: str = ""
-    event: str = Field(description="what happened, e.g. stage_entered, review_submitted, alert")
-    sequence: int = Field(ge=0, description="per exchange; makes the projection idempotent under retries")
-    grant_cents: int | None = None
-    held_cents: int = 0
-    paid_cents: int = 0
-    next_deadline: datetime | None = None
-    policy_version: str | None = None
-    details: dict[str, object] = Field(default_factory=dict)
-    payment_confirmation: ConfirmedPayment | None = Field(
-        default=None, description="set on the transition to PAID: recorded in payment_orders in the same transaction"
-    )
+    final: PricingResult
+    event: ProjectedEvent
 
 
 class WorkingDayDeadlineInput(_Message):
@@ -185,3 +162,70 @@ class CheckVisitResult(_Message):
     holder_stage: Stage | None = Field(
         default=None, description="that exchange's stage in the read model when checked; None when not projected"
     )
+
+
+class AdmitApplicationInput(_Message):
+    """SUBMITTED to REVIEW in one unit of work (activities/submission.py)."""
+
+    application: ApplicationInput
+    workflow_id: str
+    run_id: str = Field(
+        description="the chain's first run id: a reset run keeps it, so a reset is the same exchange, "
+        "while a new start under a closed exchange's id is not"
+    )
+    started_at: datetime
+    now: datetime = Field(description="the workflow's time: the events are stamped with it")
+    excluded_reviewer_ids: frozenset[str] = Field(description="who may never review it (the submitter)")
+
+
+class AdmitApplicationResult(_Message):
+    claimed: bool = Field(description="false: another run owns the application id; nothing was written")
+    owner_run_id: str
+    claimed_at: datetime
+    policy: Policy | None = None
+    screening: ScreeningResult | None = Field(default=None, description="R1-R7 and the lead time, every failure")
+    visit: CheckVisitResult | None = None
+    review_due: datetime | None = None
+    assignment: AssignReviewersResult | None = None
+    events: tuple[ProjectedEvent, ...] = Field(default=(), description="what it wrote, for the workflow to mirror")
+
+
+class FundExchangeInput(_Message):
+    """FUNDING's one unit of work (activities/funding.py): claim the visit, price, hold, enter AGREEMENT."""
+
+    application: ApplicationInput
+    policy: Policy
+    projection: ProjectionBatch
+    hold_key: str
+    claim_visit: bool = Field(default=True, description="false once the claim is taken (a retry from the waitlist)")
+    first_sequence: int = Field(ge=1)
+    now: datetime
+    next_deadline: datetime | None = None
+    signature_due: datetime = Field(description="AGREEMENT's deadline, for the read model's row")
+
+
+class FundExchangeResult(_Message):
+    claimed: bool
+    visit_holder: str | None = None
+    pricing: PricingResult | None = None
+    held: bool = False
+    hold_id: int | None = None
+    available_cents: int | None = None
+    events: tuple[ProjectedEvent, ...] = ()
+
+
+class CloseExchangeInput(_Message):
+    """Closing's one unit of work (activities/closing.py): void a pending hold, release the visit, the end."""
+
+    projection: ProjectionBatch
+    hold_id: int | None = None
+    hold_voided: ProjectedEvent | None = Field(
+        default=None, description="the `hold_voided` event to write (its reason names the amount) when a hold is voided"
+    )
+    release_visit_reason: str | None = Field(default=None, description="set: the organisation gets its visit back")
+    final: ProjectedEvent | None = Field(description="the terminal stage entered (None: entered already)")
+
+
+class CloseExchangeResult(_Message):
+    released_cents: int = 0
+    events: tuple[ProjectedEvent, ...] = ()

@@ -367,14 +367,6 @@ class ConfirmPaymentInput(_Message):
     confirmed_by: ActorId
 
 
-class OfferFundsInput(_Message):
-    """Signal: money was released in the partnership; a waitlisted exchange tries its hold again."""
-
-    model_config = examples({"partnership_id": "photonics4i"})
-
-    partnership_id: PartnershipId
-
-
 class Transition(_Message):
     stage: Stage
     at: datetime

@@ -14,7 +14,6 @@ from schemas.exchange import (
     ConfirmAttendanceInput,
     ConfirmMatchInput,
     ConfirmPaymentInput,
-    OfferFundsInput,
     ReportNoShowInput,
     SignCommitmentInput,
     SubmitReportInput,
@@ -55,6 +54,5 @@ UPDATES: dict[str, type[BaseModel]] = {
 
 SIGNALS: dict[str, type[BaseModel]] = {
     "confirm_payment": ConfirmPaymentInput,
-    "offer_funds": OfferFundsInput,
     "funds_held": FundsHeldInput,
 }

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from schemas.events import ProjectionBatch
 from schemas.exchange import APPLICATION_EXAMPLE, ApplicationInput, examples
 from schemas.ids import ActorId, ApplicationId, OrganisationId, PartnershipId
 from schemas.review_state import AssignmentStatus, ReviewerState, ReviewState
@@ -58,6 +59,9 @@ class AssignReviewersInput(_Message):
     count: int = Field(ge=1, le=20)
     due_at: datetime
     on: date = Field(description="the day of the assignment (availability is checked against it)")
+    projection: ProjectionBatch | None = Field(
+        default=None, description="what the workflow recorded since its last write, written in the same transaction"
+    )
 
 
 class Assignment(_Message):

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import asyncpg
+from temporalio.testing import ActivityEnvironment
+
 from activities.calendar import working_days
+from activities.projection import ProjectionActivities
+from schemas.events import EventName, ProjectedEvent, ProjectionBatch
 from schemas.exchange import ApplicationInput
+from schemas.stages import Stage
 
 # Real cities, far enough apart that the 200 km rule does not halve the grant.
 KRAKOW = {"latitude": 50.0647, "longitude": 19.9450}
@@ -56,3 +62,35 @@ def application(**overrides: Any) -> ApplicationInput:
     }
     data.update(overrides)
     return ApplicationInput.model_validate(data)
+
+
+async def project(
+    pool: asyncpg.Pool,
+    app: ApplicationInput,
+    stage: Stage,
+    *,
+    event: str = "stage_entered",
+    sequence: int = 1,
+    actor_id: str = "system",
+    reason: str = "",
+    details: dict[str, object] | None = None,
+    at: datetime | None = None,
+    **state: Any,
+) -> None:
+    """Write one audit event and the read model's row for `app`, as the workflow's batches do."""
+    batch = ProjectionBatch(
+        application=app,
+        events=(
+            ProjectedEvent(
+                sequence=sequence,
+                event=EventName(event),
+                stage=stage,
+                at=at or datetime.now(UTC),
+                actor_id=actor_id,
+                reason=reason,
+                details=details or {},
+                **state,
+            ),
+        ),
+    )
+    await ActivityEnvironment().run(ProjectionActivities(pool).record_events, batch)

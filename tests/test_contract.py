@@ -33,16 +33,3 @@ def test_every_ledger_error_code_is_a_declared_error_type() -> None:
         if issubclass(cls, errors.LedgerError) and cls is not errors.LedgerError
     }
     assert codes <= {e.value for e in ErrorType}, codes - {e.value for e in ErrorType}
-
-
-def test_the_message_registry_names_exactly_the_workflows_handlers() -> None:
-    """schemas.messages lists every update and signal the Exchange workflow defines, and nothing else."""
-    from temporalio.workflow import _Definition
-
-    from schemas.messages import SIGNALS, UPDATES
-    from workflows.exchange import ExchangeWorkflow
-
-    definition = _Definition.from_class(ExchangeWorkflow)
-    assert definition is not None
-    assert set(definition.updates) == set(UPDATES)
-    assert set(definition.signals) == set(SIGNALS)

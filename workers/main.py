@@ -12,15 +12,18 @@ from collections.abc import AsyncIterator
 import asyncpg
 from temporalio.client import Client
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.closing import ClosingActivities
 from activities.deadlines import working_day_deadline
 from activities.evidence import EvidenceActivities
+from activities.funding import FundingActivities
 from activities.ledger import LedgerActivities
 from activities.payments import PaymentActivities
 from activities.pricing import price_exchange
 from activities.projection import ProjectionActivities
 from activities.review import ReviewActivities
-from activities.screening import resolve_policy, screen_application
+from activities.screening import screen_application
 from activities.submission import SubmissionActivities
 from activities.visits import VisitActivities
 from activities.waitlist import WaitlistActivities
@@ -29,6 +32,14 @@ from workflows.exchange import ExchangeWorkflow
 from workflows.funds import FundsWorkflow
 
 WORKFLOWS = [ExchangeWorkflow, FundsWorkflow]
+# Our own modules (and what they import) pass through the sandbox instead of being imported again for every
+# exchange: they hold no state a workflow could change (models are frozen, functions pure), and a fresh
+# import per workflow cost a tenth of the worker's CPU and most of its memory (docs/performance.md).
+SANDBOX = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules(
+        "workflows", "activities", "schemas", "ledger", "pydantic", "pydantic_core", "holidays", "asyncpg"
+    )
+)
 _POOL_MAX_SIZE = 10
 
 
@@ -61,38 +72,41 @@ def build_worker(
     stand-in that crashes or refuses, in tests about the workflow's own logic."""
     store = LedgerStore(pool)
     ledger = LedgerActivities(store)
-    payments = payments or PaymentActivities(pool, store, finance_webhook_url)
+    submission = SubmissionActivities(pool, notify_email)
+    review = ReviewActivities(pool, notify_email)
+    funding = FundingActivities(pool, store, notify_email)
+    evidence = EvidenceActivities(pool, notify_email)
+    payments = payments or PaymentActivities(pool, store, finance_webhook_url, notify_email)
+    closing = ClosingActivities(pool, store, notify_email)
     projection = projection or ProjectionActivities(pool, notify_email)
     visits = VisitActivities(pool)
-    review = ReviewActivities(pool)
     waitlist = WaitlistActivities(client, task_queue)
-    evidence = EvidenceActivities(pool)
-    submission = SubmissionActivities(pool)
     return Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
         activities=[
-            resolve_policy,
+            # One unit of work per stage, each with the audit trail in its own transaction.
+            submission.admit_application,
+            review.assign_reviewers,
+            funding.fund_exchange,
+            evidence.verify_evidence,
+            payments.post_payment,
+            closing.close_exchange,
+            projection.record_events,
+            # Less travelled paths: an amendment screened and priced again, a deadline, the waitlist.
             screen_application,
             price_exchange,
+            visits.check_visit,
             working_day_deadline,
             ledger.hold_funds,
             ledger.void_hold,
             ledger.rehold_funds,
-            payments.post_payment,
-            projection.record_transition,
-            visits.check_visit,
-            visits.claim_visit,
-            visits.release_visit,
-            review.assign_reviewers,
-            review.update_assignment,
             waitlist.join_waitlist,
             waitlist.leave_waitlist,
             waitlist.announce_release,
-            evidence.verify_evidence,
-            submission.claim_exchange_run,
         ],
+        workflow_runner=SANDBOX,
     )
 
 

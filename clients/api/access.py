@@ -247,10 +247,9 @@ SIGNAL_GRANTS: Mapping[str, Mapping[Kind, Grant]] = {
         Kind.OFFICER: grant(Reach.ANY, actor=SELF),
         Kind.PROGRAMME_SERVICE: grant(Reach.ANY, actor=FREE),
     },
-    "offer_funds": {Kind.OFFICER: ANYWHERE, Kind.PROGRAMME_SERVICE: ANYWHERE},
 }
 assert set(SIGNAL_GRANTS) == set(SIGNALS) - INTERNAL_SIGNALS, "every routed signal has its row"
-SIGNAL_ACTOR_FIELDS: Mapping[str, str | None] = {"confirm_payment": "confirmed_by", "offer_funds": None}
+SIGNAL_ACTOR_FIELDS: Mapping[str, str | None] = {"confirm_payment": "confirmed_by"}
 
 BACK_OFFICE: Mapping[Kind, Grant] = {Kind.OFFICER: NOT_AN_EXCHANGE}
 PROGRAMME_SIDE: Mapping[Kind, Grant] = {

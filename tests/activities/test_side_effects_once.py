@@ -12,8 +12,10 @@ from activities.ledger import LedgerActivities
 from activities.payments import PaymentActivities
 from activities.projection import ProjectionActivities
 from ledger.store import LedgerStore
-from schemas.activities import HoldFundsInput, PostPaymentInput, ProjectTransitionInput, VoidHoldInput
+from schemas.activities import HoldFundsInput, PostPaymentInput, VoidHoldInput
+from schemas.events import EventName, ProjectedEvent, ProjectionBatch
 from schemas.ids import hold_key
+from schemas.policy import load_policy
 from schemas.stages import Stage
 from tests.factories import application
 
@@ -79,72 +81,81 @@ async def test_running_the_void_activity_twice_releases_once(pg_pool: asyncpg.Po
     assert (balance.held_cents, balance.available_cents) == (0, 100_000)
 
 
+def _event(sequence: int, stage: Stage, name: EventName = EventName.STAGE_ENTERED, reason: str = "") -> ProjectedEvent:
+    return ProjectedEvent(
+        sequence=sequence, event=name, stage=stage, at=datetime.now(UTC), actor_id="system", reason=reason
+    )
+
+
 async def test_running_the_payment_activity_twice_pays_and_orders_once(pg_pool: asyncpg.Pool) -> None:
-    """post_payment retried posts once, pays out once and writes exactly one payment order."""
+    """post_payment retried posts once, pays out once, writes exactly one payment order, one outbox message and
+    one `payment_ordered` audit row, with the batch it carries written once too."""
     store = LedgerStore(pg_pool)
-    partnership = await _budget(store, 100_000)
-    exchange_id = f"x-{uuid.uuid4().hex[:10]}"
+    partnership = await _budget(store, 200_000)
+    app = application(visitor_partnership_id=partnership)
     hold = await store.hold(
-        idempotency_key=hold_key(exchange_id), partnership_id=partnership, exchange_id=exchange_id, amount_cents=78_000
+        idempotency_key=hold_key(app.application_id),
+        partnership_id=partnership,
+        exchange_id=app.application_id,
+        amount_cents=100_000,
     )
     request = PostPaymentInput(
-        exchange_id=exchange_id,
-        partnership_id=partnership,
+        application=app,
+        policy=load_policy(),
         hold_id=hold.id,
-        amount_cents=39_000,
-        idempotency_key=f"{exchange_id}:payment",
+        held_cents=100_000,
+        grant_cents=95_000,
+        idempotency_key=f"{app.application_id}:payment",
+        projection=ProjectionBatch(application=app, events=(_event(1, Stage.PAYMENT),)),
+        sequence=2,
+        stage=Stage.PAYMENT,
+        now=datetime.now(UTC),
+        sla_due=datetime.now(UTC),
     )
     env, payments = ActivityEnvironment(), PaymentActivities(pg_pool, store, "http://127.0.0.1:9/finance")
     first = await env.run(payments.post_payment, request)
     second = await env.run(payments.post_payment, request)
     assert first == second
-    assert (first.posted_cents, first.released_cents) == (39_000, 39_000)
-    assert sorted(t.kind.value for t in await store.exchange_history(exchange_id)) == ["hold", "pay_out", "post"]
-    orders = await pg_pool.fetchval("SELECT count(*) FROM payment_orders WHERE application_id = $1", exchange_id)
-    assert orders == 1
-    outbox = await pg_pool.fetchval("SELECT count(*) FROM outbox WHERE dedup_key = $1", f"payment-order:{exchange_id}")
-    assert outbox == 1
+    assert (first.posted_cents, first.released_cents) == (95_000, 5_000)  # priced at 950 EUR, never above the hold
+    kinds = sorted(t.kind.value for t in await store.exchange_history(app.application_id))
+    assert kinds == ["hold", "pay_out", "post"]
+    orders = await pg_pool.fetchval("SELECT count(*) FROM payment_orders WHERE application_id = $1", app.application_id)
+    outbox = await pg_pool.fetchval(
+        "SELECT count(*) FROM outbox WHERE dedup_key = $1", f"payment-order:{app.application_id}"
+    )
+    events = await pg_pool.fetch(
+        "SELECT sequence, event FROM audit_events WHERE application_id = $1 ORDER BY sequence", app.application_id
+    )
+    assert (orders, outbox) == (1, 1)
+    assert [(e["sequence"], e["event"]) for e in events] == [(1, "stage_entered"), (2, "payment_ordered")]
     balance = {b.partnership_id: b for b in await store.partnership_balances()}[partnership]
-    assert (balance.held_cents, balance.paid_cents, balance.available_cents) == (0, 39_000, 61_000)
+    assert (balance.held_cents, balance.paid_cents, balance.available_cents) == (0, 95_000, 105_000)
 
 
-async def test_projecting_a_transition_twice_records_it_once(pg_pool: asyncpg.Pool) -> None:
-    """record_transition retried writes one audit row, and an older event never overwrites a newer stage."""
+async def test_writing_a_batch_twice_records_it_once(pg_pool: asyncpg.Pool) -> None:
+    """record_events retried writes each audit row once, and an older batch never overwrites a newer stage."""
     app = application()
     projection = ProjectionActivities(pg_pool)
     env = ActivityEnvironment()
-    now = datetime.now(UTC)
-
-    def event(sequence: int, stage: Stage) -> ProjectTransitionInput:
-        return ProjectTransitionInput(
-            application=app, stage=stage, at=now, actor_id="system", event="stage_entered", sequence=sequence
-        )
-
-    await env.run(projection.record_transition, event(1, Stage.SUBMITTED))
-    await env.run(projection.record_transition, event(2, Stage.SCREENING))
-    await env.run(projection.record_transition, event(2, Stage.SCREENING))
-    await env.run(projection.record_transition, event(1, Stage.SUBMITTED))  # a late retry of an old event
+    older = ProjectionBatch(application=app, events=(_event(1, Stage.SUBMITTED),))
+    newer = ProjectionBatch(application=app, events=(_event(2, Stage.SCREENING), _event(3, Stage.REVIEW)))
+    await env.run(projection.record_events, older)
+    await env.run(projection.record_events, newer)
+    await env.run(projection.record_events, newer)
+    await env.run(projection.record_events, older)  # a late retry of an old batch
     rows = await pg_pool.fetchval("SELECT count(*) FROM audit_events WHERE application_id = $1", app.application_id)
     stage = await pg_pool.fetchval("SELECT stage FROM exchanges WHERE application_id = $1", app.application_id)
-    assert (rows, stage) == (2, "SCREENING")
+    assert (rows, stage) == (3, "REVIEW")
 
 
 async def test_a_reminder_becomes_one_notification_email_in_the_outbox(pg_pool: asyncpg.Pool) -> None:
-    """With a notification address configured, a reminder's projection enqueues one e-mail, even when retried."""
+    """With a notification address configured, a reminder's write enqueues one e-mail, even when retried."""
     app = application()
     projection = ProjectionActivities(pg_pool, notify_email="officers@example.org")
-    event = ProjectTransitionInput(
-        application=app,
-        stage=Stage.REVIEW,
-        at=datetime.now(UTC),
-        actor_id="system",
-        event="review_reminder",
-        sequence=3,
-        reason="due soon",
-    )
+    batch = ProjectionBatch(application=app, events=(_event(3, Stage.REVIEW, EventName.REVIEW_REMINDER, "due soon"),))
     env = ActivityEnvironment()
-    await env.run(projection.record_transition, event)
-    await env.run(projection.record_transition, event)
+    await env.run(projection.record_events, batch)
+    await env.run(projection.record_events, batch)
     rows = await pg_pool.fetch(
         "SELECT channel, destination, payload FROM outbox WHERE dedup_key = $1", f"notify:{app.application_id}:3"
     )

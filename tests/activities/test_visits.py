@@ -5,35 +5,33 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
 
 import asyncpg
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from activities.projection import ProjectionActivities
-from activities.visits import VisitActivities
-from schemas.activities import (
-    CheckVisitInput,
-    CheckVisitResult,
-    ClaimVisitInput,
-    ProjectTransitionInput,
-    ReleaseVisitInput,
-    VisitUse,
-)
+from activities.visits import VisitActivities, claim, release
+from schemas.activities import CheckVisitInput, CheckVisitResult, ClaimVisitResult, VisitUse
 from schemas.stages import Stage
-from tests.factories import application
+from tests.factories import application, project
+
+
+async def claim_visit(pool: asyncpg.Pool, organisation_id: str, application_id: str) -> ClaimVisitResult:
+    """FUNDING's claim, as fund_exchange makes it in its transaction."""
+    async with pool.acquire() as conn, conn.transaction():
+        return await claim(conn, organisation_id, application_id)
+
+
+async def release_visit(pool: asyncpg.Pool, application_id: str) -> None:
+    """Closing's release, as close_exchange makes it in its transaction."""
+    async with pool.acquire() as conn, conn.transaction():
+        await release(conn, application_id, "WITHDRAWN")
 
 
 async def test_twenty_concurrent_claims_of_one_organisation_grant_exactly_one(pg_pool: asyncpg.Pool) -> None:
     """Twenty applications of one organisation claiming at the same moment: exactly one wins, all agree who."""
     organisation = f"org-{uuid.uuid4().hex[:8]}"
-    visits = VisitActivities(pg_pool)
-    env = ActivityEnvironment()
-    requests = [
-        ClaimVisitInput(organisation_id=organisation, application_id=f"app-{i}-{organisation}") for i in range(20)
-    ]
-    results = await asyncio.gather(*(env.run(visits.claim_visit, r) for r in requests))
+    results = await asyncio.gather(*(claim_visit(pg_pool, organisation, f"app-{i}-{organisation}") for i in range(20)))
     winners = [r for r in results if r.claimed]
     assert len(winners) == 1
     assert {r.held_by_application_id for r in results} == {winners[0].held_by_application_id}
@@ -42,15 +40,13 @@ async def test_twenty_concurrent_claims_of_one_organisation_grant_exactly_one(pg
 async def test_claiming_twice_is_idempotent_and_a_release_frees_the_visit(pg_pool: asyncpg.Pool) -> None:
     """The holder claiming again still holds; after its release another application can claim."""
     organisation = f"org-{uuid.uuid4().hex[:8]}"
-    visits, env = VisitActivities(pg_pool), ActivityEnvironment()
-    first = ClaimVisitInput(organisation_id=organisation, application_id=f"a-{organisation}")
-    second = ClaimVisitInput(organisation_id=organisation, application_id=f"b-{organisation}")
-    assert (await env.run(visits.claim_visit, first)).claimed
-    assert (await env.run(visits.claim_visit, first)).claimed
-    assert not (await env.run(visits.claim_visit, second)).claimed
-    await env.run(visits.release_visit, ReleaseVisitInput(application_id=first.application_id, reason="WITHDRAWN"))
-    await env.run(visits.release_visit, ReleaseVisitInput(application_id=first.application_id, reason="WITHDRAWN"))
-    assert (await env.run(visits.claim_visit, second)).claimed
+    first, second = f"a-{organisation}", f"b-{organisation}"
+    assert (await claim_visit(pg_pool, organisation, first)).claimed
+    assert (await claim_visit(pg_pool, organisation, first)).claimed
+    assert not (await claim_visit(pg_pool, organisation, second)).claimed
+    await release_visit(pg_pool, first)
+    await release_visit(pg_pool, first)
+    assert (await claim_visit(pg_pool, organisation, second)).claimed
 
 
 async def _exchange_at(pool: asyncpg.Pool, organisation: str, stage: Stage | None) -> str:
@@ -58,24 +54,10 @@ async def _exchange_at(pool: asyncpg.Pool, organisation: str, stage: Stage | Non
     (None: never projected, as for a claim whose read-model row is missing)."""
     app = application()
     app = app.model_copy(update={"visitor": app.visitor.model_copy(update={"organisation_id": organisation})})
-    env = ActivityEnvironment()
-    claim = await env.run(
-        VisitActivities(pool).claim_visit,
-        ClaimVisitInput(organisation_id=organisation, application_id=app.application_id),
-    )
-    assert claim.claimed, claim
+    claimed = await claim_visit(pool, organisation, app.application_id)
+    assert claimed.claimed, claimed
     if stage is not None:
-        await env.run(
-            ProjectionActivities(pool).record_transition,
-            ProjectTransitionInput(
-                application=app,
-                stage=stage,
-                at=datetime.now(UTC),
-                actor_id="system",
-                event="stage_entered",
-                sequence=1,
-            ),
-        )
+        await project(pool, app, stage)
     return app.application_id
 
 
@@ -119,10 +101,9 @@ async def test_check_visit_reports_a_visit_used_by_an_exchange_that_ended(pg_poo
 async def test_check_visit_ignores_released_claims(pg_pool: asyncpg.Pool) -> None:
     """A withdrawn exchange gave its visit back: its released claim does not count, however many there were."""
     organisation = f"org-{uuid.uuid4().hex[:8]}"
-    visits, env = VisitActivities(pg_pool), ActivityEnvironment()
     for _ in range(2):
         holder = await _exchange_at(pg_pool, organisation, Stage.WITHDRAWN)
-        await env.run(visits.release_visit, ReleaseVisitInput(application_id=holder, reason="WITHDRAWN"))
+        await release_visit(pg_pool, holder)
     result = await _check(pg_pool, organisation, "app-next")
     assert result.visit is VisitUse.FREE and result.held_by_application_id is None
 

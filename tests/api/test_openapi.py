@@ -29,7 +29,6 @@ EXPECTED_OPERATIONS = {
     "submitReport",
     "validateReport",
     "confirmPayment",
-    "offerFunds",
     "uploadEvidence",
     "listEvidence",
     "explainExchange",

@@ -242,7 +242,6 @@ def request(world: World, case: Case, who: Principal | None) -> tuple[str, str, 
                 }
             },
         ),
-        "offerFunds": ("POST", f"{exchange}/signals/offer_funds", {"json": {"partnership_id": partnership}}),
         "uploadEvidence": (
             "POST",
             f"{exchange}/evidence",

@@ -11,14 +11,13 @@ from typing import Any
 import asyncpg
 from temporalio.testing import ActivityEnvironment
 
-from activities.projection import ProjectionActivities
 from activities.screening import visit_failures
-from activities.visits import VisitActivities
-from schemas.activities import CheckVisitInput, ClaimVisitInput, ProjectTransitionInput, ReleaseVisitInput
+from activities.visits import VisitActivities, claim, release
+from schemas.activities import CheckVisitInput
 from schemas.exchange import ApplicationInput
 from schemas.stages import Stage
 from tests.clients.test_cli import cx
-from tests.factories import application
+from tests.factories import application, project
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -34,31 +33,26 @@ async def _record(
     events: list[tuple[str, Stage, str, str, dict[str, Any]]],
 ) -> None:
     """Project (event, stage, actor, reason, details) rows in order, as the workflow's `_record` does."""
-    projection = ProjectionActivities(pool)
     for sequence, (event, stage, actor_id, reason, details) in enumerate(events, start=1):
-        await ActivityEnvironment().run(
-            projection.record_transition,
-            ProjectTransitionInput(
-                application=app,
-                stage=stage,
-                at=T0 + timedelta(minutes=sequence),
-                actor_id=actor_id,
-                reason=reason,
-                event=event,
-                sequence=sequence,
-                policy_version="2022.1",
-                details=details,
-            ),
+        await project(
+            pool,
+            app,
+            stage,
+            event=event,
+            sequence=sequence,
+            actor_id=actor_id,
+            reason=reason,
+            details=details,
+            at=T0 + timedelta(minutes=sequence),
+            policy_version="2022.1",
         )
 
 
 async def _claimed(pool: asyncpg.Pool, organisation: str, stage: Stage) -> str:
     """Another application of `organisation` that claimed its visit and is now at `stage`."""
     other = _application(organisation)
-    await ActivityEnvironment().run(
-        VisitActivities(pool).claim_visit,
-        ClaimVisitInput(organisation_id=organisation, application_id=other.application_id),
-    )
+    async with pool.acquire() as conn:
+        await claim(conn, organisation, other.application_id)
     await _record(pool, other, [("stage_entered", stage, "system", f"at {stage}", {})])
     return other.application_id
 
@@ -205,9 +199,8 @@ async def test_explain_shows_an_r7_refusal_at_funding_with_the_claims_on_record(
     listed, a released one with its reason and the live one with the holder's stage now."""
     organisation = f"org-{uuid.uuid4().hex[:8]}"
     withdrawn = await _claimed(pg_pool, organisation, Stage.WITHDRAWN)
-    await ActivityEnvironment().run(
-        VisitActivities(pg_pool).release_visit, ReleaseVisitInput(application_id=withdrawn, reason="WITHDRAWN")
-    )
+    async with pg_pool.acquire() as conn:
+        await release(conn, withdrawn, "WITHDRAWN")
     holder = await _claimed(pg_pool, organisation, Stage.AGREEMENT)
     app = _application(organisation)
     reason = (

@@ -102,11 +102,8 @@ async def test_list_late_shows_open_exchanges_past_a_deadline_only(pg_pool: asyn
     """`cx list --late` shows an open exchange whose next deadline passed, not a terminal or a timely one."""
     from datetime import UTC, datetime, timedelta
 
-    from temporalio.testing import ActivityEnvironment
-
-    from activities.projection import ProjectionActivities
-    from schemas.activities import ProjectTransitionInput
     from schemas.stages import Stage
+    from tests.factories import project
 
     now = datetime.now(UTC)
     cases = {
@@ -118,18 +115,7 @@ async def test_list_late_shows_open_exchanges_past_a_deadline_only(pg_pool: asyn
     for name, (stage, deadline) in cases.items():
         app = application()
         ids[name] = app.application_id
-        await ActivityEnvironment().run(
-            ProjectionActivities(pg_pool).record_transition,
-            ProjectTransitionInput(
-                application=app,
-                stage=stage,
-                at=now,
-                actor_id="system",
-                event="stage_entered",
-                sequence=1,
-                next_deadline=deadline,
-            ),
-        )
+        await project(pg_pool, app, stage, at=now, next_deadline=deadline)
     result = cx("list", "--late", "--json", "--limit", "1000", env={"DATABASE_URL": database_url})
     assert result.returncode == 0, result.stderr
     listed = {row["application_id"] for row in json.loads(result.stdout)}

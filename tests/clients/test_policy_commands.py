@@ -3,36 +3,27 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
-from temporalio.testing import ActivityEnvironment
 
-from activities.projection import ProjectionActivities
-from schemas.activities import ProjectTransitionInput
 from schemas.policy import POLICIES_DIR
 from schemas.stages import Stage
 from tests.clients.test_cli import cx
-from tests.factories import application
+from tests.factories import application, project
 
 
 async def _project(pool: asyncpg.Pool, app_overrides: dict[str, object], stage: Stage, grant: int, held: int) -> str:
     app = application(**app_overrides)
-    await ActivityEnvironment().run(
-        ProjectionActivities(pool).record_transition,
-        ProjectTransitionInput(
-            application=app,
-            stage=stage,
-            at=datetime.now(UTC),
-            actor_id="system",
-            event="priced",
-            sequence=1,
-            grant_cents=grant,
-            held_cents=held,
-            policy_version="2022.1",
-            details={"full_rate_cents": 95_000, "halved_because": [], "input_digest": "sha256:abc"},
-        ),
+    await project(
+        pool,
+        app,
+        stage,
+        event="priced",
+        grant_cents=grant,
+        held_cents=held,
+        policy_version="2022.1",
+        details={"full_rate_cents": 95_000, "halved_because": [], "input_digest": "sha256:abc"},
     )
     return app.application_id
 

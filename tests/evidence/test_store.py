@@ -6,13 +6,11 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 import pytest
 from asyncpg.pool import PoolConnectionProxy
-from temporalio.testing import ActivityEnvironment
 
 from activities.evidence import (
     MIB,
@@ -24,14 +22,10 @@ from activities.evidence import (
     list_evidence,
     store_evidence,
 )
-from activities.projection import ProjectionActivities
-from activities.submission import SubmissionActivities
-from schemas.activities import ProjectTransitionInput
 from schemas.exchange import EvidenceItem
 from schemas.stages import Stage
-from schemas.submission import ClaimExchangeRunInput
 from tests.evidence.documents import jpeg, pdf, png, pypdf_pdf
-from tests.factories import application
+from tests.factories import application, project
 from workers.settings import Settings
 
 
@@ -47,12 +41,7 @@ async def started(pool: asyncpg.Pool, stage: Stage = Stage.REPORTING) -> str:
     """The id of an exchange that exists: its read-model row written by the projection activity, as the
     workflow writes it (evidence is refused for an application that started no exchange)."""
     app = application()
-    await ActivityEnvironment().run(
-        ProjectionActivities(pool).record_transition,
-        ProjectTransitionInput(
-            application=app, stage=stage, at=datetime.now(UTC), actor_id="system", event="stage_entered", sequence=1
-        ),
-    )
+    await project(pool, app, stage)
     return app.application_id
 
 
@@ -271,13 +260,12 @@ async def test_evidence_for_an_application_that_started_no_exchange_is_refused(
     assert files_in(tmp_path) == []
 
     just_started = f"app-{unique_tag()}"
-    claim = ClaimExchangeRunInput(
-        application_id=just_started,
-        workflow_id=f"exchange:{just_started}",
-        run_id=str(uuid.uuid4()),
-        started_at=datetime.now(UTC),
+    await pg_pool.execute(  # a run's claim on its id, as admission writes it before anything else
+        "INSERT INTO exchange_runs (application_id, workflow_id, run_id, started_at) VALUES ($1, $2, $3, now())",
+        just_started,
+        f"exchange:{just_started}",
+        str(uuid.uuid4()),
     )
-    await ActivityEnvironment().run(SubmissionActivities(pg_pool).claim_exchange_run, claim)
     async with pg_pool.acquire() as conn:
         item = await upload(conn, store, just_started, pdf(unique_tag()))
         assert [r.sha256 for r in await list_evidence(conn, just_started)] == [item.sha256]

@@ -12,17 +12,26 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities.projection import ProjectionActivities
 from activities.review import Candidate, ReviewActivities, add_reviewer, choose_reviewers
+from schemas.events import AssignmentChange, ProjectionBatch
+from schemas.exchange import ApplicationInput
 from schemas.review import (
     AssignmentStatus,
     AssignReviewersInput,
     AssignReviewersResult,
     Reviewer,
     ReviewerRole,
-    UpdateAssignmentInput,
 )
+from tests.factories import application
 
 ON = date(2024, 5, 6)
+
+
+def application_of(application_id: str) -> ApplicationInput:
+    return application().model_copy(update={"application_id": application_id})
+
+
 DUE = datetime(2024, 5, 20, 17, tzinfo=UTC)
 VISITOR, HOST = "visitor-org", "host-org"
 
@@ -89,12 +98,12 @@ class Team:
     async def update(
         self, application: str, reviewer_id: str, status: AssignmentStatus, due_at: datetime | None = None
     ) -> None:
-        await self.env.run(
-            self.activities.update_assignment,
-            UpdateAssignmentInput(
-                application_id=self.id(application), reviewer_id=reviewer_id, status=status, due_at=due_at
-            ),
+        # Assignment changes travel in the workflow's batches (schemas/events.py), written by record_events.
+        batch = ProjectionBatch(
+            application=application_of(self.id(application)),
+            assignments=(AssignmentChange(reviewer_id=reviewer_id, status=status, due_at=due_at),),
         )
+        await self.env.run(ProjectionActivities(self.pool).record_events, batch)
 
     async def give_load(self, reviewer_id: str, open_assignments: int) -> None:
         """Open assignments on other applications, as an officer's manual assignment would."""

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 
-from activities.review import ReviewActivities
+from activities.review import update as update_assignment
 from schemas.review import AssignmentStatus, UpdateAssignmentInput
 from tests.clients.test_cli import cx
 
@@ -129,20 +129,22 @@ async def test_inbox_lists_open_assignments_oldest_deadline_first(database_url: 
     partnership, anna = f"P-{tag}", f"anna-{tag}"
     assert cx(*add_args(anna, partnership, "--role", "reviewer"), env=env).returncode == 0
     due = datetime(2024, 6, 3, 17, tzinfo=UTC)
-    reviews = ReviewActivities(pg_pool)
     # Opened in an order different from the deadlines, so that the ordering is the query's.
-    for application, days in (("later", 9), ("sooner", 1), ("done", 0), ("middle", 4)):
-        await reviews.update_assignment(
-            UpdateAssignmentInput(
-                application_id=f"{application}-{tag}",
-                reviewer_id=anna,
-                status=AssignmentStatus.OPEN,
-                due_at=due + timedelta(days=days),
+    async with pg_pool.acquire() as conn:
+        for application, days in (("later", 9), ("sooner", 1), ("done", 0), ("middle", 4)):
+            await update_assignment(
+                conn,
+                UpdateAssignmentInput(
+                    application_id=f"{application}-{tag}",
+                    reviewer_id=anna,
+                    status=AssignmentStatus.OPEN,
+                    due_at=due + timedelta(days=days),
+                ),
             )
+        await update_assignment(
+            conn,
+            UpdateAssignmentInput(application_id=f"done-{tag}", reviewer_id=anna, status=AssignmentStatus.SUBMITTED),
         )
-    await reviews.update_assignment(
-        UpdateAssignmentInput(application_id=f"done-{tag}", reviewer_id=anna, status=AssignmentStatus.SUBMITTED)
-    )
     await pg_pool.execute(
         """INSERT INTO exchanges (application_id, partnership_id, host_partnership_id, visitor_org_id, host_org_id,
                                   host_country, start_date, end_date, stage, submitted_by, last_sequence, updated_at)

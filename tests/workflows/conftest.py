@@ -120,7 +120,7 @@ async def agree(client: ExchangeClient, application_id: str) -> None:
             "confirm_match",
             {"actor_id": f"{side}-contact", "side": side, "on_behalf_of": parties[party]},
         )
-    await wait_for_stage(client, application_id, Stage.TRAVEL)
+    await until(client, application_id, lambda s: s.stage is not Stage.AGREEMENT)  # TRAVEL, or past it
 
 
 async def uploaded_evidence(pool: asyncpg.Pool, application_id: str) -> list[dict[str, object]]:

@@ -13,7 +13,9 @@ from pathlib import Path
 from temporalio.client import WorkflowHandle
 from temporalio.worker import Replayer
 
+from clients.client import ExchangeClient
 from schemas.converter import DATA_CONVERTER
+from schemas.ids import exchange_workflow_id
 from workers.main import WORKFLOWS
 
 HISTORIES_DIR = Path(__file__).parent.parent / "histories"
@@ -29,3 +31,9 @@ async def replay_and_maybe_record(handle: WorkflowHandle[object, object], name: 
     await replayer().replay_workflow(history)
     if os.environ.get("CX_RECORD_HISTORIES") == "1":
         (HISTORIES_DIR / f"{name}.json").write_text(history.to_json())
+
+
+async def record(client: ExchangeClient, application_id: str, name: str) -> None:
+    """Replay an exchange's history now, and record it as `name` when CX_RECORD_HISTORIES=1 (the v1 baseline
+    keeps one history per path through the lifecycle: tests/workflows/test_replay.py lists them)."""
+    await replay_and_maybe_record(client.temporal.get_workflow_handle(exchange_workflow_id(application_id)), name)

@@ -15,6 +15,7 @@ from schemas.exchange import Party
 from schemas.stages import Stage
 from tests.factories import application, full_week_ahead
 from tests.workflows.conftest import agree, approve, until, uploaded_evidence, validate, wait_for_stage
+from tests.workflows.histories import record
 
 Fund = Callable[[int], Awaitable[str]]
 
@@ -61,6 +62,7 @@ async def test_signatures_alone_do_not_bind_without_the_match_and_reminders_prec
     )
     assert len(reminders) == 2
     assert await _balance(ledger_store, partnership) == (0, 0, 1_000_000)
+    await record(ts_client, app_id, "exchange_lapsed")
 
 
 async def test_amended_dates_move_the_travel_timer_and_a_shorter_stay_releases_money(
@@ -93,6 +95,7 @@ async def test_amended_dates_move_the_travel_timer_and_a_shorter_stay_releases_m
     assert await _balance(ledger_store, partnership) == (47_500, 0, 952_500)
     kinds = [t.kind.value for t in await ledger_store.exchange_history(app_id)]
     assert kinds.count("hold") == 2 and kinds.count("void") == 1
+    await record(ts_client, app_id, "exchange_dates_amended")
 
 
 async def test_an_amendment_the_budget_cannot_cover_changes_nothing(
@@ -148,6 +151,7 @@ async def test_a_no_show_cancels_and_voids_while_attendance_reprices_a_shortened
         await until(ts_client, app_id, lambda s: s.stay_started)
     await ts_client.decide(no_show, "report_no_show", {"actor_id": "host-contact", "reason": "nobody came"})
     assert (await ts_client.result(no_show)).stage is Stage.CANCELLED
+    await record(ts_client, no_show, "exchange_no_show")
     await ts_client.decide(
         attended, "confirm_attendance", {"actor_id": "host-contact", "actual_end_date": start + timedelta(days=2)}
     )
@@ -164,9 +168,7 @@ async def test_a_no_show_cancels_and_voids_while_attendance_reprices_a_shortened
         {"actor_id": "visitor-vera", "summary": "Done.", "evidence": await uploaded_evidence(pg_pool, attended)},
     )
     await validate(ts_client, attended)
-    status = await wait_for_stage(ts_client, attended, Stage.PAYMENT)
-    while status.payment_order_id is None:
-        status = await ts_client.status(attended)
+    status = await until(ts_client, attended, lambda s: s.payment_order_id is not None)
     assert status.paid_cents == 47_500
     assert await _balance(ledger_store, partnership) == (0, 47_500, 952_500)
 
@@ -194,6 +196,7 @@ async def test_no_accepted_report_by_the_deadline_forfeits_and_voids(
     outcome = await ts_client.result(app_id)
     assert outcome.stage is Stage.FORFEITED and outcome.paid_cents == 0
     assert await _balance(ledger_store, partnership) == (0, 0, 1_000_000)
+    await record(ts_client, app_id, "exchange_forfeited")
 
 
 async def test_a_returned_report_is_resubmitted_accepted_and_a_late_payment_raises_the_sla_alert(
@@ -230,3 +233,4 @@ async def test_a_returned_report_is_resubmitted_accepted_and_a_late_payment_rais
     outcome = await ts_client.result(app_id)
     assert (outcome.stage, outcome.paid_cents) == (Stage.PAID, 95_000)
     assert await _balance(ledger_store, partnership) == (0, 95_000, 905_000)
+    await record(ts_client, app_id, "exchange_report_returned_paid_late")

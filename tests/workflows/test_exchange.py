@@ -16,8 +16,8 @@ from ledger.store import LedgerStore
 from schemas.ids import exchange_workflow_id
 from schemas.stages import Stage
 from tests.factories import application
-from tests.workflows.conftest import agree, approve, uploaded_evidence, validate, wait_for_stage
-from tests.workflows.histories import replay_and_maybe_record
+from tests.workflows.conftest import agree, approve, until, uploaded_evidence, validate, wait_for_stage
+from tests.workflows.histories import record, replay_and_maybe_record
 
 Fund = Callable[[int], Awaitable[str]]
 
@@ -64,9 +64,7 @@ async def test_happy_path_reaches_paid_with_the_grant_posted(
         },
     )
     await validate(ts_client, app.application_id)
-    status = await wait_for_stage(ts_client, app.application_id, Stage.PAYMENT)
-    while status.payment_order_id is None:
-        status = await ts_client.status(app.application_id)
+    status = await until(ts_client, app.application_id, lambda s: s.payment_order_id is not None)
     await ts_client.confirm_payment(
         app.application_id,
         {
@@ -144,6 +142,7 @@ async def test_a_partnership_without_budget_waitlists_then_expires_holding_nothi
     outcome = await ts_client.result(app.application_id)
     assert outcome.stage == Stage.EXPIRED
     assert await _balance(ledger_store, partnership) == (10_000, 0, 0, 10_000)
+    await record(ts_client, app.application_id, "exchange_expired")
 
 
 async def test_an_ineligible_application_is_closed_with_every_reason(ts_client: ExchangeClient) -> None:
@@ -154,6 +153,7 @@ async def test_an_ineligible_application_is_closed_with_every_reason(ts_client: 
     outcome = await ts_client.result(app.application_id)
     assert outcome.stage == Stage.INELIGIBLE
     assert "R5 (host.country)" in outcome.reason
+    await record(ts_client, app.application_id, "exchange_ineligible")
 
 
 async def test_a_start_with_bad_input_is_refused_naming_the_field(ts_client: ExchangeClient) -> None:
@@ -221,6 +221,7 @@ async def test_a_withdrawn_exchange_gives_the_organisation_its_visit_back(
     await wait_for_stage(ts_client, first.application_id, Stage.AGREEMENT)
     await ts_client.withdraw(first.application_id, {"actor_id": "visitor-vera", "reason": "traveller ill"})
     assert (await ts_client.result(first.application_id)).stage == Stage.WITHDRAWN
+    await record(ts_client, first.application_id, "exchange_withdrawn")
 
     second = application(visitor_partnership_id=partnership, visitor=first.visitor.model_dump())
     await ts_client.start_exchange(second)

@@ -11,33 +11,37 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 import asyncpg
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.projection import ProjectionActivities
 from clients.client import ExchangeClient
-from schemas.activities import ProjectTransitionInput
+from schemas.errors import ErrorType
+from schemas.events import EventName, ProjectionBatch
 from schemas.stages import Stage
 from tests.factories import application
-from tests.workflows.conftest import approve, until, wait_for_stage
+from tests.workflows.conftest import assigned, review, until, wait_for_stage
 from workers.main import build_worker
 
 Fund = Callable[[int], Awaitable[str]]
 
 
 class RefusingProjection(ProjectionActivities):
-    """A stand-in whose Postgres refuses one event for good, as a hole in the edge checks would make it."""
+    """A stand-in whose Postgres refuses, for good, the batch holding the first review."""
 
-    async def _project(self, event: ProjectTransitionInput) -> None:
-        if event.event == "reviewers_assigned":
-            raise asyncpg.exceptions.CheckViolationError("new row violates check constraint (simulated)")
-        await super()._project(event)
+    @activity.defn(name="record_events")
+    async def record_events(self, batch: ProjectionBatch) -> None:
+        if any(event.event is EventName.REVIEW_SUBMITTED for event in batch.events):
+            raise ApplicationError("simulated refusal", type=ErrorType.PROJECTION_REJECTED, non_retryable=True)
+        await super().record_events(batch)
 
 
 async def test_a_refused_projection_becomes_an_alert_and_the_exchange_goes_on(
     time_skipping_env: WorkflowEnvironment, pg_pool: asyncpg.Pool, funded_partnership: Fund
 ) -> None:
-    """The workflow is not stopped by its read model: a projection refused for good is an alert in status,
-    and the exchange carries on with its review."""
+    """The workflow is not stopped by its read model: a batch refused for good is an alert in status, and the
+    exchange carries on with its review and funding."""
     partnership = await funded_partnership(500_000)
     task_queue = f"cx-test-{uuid.uuid4().hex[:8]}"
     worker = build_worker(time_skipping_env.client, pg_pool, task_queue, projection=RefusingProjection(pg_pool))
@@ -45,7 +49,11 @@ async def test_a_refused_projection_becomes_an_alert_and_the_exchange_goes_on(
         client = ExchangeClient(time_skipping_env.client, task_queue)
         app = application(visitor_partnership_id=partnership)
         await client.start_exchange(app)
+        status = await assigned(client, app.application_id)
+        assert status.review is not None
+        first, second = (a.reviewer_id for a in status.review.assignments)
+        await client.submit_review(app.application_id, review(first))
         status = await until(client, app.application_id, lambda s: any("projection_rejected" in a for a in s.alerts))
         assert status.stage is Stage.REVIEW
-        await approve(client, app.application_id)
+        await client.submit_review(app.application_id, review(second))
         await wait_for_stage(client, app.application_id, Stage.AGREEMENT)

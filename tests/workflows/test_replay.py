@@ -14,9 +14,31 @@ from tests.workflows.histories import HISTORIES_DIR, replayer
 HISTORY_FILES = sorted(HISTORIES_DIR.glob("*.json"))
 
 
-def test_there_are_recorded_histories() -> None:
-    """The replay suite is not vacuous: at least the happy path and a cancellation are recorded."""
-    assert len(HISTORY_FILES) >= 2, HISTORY_FILES
+# The v1 baseline (docs/adr/0013-v1-baseline.md): one recorded history per path through the lifecycle.
+V1_PATHS = {
+    "exchange_paid",
+    "exchange_paid_after_ignored_confirmations",
+    "exchange_report_returned_paid_late",
+    "exchange_ineligible",
+    "exchange_rejected_reopened",
+    "exchange_expired",
+    "exchange_lapsed",
+    "exchange_withdrawn",
+    "exchange_cancelled",
+    "exchange_no_show",
+    "exchange_forfeited",
+    "exchange_amended",
+    "exchange_reassigned",
+    "exchange_dates_amended",
+    "exchange_waitlisted_funded_cancelled",
+    "funds_fifo",
+}
+
+
+def test_every_path_of_the_lifecycle_has_a_recorded_history() -> None:
+    """The replay suite is not vacuous: each terminal stage and each detour (waitlist, amendment, appeal,
+    reassignment, new dates) has a recorded history that must keep replaying."""
+    assert {p.stem for p in HISTORY_FILES} >= V1_PATHS, V1_PATHS - {p.stem for p in HISTORY_FILES}
 
 
 @pytest.mark.parametrize("path", HISTORY_FILES, ids=[p.stem for p in HISTORY_FILES])

@@ -21,7 +21,7 @@ from schemas.review import Reviewer, ReviewerRole
 from schemas.stages import Stage
 from tests.factories import application
 from tests.workflows.conftest import OFFICER, approve, assigned, panel_member, review, until, wait_for_stage
-from tests.workflows.histories import replay_and_maybe_record
+from tests.workflows.histories import record, replay_and_maybe_record
 
 Fund = Callable[[int], Awaitable[str]]
 JUSTIFY = "Documented in the programme file."
@@ -147,6 +147,7 @@ async def test_changes_requested_then_amended_then_approved(
     assert [t.stage for t in status.history].count(Stage.SCREENING) == 2
     await approve(ts_client, app_id)
     await wait_for_stage(ts_client, app_id, Stage.AGREEMENT)
+    await record(ts_client, app_id, "exchange_amended")
 
 
 async def test_declaring_a_conflict_assigns_a_replacement(ts_client: ExchangeClient, funded_partnership: Fund) -> None:
@@ -181,6 +182,7 @@ async def test_reminder_escalation_and_auto_reassignment(
     replaced = {a.reviewer_id for a in status.review.assignments if a.status == "reassigned"}
     assert replaced == silent
     assert _open(status) == [panel_member(partnership, "rev-c")]  # the only reviewer left without a conflict
+    await record(ts_client, app_id, "exchange_reassigned")
 
 
 async def test_an_extension_moves_the_deadline(ts_client: ExchangeClient, funded_partnership: Fund) -> None:

@@ -14,7 +14,7 @@ from schemas.stages import Stage
 from tests.clients.test_cli import cx
 from tests.factories import application
 from tests.workflows.conftest import approve, wait_for_stage
-from tests.workflows.histories import replay_and_maybe_record
+from tests.workflows.histories import record, replay_and_maybe_record
 
 Fund = Callable[[int], Awaitable[str]]
 
@@ -55,6 +55,7 @@ async def test_released_money_goes_to_the_oldest_waiting_exchange_first(
     assert (balance.held_cents, balance.available_cents) == (95_000, 5_000)
     funds = ts_client.temporal.get_workflow_handle(funds_workflow_id(partnership))
     await replay_and_maybe_record(funds, "funds_fifo")
+    await record(ts_client, older, "exchange_waitlisted_funded_cancelled")
 
 
 async def test_a_withdrawal_while_waiting_leaves_the_line_and_holds_nothing(

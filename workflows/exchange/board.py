@@ -1,6 +1,6 @@
-"""REVIEW: the review board's rules, as pure deterministic code the Exchange workflow drives.
+"""REVIEW: the review board's rules, as pure deterministic code the review stage drives.
 
-Kept apart from workflows/exchange.py so the quorum and validation rules read (and test) on their own:
+Kept apart from the stage (review.py) so the quorum and validation rules read (and test) on their own:
 who is assigned, who has answered, whether a quorum of k reviews from two organisations (when the
 assignment spans two) has formed, and what it decided (a veto rejects; otherwise the mean of every
 criterion score must reach the policy's threshold).
