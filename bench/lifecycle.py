@@ -64,6 +64,7 @@ from bench.actions import ActionCount, DriverCounts, count_actions
 from bench.bare import BARE_WORKFLOW_TYPE, PhaseNotifier
 from bench.drivers import (
     READ_MODEL_INTERVAL_S,
+    READY_FOR_REVIEW_SQL,
     ReadModel,
     Recorder,
     bench_application,
@@ -96,9 +97,7 @@ BIN_DIR = Path(sys.executable).parent
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 _PR_SET_PDEATHSIG = 1
 
-READY_FOR_REVIEW_SQL = """
-    SELECT count(DISTINCT application_id) FROM audit_events
-     WHERE event = 'reviewers_assigned' AND application_id = ANY($1::text[])"""
+READY_COUNT_SQL = f"SELECT count(*) FROM ({READY_FOR_REVIEW_SQL}) ready"
 
 
 def _die_with_parent() -> None:
@@ -558,7 +557,7 @@ class Lifecycle:
             if time.perf_counter() > deadline:
                 raise TimeoutError(f"{len(marks)} of {len(ids)} exchanges in REVIEW after {READY_LIMIT_S:.0f} s")
             await asyncio.sleep(INTAKE_POLL_S)
-            ready = await self.st.pool.fetchval(READY_FOR_REVIEW_SQL, ids)
+            ready = await self.st.pool.fetchval(READY_COUNT_SQL, ids)
             marks.extend([time.perf_counter() - started] * (ready - len(marks)))
         return starts_answered_s, marks
 
