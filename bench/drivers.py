@@ -43,6 +43,12 @@ RETRY_LIMIT = 50  # refusals of one decision before the driver gives up (a race 
 RETRY_PAUSE_S = 0.05
 # How often actors read the read model; the bare driver notices a phase on the same tick (bench/bare.py).
 READ_MODEL_INTERVAL_S = 0.02
+# "In REVIEW and ready for reviews": the audit row the workflow projects once it has taken in the
+# reviewers' assignment (so a review sent from then on is not refused for coming early). If the
+# projection changes, this is the one place to change (the actors and the intake both read it).
+READY_FOR_REVIEW_SQL = """
+    SELECT DISTINCT application_id FROM audit_events
+     WHERE event = 'reviewers_assigned' AND application_id = ANY($1::text[])"""
 # Refusals that mean "not yet" (the workflow has not processed what the read model already shows).
 NOT_YET = {Refusal.WRONG_STAGE.value, Refusal.NOT_ALLOWED.value}
 
@@ -151,14 +157,11 @@ class ReadModel:
     """Waits for exchanges to reach a point of their life by reading Postgres: one query per kind per tick."""
 
     _STAGES = "SELECT application_id, stage FROM exchanges WHERE application_id = ANY($1::text[])"
-    # The audit row `reviewers_assigned` is written after the workflow took in the assignment, so an
-    # update sent from then on is not refused for coming early; the open rows name the reviewers.
-    _REVIEWERS = """
+    # Ready for reviews (READY_FOR_REVIEW_SQL); the open assignments name the reviewers.
+    _REVIEWERS = f"""
         SELECT ra.application_id, array_agg(ra.reviewer_id ORDER BY ra.reviewer_id) AS reviewers
           FROM review_assignments ra
-         WHERE ra.application_id = ANY($1::text[]) AND ra.status = 'open'
-           AND EXISTS (SELECT 1 FROM audit_events a
-                        WHERE a.application_id = ra.application_id AND a.event = 'reviewers_assigned')
+         WHERE ra.status = 'open' AND ra.application_id IN ({READY_FOR_REVIEW_SQL})
          GROUP BY ra.application_id"""
     _ORDERS = """SELECT application_id, payment_order_id, amount_cents FROM payment_orders
                   WHERE application_id = ANY($1::text[])"""

@@ -64,6 +64,7 @@ from bench.actions import ActionCount, DriverCounts, count_actions
 from bench.bare import BARE_WORKFLOW_TYPE, PhaseNotifier
 from bench.drivers import (
     READ_MODEL_INTERVAL_S,
+    READY_FOR_REVIEW_SQL,
     ReadModel,
     Recorder,
     bench_application,
@@ -96,9 +97,7 @@ BIN_DIR = Path(sys.executable).parent
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 _PR_SET_PDEATHSIG = 1
 
-READY_FOR_REVIEW_SQL = """
-    SELECT count(DISTINCT application_id) FROM audit_events
-     WHERE event = 'reviewers_assigned' AND application_id = ANY($1::text[])"""
+READY_COUNT_SQL = f"SELECT count(*) FROM ({READY_FOR_REVIEW_SQL}) ready"
 
 
 def _die_with_parent() -> None:
@@ -458,38 +457,89 @@ class Lifecycle:
     async def intake_ours(self, count: int) -> Intake:
         """`count` applications started at once (START_BATCH start requests in flight), timed until each
         waits in REVIEW with its reviewers assigned; then the worker's memory with them parked."""
-        counters_before = await worker_counters(self.st.ours)
-        rss_before = procfs.rss_bytes(self.st.ours.pid)
-        started = time.perf_counter()
-        starts_answered_s, marks = await self._into_review(self.applications("intake", count), started)
-        seconds = time.perf_counter() - started
-        await asyncio.sleep(SETTLE_S)
-        counters = counters_delta(counters_before, await worker_counters(self.st.ours))
-        rss = procfs.rss_bytes(self.st.ours.pid)
-        return Intake("intake", count, seconds, starts_answered_s, marks, rss_before, rss, count, counters)
+        apps = self.applications("intake", count)
+        return await self._burst("intake", self.st.ours, count, count, lambda started: self._into_review(apps, started))
 
     async def park(self, count: int, open_before: int) -> Intake:
         """`count` more exchanges into REVIEW, PARK_BATCH at a time (each batch parked before the next
         starts, so that the worker's cache is not flooded): its memory with them all open. Not a race."""
-        counters_before = await worker_counters(self.st.ours)
-        rss_before = procfs.rss_bytes(self.st.ours.pid)
         apps = self.applications("park", count)
+
+        async def batches(started: float) -> tuple[float | None, list[float]]:
+            marks: list[float] = []
+            for first in range(0, count, PARK_BATCH):
+                _, batch_marks = await self._into_review(apps[first : first + PARK_BATCH], started)
+                marks += batch_marks
+                rss_mb = procfs.rss_bytes(self.st.ours.pid) / MIB
+                _progress(f"  {open_before + first + len(batch_marks):,} open, worker RSS {rss_mb:,.0f} MB")
+            return None, marks
+
+        return await self._burst("park", self.st.ours, count, open_before + count, batches)
+
+    async def intake_bare(self, count: int) -> Intake:
+        """As many bare runs started at once, timed until each waits for its first message."""
+        assert self.plan is not None
+        plan = self.plan
+        first = next(k for k, p in enumerate(plan.phases) if p.messages)
+        ids = [f"bare-{self.run}-intake-{i:05d}" for i in range(count)]
+
+        async def burst(started: float) -> tuple[float | None, list[float]]:
+            marks: list[float] = []
+
+            async def parked(workflow_id: str) -> None:
+                if plan.phases[first].activities:
+                    await asyncio.wait_for(self.st.notifier.wait(workflow_id, first), READY_LIMIT_S)
+                marks.append(time.perf_counter() - started)
+
+            waits = [asyncio.create_task(parked(w)) for w in ids]
+            limit = asyncio.Semaphore(START_BATCH)
+
+            async def start(workflow_id: str) -> None:
+                async with limit:
+                    await self.st.client.start_workflow(
+                        BARE_WORKFLOW_TYPE, plan, id=workflow_id, task_queue=self.st.bare.task_queue
+                    )
+
+            await asyncio.gather(*(start(w) for w in ids))
+            starts_answered_s = time.perf_counter() - started
+            await asyncio.gather(*waits)
+            return starts_answered_s, marks
+
+        return await self._burst("bare", self.st.bare, count, count, burst)
+
+    async def _burst(
+        self,
+        variant: str,
+        worker: ChildWorker,
+        count: int,
+        open_after: int,
+        run: Callable[[float], Awaitable[tuple[float | None, list[float]]]],
+    ) -> Intake:
+        """Time `run` (given its start instant), read CPU around it, then the worker's memory and counters."""
+        counters_before = await worker_counters(worker)
+        rss_before = procfs.rss_bytes(worker.pid)
+        cpu_before, machine_before = self.st.cpu_seconds(), procfs.MachineTimes.now()
         started = time.perf_counter()
-        marks: list[float] = []
-        for first in range(0, count, PARK_BATCH):
-            _, batch_marks = await self._into_review(apps[first : first + PARK_BATCH], started)
-            marks += batch_marks
-            _progress(f"  {open_before + first + len(batch_marks):,} open, worker RSS {self._ours_rss_mb():,.0f} MB")
+        starts_answered_s, marks = await run(started)
         seconds = time.perf_counter() - started
+        cpu_after, machine_after = self.st.cpu_seconds(), procfs.MachineTimes.now()
         await asyncio.sleep(SETTLE_S)
-        counters = counters_delta(counters_before, await worker_counters(self.st.ours))
-        rss = procfs.rss_bytes(self.st.ours.pid)
-        return Intake("park", count, seconds, seconds, marks, rss_before, rss, open_before + count, counters)
+        return Intake(
+            variant=variant,
+            count=count,
+            seconds=seconds,
+            starts_answered_s=starts_answered_s,
+            marks_s=marks,
+            rss_before=rss_before,
+            rss_parked=procfs.rss_bytes(worker.pid),
+            open_after=open_after,
+            worker_counters=counters_delta(counters_before, await worker_counters(worker)),
+            cpu_s={k: cpu_after[k] - cpu_before[k] for k in cpu_after},
+            machine_busy_s=machine_after.busy_s - machine_before.busy_s,
+            machine_total_s=machine_after.total_s - machine_before.total_s,
+        )
 
-    def _ours_rss_mb(self) -> float:
-        return procfs.rss_bytes(self.st.ours.pid) / MIB
-
-    async def _into_review(self, apps: list[Any], started: float) -> tuple[float, list[float]]:
+    async def _into_review(self, apps: list[Any], started: float) -> tuple[float | None, list[float]]:
         """Start the exchanges, then read the read model until each waits in REVIEW with its reviewers
         assigned; when the starts were answered and when each one was seen waiting, from `started`."""
         ids = [a.application_id for a in apps]
@@ -507,43 +557,9 @@ class Lifecycle:
             if time.perf_counter() > deadline:
                 raise TimeoutError(f"{len(marks)} of {len(ids)} exchanges in REVIEW after {READY_LIMIT_S:.0f} s")
             await asyncio.sleep(INTAKE_POLL_S)
-            ready = await self.st.pool.fetchval(READY_FOR_REVIEW_SQL, ids)
+            ready = await self.st.pool.fetchval(READY_COUNT_SQL, ids)
             marks.extend([time.perf_counter() - started] * (ready - len(marks)))
         return starts_answered_s, marks
-
-    async def intake_bare(self, count: int) -> Intake:
-        """As many bare runs started at once, timed until each waits for its first message."""
-        assert self.plan is not None
-        plan = self.plan
-        first = next(k for k, p in enumerate(plan.phases) if p.messages)
-        ids = [f"bare-{self.run}-intake-{i:05d}" for i in range(count)]
-        counters_before = await worker_counters(self.st.bare)
-        rss_before = procfs.rss_bytes(self.st.bare.pid)
-        started = time.perf_counter()
-        marks: list[float] = []
-
-        async def parked(workflow_id: str) -> None:
-            if plan.phases[first].activities:
-                await asyncio.wait_for(self.st.notifier.wait(workflow_id, first), READY_LIMIT_S)
-            marks.append(time.perf_counter() - started)
-
-        waits = [asyncio.create_task(parked(w)) for w in ids]
-        limit = asyncio.Semaphore(START_BATCH)
-
-        async def start(workflow_id: str) -> None:
-            async with limit:
-                await self.st.client.start_workflow(
-                    BARE_WORKFLOW_TYPE, plan, id=workflow_id, task_queue=self.st.bare.task_queue
-                )
-
-        await asyncio.gather(*(start(w) for w in ids))
-        starts_answered_s = time.perf_counter() - started
-        await asyncio.gather(*waits)
-        seconds = time.perf_counter() - started
-        await asyncio.sleep(SETTLE_S)
-        counters = counters_delta(counters_before, await worker_counters(self.st.bare))
-        rss = procfs.rss_bytes(self.st.bare.pid)
-        return Intake("bare", count, seconds, starts_answered_s, marks, rss_before, rss, count, counters)
 
 
 # --- the run ------------------------------------------------------------------------------------

@@ -93,12 +93,15 @@ class Intake:
     variant: str  # "intake" (exchanges), "bare", or "park" (more exchanges, for memory only)
     count: int
     seconds: float
-    starts_answered_s: float  # until every start request was answered
+    starts_answered_s: float | None  # until every start request was answered (a park starts in batches)
     marks_s: list[float] = field(repr=False)  # when each one was seen waiting
     rss_before: int
     rss_parked: int
     open_after: int  # workflows of this worker open (parked) after the burst
     worker_counters: dict[str, float] = field(default_factory=dict)  # the SDK's, over the burst
+    cpu_s: dict[str, float] = field(default_factory=dict)  # by part of the stack, over the burst
+    machine_busy_s: float = 0.0
+    machine_total_s: float = 0.0
 
     @property
     def cached_added(self) -> int:
@@ -292,7 +295,7 @@ def _intake_json(i: Intake) -> dict[str, Any]:
         "variant": i.variant,
         "count": i.count,
         "seconds": round(i.seconds, 2),
-        "starts_answered_s": round(i.starts_answered_s, 2),
+        "starts_answered_s": None if i.starts_answered_s is None else round(i.starts_answered_s, 2),
         "half_ready_s": round(quantile(i.marks_s, 0.5), 2),
         "p90_ready_s": round(quantile(i.marks_s, 0.9), 2),
         "worker_rss_before_mb": round(i.rss_before / MIB, 1),
@@ -302,6 +305,9 @@ def _intake_json(i: Intake) -> dict[str, Any]:
         else round(i.rss_per_cached_bytes / 1024, 1),
         "open_after": i.open_after,
         "worker_counters": {k: round(v) for k, v in i.worker_counters.items()},
+        "cpu_s": {k: round(v, 2) for k, v in i.cpu_s.items()},
+        "machine_busy_cpu_s": round(i.machine_busy_s, 2),
+        "machine_capacity_cpu_s": round(i.machine_total_s, 2),
     }
 
 
@@ -371,19 +377,29 @@ def _print_pairs(res: Results) -> None:
         for r in runs:
             cpu.update(r.cpu_s)
         n = sum(r.workflows for r in runs)
-        parts = ", ".join(f"{k} {1000 * v / n:,.0f}" for k, v in cpu.most_common() if v > 0)
-        print(f"  CPU per {variant} workflow, ms: {parts}")
+        print(f"  CPU per {variant} workflow, ms: {_cpu_text(cpu, n)}")
     for variant in ("ours", "bare"):
         runs = res.of(variant)
         n = sum(r.workflows for r in runs)
         print(f"  {variant} worker per workflow: {_cache_text(runs[0].worker_counters.keys(), runs, n)}")
-    busy_s = sum(r.machine_busy_s for r in res.reps)
-    total_s = sum(r.machine_total_s for r in res.reps)
-    ours_s = sum(sum(r.cpu_s.values()) for r in res.reps)
+    print(f"  {_machine_text(res.reps)}")
+
+
+def _cpu_text(cpu: Counter[str] | dict[str, float], n: int) -> str:
+    """CPU time by part of the stack, in ms per workflow, the largest first (parts under 1 ms left out)."""
+    ordered = sorted(cpu.items(), key=lambda kv: -kv[1])
+    return ", ".join(f"{k} {1000 * v / n:,.0f}" for k, v in ordered if 1000 * v / n >= 1)
+
+
+def _machine_text(runs: Sequence[Rep | Intake]) -> str:
+    """How busy the whole machine was over these runs, and how much of it was other people's processes."""
+    busy_s = sum(r.machine_busy_s for r in runs)
+    total_s = sum(r.machine_total_s for r in runs)
+    ours_s = sum(sum(r.cpu_s.values()) for r in runs)
     others = max(0.0, busy_s - ours_s)
-    print(
-        f"  the machine was busy {busy_s / total_s:.0%} of {total_s:,.0f} CPU-s in these runs; other people's "
-        f"processes took {others / total_s:.0%}"
+    return (
+        f"the machine was busy {busy_s / total_s:.0%} of {total_s:,.0f} CPU-s, other people's processes "
+        f"{others / total_s:.0%}"
     )
 
 
@@ -425,10 +441,10 @@ def _print_intake(res: Results) -> None:
     )
     names = {"intake": "ours", "bare": "bare", "park": "park"}
     for i in res.intake:
+        answered = "" if i.starts_answered_s is None else f"starts answered in {i.starts_answered_s:.1f} s, "
         print(
-            f"  {names[i.variant]:<5}{i.count:>7,} in {i.seconds:>6.1f} s (starts answered in "
-            f"{i.starts_answered_s:.1f} s, half waiting at {quantile(i.marks_s, 0.5):.1f} s, "
-            f"90% at {quantile(i.marks_s, 0.9):.1f} s)"
+            f"  {names[i.variant]:<5}{i.count:>7,} in {i.seconds:>6.1f} s ({answered}half waiting at "
+            f"{quantile(i.marks_s, 0.5):.1f} s, 90% at {quantile(i.marks_s, 0.9):.1f} s)"
         )
         per = i.rss_per_cached_bytes
         per_text = "" if math.isnan(per) else f": {per / 1024:,.0f} kB per workflow cached (cache {WORKER_CACHE:,})"
@@ -438,6 +454,8 @@ def _print_intake(res: Results) -> None:
         )
         if i.worker_counters:
             print(f"  {'':<5}worker per workflow: {_cache_text(i.worker_counters.keys(), [i], i.count)}")
+        if i.cpu_s and i.machine_total_s:
+            print(f"  {'':<5}CPU per workflow, ms: {_cpu_text(i.cpu_s, i.count)}; {_machine_text([i])}")
     ours, bare = res.intake_of("intake"), res.intake_of("bare")
     if ours and bare:
         print(f"  ratio ours/bare: {ours.seconds / bare.seconds:.2f}x")
