@@ -73,6 +73,10 @@ class Exchange:
         self.screening_failures: tuple[RuleFailure, ...] = ()
         self.stop: Ended | None = None
         self.closing = False
+        # The stage an activity is entering right now (REVIEW at admission, AGREEMENT at funding): it writes the
+        # new stage to the read model in its transaction, so people may act on it before the workflow has
+        # mirrored it. Their messages are accepted and applied once the stage has settled (`settled`).
+        self.entering: Stage | None = None
         self._events: list[ProjectedEvent] = []
         self._assignments: list[AssignmentChange] = []
         self._published: tuple[Stage, int | None, datetime | None] | None = None
@@ -245,10 +249,14 @@ class Exchange:
 
     # --- what every validator asks ---------------------------------------------------------------------
 
+    async def settled(self) -> None:
+        """Wait until no activity is entering a stage (a message accepted early is then validated again)."""
+        await workflow.wait_condition(lambda: self.entering is None)
+
     def require_stage(self, action: str, allowed: frozenset[Stage] | set[Stage]) -> None:
         if self.closing:
             raise refused(Refusal.WRONG_STAGE, f"{action}: the exchange is closing and accepts no more decisions")
-        if self.stage not in allowed:
+        if self.stage not in allowed and self.entering not in allowed:
             names = ", ".join(sorted(s.value for s in allowed))
             raise refused(
                 Refusal.WRONG_STAGE, f"{action}: not allowed in stage {self.stage.value} (allowed in: {names})"

@@ -38,6 +38,7 @@ class FundingStage:
         ex = self.ex
         ex.enter(Stage.FUNDING, SYSTEM_ACTOR)
         signature_due = workflow.now() + timedelta(days=ex.policy.deadlines.signature_days)
+        ex.entering = Stage.AGREEMENT
         async with ex.write_lock:
             result = await workflow.execute_activity_method(
                 FundingActivities.fund_exchange,
@@ -53,6 +54,7 @@ class FundingStage:
                 ),
                 **options.DATABASE,
             )
+        ex.entering = None  # below: the stage is mirrored before anything else runs
         if not result.claimed:
             failure = RuleFailure(
                 rule="R7",

@@ -358,7 +358,8 @@ class ReviewStage:
             raise refused(
                 Refusal.NOT_ALLOWED, "actor_id: the person who submitted or amended the application cannot review it"
             )
-        self._require_board("submit_review")
+        if not self._require_board("submit_review"):
+            return
         self._require_no_pending_changes("submit_review")
         if decision.actor_id in self.board.reviews:
             raise refused(
@@ -374,14 +375,16 @@ class ReviewStage:
             raise refused(Refusal.INVALID_INPUT, problem)
 
     def validate_conflict(self, request: DeclareConflictInput) -> None:
-        self._require_in_review("declare_conflict")
+        if not self._require_in_review("declare_conflict"):
+            return
         if not self.board.is_assigned(request.actor_id):
             raise refused(
                 Refusal.NOT_ALLOWED, f"actor_id: {request.actor_id} is not assigned to review this application"
             )
 
     def validate_request_changes(self, request: RequestChangesInput) -> None:
-        self._require_in_review("request_changes")
+        if not self._require_in_review("request_changes"):
+            return
         self._require_no_pending_changes("request_changes")
         if not (self.board.is_assigned(request.actor_id) or request.actor_id in self.officers):
             raise refused(
@@ -454,13 +457,18 @@ class ReviewStage:
         if self.reopen_request is not None:
             raise refused(Refusal.ALREADY_RECORDED, "reopen: already reopened")
 
-    def _require_in_review(self, action: str) -> None:
+    def _require_in_review(self, action: str) -> bool:
         self.ex.require_stage(action, {Stage.REVIEW})
-        self._require_board(action)
+        return self._require_board(action)
 
-    def _require_board(self, action: str) -> None:
-        if self.board_or_none is None:
-            raise refused(Refusal.WRONG_STAGE, f"{action}: reviewers are being assigned; try again in a moment")
+    def _require_board(self, action: str) -> bool:
+        """True when the board exists; False while the admission books it (the message is then accepted and
+        validated again once it is booked, see ExchangeWorkflow); refused otherwise."""
+        if self.board_or_none is not None:
+            return True
+        if self.ex.entering is Stage.REVIEW:
+            return False
+        raise refused(Refusal.WRONG_STAGE, f"{action}: reviewers are being assigned; try again in a moment")
 
     def _require_no_pending_changes(self, action: str) -> None:
         if self.changes is not None:

@@ -60,6 +60,7 @@ async def admit(ex: Exchange) -> AdmitApplicationResult:
     """SUBMITTED, SCREENING and, eligible, REVIEW with its first reviewers: one activity, mirrored here."""
     check_start(ex)
     info = workflow.info()
+    ex.entering = Stage.REVIEW
     try:
         admitted = await workflow.execute_activity_method(
             SubmissionActivities.admit_application,
@@ -78,6 +79,8 @@ async def admit(ex: Exchange) -> AdmitApplicationResult:
         if isinstance(cause, ApplicationError) and cause.type == "invalid_input":
             raise refused(Refusal.INVALID_INPUT, f"policy_version: {cause.message}") from None
         raise
+    finally:
+        ex.entering = None
     if not admitted.claimed:
         raise refused(
             Refusal.DUPLICATE_APPLICATION,

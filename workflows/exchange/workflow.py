@@ -32,6 +32,8 @@ cancellation); payment SLA (an alert) and a last limit on waiting for finance.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from temporalio import workflow
 from temporalio.common import RawValue
 
@@ -136,10 +138,19 @@ class ExchangeWorkflow:
             history=tuple(ex.history),
         )
 
+    async def _settled(self, validate: Callable[[], None]) -> None:
+        """A message may be accepted while an activity enters its stage (REVIEW at admission, AGREEMENT at
+        funding): people see the new stage as soon as it commits. It is applied once the stage has settled,
+        and validated again then (the stage may have gone another way: a refusal fails the update)."""
+        if self.ex.entering is not None:
+            await self.ex.settled()
+            validate()
+
     # --- REVIEW --------------------------------------------------------------------------------------------
 
     @workflow.update(name="submit_review")
-    def submit_review(self, decision: SubmitReviewInput) -> ExchangeStatus:
+    async def submit_review(self, decision: SubmitReviewInput) -> ExchangeStatus:
+        await self._settled(lambda: self.review.validate_review(decision))
         self.review.submit_review(decision)
         return self.status()
 
@@ -149,6 +160,7 @@ class ExchangeWorkflow:
 
     @workflow.update(name="declare_conflict")
     async def declare_conflict(self, request: DeclareConflictInput) -> ExchangeStatus:
+        await self._settled(lambda: self.review.validate_conflict(request))
         self.review.declare_conflict(request)
         await self.ex.write()  # need to know: the recusal hides the exchange from its reviewer before we answer
         return self.status()
@@ -158,7 +170,8 @@ class ExchangeWorkflow:
         self.review.validate_conflict(request)
 
     @workflow.update(name="request_changes")
-    def request_changes(self, request: RequestChangesInput) -> ExchangeStatus:
+    async def request_changes(self, request: RequestChangesInput) -> ExchangeStatus:
+        await self._settled(lambda: self.review.validate_request_changes(request))
         self.review.request_changes(request)
         return self.status()
 
@@ -215,7 +228,8 @@ class ExchangeWorkflow:
     # --- AGREEMENT -----------------------------------------------------------------------------------------
 
     @workflow.update(name="sign_commitment")
-    def sign_commitment(self, signature: SignCommitmentInput) -> ExchangeStatus:
+    async def sign_commitment(self, signature: SignCommitmentInput) -> ExchangeStatus:
+        await self._settled(lambda: self.agreement.validate_signature(signature))
         self.agreement.sign(signature)
         return self.status()
 
@@ -224,7 +238,8 @@ class ExchangeWorkflow:
         self.agreement.validate_signature(signature)
 
     @workflow.update(name="confirm_match")
-    def confirm_match(self, confirmation: ConfirmMatchInput) -> ExchangeStatus:
+    async def confirm_match(self, confirmation: ConfirmMatchInput) -> ExchangeStatus:
+        await self._settled(lambda: self.agreement.validate_match(confirmation))
         self.agreement.confirm_match(confirmation)
         return self.status()
 
