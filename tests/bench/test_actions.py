@@ -208,7 +208,8 @@ def test_the_bare_plan_of_a_paid_exchange_has_its_activities_messages_and_timers
     assert Counter(m.name for m in messages if m.kind == "update") == counted.updates
     assert [m.name for m in messages if m.kind == "signal"] == ["confirm_payment"]
     assert [sorted(set(m.name for m in p.messages)) for p in phases] == [
-        ["submit_review"],  # both reviewers, one after the other, once the reviewers are assigned
+        ["submit_review"],  # the first reviewer, once the reviewers are assigned
+        ["submit_review"],  # the second, after the first review's assignment change was written
         ["confirm_match", "sign_commitment"],  # the four signatures and both confirmations, in AGREEMENT
         ["submit_report", "validate_report"],  # in REPORTING
         ["confirm_payment"],  # once the payment order exists
