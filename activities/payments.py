@@ -21,7 +21,7 @@ from activities.pricing import price
 from activities.projection import transact, write_events
 from ledger.errors import LedgerError
 from ledger.store import LedgerStore
-from schemas.activities import PostPaymentInput, PostPaymentResult
+from schemas.activities import PostPaymentInput, PostPaymentResult, PricingResult
 from schemas.events import EventName, ProjectedEvent, ProjectionBatch
 from schemas.ids import payment_order_id
 
@@ -39,83 +39,98 @@ class PaymentActivities:
 
     @activity.defn(name="post_payment")
     async def post_payment(self, request: PostPaymentInput) -> PostPaymentResult:
-        app = request.application
-        final = price(app, request.policy, request.actual_end_date)
+        final = price(request.application, request.policy, request.actual_end_date)
         amount_cents = min(final.amount_cents, request.held_cents)  # never above the hold
-        order_id = payment_order_id(app.application_id)
 
         async def pay(conn: DbConnection, _: ProjectionBatch | None) -> PostPaymentResult:
-            try:
-                posted = await self._store.post(
-                    idempotency_key=f"{request.idempotency_key}:post",
-                    hold_id=request.hold_id,
-                    amount_cents=amount_cents,
-                    conn=conn,
+            order_id, replayed = await self._book(conn, request, amount_cents)
+            event = _payment_ordered(request, order_id, amount_cents, final)
+            await write_events(conn, request.application, (event,), self._notify_email)
+            if not replayed:
+                count(
+                    "cx_paid_cents",
+                    amount_cents,
+                    "euro cents paid",
+                    partnership=request.application.visitor_partnership_id,
                 )
-                paid_out = await self._store.pay_out(
-                    idempotency_key=f"{request.idempotency_key}:pay_out",
-                    exchange_id=app.application_id,
-                    amount_cents=amount_cents,
-                    conn=conn,
-                )
-            except LedgerError as error:
-                raise as_application_error(error) from error
-            await conn.execute(
-                """INSERT INTO payment_orders (payment_order_id, application_id, partnership_id, amount_cents,
-                                               hold_id, post_transfer_id, payout_transfer_id)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7)
-                   ON CONFLICT (application_id) DO NOTHING""",
-                order_id,
-                app.application_id,
-                app.visitor_partnership_id,
-                amount_cents,
-                request.hold_id,
-                posted.id,
-                paid_out.id,
-            )
-            # Finance learns of the order through the outbox, written in this same transaction:
-            # the message exists if and only if the money moved (workers/dispatcher.py delivers it).
-            await enqueue(
-                conn,
-                dedup_key=payment_order_dedup_key(app.application_id),
-                topic="payment_order",
-                channel="webhook",
-                destination=self._finance_webhook_url,
-                payload={
-                    "payment_order_id": order_id,
-                    "application_id": app.application_id,
-                    "partnership_id": app.visitor_partnership_id,
-                    "amount_cents": amount_cents,
-                    "currency": "EUR",
-                },
-            )
-            released_cents = request.held_cents - amount_cents
-            event = ProjectedEvent(
-                sequence=request.sequence,
-                event=EventName.PAYMENT_ORDERED,
-                stage=request.stage,
-                at=request.now,
-                actor_id=SYSTEM_ACTOR,
-                reason=f"payment order {order_id}",
-                details={
-                    "posted_cents": amount_cents,
-                    "released_cents": released_cents,
-                    "final_amount_cents": final.amount_cents,
-                    "final_breakdown": list(final.breakdown),
-                    "final_input_digest": final.input_digest,
-                },
-                grant_cents=request.grant_cents,
-                held_cents=0,
-                paid_cents=amount_cents,
-                next_deadline=request.sla_due,
-                policy_version=request.policy.version,
-            )
-            await write_events(conn, app, (event,), self._notify_email)
-            if not paid_out.replayed:
-                count("cx_paid_cents", amount_cents, "euro cents paid", partnership=app.visitor_partnership_id)
             return PostPaymentResult(
-                payment_order_id=order_id, posted_cents=amount_cents, released_cents=released_cents, final=final,
+                payment_order_id=order_id,
+                posted_cents=amount_cents,
+                released_cents=request.held_cents - amount_cents,
+                final=final,
                 event=event,
-            )  # fmt: skip
+            )
 
         return await transact(self._pool, request.projection, pay, self._notify_email)
+
+    async def _book(self, conn: DbConnection, request: PostPaymentInput, amount_cents: int) -> tuple[str, bool]:
+        """Post the hold, pay out, write the order and its outbox message; (order id, whether a replay)."""
+        app = request.application
+        order_id = payment_order_id(app.application_id)
+        try:
+            posted = await self._store.post(
+                idempotency_key=f"{request.idempotency_key}:post", hold_id=request.hold_id, amount_cents=amount_cents,
+                conn=conn,
+            )  # fmt: skip
+            paid_out = await self._store.pay_out(
+                idempotency_key=f"{request.idempotency_key}:pay_out", exchange_id=app.application_id,
+                amount_cents=amount_cents, conn=conn,
+            )  # fmt: skip
+        except LedgerError as error:
+            raise as_application_error(error) from error
+        await conn.execute(
+            """INSERT INTO payment_orders (payment_order_id, application_id, partnership_id, amount_cents,
+                                           hold_id, post_transfer_id, payout_transfer_id)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)
+               ON CONFLICT (application_id) DO NOTHING""",
+            order_id,
+            app.application_id,
+            app.visitor_partnership_id,
+            amount_cents,
+            request.hold_id,
+            posted.id,
+            paid_out.id,
+        )
+        # Finance learns of the order through the outbox, written in this same transaction:
+        # the message exists if and only if the money moved (workers/dispatcher.py delivers it).
+        await enqueue(
+            conn,
+            dedup_key=payment_order_dedup_key(app.application_id),
+            topic="payment_order",
+            channel="webhook",
+            destination=self._finance_webhook_url,
+            payload={
+                "payment_order_id": order_id,
+                "application_id": app.application_id,
+                "partnership_id": app.visitor_partnership_id,
+                "amount_cents": amount_cents,
+                "currency": "EUR",
+            },
+        )
+        return order_id, paid_out.replayed
+
+
+def _payment_ordered(
+    request: PostPaymentInput, order_id: str, amount_cents: int, final: PricingResult
+) -> ProjectedEvent:
+    """The audit event of the order, with the read model's row as it leaves it (nothing held, all paid)."""
+    return ProjectedEvent(
+        sequence=request.sequence,
+        event=EventName.PAYMENT_ORDERED,
+        stage=request.stage,
+        at=request.now,
+        actor_id=SYSTEM_ACTOR,
+        reason=f"payment order {order_id}",
+        details={
+            "posted_cents": amount_cents,
+            "released_cents": request.held_cents - amount_cents,
+            "final_amount_cents": final.amount_cents,
+            "final_breakdown": list(final.breakdown),
+            "final_input_digest": final.input_digest,
+        },
+        grant_cents=request.grant_cents,
+        held_cents=0,
+        paid_cents=amount_cents,
+        next_deadline=request.sla_due,
+        policy_version=request.policy.version,
+    )
