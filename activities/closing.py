@@ -16,7 +16,7 @@ from temporalio import activity
 from activities.ledger import as_application_error
 from activities.outbox import DbConnection
 from activities.projection import transact, write_events
-from activities.visits import release
+from activities.screening import release
 from ledger.errors import LedgerError
 from ledger.store import LedgerStore
 from schemas.activities import CloseExchangeInput, CloseExchangeResult

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from temporalio import activity
 
-from activities.calendar import add_working_days
+from rules.calendar import add_working_days
 from schemas.activities import WorkingDayDeadlineInput
 
 

@@ -20,11 +20,11 @@ from temporalio import activity
 from activities.ledger import as_application_error
 from activities.metrics import count
 from activities.outbox import DbConnection
-from activities.pricing import price
 from activities.projection import transact, write_events
-from activities.visits import claim
+from activities.screening import claim
 from ledger.errors import BudgetExhausted, LedgerError
 from ledger.store import LedgerStore
+from rules.pricing import price
 from schemas.activities import FundExchangeInput, FundExchangeResult
 from schemas.events import EventName, ProjectedEvent, ProjectionBatch
 from schemas.stages import Stage

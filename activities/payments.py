@@ -17,10 +17,10 @@ from temporalio import activity
 from activities.ledger import as_application_error
 from activities.metrics import count
 from activities.outbox import DbConnection, enqueue, payment_order_dedup_key
-from activities.pricing import price
 from activities.projection import transact, write_events
 from ledger.errors import LedgerError
 from ledger.store import LedgerStore
+from rules.pricing import price
 from schemas.activities import PostPaymentInput, PostPaymentResult, PricingResult
 from schemas.events import EventName, ProjectedEvent, ProjectionBatch
 from schemas.ids import payment_order_id

@@ -26,8 +26,8 @@ from temporalio.exceptions import ApplicationError
 
 from activities.metrics import count
 from activities.outbox import DbConnection, enqueue
-from activities.review import MissingDeadline, UnknownReviewer
-from activities.review import update as update_assignment
+from ledger.review import MissingDeadline, UnknownReviewer
+from ledger.review import update as update_assignment
 from schemas.errors import ErrorType
 from schemas.events import NOTIFIED_EVENTS, ConfirmedPayment, ProjectedEvent, ProjectionBatch
 from schemas.exchange import ApplicationInput

@@ -5,8 +5,8 @@ One activity and one database transaction do what used to take eight round trips
    refused (InvalidInput) before anything is written;
 2. the application id is claimed for this run (`exchange_runs`, migration 0007): a second run under a
    closed exchange's id finds the first run's claim and is told so, having written nothing;
-3. rules R1-R6 and the lead time are applied (pure code, activities/screening.py) and R7 is read early
-   (the visitor organisation's one visit: activities/visits.py);
+3. rules R1-R6 and the lead time are applied (pure code, rules/screening.py) and R7 is read early
+   (the visitor organisation's one visit: activities/screening.py);
 4. an eligible application enters REVIEW and its reviewers are booked, with the review deadline counted
    in working days;
 5. the events of all that (SUBMITTED, SCREENING, the screening decision, REVIEW, the assignment) are
@@ -22,12 +22,12 @@ import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.calendar import add_working_days
 from activities.outbox import DbConnection
 from activities.projection import transact, write_events
-from activities.review import assign
-from activities.screening import screen, visit_failures
-from activities.visits import check as check_visit
+from activities.screening import check as check_visit
+from ledger.review import assign
+from rules.calendar import add_working_days
+from rules.screening import screen, visit_failures
 from schemas.activities import AdmitApplicationInput, AdmitApplicationResult, ScreeningResult
 from schemas.errors import ErrorType
 from schemas.events import EventName, ProjectedEvent

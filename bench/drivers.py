@@ -28,11 +28,11 @@ import asyncpg
 from pypdf import PdfWriter
 from temporalio.client import Client
 
-from activities.calendar import working_days
-from activities.evidence import EvidenceStore, store_evidence
 from bench.bare import BARE_WORKFLOW_TYPE, SIGNAL_NAME, UPDATE_NAME, PhaseNotifier
 from bench.plan import BarePlan
 from clients.client import DecisionRefused, ExchangeClient
+from ledger.evidence import EvidenceStore, store_evidence
+from rules.calendar import working_days
 from schemas.errors import Refusal
 from schemas.exchange import ApplicationInput, Party
 from schemas.stages import Stage

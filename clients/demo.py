@@ -16,8 +16,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 
-from activities.calendar import working_days
 from clients.client import DecisionRefused, DuplicateApplication, ExchangeClient, ExchangeClientError
+from rules.calendar import working_days
 from schemas.exchange import ApplicationInput, EvidenceItem, ExchangeStatus, Party
 from schemas.stages import Stage
 

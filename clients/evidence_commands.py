@@ -1,7 +1,7 @@
 """`cx evidence`: upload the evidence of a closing report (boarding passes, invoices) and list it.
 
 `add` checks the file (size, type by content, and the whole structure of that type: a PDF must parse,
-an image must decode, nothing may follow its end, no archive anywhere; activities/evidence_content.py),
+an image must decode, nothing may follow its end, no archive anywhere; rules/evidence_content.py),
 refuses an application that started no exchange (exit 3), stores the file by its SHA-256 and prints the
 `EvidenceItem` JSON to paste into the report's `evidence`. The store is `CX_EVIDENCE_DIR`, else
 `<CX_STATE_DIR>/evidence`; the records are in the database (`DATABASE_URL` or the `make run` stack).
@@ -24,20 +24,11 @@ import asyncpg
 import typer
 from rich.table import Table
 
-from activities.evidence import (
-    EVIDENCE_KINDS,
-    ApplicationUnknown,
-    EvidenceRecord,
-    EvidenceRefused,
-    EvidenceStore,
-    check_evidence,
-    list_evidence,
-    read_upload,
-    store_evidence,
-)
 from clients.command import CommandFailed, console, load_settings, run
 from clients.command import main as run_app
 from clients.exit_codes import ExitCode
+from ledger.evidence import ApplicationUnknown, EvidenceRecord, EvidenceStore, list_evidence, store_evidence
+from rules.evidence import EVIDENCE_KINDS, EvidenceRefused, check_evidence, read_upload
 from schemas.exchange import EvidenceItem
 from workers.connect import connect_postgres
 from workers.runtime import resolve_database_url

@@ -1,7 +1,7 @@
 """`cx explain`: why an exchange was decided as it was, from the append-only audit trail.
 
 Every screening and pricing decision is recorded with the policy version, a digest of its input and
-its reasons (activities/screening.py, activities/pricing.py, projected by the workflow), and every review
+its reasons (rules/screening.py, rules/pricing.py, projected by the workflow), and every review
 decision with who made it and why (each review with its recommendation and scores, the board's decision,
 an officer's override, requests for changes and their answers, reopenings). An explanation years later
 reads that record instead of recomputing with today's rules.

@@ -1,6 +1,6 @@
 """Euros for people: every human output of `cx` shows amounts as `1,100.00 EUR`; JSON keeps `*_cents`.
 
-Integer arithmetic only: no float ever touches money. The style is the one activities/pricing.py uses
+Integer arithmetic only: no float ever touches money. The style is the one rules/pricing.py uses
 in its reasons, so an amount reads the same in `cx status`, `cx budget` and `cx explain`.
 """
 

@@ -12,11 +12,11 @@ from typing import Annotated
 
 import typer
 
-from activities.simulate import SimulationCase, SimulationReport, simulate
 from clients.command import CommandFailed, console, fail, load_settings, run
 from clients.exit_codes import ExitCode
 from clients.input_files import InputRefused, read_text, shown_path
 from ledger.store import DbConnection
+from rules.simulate import SimulationCase, SimulationReport, simulate
 from schemas.exchange import ApplicationInput
 from schemas.policy import PolicyFileError, UnknownPolicyVersion, known_versions, load_policy, load_policy_text
 from schemas.stages import TERMINAL_STAGES, Stage

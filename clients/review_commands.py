@@ -1,6 +1,6 @@
 """`cx reviewers` (who may review) and `cx review` (what waits for whom): the REVIEW stage's CLI (issue 5).
 
-Each command is a thin shell over the SQL-level functions of activities/review.py, which a future
+Each command is a thin shell over the SQL-level functions of ledger/review.py, which the
 REST API reuses: input is validated with the `Reviewer` contract before anything is written, and
 errors are one red line on stderr with an exit code from clients/exit_codes.py (USAGE for a bad
 field, NOT_FOUND for an unknown reviewer), never a traceback.
@@ -19,7 +19,9 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from activities.review import (
+from clients.command import CommandFailed, console, fail, load_settings, run
+from clients.exit_codes import ExitCode
+from ledger.review import (
     InboxItem,
     ReviewerLoad,
     UnknownReviewer,
@@ -29,8 +31,6 @@ from activities.review import (
     list_reviewers,
     set_unavailable,
 )
-from clients.command import CommandFailed, console, fail, load_settings, run
-from clients.exit_codes import ExitCode
 from schemas.review import Reviewer, ReviewerRole
 from workers.connect import connect_postgres
 from workers.runtime import resolve_database_url

@@ -9,8 +9,8 @@ from typing import Any
 import asyncpg
 from temporalio.testing import ActivityEnvironment
 
-from activities.calendar import working_days
 from activities.projection import ProjectionActivities
+from rules.calendar import working_days
 from schemas.events import EventName, ProjectedEvent, ProjectionBatch
 from schemas.exchange import ApplicationInput
 from schemas.stages import Stage

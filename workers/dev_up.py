@@ -24,10 +24,10 @@ from pypdf import PdfWriter
 from rich.console import Console
 from rich.table import Table
 
-from activities.evidence import EvidenceStore, store_evidence
 from clients.api import Principal, create_app, load_tokens
 from clients.client import ExchangeClient
 from clients.demo import demo_samples, drive
+from ledger.evidence import EvidenceStore, store_evidence
 from ledger.migrate import apply_migrations
 from ledger.store import LedgerStore
 from schemas.exchange import EvidenceItem
@@ -274,7 +274,7 @@ def _redact(dsn: str) -> str:
 
 def demo_boarding_pass(application_id: str) -> bytes:
     """The demo traveller's boarding pass: a real one-page PDF titled with the exchange, so that each is
-    unique (evidence is stored by SHA-256) and passes the evidence checks (activities/evidence_content.py)."""
+    unique (evidence is stored by SHA-256) and passes the evidence checks (rules/evidence_content.py)."""
     writer = PdfWriter()
     writer.add_blank_page(width=595, height=842)
     writer.add_metadata({"/Title": f"DEMO boarding pass, {application_id}"})

@@ -16,16 +16,15 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.closing import ClosingActivities
 from activities.deadlines import working_day_deadline
-from activities.evidence import EvidenceActivities
 from activities.funding import FundingActivities
 from activities.ledger import LedgerActivities
 from activities.payments import PaymentActivities
 from activities.pricing import price_exchange
 from activities.projection import ProjectionActivities
+from activities.reporting import EvidenceActivities
 from activities.review import ReviewActivities
-from activities.screening import screen_application
+from activities.screening import VisitActivities, screen_application
 from activities.submission import SubmissionActivities
-from activities.visits import VisitActivities
 from activities.waitlist import WaitlistActivities
 from ledger.store import LedgerStore
 from workflows.exchange import ExchangeWorkflow
@@ -37,7 +36,7 @@ WORKFLOWS = [ExchangeWorkflow, FundsWorkflow]
 # import per workflow cost a tenth of the worker's CPU and most of its memory (docs/performance.md).
 SANDBOX = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(
-        "workflows", "activities", "schemas", "ledger", "pydantic", "pydantic_core", "holidays", "asyncpg"
+        "workflows", "activities", "rules", "schemas", "ledger", "pydantic", "pydantic_core", "holidays", "asyncpg"
     )
 )
 _POOL_MAX_SIZE = 10

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from activities.review import add_reviewer
+from ledger.review import add_reviewer
 from ledger.store import LedgerStore
 from schemas.review import Reviewer, ReviewerRole
 

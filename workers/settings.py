@@ -34,7 +34,7 @@ class Settings:
     # (workers/connect.py) before they exit with UNAVAILABLE.
     connect_timeout_s: float
     # The REST API's bounds (issue 11): the largest JSON body it reads (evidence uploads have their own,
-    # activities/evidence.py) and how long it waits for Temporal before answering 504.
+    # rules/evidence.py) and how long it waits for Temporal before answering 504.
     api_max_body_bytes: int = 1024 * 1024
     api_engine_timeout_s: float = 10.0
 

@@ -19,7 +19,6 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from activities.evidence import EvidenceStore
 from clients.api.auth import Principal, TokenConfigError, load_tokens
 from clients.api.body import BodyLimit, BodyTooLarge, too_large_response
 from clients.api.context import Api
@@ -28,6 +27,7 @@ from clients.api.openapi import build_openapi
 from clients.api.problems import Problem, ProblemError, invalid, problem_response, problem_type
 from clients.api.routers import budgets, evidence, exchanges, ops, policy, reviews
 from clients.client import ExchangeClient
+from ledger.evidence import EvidenceStore
 from ledger.store import LedgerStore
 from workers.connect import connect_temporal, postgres_pool
 from workers.runtime import resolve_database_url, resolve_temporal_address

@@ -22,11 +22,11 @@ from pydantic import BaseModel
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from activities.evidence import EvidenceStore
 from clients.api.access import ACTIONS, Action, Facts, Grant, Kind, Reach, actor_refusal, grant_for, kind_of, reaches
 from clients.api.auth import Principal
 from clients.api.problems import ProblemError, forbidden, not_found
 from clients.client import ExchangeClient
+from ledger.evidence import EvidenceStore
 from ledger.store import LedgerStore
 from schemas.converter import DATA_CONVERTER
 from schemas.exchange import ApplicationInput, Party

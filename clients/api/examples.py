@@ -12,8 +12,6 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from activities.evidence import EvidenceRecord
-from activities.review import InboxItem
 from clients.api.models import (
     Accepted,
     AlreadyConfirmed,
@@ -32,6 +30,8 @@ from clients.api.models import (
     TopUp,
     VisitClaim,
 )
+from ledger.evidence import EvidenceRecord
+from ledger.review import InboxItem
 from schemas.exchange import ApplicationInput, EvidenceItem, ExchangeStatus, Party, Transition
 from schemas.ledger import TransferKind
 from schemas.messages import SIGNALS, UPDATES

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from activities.geo import EARTH_RADIUS_KM, display_km, format_km, great_circle_km
+from rules.geo import EARTH_RADIUS_KM, display_km, format_km, great_circle_km
 
 
 def test_great_circle_km_is_not_rounded() -> None:

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from activities.geo import EARTH_RADIUS_KM, great_circle_km
-from activities.pricing import format_eur, lump_sum, price, unit_cost
-from activities.screening import screen
+from rules.geo import EARTH_RADIUS_KM, great_circle_km
+from rules.pricing import format_eur, lump_sum, price, unit_cost
+from rules.screening import screen
 from schemas.exchange import ApplicationInput
 from schemas.policy import LumpSumPricing, UnitCostPricing, load_policy, load_policy_file
 from tests.factories import BRATISLAVA, KRAKOW, VIENNA, application

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from activities.calendar import last_day_of_stay
-from activities.screening import (
+from rules.calendar import last_day_of_stay
+from rules.screening import (
     cluster_member_failures,
     country_failures,
     host_type_failures,

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from activities.visits import VisitActivities, claim, release
+from activities.screening import VisitActivities, claim, release
 from schemas.activities import CheckVisitInput, CheckVisitResult, ClaimVisitResult, VisitUse
 from schemas.stages import Stage
 from tests.factories import application, project

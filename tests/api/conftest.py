@@ -13,10 +13,10 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from activities.evidence import EvidenceStore
 from clients.api import Principal, create_app
 from clients.api.app import ENGINE_TIMEOUT_S, MAX_BODY_BYTES
 from clients.client import ExchangeClient
+from ledger.evidence import EvidenceStore
 from tests.api.helpers import token_table
 from tests.workflows.conftest import add_review_panel
 from tests.workflows.conftest import dev_client as dev_client  # the fixture: a worker on the dev server

@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 
-from activities.calendar import working_days
 from clients.api import Principal
+from rules.calendar import working_days
 from tests.factories import application
 from tests.workflows.conftest import REVIEWERS, panel_member, review
 

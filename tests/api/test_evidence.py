@@ -6,7 +6,7 @@ import hashlib
 
 import httpx
 
-from activities.evidence import MAX_EVIDENCE_SIZE_BYTES
+from rules.evidence import MAX_EVIDENCE_SIZE_BYTES
 from tests.api.helpers import (
     APPLICANT,
     APPLICANT_SUBJECT,

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.generation.case import Case
 
-from activities.evidence import EvidenceStore
 from clients.api import Principal, create_app
 from clients.client import ExchangeClient
+from ledger.evidence import EvidenceStore
 from ledger.store import LedgerStore
 
 TOKENS = {

@@ -24,13 +24,13 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from activities.evidence import EvidenceStore
 from clients.api import Principal, create_app
 from clients.api.access import ACTIONS, Actor, Grant, Reach, grant_for
 from clients.api.examples import MESSAGE_EXAMPLES
 from clients.api.openapi import camel
 from clients.api.security_matrix import render
 from clients.client import ExchangeClient
+from ledger.evidence import EvidenceStore
 from schemas.exchange import Party
 from schemas.messages import UPDATES
 from tests.api.helpers import (

@@ -11,8 +11,8 @@ from typing import Any
 import asyncpg
 from temporalio.testing import ActivityEnvironment
 
-from activities.screening import visit_failures
-from activities.visits import VisitActivities, claim, release
+from activities.screening import VisitActivities, claim, release
+from rules.screening import visit_failures
 from schemas.activities import CheckVisitInput
 from schemas.exchange import ApplicationInput
 from schemas.stages import Stage

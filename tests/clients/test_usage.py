@@ -7,11 +7,11 @@ import re
 
 import pytest
 
-from activities.pricing import format_eur as pricing_format_eur
 from clients.exit_codes import ExitCode
 from clients.money import InvalidAmount, format_eur, format_optional_eur, parse_eur
 from clients.payment_commands import OrderState
 from clients.payments import PaymentOrder
+from rules.pricing import format_eur as pricing_format_eur
 from tests.clients.test_cli import ROOT, cx
 
 

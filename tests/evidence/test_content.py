@@ -10,8 +10,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from activities.evidence import EvidenceRefused, EvidenceStore, list_evidence, store_evidence
-from activities.evidence_content import MAX_IMAGE_PIXELS
+from ledger.evidence import EvidenceStore, list_evidence, store_evidence
+from rules.evidence import EvidenceRefused
+from rules.evidence_content import MAX_IMAGE_PIXELS
 from tests.evidence.documents import (
     jpeg,
     pdf,

@@ -12,16 +12,8 @@ import asyncpg
 import pytest
 from asyncpg.pool import PoolConnectionProxy
 
-from activities.evidence import (
-    MIB,
-    ApplicationUnknown,
-    EvidenceLimits,
-    EvidenceRefused,
-    EvidenceStore,
-    check_evidence,
-    list_evidence,
-    store_evidence,
-)
+from ledger.evidence import ApplicationUnknown, EvidenceStore, list_evidence, store_evidence
+from rules.evidence import MIB, EvidenceLimits, EvidenceRefused, check_evidence
 from schemas.exchange import EvidenceItem
 from schemas.stages import Stage
 from tests.evidence.documents import jpeg, pdf, png, pypdf_pdf

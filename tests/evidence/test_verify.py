@@ -9,8 +9,10 @@ import asyncpg
 from temporalio import activity
 from temporalio.testing import ActivityEnvironment
 
-from activities.evidence import EvidenceActivities, EvidenceStore, VerifyEvidenceInput, VerifyEvidenceResult
+from activities.reporting import EvidenceActivities
+from ledger.evidence import EvidenceStore
 from schemas.converter import DATA_CONVERTER
+from schemas.reporting import VerifyEvidenceInput, VerifyEvidenceResult
 from tests.evidence.documents import jpeg, pdf
 from tests.evidence.test_store import started, unique_tag, upload
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from activities.simulate import SimulationCase, simulate
+from rules.simulate import SimulationCase, simulate
 from schemas.exchange import ApplicationInput
 from schemas.policy import Policy, load_policy
 from tests.factories import application

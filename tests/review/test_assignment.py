@@ -13,7 +13,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.projection import ProjectionActivities
-from activities.review import Candidate, ReviewActivities, add_reviewer, choose_reviewers
+from activities.review import ReviewActivities
+from ledger.review import add_reviewer
+from rules.review import Candidate, choose_reviewers
 from schemas.events import AssignmentChange, ProjectionBatch
 from schemas.exchange import ApplicationInput
 from schemas.review import (

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 
-from activities.review import update as update_assignment
+from ledger.review import update as update_assignment
 from schemas.review import AssignmentStatus, UpdateAssignmentInput
 from tests.clients.test_cli import cx
 

@@ -13,9 +13,9 @@ import asyncpg
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
-from activities.evidence import EvidenceStore, store_evidence
-from activities.review import add_reviewer
 from clients.client import ExchangeClient
+from ledger.evidence import EvidenceStore, store_evidence
+from ledger.review import add_reviewer
 from ledger.store import LedgerStore
 from schemas.exchange import ExchangeStatus, Party
 from schemas.review import Reviewer, ReviewerRole

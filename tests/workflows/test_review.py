@@ -12,8 +12,8 @@ import asyncpg
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities.review import add_reviewer
 from clients.client import DecisionRefused, ExchangeClient
+from ledger.review import add_reviewer
 from ledger.store import LedgerStore
 from schemas.exchange import ExchangeStatus
 from schemas.ids import exchange_workflow_id

@@ -17,8 +17,8 @@ from typing import Any
 import asyncpg
 from temporalio.testing import WorkflowEnvironment
 
-from activities.calendar import working_days
 from clients.client import ExchangeClient
+from rules.calendar import working_days
 from tests.factories import application
 from tests.workflows.conftest import REVIEWERS, add_review_panel, panel_member, review, uploaded_evidence
 from workers.devstack import TEMPORAL_CLI

@@ -15,10 +15,11 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.evidence import EvidenceActivities, VerifyEvidenceInput
+    from activities.reporting import EvidenceActivities
     from schemas.errors import Refusal, refused
     from schemas.events import DeadlineKey, EventName
     from schemas.exchange import ReportDecision, SubmitReportInput, ValidateReportInput
+    from schemas.reporting import VerifyEvidenceInput
     from schemas.stages import Stage
     from workflows import options
     from workflows.exchange.agreement import require_party

@@ -17,9 +17,9 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.screening import screen_application, visit_failures
+    from activities.screening import VisitActivities, screen_application
     from activities.submission import SubmissionActivities
-    from activities.visits import VisitActivities
+    from rules.screening import visit_failures
     from schemas.activities import (
         AdmitApplicationInput,
         AdmitApplicationResult,

@@ -1,6 +1,6 @@
 """REPORTING's evidence over HTTP: upload a boarding pass or invoice (multipart) and list what was uploaded.
 
-The same checks as `cx evidence add` (activities/evidence.py `store_evidence`): the type is detected from
+The same checks as `cx evidence add` (ledger/evidence.py `store_evidence`): the type is detected from
 the content (PDF, PNG, JPEG; the file name and the part's Content-Type do not count), at most 10 MiB,
 stored once by SHA-256. The answer is the `EvidenceItem` to put in `submit_report`.
 """
@@ -15,14 +15,6 @@ from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
-from activities.evidence import (
-    EVIDENCE_KINDS,
-    MAX_EVIDENCE_SIZE_BYTES,
-    EvidenceRecord,
-    EvidenceRefused,
-    list_evidence,
-    store_evidence,
-)
 from clients.api import examples, idempotency
 from clients.api.access import actor_refusal
 from clients.api.body import text_problems
@@ -31,6 +23,8 @@ from clients.api.idempotency import Answer, body_sha256
 from clients.api.openapi import JSON, example_response
 from clients.api.problems import ProblemError, forbidden, invalid, problem_responses
 from clients.api.routers.exchanges import ApplicationIdPath, IdempotencyKey
+from ledger.evidence import EvidenceRecord, list_evidence, store_evidence
+from rules.evidence import EVIDENCE_KINDS, MAX_EVIDENCE_SIZE_BYTES, EvidenceRefused
 from schemas.exchange import EvidenceItem
 
 # The multipart envelope around the file (boundaries, part headers, the other fields) needs a little

@@ -1,7 +1,7 @@
 """The programme's policy over HTTP: the versions on file, and dry runs of a candidate (`cx policy ...`).
 
 A dry run validates the candidate exactly as a policy file is validated (schemas/policy.py), reads the
-open exchanges from the read model and evaluates each under the candidate (activities/simulate.py). It
+open exchanges from the read model and evaluates each under the candidate (rules/simulate.py). It
 writes nothing anywhere.
 """
 
@@ -13,7 +13,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from activities.simulate import SimulationReport, simulate
 from clients.api import examples
 from clients.api.body import StrictBody
 from clients.api.context import Engine, Permit, permitted
@@ -21,6 +20,7 @@ from clients.api.models import PolicyDryRunInput, PolicyVersion
 from clients.api.openapi import example_response
 from clients.api.problems import ProblemError, invalid, problem_responses
 from clients.policy_commands import load_open_cases
+from rules.simulate import SimulationReport, simulate
 from schemas.policy import PolicyFileError, UnknownPolicyVersion, known_versions, load_policy, load_policy_data
 from schemas.policy import load_policy_text as parse_policy_text
 

@@ -1,6 +1,6 @@
 """REVIEW's people over HTTP: reviewers and programme officers, their unavailability, and each one's inbox.
 
-The same SQL-level functions as `cx reviewers ...` and `cx review inbox` (activities/review.py); the
+The same SQL-level functions as `cx reviewers ...` and `cx review inbox` (ledger/review.py); the
 workflow stays the source of truth for decisions, these rows serve inboxes and load balancing.
 """
 
@@ -11,15 +11,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 
-from activities.review import (
-    InboxItem,
-    UnknownReviewer,
-    add_reviewer,
-    get_reviewer,
-    inbox,
-    list_reviewers,
-    set_unavailable,
-)
 from clients.api import examples, idempotency
 from clients.api.body import StrictBody
 from clients.api.context import Engine, Permit, permitted
@@ -28,6 +19,7 @@ from clients.api.models import ReviewerRecord, ReviewerWithLoad, UnavailabilityI
 from clients.api.openapi import JSON, example_response
 from clients.api.problems import ProblemError, forbidden, not_found, problem_responses
 from clients.api.routers.exchanges import IdempotencyKey
+from ledger.review import InboxItem, UnknownReviewer, add_reviewer, get_reviewer, inbox, list_reviewers, set_unavailable
 from schemas.ids import _ID_PATTERN
 from schemas.review import Reviewer
 

@@ -20,8 +20,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from activities.pricing import format_eur, price
-from activities.screening import screen
+from rules.pricing import format_eur, price
+from rules.screening import screen
 from schemas.exchange import ApplicationInput, RuleFailure
 from schemas.policy import Policy
 

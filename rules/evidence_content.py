@@ -19,7 +19,7 @@ PHP, used to pass. Here each accepted type is checked from its first byte to its
   readers find anywhere, such as 7z or RAR self-extractors).
 
 Every refusal is a `ContentRefused` whose message names the rule and, where there is one, the byte
-offset; activities/evidence.py puts the file's name in front.
+offset; rules/evidence.py puts the file's name in front.
 """
 
 from __future__ import annotations
