@@ -13,13 +13,12 @@ from __future__ import annotations
 import asyncpg
 from temporalio import activity
 
-from activities.ledger import as_application_error
-from activities.outbox import DbConnection
+from activities.funding import as_application_error
 from activities.projection import transact, write_events
 from activities.screening import release
 from ledger.errors import LedgerError
-from ledger.store import LedgerStore
-from schemas.activities import CloseExchangeInput, CloseExchangeResult
+from ledger.store import DbConnection, LedgerStore
+from schemas.closing import CloseExchangeInput, CloseExchangeResult
 from schemas.events import ProjectionBatch
 
 

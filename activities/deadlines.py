@@ -12,7 +12,7 @@ from datetime import datetime
 from temporalio import activity
 
 from rules.calendar import add_working_days
-from schemas.activities import WorkingDayDeadlineInput
+from schemas.events import WorkingDayDeadlineInput
 
 
 @activity.defn(name="working_day_deadline")

@@ -1,4 +1,7 @@
-"""FUNDING in one unit of work: the R7 claim, the price (R8), the hold, and AGREEMENT once it is held.
+"""FUNDING's activities: the stage in one unit of work, the holds of the waitlist and of an amendment, the waitlist.
+
+`fund_exchange` is FUNDING in one unit of work: the R7 claim, the price (R8), the hold, and AGREEMENT once it
+is held.
 
 One activity and one database transaction (docs/performance.md): the events the workflow recorded since
 its last write (the review's decision, FUNDING entered) are written first; then the visitor organisation's
@@ -8,6 +11,10 @@ under R7); the grant is priced from the policy (pure code); the hold is placed o
 waitlist); and, held, the events `priced`, `funds_held` and AGREEMENT entered are written with the read
 model's row and returned for the workflow to mirror. Every write is idempotent: a retry finds its claim,
 its hold (same idempotency key) and its audit rows.
+
+`LedgerActivities` (hold, rehold, void) are the holds placed outside that unit: by the partnership's Funds
+workflow for the exchanges waiting on it (workflows/funding.py), and by TRAVEL when new dates re-price the
+grant. `WaitlistActivities` join, leave and wake that Funds workflow.
 """
 
 from __future__ import annotations
@@ -16,20 +23,92 @@ from datetime import datetime
 
 import asyncpg
 from temporalio import activity
+from temporalio.client import Client
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
-from activities.ledger import as_application_error
 from activities.metrics import count
-from activities.outbox import DbConnection
 from activities.projection import transact, write_events
 from activities.screening import claim
 from ledger.errors import BudgetExhausted, LedgerError
-from ledger.store import LedgerStore
+from ledger.store import DbConnection, LedgerStore
 from rules.pricing import price
-from schemas.activities import FundExchangeInput, FundExchangeResult
 from schemas.events import EventName, ProjectedEvent, ProjectionBatch
+from schemas.funding import (
+    FUNDS_WORKFLOW_TYPE,
+    FundExchangeInput,
+    FundExchangeResult,
+    FundsReleasedInput,
+    FundsState,
+    HoldFundsInput,
+    HoldFundsResult,
+    JoinWaitlistInput,
+    LeaveWaitlistInput,
+    LeaveWaitlistResult,
+    ReholdFundsInput,
+    ReholdFundsResult,
+    VoidHoldInput,
+    VoidHoldResult,
+    funds_workflow_id,
+)
 from schemas.stages import Stage
 
 SYSTEM_ACTOR = "system"
+
+
+def as_application_error(error: LedgerError) -> ApplicationError:
+    return ApplicationError(str(error), type=error.code, non_retryable=True)
+
+
+class LedgerActivities:
+    """The holds on a partnership's budget outside `fund_exchange`: the waitlist's (Funds workflow), an
+    amendment's rehold (TRAVEL) and a void. Each is one idempotent ledger write: business refusals (no
+    budget) are results; permanent ledger refusals become non-retryable ApplicationErrors typed by the
+    ledger error's code; transient database errors propagate so that Temporal retries them with the same
+    idempotency key, which books nothing twice."""
+
+    def __init__(self, store: LedgerStore) -> None:
+        self._store = store
+
+    @activity.defn(name="hold_funds")
+    async def hold_funds(self, request: HoldFundsInput) -> HoldFundsResult:
+        try:
+            transfer = await self._store.hold(
+                idempotency_key=request.idempotency_key,
+                partnership_id=request.partnership_id,
+                exchange_id=request.exchange_id,
+                amount_cents=request.amount_cents,
+            )
+        except BudgetExhausted as refused:
+            activity.logger.info("hold refused: budget exhausted", extra={"available_cents": refused.available_cents})
+            return HoldFundsResult(held=False, available_cents=refused.available_cents)
+        except LedgerError as error:
+            raise as_application_error(error) from error
+        if not transfer.replayed:
+            count("cx_held_cents", transfer.amount_cents, "euro cents held", partnership=request.partnership_id)
+        return HoldFundsResult(held=True, transfer_id=transfer.id)
+
+    @activity.defn(name="rehold_funds")
+    async def rehold_funds(self, request: ReholdFundsInput) -> ReholdFundsResult:
+        """Void the old hold and place the new one in one transaction; refused means nothing changed."""
+        try:
+            transfer = await self._store.rehold(
+                idempotency_key=request.idempotency_key, hold_id=request.hold_id, amount_cents=request.amount_cents
+            )
+        except BudgetExhausted as refused:
+            return ReholdFundsResult(held=False, available_cents=refused.available_cents)
+        except LedgerError as error:
+            raise as_application_error(error) from error
+        return ReholdFundsResult(held=True, transfer_id=transfer.id)
+
+    @activity.defn(name="void_hold")
+    async def void_hold(self, request: VoidHoldInput) -> VoidHoldResult:
+        try:
+            transfer = await self._store.void(idempotency_key=request.idempotency_key, hold_id=request.hold_id)
+        except LedgerError as error:
+            raise as_application_error(error) from error
+        return VoidHoldResult(transfer_id=transfer.id, released_cents=transfer.amount_cents)
 
 
 class FundingActivities:
@@ -124,3 +203,46 @@ class _Events:
                 policy_version=self.request.policy.version,
             )
         )
+
+
+class WaitlistActivities:
+    """Talk to a partnership's Funds workflow from an exchange: activities, because a workflow cannot
+    signal-with-start or send an update to another workflow itself. Joining and announcing a release use
+    signal-with-start, so the waitlist exists exactly when needed; leaving is an update, so the exchange
+    learns whether a hold was placed for it meanwhile (docs/adr/0008-waitlist-funds-workflow.md)."""
+
+    def __init__(self, client: Client, task_queue: str) -> None:
+        self._client = client
+        self._task_queue = task_queue
+
+    async def _signal_with_start(self, partnership_id: str, signal: str, argument: object) -> None:
+        await self._client.start_workflow(
+            FUNDS_WORKFLOW_TYPE,
+            FundsState(partnership_id=partnership_id),
+            id=funds_workflow_id(partnership_id),
+            task_queue=self._task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            start_signal=signal,
+            start_signal_args=[argument],
+        )
+
+    @activity.defn(name="join_waitlist")
+    async def join_waitlist(self, request: JoinWaitlistInput) -> None:
+        await self._signal_with_start(request.partnership_id, "join", request.waiting)
+
+    @activity.defn(name="announce_release")
+    async def announce_release(self, request: FundsReleasedInput) -> None:
+        await self._signal_with_start(request.partnership_id, "released", request)
+
+    @activity.defn(name="leave_waitlist")
+    async def leave_waitlist(self, request: LeaveWaitlistInput) -> LeaveWaitlistResult:
+        handle = self._client.get_workflow_handle(funds_workflow_id(request.partnership_id))
+        try:
+            result: LeaveWaitlistResult = await handle.execute_update(
+                "leave", request.application_id, result_type=LeaveWaitlistResult
+            )
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                return LeaveWaitlistResult()  # no waitlist running: nothing was placed for anyone
+            raise
+        return result

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
-# A pooled connection (what `pool.acquire()` yields, as in payments.py) or a plain one.
-DbConnection: TypeAlias = "asyncpg.Connection | PoolConnectionProxy"
+from ledger.store import DbConnection
 
 OutboxTopic = Literal["payment_order", "notification"]
 OutboxChannel = Literal["webhook", "email"]

@@ -14,16 +14,17 @@ from __future__ import annotations
 import asyncpg
 from temporalio import activity
 
-from activities.ledger import as_application_error
+from activities.funding import as_application_error
 from activities.metrics import count
-from activities.outbox import DbConnection, enqueue, payment_order_dedup_key
+from activities.outbox import enqueue, payment_order_dedup_key
 from activities.projection import transact, write_events
 from ledger.errors import LedgerError
-from ledger.store import LedgerStore
+from ledger.store import DbConnection, LedgerStore
 from rules.pricing import price
-from schemas.activities import PostPaymentInput, PostPaymentResult, PricingResult
 from schemas.events import EventName, ProjectedEvent, ProjectionBatch
+from schemas.funding import PricingResult
 from schemas.ids import payment_order_id
+from schemas.payment import PostPaymentInput, PostPaymentResult
 
 SYSTEM_ACTOR = "system"
 

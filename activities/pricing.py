@@ -8,7 +8,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from rules.pricing import price
-from schemas.activities import PriceExchangeInput, PricingResult
+from schemas.funding import PriceExchangeInput, PricingResult
 
 
 @activity.defn(name="price_exchange")

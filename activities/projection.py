@@ -25,9 +25,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.metrics import count
-from activities.outbox import DbConnection, enqueue
+from activities.outbox import enqueue
 from ledger.review import MissingDeadline, UnknownReviewer
 from ledger.review import update as update_assignment
+from ledger.store import DbConnection
 from schemas.errors import ErrorType
 from schemas.events import NOTIFIED_EVENTS, ConfirmedPayment, ProjectedEvent, ProjectionBatch
 from schemas.exchange import ApplicationInput

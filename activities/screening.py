@@ -20,7 +20,7 @@ from temporalio import activity
 
 from ledger.store import DbConnection
 from rules.screening import screen
-from schemas.activities import (
+from schemas.screening import (
     CheckVisitInput,
     CheckVisitResult,
     ClaimVisitResult,

@@ -22,20 +22,20 @@ import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.outbox import DbConnection
 from activities.projection import transact, write_events
 from activities.screening import check as check_visit
 from ledger.review import assign
+from ledger.store import DbConnection
 from rules.calendar import add_working_days
 from rules.screening import screen, visit_failures
-from schemas.activities import AdmitApplicationInput, AdmitApplicationResult, ScreeningResult
 from schemas.errors import ErrorType
 from schemas.events import EventName, ProjectedEvent
 from schemas.exchange import ApplicationInput
 from schemas.policy import Policy, UnknownPolicyVersion, load_policy, policy_in_force
 from schemas.review import AssignReviewersInput
+from schemas.screening import ScreeningResult
 from schemas.stages import Stage
-from schemas.submission import ClaimExchangeRunResult
+from schemas.submission import AdmitApplicationInput, AdmitApplicationResult, ClaimExchangeRunResult
 
 SYSTEM_ACTOR = "system"
 

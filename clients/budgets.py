@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import asyncpg
 from temporalio.client import Client
 
-from activities.waitlist import WaitlistActivities
+from activities.funding import WaitlistActivities
 from ledger.store import LedgerStore
-from schemas.funds import FundsReleasedInput
+from schemas.funding import FundsReleasedInput
 from schemas.ledger import PartnershipBalance, Transfer
 
 

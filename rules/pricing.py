@@ -24,8 +24,8 @@ from datetime import date
 from rules.calendar import calendar_days, working_days
 from rules.digest import input_digest
 from rules.geo import display_km, format_km, great_circle_km
-from schemas.activities import PricingResult
 from schemas.exchange import ApplicationInput
+from schemas.funding import PricingResult
 from schemas.policy import LumpSumPricing, Policy, UnitCostPricing
 
 

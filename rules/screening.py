@@ -19,14 +19,10 @@ from datetime import date
 from rules.calendar import last_day_of_stay, working_days
 from rules.digest import input_digest
 from rules.geo import display_km, great_circle_km
-from schemas.activities import (
-    CheckVisitResult,
-    ScreeningResult,
-    VisitUse,
-)
 from schemas.exchange import ApplicationInput, RuleFailure
 from schemas.organisations import Organisation, OrganisationType
 from schemas.policy import EligibilityPolicy, Policy
+from schemas.screening import CheckVisitResult, ScreeningResult, VisitUse
 from schemas.stages import Stage
 
 _TYPE_NAMES = {

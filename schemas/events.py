@@ -157,3 +157,11 @@ class ProjectionBatch(_Message):
     @property
     def empty(self) -> bool:
         return not self.events and not self.assignments and self.payment_confirmation is None
+
+
+class WorkingDayDeadlineInput(_Message):
+    """A deadline `working_days` after `start`, counted on `country`'s calendar."""
+
+    start: datetime
+    working_days: int = Field(ge=0)
+    country: str

@@ -21,7 +21,7 @@ from schemas.exchange import (
     ValidateReportInput,
     WithdrawInput,
 )
-from schemas.funds import FundsHeldInput
+from schemas.funding import FundsHeldInput
 from schemas.review import (
     AmendApplicationInput,
     DeclareConflictInput,

@@ -16,8 +16,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.closing import ClosingActivities
 from activities.deadlines import working_day_deadline
-from activities.funding import FundingActivities
-from activities.ledger import LedgerActivities
+from activities.funding import FundingActivities, LedgerActivities, WaitlistActivities
 from activities.payments import PaymentActivities
 from activities.pricing import price_exchange
 from activities.projection import ProjectionActivities
@@ -25,10 +24,9 @@ from activities.reporting import EvidenceActivities
 from activities.review import ReviewActivities
 from activities.screening import VisitActivities, screen_application
 from activities.submission import SubmissionActivities
-from activities.waitlist import WaitlistActivities
 from ledger.store import LedgerStore
 from workflows.exchange import ExchangeWorkflow
-from workflows.funds import FundsWorkflow
+from workflows.funding import FundsWorkflow
 
 WORKFLOWS = [ExchangeWorkflow, FundsWorkflow]
 # Our own modules (and what they import) pass through the sandbox instead of being imported again for every

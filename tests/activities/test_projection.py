@@ -15,9 +15,9 @@ from temporalio.testing import ActivityEnvironment
 from activities.funding import FundingActivities
 from activities.projection import ProjectionActivities
 from ledger.store import LedgerStore
-from schemas.activities import FundExchangeInput
 from schemas.errors import ErrorType
 from schemas.events import EventName, ProjectedEvent, ProjectionBatch
+from schemas.funding import FundExchangeInput
 from schemas.ids import hold_key
 from schemas.policy import load_policy
 from schemas.stages import Stage

@@ -20,10 +20,10 @@ from rules.screening import (
     visit_failures,
     visitor_type_failures,
 )
-from schemas.activities import CheckVisitResult, VisitUse
 from schemas.exchange import ApplicationInput
 from schemas.organisations import Organisation, OrganisationType
 from schemas.policy import EligibilityPolicy, load_policy, load_policy_file
+from schemas.screening import CheckVisitResult, VisitUse
 from schemas.stages import Stage
 from tests.factories import application
 

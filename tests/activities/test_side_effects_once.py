@@ -8,13 +8,14 @@ from datetime import UTC, datetime
 import asyncpg
 from temporalio.testing import ActivityEnvironment
 
-from activities.ledger import LedgerActivities
+from activities.funding import LedgerActivities
 from activities.payments import PaymentActivities
 from activities.projection import ProjectionActivities
 from ledger.store import LedgerStore
-from schemas.activities import HoldFundsInput, PostPaymentInput, VoidHoldInput
 from schemas.events import EventName, ProjectedEvent, ProjectionBatch
+from schemas.funding import HoldFundsInput, VoidHoldInput
 from schemas.ids import hold_key
+from schemas.payment import PostPaymentInput
 from schemas.policy import load_policy
 from schemas.stages import Stage
 from tests.factories import application

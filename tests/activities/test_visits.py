@@ -11,7 +11,7 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 
 from activities.screening import VisitActivities, claim, release
-from schemas.activities import CheckVisitInput, CheckVisitResult, ClaimVisitResult, VisitUse
+from schemas.screening import CheckVisitInput, CheckVisitResult, ClaimVisitResult, VisitUse
 from schemas.stages import Stage
 from tests.factories import application, project
 

@@ -13,8 +13,8 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.screening import VisitActivities, claim, release
 from rules.screening import visit_failures
-from schemas.activities import CheckVisitInput
 from schemas.exchange import ApplicationInput
+from schemas.screening import CheckVisitInput
 from schemas.stages import Stage
 from tests.clients.test_cli import cx
 from tests.factories import application, project

@@ -14,8 +14,8 @@ from temporalio.client import Client
 
 from activities.payments import PaymentActivities
 from ledger.store import LedgerStore
-from schemas.activities import PostPaymentInput, PostPaymentResult
 from schemas.converter import DATA_CONVERTER
+from schemas.payment import PostPaymentInput, PostPaymentResult
 from workers.main import DEV_FINANCE_WEBHOOK_URL, build_worker, database_pool
 
 

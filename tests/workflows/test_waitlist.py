@@ -9,7 +9,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from clients.client import ExchangeClient
 from ledger.store import LedgerStore
-from schemas.funds import funds_workflow_id
+from schemas.funding import funds_workflow_id
 from schemas.stages import Stage
 from tests.clients.test_cli import cx
 from tests.factories import application

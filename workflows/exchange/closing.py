@@ -12,7 +12,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.closing import ClosingActivities
-    from schemas.activities import CloseExchangeInput
+    from schemas.closing import CloseExchangeInput
     from schemas.events import EventName
     from schemas.exchange import ExchangeOutcome
     from schemas.stages import Stage

@@ -23,7 +23,6 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.deadlines import working_day_deadline
     from activities.projection import ProjectionActivities
-    from schemas.activities import WorkingDayDeadlineInput
     from schemas.errors import ErrorType, Refusal, refused
     from schemas.events import (
         NOTIFIED_EVENTS,
@@ -33,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         EventName,
         ProjectedEvent,
         ProjectionBatch,
+        WorkingDayDeadlineInput,
     )
     from schemas.exchange import ApplicationInput, RuleFailure, Transition
     from schemas.policy import Policy

@@ -2,7 +2,7 @@
 
 One activity does the stage's work in one transaction (activities/funding.py): the R7 claim, the price,
 the hold and, held, AGREEMENT entered. When the partnership's budget cannot cover the grant the exchange
-joins its partnership's FIFO waitlist (the `Funds` workflow, workflows/funds.py), which places the hold
+joins its partnership's FIFO waitlist (the `Funds` workflow, workflows/funding.py), which places the hold
 itself when the exchange's turn comes and says so with the `funds_held` signal; at the waitlist deadline
 the exchange leaves the line (adopting a hold placed at the last moment) or EXPIRES.
 """
@@ -14,12 +14,17 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.funding import FundingActivities
-    from activities.waitlist import WaitlistActivities
-    from schemas.activities import FundExchangeInput
+    from activities.funding import FundingActivities, WaitlistActivities
     from schemas.events import DeadlineKey, EventName
     from schemas.exchange import RuleFailure
-    from schemas.funds import FundsHeldInput, FundsReleasedInput, JoinWaitlistInput, LeaveWaitlistInput, WaitingExchange
+    from schemas.funding import (
+        FundExchangeInput,
+        FundsHeldInput,
+        FundsReleasedInput,
+        JoinWaitlistInput,
+        LeaveWaitlistInput,
+        WaitingExchange,
+    )
     from schemas.ids import hold_key
     from schemas.stages import Stage
     from workflows import options

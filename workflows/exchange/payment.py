@@ -18,10 +18,10 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.payments import PaymentActivities
-    from schemas.activities import PostPaymentInput
     from schemas.events import ConfirmedPayment, DeadlineKey, EventName
     from schemas.exchange import ConfirmPaymentInput
     from schemas.ids import payment_order_id
+    from schemas.payment import PostPaymentInput
     from schemas.stages import Stage
     from workflows import options
     from workflows.exchange.context import SYSTEM_ACTOR, Ended, Exchange

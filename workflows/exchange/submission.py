@@ -20,17 +20,13 @@ with workflow.unsafe.imports_passed_through():
     from activities.screening import VisitActivities, screen_application
     from activities.submission import SubmissionActivities
     from rules.screening import visit_failures
-    from schemas.activities import (
-        AdmitApplicationInput,
-        AdmitApplicationResult,
-        CheckVisitInput,
-        ScreenApplicationInput,
-    )
     from schemas.errors import Refusal, refused
     from schemas.events import EventName
     from schemas.exchange import RuleFailure
     from schemas.ids import exchange_workflow_id
+    from schemas.screening import CheckVisitInput, ScreenApplicationInput
     from schemas.stages import Stage
+    from schemas.submission import AdmitApplicationInput, AdmitApplicationResult
     from workflows import options
     from workflows.exchange.context import SYSTEM_ACTOR, Ended, Exchange
 

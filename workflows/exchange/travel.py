@@ -13,14 +13,15 @@ from datetime import date, datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.ledger import LedgerActivities
+    from activities.funding import LedgerActivities
     from activities.pricing import price_exchange
     from activities.screening import screen_application
-    from schemas.activities import PriceExchangeInput, ReholdFundsInput, ScreenApplicationInput
     from schemas.errors import Refusal, refused
     from schemas.events import DeadlineKey, EventName
     from schemas.exchange import AmendDatesInput, ConfirmAttendanceInput, ReportNoShowInput
+    from schemas.funding import PriceExchangeInput, ReholdFundsInput
     from schemas.ids import hold_key
+    from schemas.screening import ScreenApplicationInput
     from schemas.stages import Stage
     from workflows import options
     from workflows.exchange.context import SYSTEM_ACTOR, Ended, Exchange

@@ -54,7 +54,7 @@ with workflow.unsafe.imports_passed_through():
         ValidateReportInput,
         WithdrawInput,
     )
-    from schemas.funds import FundsHeldInput
+    from schemas.funding import FundsHeldInput
     from schemas.review import (
         AmendApplicationInput,
         DeclareConflictInput,

@@ -1,4 +1,4 @@
-"""The Funds workflow: one per partnership, a FIFO waitlist of exchanges the budget could not cover.
+"""FUNDING's waitlist, the Funds workflow: one per partnership, a FIFO of the exchanges the budget could not cover.
 
 Messages: signals `join` (an exchange waits), `released` (money came back: a void, a smaller final
 payment, a top-up); update `leave` (an exchange stops waiting: its deadline passed, or it was withdrawn
@@ -17,9 +17,16 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.ledger import LedgerActivities
-    from schemas.activities import HoldFundsInput, VoidHoldInput
-    from schemas.funds import FundsHeldInput, FundsReleasedInput, FundsState, LeaveWaitlistResult, WaitingExchange
+    from activities.funding import LedgerActivities
+    from schemas.funding import (
+        FundsHeldInput,
+        FundsReleasedInput,
+        FundsState,
+        HoldFundsInput,
+        LeaveWaitlistResult,
+        VoidHoldInput,
+        WaitingExchange,
+    )
     from schemas.ids import exchange_workflow_id
     from workflows import options
 
