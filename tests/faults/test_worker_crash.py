@@ -41,7 +41,7 @@ T = TypeVar("T")
 TO_PAYMENT_WITHIN_S = 60
 CRASH_WITHIN_S = 30
 POLL_S = 0.2
-ANSWER_GRACE_S = 5
+ANSWER_GRACE_S = 2
 
 
 async def beside(stand_in: subprocess.Popen[bytes], step: Awaitable[T], what: str, within_s: float) -> T:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
@@ -17,10 +15,11 @@ from clients.client import ExchangeClient
 from ledger.evidence import EvidenceStore, store_evidence
 from ledger.review import add_reviewer
 from ledger.store import LedgerStore
-from schemas.exchange import ExchangeStatus, Party
+from schemas.exchange import ExchangeOutcome, ExchangeStatus, Party
 from schemas.review import Reviewer, ReviewerRole
 from schemas.stages import Stage
 from tests.evidence.documents import pdf
+from tests.waiting import eventually, within
 from workers.main import build_worker
 
 
@@ -46,6 +45,9 @@ async def dev_client(dev_server_env: WorkflowEnvironment, pg_pool: asyncpg.Pool)
 async def ledger_store(pg_pool: asyncpg.Pool) -> LedgerStore:
     return LedgerStore(pg_pool)
 
+
+# A workflow's whole remaining life on the time-skipping server, or a short one on the dev server.
+RESULT_WITHIN_S = 60
 
 REVIEWERS = ("rev-a", "rev-b", "rev-c")
 OFFICER = "officer"
@@ -83,28 +85,34 @@ async def approve(client: ExchangeClient, application_id: str, score: int = 4) -
 
 
 async def assigned(client: ExchangeClient, application_id: str, count: int = 2) -> ExchangeStatus:
-    """Wait (real time) until `count` reviewers are assigned and open."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 30
-    while loop.time() < deadline:
-        status = await client.status(application_id)
-        if status.review and sum(a.status == "open" for a in status.review.assignments) >= count:
-            return status
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{application_id}: reviewers not assigned; last status {status}")
+    """Wait (real time, bounded) until `count` reviewers are assigned and open."""
+
+    def enough(status: ExchangeStatus) -> bool:
+        return status.review is not None and sum(a.status == "open" for a in status.review.assignments) >= count
+
+    return await until(client, application_id, enough, f"{count} open reviewer assignments", within_s=30)
 
 
 async def until(
-    client: ExchangeClient, application_id: str, check: Callable[[ExchangeStatus], bool], within_s: float = 15
+    client: ExchangeClient,
+    application_id: str,
+    check: Callable[[ExchangeStatus], bool],
+    what: str,
+    within_s: float = 15,
 ) -> ExchangeStatus:
-    """Poll the status query (real time, bounded) until `check` holds."""
-    status = await client.status(application_id)
-    for _ in range(int(within_s / 0.05)):
-        if check(status):
-            return status
-        await asyncio.sleep(0.05)
-        status = await client.status(application_id)
-    raise AssertionError(f"{application_id}: condition never held; last status {status}")
+    """Poll the status query (real time, bounded) until `check` holds; fail naming `what` and the last status.
+
+    Each query is bounded by the time left: a query that no worker answers waits (the server gives up only
+    after 30 s), it does not raise, so no exception is expected here and none is swallowed.
+    """
+    return await eventually(
+        lambda: client.status(application_id), check, f"{application_id}: {what}", within_s=within_s
+    )
+
+
+async def result_of(client: ExchangeClient, application_id: str, within_s: float = RESULT_WITHIN_S) -> ExchangeOutcome:
+    """The exchange's outcome once its workflow ends (bounded), failing with a message naming the exchange."""
+    return await within(client.result(application_id), f"{application_id}: the exchange's outcome", within_s)
 
 
 async def agree(client: ExchangeClient, application_id: str) -> None:
@@ -120,7 +128,7 @@ async def agree(client: ExchangeClient, application_id: str) -> None:
             "confirm_match",
             {"actor_id": f"{side}-contact", "side": side, "on_behalf_of": parties[party]},
         )
-    await until(client, application_id, lambda s: s.stage is not Stage.AGREEMENT)  # TRAVEL, or past it
+    await until(client, application_id, lambda s: s.stage is not Stage.AGREEMENT, "a stage past AGREEMENT")
 
 
 async def uploaded_evidence(pool: asyncpg.Pool, application_id: str) -> list[dict[str, object]]:
@@ -170,18 +178,12 @@ async def funded_partnership(ledger_store: LedgerStore, pg_pool: asyncpg.Pool) -
 
 
 async def wait_for_stage(
-    client: ExchangeClient, application_id: str, stage: Stage, within: timedelta = timedelta(seconds=30)
+    client: ExchangeClient, application_id: str, stage: Stage, within_s: float = 30
 ) -> ExchangeStatus:
-    """Poll the status query (real time) until the exchange reaches `stage`."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within.total_seconds()
-    status: ExchangeStatus | None = None
-    while loop.time() < deadline:
-        try:
-            status = await client.status(application_id)
-        except Exception:
-            status = None
-        if status is not None and status.stage == stage:
-            return status
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{application_id} did not reach {stage}; last status: {status}")
+    """Poll the status query (real time, bounded) until the exchange reaches `stage`.
+
+    No exception is let through as "not yet": a status query during a worker's start is not an error, it waits
+    for the worker (and each query is bounded by the time left), while anything raised (an unknown exchange,
+    a closed connection) is a real failure that the old catch-all used to hide until the limit.
+    """
+    return await until(client, application_id, lambda s: s.stage == stage, f"stage {stage.value}", within_s)

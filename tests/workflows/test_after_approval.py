@@ -14,7 +14,7 @@ from ledger.store import LedgerStore
 from schemas.exchange import Party
 from schemas.stages import Stage
 from tests.factories import application, full_week_ahead
-from tests.workflows.conftest import agree, approve, until, uploaded_evidence, validate, wait_for_stage
+from tests.workflows.conftest import agree, approve, result_of, until, uploaded_evidence, validate, wait_for_stage
 from tests.workflows.histories import record
 
 Fund = Callable[[int], Awaitable[str]]
@@ -55,7 +55,7 @@ async def test_signatures_alone_do_not_bind_without_the_match_and_reminders_prec
         await ts_client.decide(app_id, "confirm_match", host)
     assert (await ts_client.status(app_id)).stage is Stage.AGREEMENT
     await time_skipping_env.sleep(timedelta(days=15))
-    outcome = await ts_client.result(app_id)
+    outcome = await result_of(ts_client, app_id)
     assert outcome.stage is Stage.LAPSED and "match confirmation by visitor" in outcome.reason
     reminders = await pg_pool.fetch(
         "SELECT details FROM audit_events WHERE application_id = $1 AND event = 'agreement_reminder'", app_id
@@ -148,9 +148,9 @@ async def test_a_no_show_cancels_and_voids_while_attendance_reprices_a_shortened
     now = await time_skipping_env.get_current_time()
     await time_skipping_env.sleep(datetime.combine(start, time(12, 0), tzinfo=UTC) - now)  # into the stay
     for app_id in (no_show, attended):
-        await until(ts_client, app_id, lambda s: s.stay_started)
+        await until(ts_client, app_id, lambda s: s.stay_started, "the stay to start")
     await ts_client.decide(no_show, "report_no_show", {"actor_id": "host-contact", "reason": "nobody came"})
-    assert (await ts_client.result(no_show)).stage is Stage.CANCELLED
+    assert (await result_of(ts_client, no_show)).stage is Stage.CANCELLED
     await record(ts_client, no_show, "exchange_no_show")
     await ts_client.decide(
         attended, "confirm_attendance", {"actor_id": "host-contact", "actual_end_date": start + timedelta(days=2)}
@@ -168,7 +168,7 @@ async def test_a_no_show_cancels_and_voids_while_attendance_reprices_a_shortened
         {"actor_id": "visitor-vera", "summary": "Done.", "evidence": await uploaded_evidence(pg_pool, attended)},
     )
     await validate(ts_client, attended)
-    status = await until(ts_client, attended, lambda s: s.payment_order_id is not None)
+    status = await until(ts_client, attended, lambda s: s.payment_order_id is not None, "the payment order")
     assert status.paid_cents == 47_500
     assert await _balance(ledger_store, partnership) == (0, 47_500, 952_500)
 
@@ -193,7 +193,7 @@ async def test_no_accepted_report_by_the_deadline_forfeits_and_voids(
     partnership = await funded_partnership(1_000_000)
     app_id = await _in_reporting(ts_client, time_skipping_env, partnership)
     await time_skipping_env.sleep(timedelta(days=31))
-    outcome = await ts_client.result(app_id)
+    outcome = await result_of(ts_client, app_id)
     assert outcome.stage is Stage.FORFEITED and outcome.paid_cents == 0
     assert await _balance(ledger_store, partnership) == (0, 0, 1_000_000)
     await record(ts_client, app_id, "exchange_forfeited")
@@ -214,13 +214,15 @@ async def test_a_returned_report_is_resubmitted_accepted_and_a_late_payment_rais
     with pytest.raises(InvalidInput, match="reasons"):  # refused before it reaches the workflow
         await ts_client.validate_report(app_id, {"actor_id": "vop-victor", "decision": "return"})
     await validate(ts_client, app_id, "return", "Add the accommodation invoice.")
-    status = await until(ts_client, app_id, lambda s: not s.report_submitted)
+    status = await until(ts_client, app_id, lambda s: not s.report_submitted, "the report returned")
     assert status.stage is Stage.REPORTING
     await ts_client.submit_report(app_id, {"actor_id": "visitor-vera", "summary": "Complete.", "evidence": evidence})
     await validate(ts_client, app_id)
-    status = await until(ts_client, app_id, lambda s: s.payment_order_id is not None)
+    status = await until(ts_client, app_id, lambda s: s.payment_order_id is not None, "the payment order")
     await time_skipping_env.sleep(timedelta(days=11))
-    status = await until(ts_client, app_id, lambda s: any(a.startswith("payment_sla_missed") for a in s.alerts))
+    status = await until(
+        ts_client, app_id, lambda s: any(a.startswith("payment_sla_missed") for a in s.alerts), "the payment SLA alert"
+    )
     await ts_client.confirm_payment(
         app_id,
         {
@@ -230,7 +232,7 @@ async def test_a_returned_report_is_resubmitted_accepted_and_a_late_payment_rais
             "confirmed_by": "finance",
         },
     )
-    outcome = await ts_client.result(app_id)
+    outcome = await result_of(ts_client, app_id)
     assert (outcome.stage, outcome.paid_cents) == (Stage.PAID, 95_000)
     assert await _balance(ledger_store, partnership) == (0, 95_000, 905_000)
     await record(ts_client, app_id, "exchange_report_returned_paid_late")

@@ -9,7 +9,6 @@ this exchange's order, for its amount, in PAYMENT, and finance's answer lands in
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -28,10 +27,13 @@ from schemas.exchange import ExchangeStatus
 from schemas.ids import EXCHANGE_WORKFLOW_TYPE, exchange_workflow_id
 from schemas.stages import Stage
 from tests.factories import application
+from tests.waiting import eventually, within
 from tests.workflows.conftest import (
+    RESULT_WITHIN_S,
     agree,
     approve,
     assigned,
+    result_of,
     review,
     until,
     uploaded_evidence,
@@ -41,7 +43,6 @@ from tests.workflows.conftest import (
 from tests.workflows.histories import replay_and_maybe_record
 
 Fund = Callable[[int], Awaitable[str]]
-RESULT_WITHIN_S = 30
 
 
 async def start_raw(
@@ -65,7 +66,7 @@ async def start_raw(
 async def failure_of(handle: WorkflowHandle[Any, Any]) -> ApplicationError:
     """The run's failure: it must have closed (never a task-failure loop) with an ApplicationError."""
     with pytest.raises(WorkflowFailureError) as failed:
-        await asyncio.wait_for(handle.result(), RESULT_WITHIN_S)
+        await within(handle.result(), f"{handle.id}: the run to close", RESULT_WITHIN_S)
     cause = failed.value.cause
     assert isinstance(cause, ApplicationError), cause
     return cause
@@ -155,7 +156,7 @@ async def test_a_second_run_under_a_closed_exchanges_id_changes_nothing(
     app = application()
     app = app.model_copy(update={"host": app.host.model_copy(update={"country": "PL"})})  # INELIGIBLE (R5)
     await dev_client.start_exchange(app)
-    outcome = await asyncio.wait_for(dev_client.result(app.application_id), RESULT_WITHIN_S)
+    outcome = await result_of(dev_client, app.application_id)
     assert outcome.stage is Stage.INELIGIBLE
     before = await footprint(pg_pool, app.application_id)
     assert before["runs"] == 1
@@ -218,7 +219,7 @@ async def drive_to_payment(
         app_id, {"actor_id": "visitor-vera", "summary": "Done.", "evidence": await uploaded_evidence(pool, app_id)}
     )
     await validate(client, app_id)
-    return await until(client, app_id, lambda s: s.payment_order_id is not None, within_s=30)
+    return await until(client, app_id, lambda s: s.payment_order_id is not None, "the payment order", within_s=30)
 
 
 def confirmation(order_id: str, amount_cents: int, reference: str = "SEPA-1") -> dict[str, Any]:
@@ -254,12 +255,9 @@ async def test_a_confirmation_counts_only_in_payment_for_this_order_and_amount(
     handle = ts_client.temporal.get_workflow_handle(exchange_workflow_id(app_id))
     await handle.signal("confirm_payment", confirmation(f"po-{app_id}", 95_000, "EARLY-1"))
     await handle.signal("confirm_payment", {"payment_reference": "OLD-SHAPE", "confirmed_by": "finance"})
-    await until(ts_client, app_id, lambda s: True)
-    for _ in range(100):
-        if len(await ignored_confirmations(pg_pool, app_id)) == 2:
-            break
-        await asyncio.sleep(0.05)
-    early, malformed = await ignored_confirmations(pg_pool, app_id)
+    early, malformed = await eventually(
+        lambda: ignored_confirmations(pg_pool, app_id), lambda r: len(r) == 2, f"{app_id}: two ignored confirmations"
+    )
     assert "counts only in PAYMENT" in early and "REVIEW" in early
     assert "payment_order_id" in malformed and "amount_cents" in malformed
 
@@ -270,16 +268,15 @@ async def test_a_confirmation_counts_only_in_payment_for_this_order_and_amount(
 
     await handle.signal("confirm_payment", confirmation(f"po-{app_id}-other", amount, "WRONG-ORDER"))
     await handle.signal("confirm_payment", confirmation(order_id, amount + 1, "WRONG-AMOUNT"))
-    for _ in range(100):
-        if len(await ignored_confirmations(pg_pool, app_id)) == 4:
-            break
-        await asyncio.sleep(0.05)
-    wrong_order, wrong_amount = (await ignored_confirmations(pg_pool, app_id))[2:]
+    ignored = await eventually(
+        lambda: ignored_confirmations(pg_pool, app_id), lambda r: len(r) == 4, f"{app_id}: four ignored confirmations"
+    )
+    wrong_order, wrong_amount = ignored[2:]
     assert wrong_order.startswith("payment_order_id") and wrong_amount.startswith("amount_cents")
     assert (await ts_client.status(app_id)).stage is Stage.PAYMENT
 
     await handle.signal("confirm_payment", confirmation(order_id, amount, "SEPA-2026-0001"))
-    outcome = await asyncio.wait_for(ts_client.result(app_id), RESULT_WITHIN_S)
+    outcome = await result_of(ts_client, app_id)
     assert outcome.stage is Stage.PAID
     order = await pg_pool.fetchrow(
         "SELECT payment_reference, confirmed_at, confirmed_by FROM payment_orders WHERE application_id = $1", app_id
@@ -311,7 +308,7 @@ async def test_a_repeated_confirmation_in_payment_changes_nothing(
     same = confirmation(status.payment_order_id, status.paid_cents, "SEPA-RETRIED")
     await handle.signal("confirm_payment", same)
     await handle.signal("confirm_payment", same)
-    outcome = await asyncio.wait_for(ts_client.result(app_id), RESULT_WITHIN_S)
+    outcome = await result_of(ts_client, app_id)
     assert outcome.stage is Stage.PAID
     assert await ignored_confirmations(pg_pool, app_id) == []
     assert (
@@ -334,7 +331,7 @@ async def test_r7_refuses_a_second_application_at_screening_before_any_reviewer_
 
     second = application(visitor_partnership_id=partnership, visitor=first.visitor.model_dump())
     await dev_client.start_exchange(second)
-    outcome = await asyncio.wait_for(dev_client.result(second.application_id), RESULT_WITHIN_S)
+    outcome = await result_of(dev_client, second.application_id)
     assert outcome.stage is Stage.INELIGIBLE
     status = await dev_client.status(second.application_id)
     [failure] = status.screening_failures

@@ -16,7 +16,7 @@ from ledger.store import LedgerStore
 from schemas.ids import exchange_workflow_id
 from schemas.stages import Stage
 from tests.factories import application
-from tests.workflows.conftest import agree, approve, until, uploaded_evidence, validate, wait_for_stage
+from tests.workflows.conftest import agree, approve, result_of, until, uploaded_evidence, validate, wait_for_stage
 from tests.workflows.histories import record, replay_and_maybe_record
 
 Fund = Callable[[int], Awaitable[str]]
@@ -64,7 +64,7 @@ async def test_happy_path_reaches_paid_with_the_grant_posted(
         },
     )
     await validate(ts_client, app.application_id)
-    status = await until(ts_client, app.application_id, lambda s: s.payment_order_id is not None)
+    status = await until(ts_client, app.application_id, lambda s: s.payment_order_id is not None, "the payment order")
     await ts_client.confirm_payment(
         app.application_id,
         {
@@ -75,7 +75,7 @@ async def test_happy_path_reaches_paid_with_the_grant_posted(
         },
     )
 
-    outcome = await ts_client.result(app.application_id)
+    outcome = await result_of(ts_client, app.application_id)
     assert (outcome.stage, outcome.paid_cents, outcome.grant_cents) == (Stage.PAID, 95_000, 95_000)
     assert await _balance(ledger_store, partnership) == (1_000_000, 0, 95_000, 905_000)
     kinds = [t.kind.value for t in await ledger_store.exchange_history(app.application_id)]
@@ -111,7 +111,7 @@ async def test_cancellation_returns_the_held_money_to_the_budget(
     assert await _balance(ledger_store, partnership) == (500_000, 95_000, 0, 405_000)
 
     await ts_client.cancel(app.application_id, {"actor_id": "officer-olga", "reason": "host closed"})
-    outcome = await ts_client.result(app.application_id)
+    outcome = await result_of(ts_client, app.application_id)
     assert outcome.stage == Stage.CANCELLED
     assert await _balance(ledger_store, partnership) == (500_000, 0, 0, 500_000)
     released = await pg_pool.fetchval(
@@ -139,7 +139,7 @@ async def test_a_partnership_without_budget_waitlists_then_expires_holding_nothi
     assert "waitlist" in status.deadlines
 
     await time_skipping_env.sleep(timedelta(days=61))  # past the 60-day waitlist deadline
-    outcome = await ts_client.result(app.application_id)
+    outcome = await result_of(ts_client, app.application_id)
     assert outcome.stage == Stage.EXPIRED
     assert await _balance(ledger_store, partnership) == (10_000, 0, 0, 10_000)
     await record(ts_client, app.application_id, "exchange_expired")
@@ -150,7 +150,7 @@ async def test_an_ineligible_application_is_closed_with_every_reason(ts_client: 
     app = application()
     app = app.model_copy(update={"host": app.host.model_copy(update={"country": "PL"})})
     await ts_client.start_exchange(app)
-    outcome = await ts_client.result(app.application_id)
+    outcome = await result_of(ts_client, app.application_id)
     assert outcome.stage == Stage.INELIGIBLE
     assert "R5 (host.country)" in outcome.reason
     await record(ts_client, app.application_id, "exchange_ineligible")
@@ -180,7 +180,7 @@ async def test_a_duplicate_application_id_is_refused(ts_client: ExchangeClient) 
     await ts_client.start_exchange(app)
     with pytest.raises(DuplicateApplication, match=app.application_id):
         await ts_client.start_exchange(app)
-    await ts_client.result(app.application_id)
+    await result_of(ts_client, app.application_id)
     with pytest.raises(DuplicateApplication):
         await ts_client.start_exchange(app)
 
@@ -198,10 +198,12 @@ async def test_two_applications_of_one_organisation_cannot_both_reach_funding(
     await asyncio.gather(*(approve(ts_client, app.application_id) for app in (first, second)))
     outcomes = {}
     for app in (first, second):
-        status = await ts_client.status(app.application_id)
-        while status.stage in (Stage.REVIEW, Stage.FUNDING):
-            status = await ts_client.status(app.application_id)
-        outcomes[app.application_id] = status
+        outcomes[app.application_id] = await until(
+            ts_client,
+            app.application_id,
+            lambda s: s.stage not in (Stage.REVIEW, Stage.FUNDING),
+            "a stage past FUNDING",
+        )
     stages = sorted(s.stage.value for s in outcomes.values())
     assert stages == ["AGREEMENT", "INELIGIBLE"]
     loser = next(s for s in outcomes.values() if s.stage is Stage.INELIGIBLE)
@@ -220,7 +222,7 @@ async def test_a_withdrawn_exchange_gives_the_organisation_its_visit_back(
     await approve(ts_client, first.application_id)
     await wait_for_stage(ts_client, first.application_id, Stage.AGREEMENT)
     await ts_client.withdraw(first.application_id, {"actor_id": "visitor-vera", "reason": "traveller ill"})
-    assert (await ts_client.result(first.application_id)).stage == Stage.WITHDRAWN
+    assert (await result_of(ts_client, first.application_id)).stage == Stage.WITHDRAWN
     await record(ts_client, first.application_id, "exchange_withdrawn")
 
     second = application(visitor_partnership_id=partnership, visitor=first.visitor.model_dump())

@@ -4,8 +4,6 @@ decodes strictly, a name outside the registry has none, and `confirm_payment` is
 
 from __future__ import annotations
 
-import asyncio
-
 import asyncpg
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
@@ -17,6 +15,7 @@ from schemas.ids import exchange_workflow_id
 from schemas.messages import SIGNALS, UPDATES
 from schemas.stages import Stage
 from tests.factories import application
+from tests.waiting import eventually
 from tests.workflows.conftest import wait_for_stage
 
 
@@ -47,8 +46,9 @@ async def test_the_registered_signals_are_the_workflows(dev_client: ExchangeClie
     handle = dev_client.temporal.get_workflow_handle(exchange_workflow_id(app.application_id))
     await handle.signal("confirm_payment", {})
     query = "SELECT count(*) FROM audit_events WHERE application_id = $1 AND event = 'payment_confirmation_ignored'"
-    for _ in range(100):
-        if await pg_pool.fetchval(query, app.application_id):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("confirm_payment was not heard: no payment_confirmation_ignored row")
+    await eventually(
+        lambda: pg_pool.fetchval(query, app.application_id),
+        bool,
+        "confirm_payment to be heard: a payment_confirmation_ignored row",
+        within_s=5,
+    )

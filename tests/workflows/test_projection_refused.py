@@ -53,7 +53,12 @@ async def test_a_refused_projection_becomes_an_alert_and_the_exchange_goes_on(
         assert status.review is not None
         first, second = (a.reviewer_id for a in status.review.assignments)
         await client.submit_review(app.application_id, review(first))
-        status = await until(client, app.application_id, lambda s: any("projection_rejected" in a for a in s.alerts))
+        status = await until(
+            client,
+            app.application_id,
+            lambda s: any("projection_rejected" in a for a in s.alerts),
+            "the projection_rejected alert",
+        )
         assert status.stage is Stage.REVIEW
         await client.submit_review(app.application_id, review(second))
         await wait_for_stage(client, app.application_id, Stage.AGREEMENT)

@@ -20,7 +20,7 @@ from schemas.ids import exchange_workflow_id
 from schemas.review import Reviewer, ReviewerRole
 from schemas.stages import Stage
 from tests.factories import application
-from tests.workflows.conftest import OFFICER, approve, assigned, panel_member, review, until, wait_for_stage
+from tests.workflows.conftest import OFFICER, approve, assigned, panel_member, result_of, review, until, wait_for_stage
 from tests.workflows.histories import record, replay_and_maybe_record
 
 Fund = Callable[[int], Awaitable[str]]
@@ -143,6 +143,7 @@ async def test_changes_requested_then_amended_then_approved(
             and s.stage is Stage.REVIEW
             and len(_open(s)) == 2
         ),
+        "the amended application back in REVIEW with two open reviewers",
     )
     assert [t.stage for t in status.history].count(Stage.SCREENING) == 2
     await approve(ts_client, app_id)
@@ -157,7 +158,9 @@ async def test_declaring_a_conflict_assigns_a_replacement(ts_client: ExchangeCli
     await ts_client.decide(
         app_id, "declare_conflict", {"actor_id": recused, "reason": "I advise the host organisation."}
     )
-    status = await until(ts_client, app_id, lambda s: len(_open(s)) == 2 and recused not in _open(s))
+    status = await until(
+        ts_client, app_id, lambda s: len(_open(s)) == 2 and recused not in _open(s), "a replacement reviewer"
+    )
     assert panel_member(partnership, "rev-c") in _open(status)
     with pytest.raises(DecisionRefused, match="not assigned"):
         await ts_client.submit_review(app_id, review(recused))
@@ -170,14 +173,16 @@ async def test_reminder_escalation_and_auto_reassignment(
     app_id, partnership, status = await _in_review(ts_client, funded_partnership)
     silent = set(_open(status))
     await time_skipping_env.sleep(timedelta(days=16))  # past 10 working days: reminder and escalation
-    status = await until(ts_client, app_id, lambda s: bool(s.review and s.review.escalated))
+    status = await until(ts_client, app_id, lambda s: bool(s.review and s.review.escalated), "the escalation")
     assert any(a.startswith("review_escalated") for a in status.alerts)
     reminded = await pg_pool.fetchval(
         "SELECT details->'reviewers' FROM audit_events WHERE application_id = $1 AND event = 'review_reminder'", app_id
     )
     assert reminded is not None and set(json.loads(reminded)) == silent  # the reminder named the silent reviewers
     await time_skipping_env.sleep(timedelta(days=6))  # past the 3-working-day grace: reassignment
-    status = await until(ts_client, app_id, lambda s: bool(s.review and s.review.reassignment_rounds == 1))
+    status = await until(
+        ts_client, app_id, lambda s: bool(s.review and s.review.reassignment_rounds == 1), "one reassignment round"
+    )
     assert status.review is not None
     replaced = {a.reviewer_id for a in status.review.assignments if a.status == "reassigned"}
     assert replaced == silent
@@ -225,13 +230,14 @@ async def test_reopen_within_the_appeal_window_and_not_after(
         ts_client,
         app_id,
         lambda s: s.stage is Stage.REVIEW and len(_open(s)) == 1 and bool(s.review and s.review.escalated),
+        "the reopened review with one open reviewer, escalated",
     )
     assert _open(status) == [panel_member(partnership, "rev-c")]
     assert status.review is not None and status.review.escalated
     await ts_client.decide(app_id, "override", {"actor_id": officer, "decision": "reject", "justification": JUSTIFY})
     await wait_for_stage(ts_client, app_id, Stage.REJECTED)
     await time_skipping_env.sleep(timedelta(days=31))
-    outcome = await ts_client.result(app_id)
+    outcome = await result_of(ts_client, app_id)
     assert outcome.stage is Stage.REJECTED
     handle = ts_client.temporal.get_workflow_handle(exchange_workflow_id(app_id))
     await replay_and_maybe_record(handle, "exchange_rejected_reopened")

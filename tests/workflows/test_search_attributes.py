@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import asyncpg
@@ -11,17 +10,18 @@ from clients.client import ExchangeClient
 from ledger.store import LedgerStore
 from schemas.stages import Stage
 from tests.factories import application
-from tests.workflows.conftest import add_review_panel, approve, assigned, wait_for_stage
+from tests.waiting import eventually
+from tests.workflows.conftest import add_review_panel, approve, assigned, result_of, wait_for_stage
 from tests.workflows.conftest import dev_client as dev_client
 
 
 async def _ids(client: ExchangeClient, query: str) -> set[str]:
-    for _ in range(100):  # visibility is eventually consistent: bounded wait
-        found = {w.id async for w in client.temporal.list_workflows(query)}
-        if found:
-            return found
-        await asyncio.sleep(0.1)
-    return set()
+    """The workflow ids `query` lists, once it lists any: visibility is eventually consistent."""
+
+    async def listed() -> set[str]:
+        return {w.id async for w in client.temporal.list_workflows(query)}
+
+    return await eventually(listed, bool, f"visibility to list {query}", within_s=10, poll_s=0.1)
 
 
 async def test_ops_find_an_exchange_by_stage_partnership_and_grant(
@@ -45,4 +45,4 @@ async def test_ops_find_an_exchange_by_stage_partnership_and_grant(
     )
     assert funded == {f"exchange:{app.application_id}"}
     await dev_client.cancel(app.application_id, {"actor_id": "officer", "reason": "test finished"})
-    await dev_client.result(app.application_id)
+    await result_of(dev_client, app.application_id)

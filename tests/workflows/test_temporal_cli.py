@@ -20,6 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 from clients.client import ExchangeClient
 from rules.calendar import working_days
 from tests.factories import application
+from tests.waiting import eventually
 from tests.workflows.conftest import REVIEWERS, add_review_panel, panel_member, review, uploaded_evidence
 from workers.devstack import TEMPORAL_CLI
 
@@ -76,15 +77,9 @@ class Cli:
 
     async def until(self, workflow_id: str, check: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
         """Query `status` with the CLI until `check` holds (real time, bounded by WAIT_S)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + WAIT_S
-        status: dict[str, Any] = {}
-        while loop.time() < deadline:
-            status = await asyncio.to_thread(self.status, workflow_id)
-            if check(status):
-                return status
-            await asyncio.sleep(0.2)
-        raise AssertionError(f"{workflow_id}: never {what}; last status {status}")
+        return await eventually(
+            lambda: asyncio.to_thread(self.status, workflow_id), check, f"{workflow_id}: {what}", WAIT_S, poll_s=0.2
+        )
 
     async def until_stage(self, workflow_id: str, stage: str) -> dict[str, Any]:
         return await self.until(workflow_id, lambda s: s["stage"] == stage, f"reached {stage}")
@@ -92,7 +87,7 @@ class Cli:
 
 def stay_that_ended_weeks_ago(country: str) -> tuple[date, date]:
     """A Monday-to-Friday stay with 5 working days that ended about three weeks ago (the demo's way, ADR 0004)."""
-    monday = date.today() - timedelta(days=28)
+    monday = datetime.now(UTC).date() - timedelta(days=28)
     monday -= timedelta(days=monday.weekday())
     while working_days(monday, monday + timedelta(days=4), country) < 5:
         monday -= timedelta(days=7)
