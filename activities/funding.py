@@ -77,7 +77,7 @@ class LedgerActivities:
             transfer = await self._store.hold(
                 idempotency_key=request.idempotency_key,
                 partnership_id=request.partnership_id,
-                exchange_id=request.exchange_id,
+                application_id=request.application_id,
                 amount_cents=request.amount_cents,
             )
         except BudgetExhausted as refused:
@@ -162,7 +162,7 @@ class FundingActivities:
                 transfer = await self._store.hold(
                     idempotency_key=request.hold_key,
                     partnership_id=app.visitor_partnership_id,
-                    exchange_id=app.application_id,
+                    application_id=app.application_id,
                     amount_cents=amount_cents,
                     conn=conn,
                 )

@@ -74,7 +74,7 @@ class PaymentActivities:
                 conn=conn,
             )  # fmt: skip
             paid_out = await self._store.pay_out(
-                idempotency_key=f"{request.idempotency_key}:pay_out", exchange_id=app.application_id,
+                idempotency_key=f"{request.idempotency_key}:pay_out", application_id=app.application_id,
                 amount_cents=amount_cents, conn=conn,
             )  # fmt: skip
         except LedgerError as error:

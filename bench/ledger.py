@@ -145,7 +145,7 @@ def variants(pool: asyncpg.Pool, run_id: str) -> dict[str, Callable[[str, int], 
             await store.hold(
                 idempotency_key=f"{tag}-{w}-{n}:hold",
                 partnership_id=f"{run_id}-b{first_budget + b}",
-                exchange_id=f"{tag}-{w}-{n}",
+                application_id=f"{tag}-{w}-{n}",
                 amount_cents=HOLD_CENTS,
             )
 

@@ -103,7 +103,7 @@ def check(
 
 @ledger_app.command("history")
 def history(
-    exchange_id: Annotated[str, typer.Argument(help="the exchange (application) id")],
+    application_id: Annotated[str, typer.Argument(help="the application id")],
     as_json: Annotated[bool, typer.Option("--json", help="print the transfers as JSON")] = False,
 ) -> None:
     """List every ledger transfer of one exchange, oldest first (holds, posts, voids, pay-outs).
@@ -114,7 +114,7 @@ def history(
 
     async def main() -> list[Transfer]:
         async with _pool(dsn) as pool:
-            return await LedgerStore(pool).exchange_history(exchange_id)
+            return await LedgerStore(pool).exchange_history(application_id)
 
     transfers = _run(main, dsn)
     if as_json:
@@ -122,9 +122,9 @@ def history(
         sys.stdout.write("\n")
         return
     if not transfers:
-        _out.print(f"no ledger transfers for exchange {exchange_id} (nothing was ever held for it)")
+        _out.print(f"no ledger transfers for exchange {application_id} (nothing was ever held for it)")
         return
-    table = Table(title=f"ledger history of exchange {exchange_id}", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(title=f"ledger history of exchange {application_id}", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("id", justify="right", no_wrap=True)
     table.add_column("booked at (UTC)", no_wrap=True)
     table.add_column("kind", no_wrap=True)

@@ -153,15 +153,15 @@ class PayoutExceedsPosted(LedgerError):
     code = "payout_exceeds_posted"
     sqlstate = "CX008"
 
-    def __init__(self, exchange_id: str, requested_cents: int, available_cents: int) -> None:
+    def __init__(self, application_id: str, requested_cents: int, available_cents: int) -> None:
         super().__init__(
-            f"exchange:{exchange_id} cannot pay out {requested_cents} cents: "
+            f"exchange:{application_id} cannot pay out {requested_cents} cents: "
             f"{available_cents} cents posted and not yet paid out",
-            exchange_id=exchange_id,
+            application_id=application_id,
             requested_cents=requested_cents,
             available_cents=available_cents,
         )
-        self.exchange_id = exchange_id
+        self.application_id = application_id
         self.requested_cents = requested_cents
         self.available_cents = available_cents
 
@@ -203,10 +203,17 @@ _BY_SQLSTATE: dict[str, type[LedgerError]] = {
 ALL_ERROR_CODES: frozenset[str] = frozenset(cls.code for cls in _BY_SQLSTATE.values())
 
 
+# The SQL functions name an exchange's id as their columns do (`exchange_id`, the id of the `exchange:<id>`
+# account); Python names it as the contract does, `application_id` (docs/adr/0015-stage-names-and-one-business-id.md).
+_PYTHON_NAMES = {"exchange_id": "application_id"}
+
+
 def from_postgres(sqlstate: str | None, detail: str | None) -> LedgerError | None:
     """The ledger error a function raised (SQLSTATE class CX), or None for any other database error."""
     cls = _BY_SQLSTATE.get(sqlstate or "")
     if cls is None:
         return None
-    fields = json.loads(detail or "{}")
+    fields = {_PYTHON_NAMES.get(key, key): value for key, value in json.loads(detail or "{}").items()}
+    if fields.get("field") in _PYTHON_NAMES:
+        fields["field"] = _PYTHON_NAMES[fields["field"]]
     return cls(**fields)

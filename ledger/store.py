@@ -130,16 +130,16 @@ class LedgerStore:
         *,
         idempotency_key: str,
         partnership_id: str,
-        exchange_id: str,
+        application_id: str,
         amount_cents: int,
         conn: DbConnection | None = None,
     ) -> Transfer:
-        """budget:<partnership_id> -> exchange:<exchange_id>, pending; BudgetExhausted if it cannot cover it."""
+        """budget:<partnership_id> -> exchange:<application_id>, pending; BudgetExhausted if it cannot cover it."""
         _require_key(idempotency_key)
         _require_id("partnership_id", partnership_id)
-        _require_id("exchange_id", exchange_id)
+        _require_id("application_id", application_id)
         _require_amount("amount_cents", amount_cents)
-        args = (idempotency_key, partnership_id, exchange_id, amount_cents)
+        args = (idempotency_key, partnership_id, application_id, amount_cents)
         if conn is not None or self._holds_in_flight is None:
             # Never gate a call inside a caller's transaction: it may already hold this budget's row
             # lock, and waiting here for callers who wait for that lock would deadlock unseen.
@@ -185,13 +185,13 @@ class LedgerStore:
         return await self._book(_REHOLD_SQL, (idempotency_key, hold_id, amount_cents), conn)
 
     async def pay_out(
-        self, *, idempotency_key: str, exchange_id: str, amount_cents: int, conn: DbConnection | None = None
+        self, *, idempotency_key: str, application_id: str, amount_cents: int, conn: DbConnection | None = None
     ) -> Transfer:
-        """exchange:<exchange_id> -> payouts, posted; never more than was posted to the exchange."""
+        """exchange:<application_id> -> payouts, posted; never more than was posted to the exchange."""
         _require_key(idempotency_key)
-        _require_id("exchange_id", exchange_id)
+        _require_id("application_id", application_id)
         _require_amount("amount_cents", amount_cents)
-        return await self._book(_PAY_OUT_SQL, (idempotency_key, exchange_id, amount_cents), conn)
+        return await self._book(_PAY_OUT_SQL, (idempotency_key, application_id, amount_cents), conn)
 
     # Reads -------------------------------------------------------------------------------------------
 
@@ -219,15 +219,15 @@ class LedgerStore:
             for row in rows
         ]
 
-    async def exchange_history(self, exchange_id: str, *, conn: DbConnection | None = None) -> list[Transfer]:
+    async def exchange_history(self, application_id: str, *, conn: DbConnection | None = None) -> list[Transfer]:
         """Every transfer of one exchange in booking order (empty if nothing was ever held for it)."""
-        _require_id("exchange_id", exchange_id)
-        return [_transfer(row) for row in await self._fetch(_HISTORY_SQL, (exchange_id,), conn)]
+        _require_id("application_id", application_id)
+        return [_transfer(row) for row in await self._fetch(_HISTORY_SQL, (application_id,), conn)]
 
-    async def open_hold(self, exchange_id: str, *, conn: DbConnection | None = None) -> Transfer | None:
+    async def open_hold(self, application_id: str, *, conn: DbConnection | None = None) -> Transfer | None:
         """The exchange's pending hold that no post or void resolved yet (the latest, if several)."""
-        _require_id("exchange_id", exchange_id)
-        rows = await self._fetch(_OPEN_HOLD_SQL, (exchange_id,), conn)
+        _require_id("application_id", application_id)
+        rows = await self._fetch(_OPEN_HOLD_SQL, (application_id,), conn)
         return _transfer(rows[0]) if rows else None
 
     # Plumbing ----------------------------------------------------------------------------------------

@@ -90,7 +90,7 @@ class PricingResult(_Message):
 
 
 class HoldFundsInput(_Message):
-    exchange_id: str
+    application_id: str
     partnership_id: str
     amount_cents: int = Field(gt=0)
     idempotency_key: str

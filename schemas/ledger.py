@@ -1,7 +1,7 @@
 """Ledger records: what the ledger store returns and what the ledger checks report.
 
 Amounts are integer euro cents; instants are timezone-aware. Account codes are `programme`,
-`payouts`, `budget:<partnership_id>` and `exchange:<exchange_id>`.
+`payouts`, `budget:<partnership_id>` and `exchange:<application_id>`.
 """
 
 from __future__ import annotations

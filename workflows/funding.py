@@ -77,7 +77,7 @@ class FundsWorkflow:
                 result = await workflow.execute_activity_method(
                     LedgerActivities.hold_funds,
                     HoldFundsInput(
-                        exchange_id=head.application_id,
+                        application_id=head.application_id,
                         partnership_id=self._partnership_id,
                         amount_cents=head.amount_cents,
                         idempotency_key=head.hold_key,

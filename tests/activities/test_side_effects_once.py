@@ -33,16 +33,19 @@ async def test_running_the_hold_activity_twice_books_once(pg_pool: asyncpg.Pool)
     """hold_funds retried with the same key returns the same transfer and holds the money once."""
     store = LedgerStore(pg_pool)
     partnership = await _budget(store, 200_000)
-    exchange_id = f"x-{uuid.uuid4().hex[:10]}"
+    application_id = f"x-{uuid.uuid4().hex[:10]}"
     request = HoldFundsInput(
-        exchange_id=exchange_id, partnership_id=partnership, amount_cents=78_000, idempotency_key=hold_key(exchange_id)
+        application_id=application_id,
+        partnership_id=partnership,
+        amount_cents=78_000,
+        idempotency_key=hold_key(application_id),
     )
     env = ActivityEnvironment()
     first = await env.run(LedgerActivities(store).hold_funds, request)
     second = await env.run(LedgerActivities(store).hold_funds, request)
     assert first.held and second.held
     assert first.transfer_id == second.transfer_id
-    assert [t.kind.value for t in await store.exchange_history(exchange_id)] == ["hold"]
+    assert [t.kind.value for t in await store.exchange_history(application_id)] == ["hold"]
     balance = {b.partnership_id: b for b in await store.partnership_balances()}[partnership]
     assert (balance.held_cents, balance.available_cents) == (78_000, 122_000)
 
@@ -51,30 +54,33 @@ async def test_a_refused_hold_is_a_result_and_books_nothing(pg_pool: asyncpg.Poo
     """hold_funds on a budget too small returns held=False with what was available, and writes nothing."""
     store = LedgerStore(pg_pool)
     partnership = await _budget(store, 50_000)
-    exchange_id = f"x-{uuid.uuid4().hex[:10]}"
+    application_id = f"x-{uuid.uuid4().hex[:10]}"
     result = await ActivityEnvironment().run(
         LedgerActivities(store).hold_funds,
         HoldFundsInput(
-            exchange_id=exchange_id,
+            application_id=application_id,
             partnership_id=partnership,
             amount_cents=78_000,
-            idempotency_key=hold_key(exchange_id),
+            idempotency_key=hold_key(application_id),
         ),
     )
     assert (result.held, result.available_cents) == (False, 50_000)
-    assert await store.exchange_history(exchange_id) == []
+    assert await store.exchange_history(application_id) == []
 
 
 async def test_running_the_void_activity_twice_releases_once(pg_pool: asyncpg.Pool) -> None:
     """void_hold retried with the same key releases the hold's money once."""
     store = LedgerStore(pg_pool)
     partnership = await _budget(store, 100_000)
-    exchange_id = f"x-{uuid.uuid4().hex[:10]}"
+    application_id = f"x-{uuid.uuid4().hex[:10]}"
     hold = await store.hold(
-        idempotency_key=hold_key(exchange_id), partnership_id=partnership, exchange_id=exchange_id, amount_cents=39_000
+        idempotency_key=hold_key(application_id),
+        partnership_id=partnership,
+        application_id=application_id,
+        amount_cents=39_000,
     )
     env, activities = ActivityEnvironment(), LedgerActivities(store)
-    request = VoidHoldInput(hold_id=hold.id, idempotency_key=f"{exchange_id}:void:{hold.id}")
+    request = VoidHoldInput(hold_id=hold.id, idempotency_key=f"{application_id}:void:{hold.id}")
     first = await env.run(activities.void_hold, request)
     second = await env.run(activities.void_hold, request)
     assert first == second
@@ -97,7 +103,7 @@ async def test_running_the_payment_activity_twice_pays_and_orders_once(pg_pool: 
     hold = await store.hold(
         idempotency_key=hold_key(app.application_id),
         partnership_id=partnership,
-        exchange_id=app.application_id,
+        application_id=app.application_id,
         amount_cents=100_000,
     )
     request = PostPaymentInput(

@@ -30,14 +30,14 @@ async def test_balances_as_of_each_instant_of_a_sequence(store: LedgerStore, ids
     steps = [
         await store.allocate(idempotency_key=ids.key(), partnership_id=partnership, amount_cents=100_000),
         await store.hold(
-            idempotency_key=ids.key(), partnership_id=partnership, exchange_id=ids.exchange("a"), amount_cents=30_000
+            idempotency_key=ids.key(), partnership_id=partnership, application_id=ids.exchange("a"), amount_cents=30_000
         ),
     ]
     steps.append(await store.post(idempotency_key=ids.key(), hold_id=steps[1].id, amount_cents=20_000))
     steps.append(await store.allocate(idempotency_key=ids.key(), partnership_id=partnership, amount_cents=50_000))
     steps.append(
         await store.hold(
-            idempotency_key=ids.key(), partnership_id=partnership, exchange_id=ids.exchange("b"), amount_cents=40_000
+            idempotency_key=ids.key(), partnership_id=partnership, application_id=ids.exchange("b"), amount_cents=40_000
         )
     )
     steps.append(await store.void(idempotency_key=ids.key(), hold_id=steps[4].id))

@@ -50,7 +50,7 @@ async def booked(database_url: str, ids: Ids) -> AsyncIterator[tuple[str, str, i
         partnership, exchange = ids.partnership(), ids.exchange()
         await store.allocate(idempotency_key=ids.key(), partnership_id=partnership, amount_cents=5_000_00)
         hold = await store.hold(
-            idempotency_key=ids.key(), partnership_id=partnership, exchange_id=exchange, amount_cents=1_100_00
+            idempotency_key=ids.key(), partnership_id=partnership, application_id=exchange, amount_cents=1_100_00
         )
         yield partnership, exchange, hold.id
     finally:

@@ -49,7 +49,7 @@ async def test_500_concurrent_holds_on_a_budget_that_fits_100(
             return await store.hold(
                 idempotency_key=f"{ids.prefix}:hold:{n}",
                 partnership_id=partnership,
-                exchange_id=ids.exchange(f"e{n}"),
+                application_id=ids.exchange(f"e{n}"),
                 amount_cents=GRANT_CENTS,
             )
         except BudgetExhausted as refused:
@@ -83,7 +83,7 @@ async def test_concurrent_calls_with_one_key_book_once(wide_pool: asyncpg.Pool, 
                 store.hold(
                     idempotency_key=key,
                     partnership_id=partnership,
-                    exchange_id=ids.exchange(),
+                    application_id=ids.exchange(),
                     amount_cents=GRANT_CENTS,
                 )
                 for _ in range(30)
@@ -102,7 +102,7 @@ async def test_concurrent_posts_and_voids_resolve_a_hold_once(wide_pool: asyncpg
     partnership = ids.partnership()
     await store.allocate(idempotency_key=ids.key(), partnership_id=partnership, amount_cents=GRANT_CENTS)
     hold = await store.hold(
-        idempotency_key=ids.key(), partnership_id=partnership, exchange_id=ids.exchange(), amount_cents=GRANT_CENTS
+        idempotency_key=ids.key(), partnership_id=partnership, application_id=ids.exchange(), amount_cents=GRANT_CENTS
     )
 
     async def resolve(n: int) -> Transfer | HoldAlreadyResolved:
@@ -137,7 +137,7 @@ async def test_the_budget_gate_queues_excess_holds_without_a_connection(database
                 store.hold(
                     idempotency_key=ids.key(name),
                     partnership_id=partnership,
-                    exchange_id=ids.exchange(name),
+                    application_id=ids.exchange(name),
                     amount_cents=GRANT_CENTS,
                 )
             )

@@ -152,7 +152,7 @@ async def test_retry_after_a_reply_lost_past_commit_returns_the_original(
         return await store_.hold(
             idempotency_key=key,
             partnership_id=partnership,
-            exchange_id=ids.exchange(),
+            application_id=ids.exchange(),
             amount_cents=1_100_00,
             conn=conn,
         )

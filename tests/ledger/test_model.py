@@ -170,7 +170,7 @@ class LedgerMachine(RuleBasedStateMachine):
             coroutine = store.allocate(idempotency_key=key, partnership_id=args[0], amount_cents=args[1])
         elif op == "hold":
             coroutine = store.hold(
-                idempotency_key=key, partnership_id=args[0], exchange_id=args[1], amount_cents=args[2]
+                idempotency_key=key, partnership_id=args[0], application_id=args[1], amount_cents=args[2]
             )
         elif op == "post":
             coroutine = store.post(idempotency_key=key, hold_id=args[0], amount_cents=args[1])
@@ -179,7 +179,7 @@ class LedgerMachine(RuleBasedStateMachine):
         elif op == "rehold":
             coroutine = store.rehold(idempotency_key=key, hold_id=args[0], amount_cents=args[1])
         else:
-            coroutine = store.pay_out(idempotency_key=key, exchange_id=args[0], amount_cents=args[1])
+            coroutine = store.pay_out(idempotency_key=key, application_id=args[0], amount_cents=args[1])
         try:
             return self._run(coroutine)
         except LedgerError as error:
@@ -354,7 +354,7 @@ class LedgerMachine(RuleBasedStateMachine):
             self.expect_refusal(
                 outcome,
                 PayoutExceedsPosted,
-                exchange_id=exchange,
+                application_id=exchange,
                 requested_cents=amount,
                 available_cents=self.model.available(account),
             )

@@ -57,7 +57,7 @@ async def test_hold_post_partial_and_pay_out(store: LedgerStore, ids: Ids, pg_po
     partnership = await funded(store, ids, 3_000 * EUR)
     exchange = ids.exchange()
     hold = await store.hold(
-        idempotency_key=ids.key(), partnership_id=partnership, exchange_id=exchange, amount_cents=1_100 * EUR
+        idempotency_key=ids.key(), partnership_id=partnership, application_id=exchange, amount_cents=1_100 * EUR
     )
     assert (hold.kind, hold.debit_account, hold.credit_account) == (
         TransferKind.HOLD,
@@ -73,7 +73,7 @@ async def test_hold_post_partial_and_pay_out(store: LedgerStore, ids: Ids, pg_po
     assert await store.open_hold(exchange) is None
     assert await account_totals(pg_pool, f"exchange:{exchange}") == (0, 0, 0, 800 * EUR)
 
-    paid = await store.pay_out(idempotency_key=ids.key(), exchange_id=exchange, amount_cents=800 * EUR)
+    paid = await store.pay_out(idempotency_key=ids.key(), application_id=exchange, amount_cents=800 * EUR)
     assert (paid.kind, paid.debit_account, paid.credit_account) == (
         TransferKind.PAY_OUT,
         f"exchange:{exchange}",
@@ -87,7 +87,7 @@ async def test_post_without_amount_posts_the_whole_hold(store: LedgerStore, ids:
     """Posting with no amount posts all of the hold."""
     partnership = await funded(store, ids, 2_000 * EUR)
     hold = await store.hold(
-        idempotency_key=ids.key(), partnership_id=partnership, exchange_id=ids.exchange(), amount_cents=1_234 * EUR
+        idempotency_key=ids.key(), partnership_id=partnership, application_id=ids.exchange(), amount_cents=1_234 * EUR
     )
     post = await store.post(idempotency_key=ids.key(), hold_id=hold.id)
     assert post.amount_cents == 1_234 * EUR
@@ -98,7 +98,7 @@ async def test_void_releases_the_hold(store: LedgerStore, ids: Ids) -> None:
     """A void returns the whole hold to the budget and resolves it."""
     partnership = await funded(store, ids, 2_000 * EUR)
     hold = await store.hold(
-        idempotency_key=ids.key(), partnership_id=partnership, exchange_id=ids.exchange(), amount_cents=1_500 * EUR
+        idempotency_key=ids.key(), partnership_id=partnership, application_id=ids.exchange(), amount_cents=1_500 * EUR
     )
     void = await store.void(idempotency_key=ids.key(), hold_id=hold.id)
     assert (void.kind, void.pending_id, void.amount_cents) == (TransferKind.VOID, hold.id, 1_500 * EUR)
@@ -110,7 +110,7 @@ async def test_rehold_replaces_the_hold_in_one_step(store: LedgerStore, ids: Ids
     partnership = await funded(store, ids, 2_000 * EUR)
     exchange = ids.exchange()
     old = await store.hold(
-        idempotency_key=ids.key(), partnership_id=partnership, exchange_id=exchange, amount_cents=1_000 * EUR
+        idempotency_key=ids.key(), partnership_id=partnership, application_id=exchange, amount_cents=1_000 * EUR
     )
     key = ids.key("rehold")
     new = await store.rehold(idempotency_key=key, hold_id=old.id, amount_cents=1_800 * EUR)
@@ -136,7 +136,7 @@ async def test_rehold_that_the_budget_cannot_cover_changes_nothing(
     partnership = await funded(store, ids, 2_000 * EUR)
     exchange = ids.exchange()
     old = await store.hold(
-        idempotency_key=ids.key(), partnership_id=partnership, exchange_id=exchange, amount_cents=1_500 * EUR
+        idempotency_key=ids.key(), partnership_id=partnership, application_id=exchange, amount_cents=1_500 * EUR
     )
     before = await fingerprint(pg_pool)
     with pytest.raises(BudgetExhausted) as refused:
@@ -161,16 +161,18 @@ async def test_bad_amounts_are_refused_naming_the_field(store: LedgerStore, ids:
     """Zero, negative, oversized and non-integer amounts raise InvalidAmount naming amount_cents; nothing is written."""
     partnership = await funded(store, ids)
     exchange = ids.exchange()
-    hold = await store.hold(idempotency_key=ids.key(), partnership_id=partnership, exchange_id=exchange, amount_cents=1)
+    hold = await store.hold(
+        idempotency_key=ids.key(), partnership_id=partnership, application_id=exchange, amount_cents=1
+    )
     before = await fingerprint(pg_pool)
     calls: list[Callable[[Any], Awaitable[Transfer]]] = [
         lambda a: store.allocate(idempotency_key=ids.key(), partnership_id=partnership, amount_cents=a),
         lambda a: store.hold(
-            idempotency_key=ids.key(), partnership_id=partnership, exchange_id=exchange, amount_cents=a
+            idempotency_key=ids.key(), partnership_id=partnership, application_id=exchange, amount_cents=a
         ),
         lambda a: store.post(idempotency_key=ids.key(), hold_id=hold.id, amount_cents=a),
         lambda a: store.rehold(idempotency_key=ids.key(), hold_id=hold.id, amount_cents=a),
-        lambda a: store.pay_out(idempotency_key=ids.key(), exchange_id=exchange, amount_cents=a),
+        lambda a: store.pay_out(idempotency_key=ids.key(), application_id=exchange, amount_cents=a),
     ]
     for call in calls:
         for amount in (0, -1, -10_000, MAX_AMOUNT_CENTS + 1, True, 1.5, "100"):
@@ -203,22 +205,22 @@ async def test_the_sql_functions_refuse_bad_amounts_themselves(ids: Ids, pg_pool
         ("idempotency_key", "a\nb"),
         ("partnership_id", ""),
         ("partnership_id", "has space"),
-        ("exchange_id", "x" * 129),
-        ("exchange_id", "tab\t"),
+        ("application_id", "x" * 129),
+        ("application_id", "tab\t"),
     ],
 )
 async def test_malformed_ids_are_refused_naming_the_field(
     store: LedgerStore, ids: Ids, pg_pool: asyncpg.Pool, field: str, value: str
 ) -> None:
     """Empty, over-long or whitespace-laden ids and keys raise InvalidRequest naming the field; nothing is written."""
-    args = {"idempotency_key": ids.key(), "partnership_id": ids.partnership(), "exchange_id": ids.exchange()}
+    args = {"idempotency_key": ids.key(), "partnership_id": ids.partnership(), "application_id": ids.exchange()}
     args[field] = value
     before = await fingerprint(pg_pool)
     with pytest.raises(InvalidRequest) as refused:
         await store.hold(
             idempotency_key=args["idempotency_key"],
             partnership_id=args["partnership_id"],
-            exchange_id=args["exchange_id"],
+            application_id=args["application_id"],
             amount_cents=100,
         )
     assert refused.value.field == field and str(refused.value).startswith(f"{field}:")
@@ -230,7 +232,7 @@ async def test_hold_on_an_unknown_budget_is_refused(store: LedgerStore, ids: Ids
     before = await fingerprint(pg_pool)
     with pytest.raises(UnknownAccount) as refused:
         await store.hold(
-            idempotency_key=ids.key(), partnership_id=ids.partnership(), exchange_id=ids.exchange(), amount_cents=100
+            idempotency_key=ids.key(), partnership_id=ids.partnership(), application_id=ids.exchange(), amount_cents=100
         )
     assert refused.value.account == f"budget:{ids.partnership()}"
     assert await fingerprint(pg_pool) == before
@@ -240,14 +242,14 @@ async def test_hold_beyond_the_budget_is_refused(store: LedgerStore, ids: Ids, p
     """A hold the budget cannot cover raises BudgetExhausted with both amounts; nothing is written."""
     partnership = await funded(store, ids, 1_000 * EUR)
     await store.hold(
-        idempotency_key=ids.key(), partnership_id=partnership, exchange_id=ids.exchange("a"), amount_cents=600 * EUR
+        idempotency_key=ids.key(), partnership_id=partnership, application_id=ids.exchange("a"), amount_cents=600 * EUR
     )
     before = await fingerprint(pg_pool)
     with pytest.raises(BudgetExhausted) as refused:
         await store.hold(
             idempotency_key=ids.key(),
             partnership_id=partnership,
-            exchange_id=ids.exchange("b"),
+            application_id=ids.exchange("b"),
             amount_cents=400 * EUR + 1,
         )
     assert (refused.value.partnership_id, refused.value.requested_cents, refused.value.available_cents) == (
@@ -265,10 +267,12 @@ async def test_exchange_stays_with_its_partnership(store: LedgerStore, ids: Ids,
     first, second = ids.partnership("one"), ids.partnership("two")
     for partnership in (first, second):
         await store.allocate(idempotency_key=ids.key(), partnership_id=partnership, amount_cents=1_000 * EUR)
-    await store.hold(idempotency_key=ids.key(), partnership_id=first, exchange_id=ids.exchange(), amount_cents=100)
+    await store.hold(idempotency_key=ids.key(), partnership_id=first, application_id=ids.exchange(), amount_cents=100)
     before = await fingerprint(pg_pool)
     with pytest.raises(InvalidRequest) as refused:
-        await store.hold(idempotency_key=ids.key(), partnership_id=second, exchange_id=ids.exchange(), amount_cents=100)
+        await store.hold(
+            idempotency_key=ids.key(), partnership_id=second, application_id=ids.exchange(), amount_cents=100
+        )
     assert refused.value.field == "partnership_id" and f"budget:{first}" in refused.value.reason
     assert await fingerprint(pg_pool) == before
 
@@ -300,7 +304,7 @@ async def test_post_above_the_hold_is_refused(store: LedgerStore, ids: Ids, pg_p
     partnership = await funded(store, ids)
     exchange = ids.exchange()
     hold = await store.hold(
-        idempotency_key=ids.key(), partnership_id=partnership, exchange_id=exchange, amount_cents=500 * EUR
+        idempotency_key=ids.key(), partnership_id=partnership, application_id=exchange, amount_cents=500 * EUR
     )
     before = await fingerprint(pg_pool)
     with pytest.raises(AmountExceedsHold) as refused:
@@ -318,7 +322,7 @@ async def test_a_hold_resolves_at_most_once(store: LedgerStore, ids: Ids, pg_poo
     """After a post, a second post, a void or a re-hold (with new keys) raise HoldAlreadyResolved naming the post."""
     partnership = await funded(store, ids)
     hold = await store.hold(
-        idempotency_key=ids.key(), partnership_id=partnership, exchange_id=ids.exchange(), amount_cents=300 * EUR
+        idempotency_key=ids.key(), partnership_id=partnership, application_id=ids.exchange(), amount_cents=300 * EUR
     )
     post = await store.post(idempotency_key=ids.key(), hold_id=hold.id, amount_cents=100 * EUR)
     before = await fingerprint(pg_pool)
@@ -344,20 +348,20 @@ async def test_pay_out_is_limited_to_what_was_posted(store: LedgerStore, ids: Id
     partnership = await funded(store, ids)
     exchange = ids.exchange()
     hold = await store.hold(
-        idempotency_key=ids.key(), partnership_id=partnership, exchange_id=exchange, amount_cents=900 * EUR
+        idempotency_key=ids.key(), partnership_id=partnership, application_id=exchange, amount_cents=900 * EUR
     )
     before = await fingerprint(pg_pool)
     with pytest.raises(PayoutExceedsPosted) as pending_only:
-        await store.pay_out(idempotency_key=ids.key(), exchange_id=exchange, amount_cents=1)
-    assert (pending_only.value.exchange_id, pending_only.value.available_cents) == (exchange, 0)
+        await store.pay_out(idempotency_key=ids.key(), application_id=exchange, amount_cents=1)
+    assert (pending_only.value.application_id, pending_only.value.available_cents) == (exchange, 0)
     await store.post(idempotency_key=ids.key(), hold_id=hold.id, amount_cents=700 * EUR)
-    await store.pay_out(idempotency_key=ids.key(), exchange_id=exchange, amount_cents=400 * EUR)
+    await store.pay_out(idempotency_key=ids.key(), application_id=exchange, amount_cents=400 * EUR)
     before = await fingerprint(pg_pool)
     with pytest.raises(PayoutExceedsPosted) as over:
-        await store.pay_out(idempotency_key=ids.key(), exchange_id=exchange, amount_cents=300 * EUR + 1)
+        await store.pay_out(idempotency_key=ids.key(), application_id=exchange, amount_cents=300 * EUR + 1)
     assert (over.value.requested_cents, over.value.available_cents) == (300 * EUR + 1, 300 * EUR)
     with pytest.raises(UnknownAccount) as unknown:
-        await store.pay_out(idempotency_key=ids.key(), exchange_id=ids.exchange("never"), amount_cents=1)
+        await store.pay_out(idempotency_key=ids.key(), application_id=ids.exchange("never"), amount_cents=1)
     assert unknown.value.account == f"exchange:{ids.exchange('never')}"
     assert await fingerprint(pg_pool) == before
 
@@ -370,11 +374,11 @@ async def _prepared(store: LedgerStore, ids: Ids) -> dict[str, Any]:
     partnership = await funded(store, ids)
     exchange = ids.exchange()
     posted = await store.hold(
-        idempotency_key=ids.key(), partnership_id=partnership, exchange_id=exchange, amount_cents=500 * EUR
+        idempotency_key=ids.key(), partnership_id=partnership, application_id=exchange, amount_cents=500 * EUR
     )
     await store.post(idempotency_key=ids.key(), hold_id=posted.id)
     open_hold = await store.hold(
-        idempotency_key=ids.key(), partnership_id=partnership, exchange_id=ids.exchange("x"), amount_cents=100 * EUR
+        idempotency_key=ids.key(), partnership_id=partnership, application_id=ids.exchange("x"), amount_cents=100 * EUR
     )
     return {"partnership": partnership, "exchange": exchange, "hold": open_hold}
 
@@ -382,12 +386,12 @@ async def _prepared(store: LedgerStore, ids: Ids) -> dict[str, Any]:
 OPERATIONS: dict[str, Callable[[LedgerStore, dict[str, Any], str, int], Awaitable[Transfer]]] = {
     "allocate": lambda s, c, k, a: s.allocate(idempotency_key=k, partnership_id=c["partnership"], amount_cents=a),
     "hold": lambda s, c, k, a: s.hold(
-        idempotency_key=k, partnership_id=c["partnership"], exchange_id=c["exchange"], amount_cents=a
+        idempotency_key=k, partnership_id=c["partnership"], application_id=c["exchange"], amount_cents=a
     ),
     "post": lambda s, c, k, a: s.post(idempotency_key=k, hold_id=c["hold"].id, amount_cents=a),
     "void": lambda s, c, k, a: s.void(idempotency_key=k, hold_id=c["hold"].id if a == 1 else c["hold"].id - 1),
     "rehold": lambda s, c, k, a: s.rehold(idempotency_key=k, hold_id=c["hold"].id, amount_cents=a),
-    "pay_out": lambda s, c, k, a: s.pay_out(idempotency_key=k, exchange_id=c["exchange"], amount_cents=a),
+    "pay_out": lambda s, c, k, a: s.pay_out(idempotency_key=k, application_id=c["exchange"], amount_cents=a),
 }
 
 
@@ -434,7 +438,7 @@ async def test_post_all_and_post_exactly_the_hold_are_the_same_request(store: Le
     """Posting "all" and posting the hold's exact amount under one key is a replay, not a conflict."""
     partnership = await funded(store, ids)
     hold = await store.hold(
-        idempotency_key=ids.key(), partnership_id=partnership, exchange_id=ids.exchange(), amount_cents=700
+        idempotency_key=ids.key(), partnership_id=partnership, application_id=ids.exchange(), amount_cents=700
     )
     key = ids.key()
     first = await store.post(idempotency_key=key, hold_id=hold.id)
@@ -450,7 +454,7 @@ async def test_calls_share_the_callers_transaction(store: LedgerStore, ids: Ids,
     partnership = await funded(store, ids)
     exchange = ids.exchange()
     hold = await store.hold(
-        idempotency_key=ids.key(), partnership_id=partnership, exchange_id=exchange, amount_cents=400 * EUR
+        idempotency_key=ids.key(), partnership_id=partnership, application_id=exchange, amount_cents=400 * EUR
     )
     before = await fingerprint(pg_pool)
 
@@ -460,14 +464,16 @@ async def test_calls_share_the_callers_transaction(store: LedgerStore, ids: Ids,
     with pytest.raises(Abort):
         async with pg_pool.acquire() as conn, conn.transaction():
             await store.post(idempotency_key=ids.key("post"), hold_id=hold.id, conn=conn)
-            await store.pay_out(idempotency_key=ids.key("pay"), exchange_id=exchange, amount_cents=400 * EUR, conn=conn)
+            await store.pay_out(
+                idempotency_key=ids.key("pay"), application_id=exchange, amount_cents=400 * EUR, conn=conn
+            )
             raise Abort
     assert await fingerprint(pg_pool) == before
 
     async with pg_pool.acquire() as conn, conn.transaction():
         post = await store.post(idempotency_key=ids.key("post"), hold_id=hold.id, conn=conn)
         paid = await store.pay_out(
-            idempotency_key=ids.key("pay"), exchange_id=exchange, amount_cents=400 * EUR, conn=conn
+            idempotency_key=ids.key("pay"), application_id=exchange, amount_cents=400 * EUR, conn=conn
         )
     assert [t.id for t in await store.exchange_history(exchange)] == [hold.id, post.id, paid.id]
 
@@ -481,7 +487,7 @@ async def test_a_refusal_leaves_the_callers_transaction_usable(
         first = await store.hold(
             idempotency_key=ids.key(),
             partnership_id=partnership,
-            exchange_id=ids.exchange("a"),
+            application_id=ids.exchange("a"),
             amount_cents=800 * EUR,
             conn=conn,
         )
@@ -489,14 +495,14 @@ async def test_a_refusal_leaves_the_callers_transaction_usable(
             await store.hold(
                 idempotency_key=ids.key(),
                 partnership_id=partnership,
-                exchange_id=ids.exchange("b"),
+                application_id=ids.exchange("b"),
                 amount_cents=800 * EUR,
                 conn=conn,
             )
         second = await store.hold(
             idempotency_key=ids.key(),
             partnership_id=partnership,
-            exchange_id=ids.exchange("c"),
+            application_id=ids.exchange("c"),
             amount_cents=200 * EUR,
             conn=conn,
         )
@@ -552,7 +558,7 @@ def test_every_error_has_a_stable_code_and_survives_pickling() -> None:
     import pickle
 
     errors: list[LedgerError] = [
-        InvalidRequest("exchange_id", "must not be empty"),
+        InvalidRequest("application_id", "must not be empty"),
         InvalidAmount("amount_cents", -5),
         UnknownAccount("budget:p1"),
         BudgetExhausted("p1", 110_000, 5),
