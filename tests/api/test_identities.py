@@ -8,7 +8,6 @@ back office imports a record), and the officers' fields of a start only from off
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from typing import Any
@@ -24,7 +23,6 @@ from tests.api.helpers import (
     APPLICANT_SUBJECT,
     OFFICER,
     PARTY_SERVICE,
-    POLL_S,
     SERVICE,
     WAIT_S,
     auth,
@@ -39,6 +37,7 @@ from tests.api.helpers import (
     stage_is,
     token_table,
 )
+from tests.waiting import eventually
 from tests.workflows.conftest import REVIEWERS, panel_member, review
 
 HOST = "tok-host-person-0000000"
@@ -211,14 +210,15 @@ async def test_an_officer_decides_as_themself_and_amendments_keep_the_submitter(
     await cancel(api, partnership, app_id)
     await stage_is(api, OFFICER, app_id, "CANCELLED")
     # The status moves before its projection is written: wait (bounded) for the audit row.
-    for _ in range(int(WAIT_S / POLL_S)):
-        actor = await pg_pool.fetchval(
+    actor = await eventually(
+        lambda: pg_pool.fetchval(
             "SELECT actor_id FROM audit_events WHERE application_id = $1 AND stage = 'CANCELLED' ORDER BY sequence",
             app_id,
-        )
-        if actor is not None:
-            break
-        await asyncio.sleep(POLL_S)
+        ),
+        lambda found: found is not None,
+        f"{app_id}: the CANCELLED audit row",
+        WAIT_S,
+    )
     assert actor == officer, "the cancel is recorded as the officer's"
 
 

@@ -24,6 +24,7 @@ from tests.api.helpers import (
     open_reviewers,
     reviewer_token,
 )
+from tests.waiting import eventually
 from tests.workflows.conftest import REVIEWERS
 
 SHIPPED = POLICIES_DIR / "clusterxchange-2022.1.toml"
@@ -42,14 +43,19 @@ async def snapshot(pool: asyncpg.Pool, application_id: str) -> tuple[Any, ...]:
 
 async def settled(pool: asyncpg.Pool, application_id: str) -> tuple[Any, ...]:
     """The snapshot once the projection has caught up: the same twice, half a second apart (bounded: 30 s)."""
-    last = await snapshot(pool, application_id)
-    for _ in range(60):
-        await asyncio.sleep(0.5)
-        now = await snapshot(pool, application_id)
-        if now == last and now[0].get("stage") == "REVIEW":
-            return now
-        last = now
-    raise AssertionError(f"{application_id}: the read model never settled; last {last}")
+    seen = [await snapshot(pool, application_id)]
+
+    async def next_snapshot() -> tuple[Any, ...]:
+        seen.append(await snapshot(pool, application_id))
+        return seen[-1]
+
+    def steady(now: tuple[Any, ...]) -> bool:
+        return now == seen[-2] and now[0].get("stage") == "REVIEW"
+
+    await asyncio.sleep(0.5)
+    return await eventually(
+        next_snapshot, steady, f"{application_id}: the read model to settle in REVIEW", within_s=30, poll_s=0.5
+    )
 
 
 async def test_every_role_reads_the_versions(api: httpx.AsyncClient) -> None:

@@ -21,8 +21,8 @@ from tests.clients.test_cli import cx
 from tests.factories import application
 from tests.workflows.conftest import funded_partnership as funded_partnership  # fixture
 from tests.workflows.conftest import ledger_store as ledger_store  # fixture funded_partnership uses
+from tests.workflows.conftest import result_of, wait_for_stage
 from tests.workflows.conftest import ts_client as ts_client  # fixture: a worker on the time-skipping server
-from tests.workflows.conftest import wait_for_stage
 from tests.workflows.test_edges import confirmation, drive_to_payment
 from tests.workflows.test_waitlist import Fund
 
@@ -95,7 +95,7 @@ async def test_finance_reconciles_and_confirms_from_the_command_line(
     right = json.dumps(confirmation(order_id, amount, "SEPA-CLI-1"))
     sent = await _cx("signal", app_id, "confirm_payment", "--data", right, env=env)
     assert sent.returncode == ExitCode.OK and "confirm_payment sent" in sent.stdout, sent.stderr
-    outcome = await asyncio.wait_for(ts_client.result(app_id), RESULT_WITHIN_S)
+    outcome = await result_of(ts_client, app_id, RESULT_WITHIN_S)
     assert outcome.stage is Stage.PAID
 
     again = await _cx("signal", app_id, "confirm_payment", "--data", right, env=env)

@@ -26,6 +26,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from activities.outbox import enqueue, payment_order_dedup_key
+from tests.waiting import eventually
 from workers.devstack import free_port
 from workers.dispatcher import Dispatcher, DispatcherConfig
 
@@ -310,10 +311,13 @@ async def test_two_dispatchers_on_the_same_rows_deliver_each_message_once(
         stop = asyncio.Event()
         runs = [asyncio.create_task(d.run(stop)) for d in dispatchers]
         try:
-            async with asyncio.timeout(20):
-                # Polling the database: the dispatchers signal nothing a test could wait on.
-                while await pools[0].fetchval("SELECT count(*) FROM outbox WHERE delivered_at IS NULL"):  # noqa: ASYNC110
-                    await asyncio.sleep(0.05)
+            # Polling the database: the dispatchers signal nothing a test could wait on.
+            await eventually(
+                lambda: pools[0].fetchval("SELECT count(*) FROM outbox WHERE delivered_at IS NULL"),
+                lambda undelivered: undelivered == 0,
+                "every outbox row delivered by the two dispatchers",
+                within_s=20,
+            )
         finally:
             stop.set()
             async with asyncio.timeout(5):

@@ -15,7 +15,7 @@ from ledger.store import LedgerStore
 from schemas.converter import DATA_CONVERTER
 from schemas.stages import Stage
 from tests.factories import application
-from tests.workflows.conftest import add_review_panel, approve, wait_for_stage
+from tests.workflows.conftest import add_review_panel, approve, result_of, wait_for_stage
 from workers.devstack import free_port
 from workers.main import build_worker
 from workers.metrics import runtime_with_metrics
@@ -50,7 +50,7 @@ async def test_metrics_endpoint_counts_events_and_euros_held_per_partnership(
         await approve(exchanges, app.application_id)
         await wait_for_stage(exchanges, app.application_id, Stage.AGREEMENT)
         await exchanges.cancel(app.application_id, {"actor_id": "officer", "reason": "metrics test done"})
-        await exchanges.result(app.application_id)
+        await result_of(exchanges, app.application_id)
         text = await asyncio.to_thread(_scrape, address)
     assert "temporal_workflow_task_execution_latency" in text or "temporal_request" in text
     assert f'partnership="{partnership}"' in text

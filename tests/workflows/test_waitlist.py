@@ -13,7 +13,7 @@ from schemas.funding import funds_workflow_id
 from schemas.stages import Stage
 from tests.clients.test_cli import cx
 from tests.factories import application
-from tests.workflows.conftest import approve, wait_for_stage
+from tests.workflows.conftest import approve, result_of, wait_for_stage
 from tests.workflows.histories import record, replay_and_maybe_record
 
 Fund = Callable[[int], Awaitable[str]]
@@ -66,10 +66,10 @@ async def test_a_withdrawal_while_waiting_leaves_the_line_and_holds_nothing(
     first = await _approved(ts_client, partnership, Stage.AGREEMENT)
     waiting = await _approved(ts_client, partnership, Stage.WAITLISTED)
     await ts_client.withdraw(waiting, {"actor_id": "visitor-vera", "reason": "found other funding"})
-    assert (await ts_client.result(waiting)).stage is Stage.WITHDRAWN
+    assert (await result_of(ts_client, waiting)).stage is Stage.WITHDRAWN
     assert await _queue(ts_client, partnership) == []
     await ts_client.cancel(first, {"actor_id": "officer-olga", "reason": "host closed"})
-    await ts_client.result(first)
+    await result_of(ts_client, first)
     balance = {b.partnership_id: b for b in await ledger_store.partnership_balances()}[partnership]
     assert (balance.held_cents, balance.available_cents) == (0, 100_000)
 
@@ -84,7 +84,7 @@ async def test_the_waitlist_deadline_expires_the_exchange_and_empties_the_line(
     partnership = await funded_partnership(10_000)
     waiting = await _approved(ts_client, partnership, Stage.WAITLISTED)
     await time_skipping_env.sleep(timedelta(days=61))
-    assert (await ts_client.result(waiting)).stage is Stage.EXPIRED
+    assert (await result_of(ts_client, waiting)).stage is Stage.EXPIRED
     assert await _queue(ts_client, partnership) == []
     balance = {b.partnership_id: b for b in await ledger_store.partnership_balances()}[partnership]
     assert balance.held_cents == 0
