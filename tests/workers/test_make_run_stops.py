@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import signal
 import subprocess
 import threading
@@ -23,15 +24,33 @@ START_WITHIN_S = 120
 
 
 def _lines_until(process: subprocess.Popen[str], marker: str) -> list[str]:
+    """The process's output lines up to the first with `marker`, read for at most START_WITHIN_S.
+
+    A thread reads, so that a process that goes silent cannot block the test past the limit.
+    """
     assert process.stdout is not None
+    stdout = process.stdout
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        for line in stdout:
+            lines.put(line)
+        lines.put(None)  # end of output
+
+    threading.Thread(target=read, daemon=True).start()
     seen: list[str] = []
     deadline = time.monotonic() + START_WITHIN_S
-    for line in process.stdout:
+    while (left_s := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left_s)
+        except queue.Empty:
+            break
+        if line is None:
+            raise AssertionError(f"cx dev up ended before {marker!r}: {''.join(seen)}")
         seen.append(line)
         if marker in line:
             return seen
-        assert time.monotonic() < deadline, f"no {marker!r} within {START_WITHIN_S} s: {seen}"
-    raise AssertionError(f"cx dev up ended before {marker!r}: {''.join(seen)}")
+    raise AssertionError(f"no {marker!r} from cx dev up within {START_WITHIN_S} s: {''.join(seen)}")
 
 
 def _leftovers(state_dir: Path) -> list[str]:
