@@ -3,11 +3,15 @@ uploaded for the application, or recorded with another size or kind, are listed;
 
 from __future__ import annotations
 
+import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
-from temporalio import activity
-from temporalio.testing import ActivityEnvironment
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.reporting import EvidenceActivities
 from ledger.evidence import EvidenceStore
@@ -15,6 +19,7 @@ from schemas.converter import DATA_CONVERTER
 from schemas.reporting import VerifyEvidenceInput, VerifyEvidenceResult
 from tests.evidence.documents import jpeg, pdf
 from tests.evidence.test_store import started, unique_tag, upload
+from tests.waiting import within
 
 
 async def test_verify_evidence_flags_a_missing_and_a_mismatched_item(pg_pool: asyncpg.Pool, tmp_path: Path) -> None:
@@ -61,7 +66,42 @@ async def test_verify_evidence_passes_a_report_whose_items_were_all_uploaded(
     assert DATA_CONVERTER.payload_converter.from_payloads(payload, [VerifyEvidenceResult]) == [result]
 
 
-def test_the_activity_name_is_stable() -> None:
-    """History records the activity by name, so it is exactly `verify_evidence`."""
-    definition = activity._Definition.must_from_callable(EvidenceActivities.verify_evidence)
-    assert definition.name == "verify_evidence"
+@workflow.defn(name="VerifyEvidenceByName")
+class VerifyEvidenceByName:
+    """Schedules the activity by its recorded name only, as a history replayed after a Python rename would."""
+
+    @workflow.run
+    async def run(self, request: VerifyEvidenceInput) -> VerifyEvidenceResult:
+        result: VerifyEvidenceResult = await workflow.execute_activity(
+            "verify_evidence",
+            request,
+            result_type=VerifyEvidenceResult,
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=RetryPolicy(maximum_attempts=1),  # an unregistered name fails the run at once
+        )
+        return result
+
+
+async def test_the_activity_name_is_stable(
+    dev_server_env: WorkflowEnvironment, pg_pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    """History records the activity by name, so a worker running the real activity serves `verify_evidence`."""
+    task_queue = f"cx-test-{uuid.uuid4().hex[:8]}"
+    worker = Worker(
+        dev_server_env.client,
+        task_queue=task_queue,
+        workflows=[VerifyEvidenceByName],
+        activities=[EvidenceActivities(pg_pool).verify_evidence],
+        # Only the name is under test here: the sandbox would re-import this test module for nothing.
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    )
+    async with worker:
+        application_id = await started(pg_pool)
+        async with pg_pool.acquire() as conn:
+            item = await upload(conn, EvidenceStore(tmp_path), application_id, pdf(unique_tag()))
+        request = VerifyEvidenceInput(application_id=application_id, items=(item,))
+        run = dev_server_env.client.execute_workflow(
+            VerifyEvidenceByName.run, request, id=f"verify-by-name-{uuid.uuid4().hex}", task_queue=task_queue
+        )
+        result = await within(run, "the run that calls verify_evidence by name", within_s=30)
+    assert result == VerifyEvidenceResult()
