@@ -3,7 +3,8 @@
 A top-up books programme -> budget in the ledger under the key `<partnership>:top-up:<reference>` (so the
 same decision books once, and the same reference with another amount is an IdempotencyConflict), then
 tells the partnership's Funds workflow that money was released, which offers it to the waitlist, oldest
-first (docs/adr/0008-waitlist-funds-workflow.md).
+first (docs/adr/0008-waitlist-funds-workflow.md). It tells it as any other service would, through the
+contract: a signal-with-start `released` (docs/contract.md, "The waitlist"; `ExchangeClient.announce_release`).
 """
 
 from __future__ import annotations
@@ -11,11 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import asyncpg
-from temporalio.client import Client
 
-from activities.funding import WaitlistActivities
+from clients.client import ExchangeClient
 from ledger.store import LedgerStore
-from schemas.funding import FundsReleasedInput
 from schemas.ledger import PartnershipBalance, Transfer
 
 
@@ -33,7 +32,7 @@ def top_up_key(partnership_id: str, reference: str) -> str:
 
 
 async def top_up(
-    pool: asyncpg.Pool, temporal: Client, task_queue: str, *, partnership_id: str, amount_cents: int, reference: str
+    pool: asyncpg.Pool, exchanges: ExchangeClient, *, partnership_id: str, amount_cents: int, reference: str
 ) -> Transfer:
     """Allocate `amount_cents` more to the partnership, then offer it to the waitlist. Re-run safe.
 
@@ -43,9 +42,7 @@ async def top_up(
     transfer = await LedgerStore(pool).allocate(
         idempotency_key=top_up_key(partnership_id, reference), partnership_id=partnership_id, amount_cents=amount_cents
     )
-    await WaitlistActivities(temporal, task_queue).announce_release(
-        FundsReleasedInput(partnership_id=partnership_id, reason=f"top-up {reference}")
-    )
+    await exchanges.announce_release(partnership_id, reason=f"top-up {reference}")
     return transfer
 
 

@@ -1,13 +1,16 @@
-"""`cx`: the command line of the grant engine (back office, reviewers, ops, and the dev stack).
+"""`cx`'s client commands: what the back office, reviewers and ops do with the engine (submit, decide, status, ...).
 
-Errors are one clear line on stderr and an exit code from clients/exit_codes.py (documented in
-docs/operations.md), never a traceback; clients/command.py holds that plumbing. Amounts are euros with
-two decimals for people (clients/money.py) and `*_cents` integers in every `--json` output.
+The `cx` app itself, with the process commands (`cx worker`, `cx dispatcher`, `cx api`, `cx dev up`), is
+workers/cli.py's: it mounts these with `mount` and hands each command its configuration through the typer
+context (clients/config.py), so that nothing here reads the environment or imports workers
+(docs/adr/0014-one-way-imports.md). Errors are one clear line on stderr and an exit code from
+clients/exit_codes.py (documented in docs/operations.md), never a traceback; clients/command.py holds that
+plumbing. Amounts are euros with two decimals for people (clients/money.py) and `*_cents` integers in every
+`--json` output.
 """
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,168 +20,33 @@ import typer
 from pydantic import BaseModel
 
 from clients.client import InvalidInput, parse
-from clients.command import (
-    CommandFailed,
-    console,
-    exchange_client,
-    fail,
-    load_settings,
-    one_of,
-    run,
-)
-from clients.command import main as run_app
+from clients.command import CommandFailed, console, exchange_client, fail, one_of, run
+from clients.config import ClientConfig, client_config
 from clients.exit_codes import ExitCode
 from clients.input_files import InputRefused, parse_json, read_text, shown_path, with_lines
 from clients.money import InvalidAmount, format_eur, format_optional_eur, parse_eur
+from schemas.events import DeadlineKey
 from schemas.exchange import ApplicationInput, ConfirmPaymentInput, ExchangeStatus
 from schemas.messages import SIGNALS, UPDATES
 from schemas.stages import Stage
-from workers.runtime import resolve_database_url, resolve_temporal_address
-from workers.settings import Settings
 
 M = TypeVar("M", bound=BaseModel)
-
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="ClusterXchange grant engine.")
-dev_app = typer.Typer(no_args_is_help=True, help="Run the local stack.")
-app.add_typer(dev_app, name="dev")
 
 # A single top-up above the whole programme's budget (7,000,000 EUR, workers/seed.py) is a typo, not a decision.
 MAX_TOP_UP_CENTS = 7_000_000_00
 # The deadline each open stage waits on: shown even once it has passed, marked overdue (issue 10, item 4).
-# Keys as the workflow names them in `status.deadlines` (workflows/exchange.py).
+# Keys as the workflow names them in `status.deadlines` (schemas/events.py).
 STAGE_DEADLINE = {
-    Stage.REVIEW: "review",
-    Stage.WAITLISTED: "waitlist",
-    Stage.AGREEMENT: "signatures",
-    Stage.REPORTING: "report",
-    Stage.PAYMENT: "payment_sla",
+    Stage.REVIEW: DeadlineKey.REVIEW,
+    Stage.WAITLISTED: DeadlineKey.WAITLIST,
+    Stage.AGREEMENT: DeadlineKey.SIGNATURES,
+    Stage.REPORTING: DeadlineKey.REPORT,
+    Stage.PAYMENT: DeadlineKey.PAYMENT_SLA,
 }
 
 
-@dev_app.command("up")
-def dev_up(
-    once: Annotated[bool, typer.Option("--once", help="exit by itself once the sample exchanges have settled")] = False,
-    demo: Annotated[bool, typer.Option("--demo/--no-demo", help="drive the sample exchanges (DEMO MODE)")] = True,
-) -> None:
-    """Start Temporal + Postgres (embedded unless configured), migrate, seed, run the worker and the demo.
-
-    Example: cx dev up --once
-    """
-    from workers.dev_up import dev_up as run_dev_up
-
-    settings = load_settings()
-    code = run(lambda: run_dev_up(settings, once=once, demo=demo))
-    raise typer.Exit(code)
-
-
-def _stop_on_signals() -> asyncio.Event:
-    """An event set by SIGINT or SIGTERM: a long-running process drains and exits 0."""
-    import signal
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
-
-
-@app.command("worker")
-def worker() -> None:
-    """Run a worker against TEMPORAL_ADDRESS and DATABASE_URL (or a running `make run`) until Ctrl-C.
-
-    At start it waits for Temporal and Postgres (up to CX_CONNECT_TIMEOUT_S, default 120 s), logging each
-    attempt, then exits with code 5 if one never answered.
-
-    Example: DATABASE_URL=postgresql://cx@db/cx TEMPORAL_ADDRESS=temporal:7233 cx worker
-    """
-    from workers.connect import connect_postgres_pool, connect_temporal, temporal_runtime, unless_stopped
-    from workers.logging import configure_logging, get_logger
-    from workers.main import build_worker
-
-    settings = load_settings()
-    configure_logging(settings.log_format)
-    if not settings.finance_webhook_url:
-        raise fail("CX_FINANCE_WEBHOOK_URL: required for a worker (where payment orders are delivered)", ExitCode.USAGE)
-    finance_webhook_url = settings.finance_webhook_url
-    log = get_logger("cx.worker")
-
-    async def main() -> None:
-        stop = _stop_on_signals()
-        # SDK and business metrics on CX_METRICS_ADDRESS (Prometheus), when it is set.
-        runtime = temporal_runtime(settings.metrics_address)
-        temporal = await unless_stopped(
-            connect_temporal(
-                resolve_temporal_address(settings),
-                settings.temporal_namespace,
-                timeout_s=settings.connect_timeout_s,
-                runtime=runtime,
-            ),
-            stop,
-        )
-        if temporal is None:
-            return
-        pool = await unless_stopped(
-            connect_postgres_pool(resolve_database_url(settings), timeout_s=settings.connect_timeout_s), stop
-        )
-        if pool is None:
-            return
-        try:
-            worker = build_worker(
-                temporal,
-                pool,
-                settings.task_queue,
-                finance_webhook_url=finance_webhook_url,
-                notify_email=settings.notify_email,
-            )
-            async with worker:
-                log.info("worker started", task_queue=settings.task_queue)
-                await stop.wait()
-        finally:
-            await pool.close()
-
-    run(main)
-
-
-@app.command("dispatcher")
-def dispatcher() -> None:
-    """Deliver outbox messages (payment orders, notifications) as signed webhooks and e-mails until Ctrl-C.
-
-    At start it waits for Postgres (up to CX_CONNECT_TIMEOUT_S), logging each attempt.
-
-    Example: CX_WEBHOOK_SECRET=... CX_SMTP_HOST=mail.example.org DATABASE_URL=postgresql://cx@db/cx cx dispatcher
-    """
-    from workers.connect import connect_postgres_pool, unless_stopped
-    from workers.dispatcher import Dispatcher, DispatcherConfig
-    from workers.logging import configure_logging, get_logger
-
-    settings = load_settings()
-    configure_logging(settings.log_format)
-    try:
-        config = DispatcherConfig.from_env()
-    except ValueError as error:
-        raise fail(str(error), ExitCode.USAGE) from None
-    log = get_logger("cx.dispatcher")
-
-    async def main() -> None:
-        stop = _stop_on_signals()
-        pool = await unless_stopped(
-            connect_postgres_pool(resolve_database_url(settings), timeout_s=settings.connect_timeout_s), stop
-        )
-        if pool is None:
-            return
-        delivering = Dispatcher(pool, config)
-        try:
-            log.info("dispatcher started")
-            await delivering.run(stop)
-        finally:
-            delivering.close()
-            await pool.close()
-
-    run(main)
-
-
-@app.command("top-up")
 def top_up(
+    ctx: typer.Context,
     partnership_id: Annotated[str, typer.Argument(help="the partnership whose budget grows (see `cx budget`)")],
     amount_eur: Annotated[str, typer.Argument(help="euros, at most two decimals, e.g. 25000 or 1250.50")],
     reference: Annotated[str, typer.Option("--reference", help="the decision's reference; makes a re-run book once")],
@@ -191,7 +59,7 @@ def top_up(
     """
     from clients.budgets import partnership_known, partnerships
     from clients.budgets import top_up as book_top_up
-    from workers.connect import postgres_pool
+    from ledger.pool import postgres_pool
 
     try:
         amount_cents = parse_eur(amount_eur, field="amount_eur", maximum_cents=MAX_TOP_UP_CENTS)
@@ -199,10 +67,10 @@ def top_up(
         raise fail(str(error), ExitCode.USAGE) from None
     if not reference.strip() or len(reference) > 128:
         raise fail(f"--reference {reference!r}: 1 to 128 characters, not only spaces", ExitCode.USAGE)
-    settings = load_settings()
+    config = client_config(ctx)
 
     async def main() -> str:
-        async with postgres_pool(resolve_database_url(settings), timeout_s=0, max_size=2) as pool:
+        async with postgres_pool(config.database_url(), timeout_s=0, max_size=2) as pool:
             if not await partnership_known(pool, partnership_id):
                 known = [p.partnership_id for p in await partnerships(pool)]
                 shown = ", ".join(known[:20]) + (", ..." if len(known) > 20 else "") if known else "none yet"
@@ -212,11 +80,10 @@ def top_up(
                     ExitCode.NOT_FOUND,
                 )
             # Temporal is reached before booking, so that an unreachable server leaves the ledger untouched.
-            client = await exchange_client(settings)
+            client = await exchange_client(config)
             transfer = await book_top_up(
                 pool,
-                client.temporal,
-                settings.task_queue,
+                client,
                 partnership_id=partnership_id,
                 amount_cents=amount_cents,
                 reference=reference,
@@ -257,8 +124,8 @@ def _payload(model: type[M], data: str | None, file: Path | None) -> M:
         raise fail(f"{source}: " + "; ".join(fields), ExitCode.USAGE) from None
 
 
-@app.command("decide")
 def decide(
+    ctx: typer.Context,
     application_id: Annotated[str, typer.Argument(help="the application id")],
     update: Annotated[
         str, typer.Argument(callback=one_of(UPDATES), help="the decision: " + ", ".join(sorted(UPDATES)))
@@ -276,10 +143,10 @@ def decide(
     "scores": {"relevance": 4, "agenda_quality": 4, "expected_impact": 5}}'
     """
     decision = _payload(UPDATES[update], data, file)
-    settings = load_settings()
+    config = client_config(ctx)
 
     async def main() -> ExchangeStatus:
-        client = await exchange_client(settings)
+        client = await exchange_client(config)
         return await client.decide(application_id, update, decision, update_id=update_id)
 
     result = run(main)
@@ -289,8 +156,8 @@ def decide(
         console.print(f"{application_id}: {update} recorded; stage {result.stage.value}")
 
 
-@app.command("signal")
 def signal_command(
+    ctx: typer.Context,
     application_id: Annotated[str, typer.Argument(help="the application id")],
     name: Annotated[str, typer.Argument(callback=one_of(SIGNALS), help="the fact: " + ", ".join(sorted(SIGNALS)))],
     data: Annotated[str | None, typer.Option("--data", help="the payload as JSON")] = None,
@@ -306,30 +173,32 @@ def signal_command(
     "amount_cents": 110000, "payment_reference": "SEPA-1", "confirmed_by": "finance"}'
     """
     message = _payload(SIGNALS[name], data, file)
-    settings = load_settings()
+    config = client_config(ctx)
 
     async def main() -> str:
         if isinstance(message, ConfirmPaymentInput):
-            already = await _already_confirmed(settings, application_id, message)
+            already = await _already_confirmed(config, application_id, message)
             if already is not None:
                 return already
-        client = await exchange_client(settings)
+        client = await exchange_client(config)
         await client.signal(application_id, name, message)
         return f"{application_id}: {name} sent"
 
     console.print(run(main))
 
 
-async def _already_confirmed(settings: Settings, application_id: str, confirmation: ConfirmPaymentInput) -> str | None:
+async def _already_confirmed(
+    config: ClientConfig, application_id: str, confirmation: ConfirmPaymentInput
+) -> str | None:
     """Check finance's confirmation against the order on record (clients/payments.py); None: send it.
 
     Raises ConfirmationRefused (wrong order or amount, nothing ordered yet) and ConfirmationConflict
     (already confirmed with another reference), which `run` turns into exit codes 2 and 4.
     """
     from clients.payments import ConfirmationVerdict, check_confirmation, find_order
-    from workers.connect import postgres_pool
+    from ledger.pool import postgres_pool
 
-    async with postgres_pool(resolve_database_url(settings), timeout_s=0, max_size=2) as pool:
+    async with postgres_pool(config.database_url(), timeout_s=0, max_size=2) as pool:
         order = await find_order(pool, application_id)
     verdict = check_confirmation(application_id, confirmation, order)
     if verdict is ConfirmationVerdict.SEND or order is None:
@@ -341,60 +210,15 @@ async def _already_confirmed(settings: Settings, application_id: str, confirmati
     )
 
 
-@app.command("api")
-def api(
-    host: Annotated[str, typer.Option("--host", help="interface to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port")] = 8000,
-) -> None:
-    """Serve the REST API (OpenAPI at /openapi.json, docs at /docs); bearer tokens from CX_API_TOKENS.
-
-    At start it waits for Temporal and Postgres (up to CX_CONNECT_TIMEOUT_S), logging each attempt.
-
-    Example: CX_API_TOKENS='{"s3cret-token-of-16+": {"subject": "anna", "role": "officer"}}' cx api --port 8080
-    """
-    from clients.api import TokenConfigError, load_tokens, serve
-    from workers.logging import configure_logging
-
-    settings = load_settings()
-    configure_logging(settings.log_format)
-    try:
-        tokens = load_tokens()
-    except TokenConfigError as error:
-        raise fail(str(error), ExitCode.USAGE) from None
-    run(lambda: serve(settings, tokens, host, port))
-
-
-temporal_app = typer.Typer(no_args_is_help=True, help="The Temporal namespace this engine needs.")
-app.add_typer(temporal_app, name="temporal")
-
-
-@temporal_app.command("setup")
-def temporal_setup() -> None:
-    """Register the custom search attributes (CxStage, CxPartnership, ...) on the namespace; idempotent.
-
-    Example: TEMPORAL_ADDRESS=temporal:7233 TEMPORAL_NAMESPACE=clusterxchange cx temporal setup
-    """
-    from schemas.search import register_search_attributes
-
-    settings = load_settings()
-
-    async def main() -> list[str]:
-        client = await exchange_client(settings)
-        return await register_search_attributes(client.temporal, settings.temporal_namespace)
-
-    added = run(main)
-    console.print(f"search attributes added: {', '.join(added)}" if added else "search attributes already in place")
-
-
-@app.command("submit")
 def submit(
+    ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="a JSON file holding one application")],
 ) -> None:
     """Submit one application from a JSON file; prints the workflow id.
 
     Example: cx submit application.json
     """
-    settings = load_settings()
+    config = client_config(ctx)
     shown = shown_path(path)
     try:
         text = read_text(path)
@@ -409,14 +233,14 @@ def submit(
         raise fail(f"{shown}: " + "; ".join(with_lines(text, error.errors)), ExitCode.USAGE) from None
 
     async def main() -> str:
-        client = await exchange_client(settings)
+        client = await exchange_client(config)
         return await client.start_exchange(application)
 
     console.print(run(main))
 
 
-@app.command("status")
 def status(
+    ctx: typer.Context,
     application_id: Annotated[str, typer.Argument(help="the application id")],
     as_json: Annotated[bool, typer.Option("--json", help="print the full status as JSON")] = False,
 ) -> None:
@@ -424,10 +248,10 @@ def status(
 
     Example: cx status demo-01 --json
     """
-    settings = load_settings()
+    config = client_config(ctx)
 
     async def main() -> ExchangeStatus:
-        client = await exchange_client(settings)
+        client = await exchange_client(config)
         return await client.status(application_id)
 
     result = run(main)
@@ -459,7 +283,8 @@ def render_status(status: ExchangeStatus, now: datetime) -> list[str]:
     return lines
 
 
-def _mount_subcommands() -> None:
+def mount(app: typer.Typer) -> None:
+    """Add every client command to `app` (workers/cli.py's `cx`)."""
     from clients import (
         evidence_commands,
         explain_commands,
@@ -470,6 +295,11 @@ def _mount_subcommands() -> None:
         review_commands,
     )
 
+    app.command("top-up")(top_up)
+    app.command("decide")(decide)
+    app.command("signal")(signal_command)
+    app.command("submit")(submit)
+    app.command("status")(status)
     app.add_typer(ledger_commands.db_app, name="db")
     app.add_typer(ledger_commands.ledger_app, name="ledger")
     app.command("budget")(ledger_commands.budget)
@@ -484,14 +314,3 @@ def _mount_subcommands() -> None:
     ops_app = typer.Typer(no_args_is_help=True, help="Ops views.")
     ops_app.command("late")(import_commands.late_command)
     app.add_typer(ops_app, name="ops")
-
-
-_mount_subcommands()
-
-
-def main() -> None:
-    run_app(app)
-
-
-if __name__ == "__main__":
-    main()

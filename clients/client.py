@@ -40,6 +40,7 @@ from schemas.exchange import (
     ValidateReportInput,
     WithdrawInput,
 )
+from schemas.funding import FUNDS_WORKFLOW_TYPE, FundsReleasedInput, FundsState, funds_workflow_id
 from schemas.ids import EXCHANGE_WORKFLOW_TYPE, TASK_QUEUE, exchange_workflow_id
 from schemas.messages import SIGNALS, UPDATES
 from schemas.policy import UnknownPolicyVersion, load_policy
@@ -209,6 +210,21 @@ class ExchangeClient:
         if model is None:
             raise InvalidInput([("signal", f"unknown signal {name!r}; one of {sorted(SIGNALS)}")])
         await self._signal(application_id, name, parse(model, payload))
+
+    async def announce_release(self, partnership_id: str, reason: str) -> None:
+        """Tell the partnership's waitlist that money was released (a top-up, say): signal-with-start `released`
+        to its Funds workflow, which offers the money to the exchanges waiting, oldest first (docs/contract.md,
+        "The waitlist"). Announcing twice only makes the waitlist look again."""
+        await self._client.start_workflow(
+            FUNDS_WORKFLOW_TYPE,
+            FundsState(partnership_id=partnership_id),
+            id=funds_workflow_id(partnership_id),
+            task_queue=self._task_queue,
+            # A waitlist that ended idle is started anew; a running one just receives the signal.
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            start_signal="released",
+            start_signal_args=[FundsReleasedInput(partnership_id=partnership_id, reason=reason)],
+        )
 
     def _handle(self, application_id: str) -> WorkflowHandle[Any, Any]:
         return self._client.get_workflow_handle(self._workflow_id(application_id))

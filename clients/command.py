@@ -1,20 +1,20 @@
-"""The plumbing every `cx` command shares: settings, connections, running async work, and failing well.
+"""The plumbing every `cx` command shares: its configuration, the engine's client, running async work, and failing well.
 
 - Every expected failure is one line on stderr (`error: <field or thing>: <rule>`) and an exit code from
   clients/exit_codes.py, never a traceback; `describe_failure` is the one table from exception to code.
-- `run` runs a command's async work and then drops the process's Temporal runtime before the
-  interpreter exits, which is what keeps short-lived commands from aborting at exit (workers/connect.py).
-- `main` runs the typer app without click's standalone mode, so that usage errors (an unknown
-  `--stage`, a missing argument) are the same one line, with exit code USAGE.
+- `run` runs a command's async work on an event loop of its own and turns its failures into that line.
+- `execute` runs the typer app without click's standalone mode, so that usage errors (an unknown
+  `--stage`, a missing argument) are the same one line, with exit code USAGE, and returns the exit code;
+  the entry point (workers/cli.py) then drops the process's Temporal runtime before the interpreter
+  exits, which is what keeps short-lived commands from aborting at exit (workers/connect.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import NoReturn, TypeVar
+from typing import TypeVar
 
 import asyncpg
 import typer
@@ -32,6 +32,7 @@ from clients.client import (
     ExchangeNotFound,
     InvalidInput,
 )
+from clients.config import ClientConfig
 from clients.exit_codes import ExitCode
 from clients.money import InvalidAmount
 from clients.payments import ConfirmationConflict, ConfirmationRefused
@@ -46,10 +47,8 @@ from ledger.errors import (
     PayoutExceedsPosted,
     UnknownAccount,
 )
+from ledger.pool import ServerUnreachable
 from schemas.errors import Refusal
-from workers.connect import ServerUnreachable, connect_temporal, release_temporal_runtime
-from workers.runtime import StackNotFound, resolve_temporal_address
-from workers.settings import Settings
 
 T = TypeVar("T")
 
@@ -107,26 +106,17 @@ def one_of(allowed: Iterable[str]) -> Callable[[str], str]:
     return check
 
 
-def load_settings() -> Settings:
-    """The environment's settings, or a usage error naming the variable that is wrong."""
-    try:
-        return Settings.from_env()
-    except ValueError as error:
-        raise fail(str(error), ExitCode.USAGE) from None
-
-
-async def exchange_client(settings: Settings) -> ExchangeClient:
+async def exchange_client(config: ClientConfig) -> ExchangeClient:
     """A client on the process's Temporal runtime; a command tries once (timeout 0) and fails with UNAVAILABLE."""
-    client = await connect_temporal(resolve_temporal_address(settings), settings.temporal_namespace, timeout_s=0)
-    return ExchangeClient(client, settings.task_queue)
+    return ExchangeClient(await config.temporal_client(), config.task_queue)
 
 
 def run(work: Callable[[], Awaitable[T]]) -> T:
     """Run one command's async work; every expected failure becomes one line and its exit code.
 
-    The Temporal runtime is released after the event loop has closed and outside any `except` block,
-    so that no exception's frames keep a client (and with it the runtime's threads) alive into
-    interpreter shutdown (workers/connect.py, issue 10 item 2).
+    The failure is raised outside the `except` block that caught it, so that no exception's frames keep a
+    client (and with it the Temporal runtime's threads) alive until the entry point releases the runtime
+    (workers/connect.py, issue 10 item 2).
     """
     outcome: tuple[T] | None = None
     failure: Failure | None = None
@@ -136,7 +126,6 @@ def run(work: Callable[[], Awaitable[T]]) -> T:
         failure = Failure("interrupted", ExitCode.INTERRUPTED)
     except Exception as error:
         failure = describe_failure(error)
-    release_temporal_runtime()
     if failure is not None:
         raise fail(failure.message, failure.code)
     assert outcome is not None
@@ -189,7 +178,7 @@ def _code_of(error: BaseException) -> ExitCode:
             return ExitCode.UNAVAILABLE
         case FileNotFoundError() | PermissionError() | IsADirectoryError() | NotADirectoryError():
             return ExitCode.USAGE
-        case ServerUnreachable() | StackNotFound() | OSError() | asyncpg.InterfaceError():
+        case ServerUnreachable() | OSError() | asyncpg.InterfaceError():
             return ExitCode.UNAVAILABLE
         case (
             asyncpg.UndefinedTableError()
@@ -206,8 +195,8 @@ def _code_of(error: BaseException) -> ExitCode:
             return ExitCode.INTERNAL
 
 
-def main(app: typer.Typer) -> NoReturn:
-    """Run the app and exit with a code from the table; usage errors become one line with exit code USAGE."""
+def execute(app: typer.Typer) -> int:
+    """Run the app and return its exit code from the table; usage errors become one line with exit code USAGE."""
     try:
         result = app(standalone_mode=False)
         code = int(result) if isinstance(result, int) else int(ExitCode.OK)
@@ -230,5 +219,4 @@ def main(app: typer.Typer) -> NoReturn:
         failure = describe_failure(error)
         errors.print(f"[red]error:[/red] {escape(one_line(failure.message))}", markup=True)
         code = int(failure.code)
-    release_temporal_runtime()
-    sys.exit(code)
+    return code

@@ -24,34 +24,32 @@ import asyncpg
 import typer
 from rich.table import Table
 
-from clients.command import CommandFailed, console, load_settings, run
-from clients.command import main as run_app
+from clients.command import CommandFailed, console, run
+from clients.config import ClientConfig, client_config
 from clients.exit_codes import ExitCode
 from ledger.evidence import ApplicationUnknown, EvidenceRecord, EvidenceStore, list_evidence, store_evidence
+from ledger.pool import connect_postgres
 from rules.evidence import EVIDENCE_KINDS, EvidenceRefused, check_evidence, read_upload
 from schemas.exchange import EvidenceItem
-from workers.connect import connect_postgres
-from workers.runtime import resolve_database_url
-from workers.settings import Settings
 
 evidence_app = typer.Typer(no_args_is_help=True, help="Evidence of closing reports: upload and list.")
 # The kinds of the contract (EvidenceItem.kind) as a choice, so an unknown --kind is a usage error listing them.
 EvidenceKind = StrEnum("EvidenceKind", {kind.upper(): kind for kind in EVIDENCE_KINDS})  # type: ignore[misc]
 
 
-async def _connect(settings: Settings) -> asyncpg.Connection:
-    return await connect_postgres(resolve_database_url(settings), timeout_s=0)
+async def _connect(config: ClientConfig) -> asyncpg.Connection:
+    return await connect_postgres(config.database_url(), timeout_s=0)
 
 
-async def _add(settings: Settings, application_id: str, file: Path, name: str, kind: str, actor: str) -> EvidenceItem:
-    store = EvidenceStore.from_settings(settings)
+async def _add(config: ClientConfig, application_id: str, file: Path, name: str, kind: str, actor: str) -> EvidenceItem:
+    store = EvidenceStore(config.evidence_dir)
     # Check the file before contacting anything, so a wrong file is refused even with no database running.
     try:
         data = read_upload(file)
         await asyncio.to_thread(check_evidence, data, name, kind)
     except EvidenceRefused as error:
         raise CommandFailed(str(error), ExitCode.USAGE) from None
-    conn = await _connect(settings)
+    conn = await _connect(config)
     try:
         return await store_evidence(
             conn, store, application_id=application_id, path_or_bytes=data, name=name, kind=kind, uploaded_by=actor
@@ -64,8 +62,8 @@ async def _add(settings: Settings, application_id: str, file: Path, name: str, k
         await conn.close()
 
 
-async def _list(settings: Settings, application_id: str) -> list[EvidenceRecord]:
-    conn = await _connect(settings)
+async def _list(config: ClientConfig, application_id: str) -> list[EvidenceRecord]:
+    conn = await _connect(config)
     try:
         return await list_evidence(conn, application_id)
     finally:
@@ -74,6 +72,7 @@ async def _list(settings: Settings, application_id: str) -> list[EvidenceRecord]
 
 @evidence_app.command("add")
 def add(
+    ctx: typer.Context,
     application_id: Annotated[str, typer.Argument(help="the application the report belongs to")],
     file: Annotated[Path, typer.Argument(help="the document: PDF, PNG or JPEG, at most 10 MiB")],
     kind: Annotated[EvidenceKind, typer.Option("--kind", case_sensitive=False, help="what the document proves")],
@@ -88,13 +87,14 @@ def add(
 
     Example: cx evidence add app-42 boarding-pass.pdf --kind boarding_pass --as visitor@example.org
     """
-    settings = load_settings()
-    item = run(lambda: _add(settings, application_id, file, name or file.name, kind.value, actor))
+    config = client_config(ctx)
+    item = run(lambda: _add(config, application_id, file, name or file.name, kind.value, actor))
     sys.stdout.write(item.model_dump_json() + "\n")
 
 
 @evidence_app.command("list")
 def list_command(
+    ctx: typer.Context,
     application_id: Annotated[str, typer.Argument(help="the application")],
     as_json: Annotated[bool, typer.Option("--json", help="print the records as JSON")] = False,
 ) -> None:
@@ -102,8 +102,8 @@ def list_command(
 
     Example: cx evidence list app-42 --json
     """
-    settings = load_settings()
-    records = run(lambda: _list(settings, application_id))
+    config = client_config(ctx)
+    records = run(lambda: _list(config, application_id))
     if as_json:
         sys.stdout.write(json.dumps([r.model_dump(mode="json") for r in records], indent=2) + "\n")
         return
@@ -122,8 +122,3 @@ def list_command(
             r.uploaded_by,
         )
     console.print(table)
-
-
-if __name__ == "__main__":
-    # Runnable on its own (`python -m clients.evidence_commands`), as tests/evidence runs it; `cx evidence` too.
-    run_app(evidence_app)

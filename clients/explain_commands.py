@@ -28,22 +28,23 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from clients.config import client_config
+from ledger.pool import ServerUnreachable
 from ledger.store import DbConnection
-from workers.runtime import StackNotFound, resolve_database_url
-from workers.settings import Settings
+from schemas.events import EventName
 
-# The audit events an explanation shows, as the Exchange workflow records them (workflows/exchange.py).
-SCREENING_EVENTS = ("screening_decided",)
+# The audit events an explanation shows, as the Exchange workflow records them (schemas/events.py).
+SCREENING_EVENTS = (EventName.SCREENING_DECIDED,)
 REVIEW_EVENTS = (
-    "review_submitted",
-    "changes_requested",
-    "application_amended",
-    "review_overridden",
-    "review_decided",
-    "review_reopened",
+    EventName.REVIEW_SUBMITTED,
+    EventName.CHANGES_REQUESTED,
+    EventName.APPLICATION_AMENDED,
+    EventName.REVIEW_OVERRIDDEN,
+    EventName.REVIEW_DECIDED,
+    EventName.REVIEW_REOPENED,
 )
-FUNDING_EVENTS = ("priced", "funds_held", "hold_voided", "payment_ordered")
-DECISION_EVENTS = (*SCREENING_EVENTS, *REVIEW_EVENTS, *FUNDING_EVENTS, "stage_entered")
+FUNDING_EVENTS = (EventName.PRICED, EventName.FUNDS_HELD, EventName.HOLD_VOIDED, EventName.PAYMENT_ORDERED)
+DECISION_EVENTS = (*SCREENING_EVENTS, *REVIEW_EVENTS, *FUNDING_EVENTS, EventName.STAGE_ENTERED)
 # The prefix the workflow gives a terminal reason made of rule failures: "R7 (visitor.organisation_id): ...".
 _R7_REASON_PREFIX = "R7 ("
 # Details that carry the decision itself print before the supporting figures.
@@ -86,7 +87,7 @@ async def explanation(conn: DbConnection, application_id: str) -> dict[str, Any]
         "decisions": [
             {**dict(e), "details": json.loads(e["details"]), "at": e["at"].isoformat()}
             for e in events
-            if e["event"] != "stage_entered" or e["reason"]
+            if e["event"] != EventName.STAGE_ENTERED or e["reason"]
         ],
         # R7's facts: every claim of the visitor organisation's one visit, this exchange's own included.
         "visit_claims": [
@@ -108,7 +109,7 @@ def refused_under_r7(decisions: Iterable[dict[str, Any]]) -> bool:
         details = decision["details"]
         if any(failure.get("rule") == "R7" for failure in details.get("failures", [])):
             return True
-        if decision["event"] == "stage_entered" and decision["reason"].startswith(_R7_REASON_PREFIX):
+        if decision["event"] == EventName.STAGE_ENTERED and decision["reason"].startswith(_R7_REASON_PREFIX):
             return True
     return False
 
@@ -157,7 +158,11 @@ def _ordered(details: dict[str, Any]) -> list[tuple[str, Any]]:
 
 def _title(decision: dict[str, Any]) -> str:
     # A transition says which stage it entered; every other event happened in the stage it names.
-    return f"{decision['event']} {decision['stage']}" if decision["event"] == "stage_entered" else decision["event"]
+    return (
+        f"{decision['event']} {decision['stage']}"
+        if decision["event"] == EventName.STAGE_ENTERED
+        else decision["event"]
+    )
 
 
 def _detail_lines(key: str, value: Any) -> list[str]:
@@ -175,6 +180,7 @@ def _detail_lines(key: str, value: Any) -> list[str]:
 
 
 def explain(
+    ctx: typer.Context,
     application_id: Annotated[str, typer.Argument(help="the application id")],
     as_json: Annotated[bool, typer.Option("--json", help="print the explanation as JSON")] = False,
 ) -> None:
@@ -184,9 +190,9 @@ def explain(
     Example: cx explain demo-04
     """
     try:
-        database_url = resolve_database_url(Settings.from_env())
+        database_url = client_config(ctx).database_url()
         explanation = asyncio.run(load_explanation(database_url, application_id))
-    except (StackNotFound, OSError, asyncpg.PostgresError) as error:
+    except (ServerUnreachable, OSError, asyncpg.PostgresError) as error:
         errors.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
         raise typer.Exit(1) from None
     if explanation is None:

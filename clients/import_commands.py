@@ -30,17 +30,17 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from clients.client import DuplicateApplication, ExchangeClient, ExchangeClientError, InvalidInput, parse
-from clients.command import console, errors, exchange_client, fail, load_settings, one_line, run
+from clients.command import console, errors, exchange_client, fail, one_line, run
+from clients.config import client_config
 from clients.exit_codes import ExitCode
 from clients.input_files import InputRefused, json_array_items, read_text, shown_path, with_lines
 from clients.money import format_eur, format_optional_eur
+from ledger.pool import postgres_pool
 from schemas.converter import DATA_CONVERTER
 from schemas.exchange import ApplicationInput
 from schemas.ids import exchange_workflow_id
 from schemas.organisations import Organisation
 from schemas.stages import TERMINAL_STAGES, Stage
-from workers.connect import postgres_pool
-from workers.runtime import resolve_database_url
 
 MAX_ROWS = 10_000  # a limit on everything: a larger file is split by the back office
 _SIDES = ("visitor", "host")
@@ -244,6 +244,7 @@ def _short(value: Any) -> str:
 
 
 def import_command(
+    ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="a .json list or a .csv of applications (UTF-8, at most 10 MiB)")],
     as_json: Annotated[bool, typer.Option("--json", help="print the per-row report as JSON")] = False,
 ) -> None:
@@ -280,10 +281,10 @@ def import_command(
             valid.append((row, parse(ApplicationInput, row.data)))
         except InvalidInput as refused:
             record(row, "refused", _described(row, refused))
-    settings = load_settings()
+    config = client_config(ctx)
 
     async def start_all() -> None:
-        client = await exchange_client(settings)
+        client = await exchange_client(config)
         # A progress bar is for a person watching; to a pipe or a log it would only add a stray line.
         with Progress(console=errors, transient=True, disable=not errors.is_terminal) as progress:
             task = progress.add_task("starting exchanges", total=len(valid))
@@ -322,6 +323,7 @@ def import_command(
 
 
 def list_command(
+    ctx: typer.Context,
     stage: Annotated[Stage | None, typer.Option("--stage", case_sensitive=False, help="only this stage")] = None,
     partnership: Annotated[str | None, typer.Option("--partnership", help="only this partnership")] = None,
     late: Annotated[bool, typer.Option("--late", help="only open exchanges past their next deadline")] = False,
@@ -332,10 +334,10 @@ def list_command(
 
     Example: cx list --late --partnership biginn
     """
-    settings = load_settings()
+    config = client_config(ctx)
 
     async def fetch() -> list[asyncpg.Record]:
-        async with postgres_pool(resolve_database_url(settings), timeout_s=0, max_size=1) as pool:
+        async with postgres_pool(config.database_url(), timeout_s=0, max_size=1) as pool:
             rows: list[asyncpg.Record] = await pool.fetch(
                 """SELECT application_id, stage, partnership_id, grant_cents, held_cents, paid_cents, next_deadline
                    FROM exchanges
@@ -371,6 +373,7 @@ def list_command(
 
 
 def late_command(
+    ctx: typer.Context,
     partnership: Annotated[str | None, typer.Option("--partnership", help="only this partnership")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the rows as JSON")] = False,
 ) -> None:
@@ -378,4 +381,4 @@ def late_command(
 
     Example: cx ops late --json
     """
-    list_command(stage=None, partnership=partnership, late=True, limit=1000, as_json=as_json)
+    list_command(ctx, stage=None, partnership=partnership, late=True, limit=1000, as_json=as_json)

@@ -30,15 +30,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from clients.command import describe_failure
+from clients.config import client_config
 from clients.exit_codes import ExitCode
 from clients.money import format_eur
 from ledger.checks import check_ledger
 from ledger.errors import LedgerError
 from ledger.migrate import MigrationChecksumMismatch, apply_migrations
+from ledger.pool import ServerUnreachable
 from ledger.store import LedgerStore
 from schemas.ledger import CheckReport, PartnershipBalance, Transfer
-from workers.runtime import StackNotFound, resolve_database_url
-from workers.settings import Settings
 
 T = TypeVar("T")
 
@@ -57,12 +57,12 @@ _err = Console(stderr=True, highlight=False, soft_wrap=True)  # one line per err
 
 
 @db_app.command("migrate")
-def migrate() -> None:
+def migrate(ctx: typer.Context) -> None:
     """Apply every SQL migration not yet applied (ledger, read model); running it twice is harmless.
 
     Example: DATABASE_URL=postgresql://cx@localhost:5432/cx cx db migrate
     """
-    dsn = _database_url()
+    dsn = _database_url(ctx)
 
     async def main() -> list[str]:
         await _probe(dsn)
@@ -77,6 +77,7 @@ def migrate() -> None:
 
 @ledger_app.command("check")
 def check(
+    ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
     """Verify the ledger's invariants on one snapshot and print each check; exit 1 on any breach.
@@ -86,7 +87,7 @@ def check(
 
     Example: cx ledger check
     """
-    dsn = _database_url()
+    dsn = _database_url(ctx)
 
     async def main() -> CheckReport:
         async with _pool(dsn) as pool:
@@ -103,6 +104,7 @@ def check(
 
 @ledger_app.command("history")
 def history(
+    ctx: typer.Context,
     application_id: Annotated[str, typer.Argument(help="the application id")],
     as_json: Annotated[bool, typer.Option("--json", help="print the transfers as JSON")] = False,
 ) -> None:
@@ -110,7 +112,7 @@ def history(
 
     Example: cx ledger history APP-2025-0042
     """
-    dsn = _database_url()
+    dsn = _database_url(ctx)
 
     async def main() -> list[Transfer]:
         async with _pool(dsn) as pool:
@@ -144,6 +146,7 @@ def history(
 
 
 def budget(
+    ctx: typer.Context,
     as_of: Annotated[
         str | None,
         typer.Option("--as-of", help="an ISO 8601 instant with a UTC offset, e.g. 2025-03-01T12:00:00+01:00"),
@@ -155,7 +158,7 @@ def budget(
     Example: cx budget --as-of 2025-03-01T00:00:00Z --json
     """
     instant = _parse_instant(as_of) if as_of is not None else None
-    dsn = _database_url()
+    dsn = _database_url(ctx)
 
     async def main() -> list[PartnershipBalance]:
         async with _pool(dsn) as pool:
@@ -241,10 +244,10 @@ def _fail(message: str, code: ExitCode = ExitCode.UNAVAILABLE) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _database_url() -> str:
+def _database_url(ctx: typer.Context) -> str:
     try:
-        return resolve_database_url(Settings.from_env())
-    except StackNotFound as error:
+        return client_config(ctx).database_url()
+    except ServerUnreachable as error:  # no DATABASE_URL and no `make run` running
         raise _fail(str(error)) from None
     except ValueError as error:  # a malformed setting, named by the message
         raise _fail(str(error), ExitCode.USAGE) from None

@@ -16,12 +16,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from clients.command import console, load_settings, run
+from clients.command import console, run
+from clients.config import client_config
 from clients.money import format_eur
 from clients.payments import PaymentOrder, list_orders
+from ledger.pool import postgres_pool
 from schemas.policy import load_policy
-from workers.connect import postgres_pool
-from workers.runtime import resolve_database_url
 
 MAX_ORDERS = 10_000  # a limit on everything: a longer list is narrowed with --partnership
 
@@ -36,6 +36,7 @@ class OrderState(StrEnum):
 
 
 def payments(
+    ctx: typer.Context,
     partnership: Annotated[str | None, typer.Option("--partnership", help="only this partnership")] = None,
     state: Annotated[
         OrderState | None, typer.Option("--state", case_sensitive=False, help="only orders in this state")
@@ -48,11 +49,11 @@ def payments(
 
     Example: cx payments --state overdue --partnership biginn
     """
-    settings = load_settings()
+    config = client_config(ctx)
     sla_days = load_policy().deadlines.payment_sla_days
 
     async def main() -> list[PaymentOrder]:
-        async with postgres_pool(resolve_database_url(settings), timeout_s=0, max_size=2) as pool:
+        async with postgres_pool(config.database_url(), timeout_s=0, max_size=2) as pool:
             return await list_orders(pool, partnership_id=partnership, limit=MAX_ORDERS)
 
     orders = run(main)

@@ -12,16 +12,16 @@ from typing import Annotated
 
 import typer
 
-from clients.command import CommandFailed, console, fail, load_settings, run
+from clients.command import CommandFailed, console, fail, run
+from clients.config import client_config
 from clients.exit_codes import ExitCode
 from clients.input_files import InputRefused, read_text, shown_path
+from ledger.pool import connect_postgres
 from ledger.store import DbConnection
 from rules.simulate import SimulationCase, SimulationReport, simulate
 from schemas.exchange import ApplicationInput
 from schemas.policy import PolicyFileError, UnknownPolicyVersion, known_versions, load_policy, load_policy_text
 from schemas.stages import TERMINAL_STAGES, Stage
-from workers.connect import connect_postgres
-from workers.runtime import resolve_database_url
 
 policy_app = typer.Typer(no_args_is_help=True, help="Programme policy: versions and dry runs.")
 # Before screening has decided, an open exchange counts as eligible; simulate() recomputes anyway.
@@ -66,6 +66,7 @@ async def load_open_cases(conn: DbConnection) -> list[SimulationCase]:
 
 @policy_app.command("simulate")
 def simulate_command(
+    ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="the candidate policy file (TOML)")],
     as_json: Annotated[bool, typer.Option("--json", help="print the full report as JSON")] = False,
     show_unchanged: Annotated[bool, typer.Option("--all", help="also list exchanges that would not change")] = False,
@@ -85,8 +86,8 @@ def simulate_command(
     except RecursionError:
         # tomllib parses nested arrays and tables by recursion: thousands of levels exhaust the stack.
         raise fail(f"{shown_path(path)}: not valid TOML (nested too deeply)", ExitCode.USAGE) from None
-    settings = load_settings()
-    cases = run(lambda: open_cases(resolve_database_url(settings)))
+    config = client_config(ctx)
+    cases = run(lambda: open_cases(config.database_url()))
     report: SimulationReport = simulate(cases, candidate)
     if as_json:
         sys.stdout.write(report.model_dump_json(indent=2) + "\n")

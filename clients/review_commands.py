@@ -19,8 +19,10 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from clients.command import CommandFailed, console, fail, load_settings, run
+from clients.command import CommandFailed, console, fail, run
+from clients.config import client_config
 from clients.exit_codes import ExitCode
+from ledger.pool import connect_postgres
 from ledger.review import (
     InboxItem,
     ReviewerLoad,
@@ -32,8 +34,6 @@ from ledger.review import (
     set_unavailable,
 )
 from schemas.review import Reviewer, ReviewerRole
-from workers.connect import connect_postgres
-from workers.runtime import resolve_database_url
 
 T = TypeVar("T")
 reviewers_app = typer.Typer(no_args_is_help=True, help="Reviewers and programme officers: add, list, holidays.")
@@ -51,12 +51,12 @@ _OPTION_OF_FIELD = {
 }
 
 
-def _with_connection(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+def _with_connection(ctx: typer.Context, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
     """Run `work` on one connection to the configured database, in one transaction."""
-    settings = load_settings()
+    config = client_config(ctx)
 
     async def main() -> T:
-        conn = await connect_postgres(resolve_database_url(settings), timeout_s=0)
+        conn = await connect_postgres(config.database_url(), timeout_s=0)
         try:
             async with conn.transaction():
                 return await work(conn)
@@ -86,6 +86,7 @@ def _parse_day(text: str, option: str) -> date:
 
 @reviewers_app.command("add")
 def add(
+    ctx: typer.Context,
     reviewer_id: Annotated[str, typer.Option("--id", help="the person's id (e.g. their login)")],
     name: Annotated[str, typer.Option("--name", help="full name")],
     organisation: Annotated[str, typer.Option("--organisation", help="the person's organisation id")],
@@ -117,7 +118,7 @@ def add(
         )
     except ValidationError as error:
         raise fail(_describe(error), ExitCode.USAGE) from None
-    created = _with_connection(lambda conn: add_reviewer(conn, reviewer))
+    created = _with_connection(ctx, lambda conn: add_reviewer(conn, reviewer))
     console.print(
         f"{'added' if created else 'updated'} reviewer {reviewer.reviewer_id}",
     )
@@ -125,6 +126,7 @@ def add(
 
 @reviewers_app.command("list")
 def list_command(
+    ctx: typer.Context,
     partnership: Annotated[str | None, typer.Option("--partnership", help="only this partnership")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the records as JSON")] = False,
 ) -> None:
@@ -132,7 +134,7 @@ def list_command(
 
     Example: cx reviewers list --partnership P1
     """
-    reviewers: list[ReviewerLoad] = _with_connection(lambda conn: list_reviewers(conn, partnership))
+    reviewers: list[ReviewerLoad] = _with_connection(ctx, lambda conn: list_reviewers(conn, partnership))
     if as_json:
         records = [_as_json(r) for r in reviewers]
         sys.stdout.write(json.dumps(records, indent=2) + "\n")
@@ -169,6 +171,7 @@ def _as_json(reviewer: ReviewerLoad) -> dict[str, Any]:
 
 @reviewers_app.command("set-unavailable")
 def set_unavailable_command(
+    ctx: typer.Context,
     reviewer_id: Annotated[str, typer.Argument(help="the reviewer's id")],
     until: Annotated[str | None, typer.Option("--until", help="last day away, YYYY-MM-DD (inclusive)")] = None,
     clear: Annotated[bool, typer.Option("--clear", help="available again from now on")] = False,
@@ -180,7 +183,7 @@ def set_unavailable_command(
     if (until is None) == (not clear):
         raise fail("give exactly one of --until YYYY-MM-DD or --clear", ExitCode.USAGE)
     day = None if clear or until is None else _parse_day(until, "--until")
-    _with_connection(lambda conn: set_unavailable(conn, reviewer_id, day))
+    _with_connection(ctx, lambda conn: set_unavailable(conn, reviewer_id, day))
     if day is None:
         console.print(
             f"reviewer {reviewer_id} is available",
@@ -193,6 +196,7 @@ def set_unavailable_command(
 
 @review_app.command("inbox")
 def inbox_command(
+    ctx: typer.Context,
     reviewer_id: Annotated[str, typer.Option("--as", help="the reviewer whose inbox to show")],
     as_json: Annotated[bool, typer.Option("--json", help="print the items as JSON")] = False,
 ) -> None:
@@ -206,7 +210,7 @@ def inbox_command(
             raise UnknownReviewer(reviewer_id)
         return await inbox(conn, reviewer_id)
 
-    items = _with_connection(load)
+    items = _with_connection(ctx, load)
     if as_json:
         sys.stdout.write(json.dumps([item.model_dump(mode="json") for item in items], indent=2) + "\n")
         return

@@ -24,7 +24,7 @@ from pypdf import PdfWriter
 from rich.console import Console
 from rich.table import Table
 
-from clients.api import Principal, create_app, load_tokens
+from clients.api import Principal, create_app, parse_tokens
 from clients.client import ExchangeClient
 from clients.demo import demo_samples, drive
 from ledger.evidence import EvidenceStore, store_evidence
@@ -96,7 +96,9 @@ async def dev_up(settings: Settings, *, once: bool, demo: bool = True) -> int:
                 worker_stop = asyncio.Event()
                 # Payment orders leave through the outbox; here the dispatcher delivers them to a local
                 # finance stand-in (unless CX_FINANCE_WEBHOOK_URL names a real endpoint).
-                secret = os.environ.get("CX_WEBHOOK_SECRET") or secrets.token_hex(32)
+                secret = (
+                    settings.webhook_secret.get_secret_value() if settings.webhook_secret else secrets.token_hex(32)
+                )
                 finance = FinanceStub(secret)
                 await finance.start()
                 finance_url = settings.finance_webhook_url or finance.url
@@ -210,8 +212,8 @@ def _api_server(
 ) -> tuple[uvicorn.Server, str, str | None]:
     """The REST API on a free (or CX_API_PORT) port; tokens from CX_API_TOKENS, else one officer token for this run."""
     token: str | None = None
-    if os.environ.get("CX_API_TOKENS"):
-        tokens = load_tokens()
+    if settings.api_tokens is not None:
+        tokens = parse_tokens(settings.api_tokens.get_secret_value())
     else:
         token = secrets.token_urlsafe(24)
         tokens = {token: Principal(subject="demo-officer", role="officer")}
@@ -221,6 +223,7 @@ def _api_server(
             exchanges,
             pool,
             tokens,
+            evidence_store=EvidenceStore.from_settings(settings),
             max_body_bytes=settings.api_max_body_bytes,
             engine_timeout_s=settings.api_engine_timeout_s,
         ),

@@ -17,7 +17,6 @@ import hashlib
 import hmac
 import http.client
 import json
-import os
 import smtplib
 import time
 import uuid
@@ -35,6 +34,7 @@ import asyncpg
 
 from activities.outbox import OutboxMessage, encode_payload
 from workers.logging import get_logger
+from workers.settings import Settings
 
 log = get_logger(__name__)
 
@@ -49,7 +49,7 @@ class DeliveryFailed(Exception):
 
 @dataclass(frozen=True)
 class DispatcherConfig:
-    """How the dispatcher delivers; read once by `from_env` and passed down."""
+    """How the dispatcher delivers: from the one Settings (`from_settings`), passed down."""
 
     webhook_secret: str
     smtp_host: str = "127.0.0.1"
@@ -86,24 +86,21 @@ class DispatcherConfig:
         return float(min(self.max_backoff_s, self.base_backoff_s * 2 ** max(0, attempts - 1)))
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> DispatcherConfig:
-        env = os.environ if environ is None else environ
-        secret = env.get("CX_WEBHOOK_SECRET", "")
-        if not secret:
+    def from_settings(cls, settings: Settings) -> DispatcherConfig:
+        """The dispatcher's configuration from the process's one Settings; refused without a signing key."""
+        if settings.webhook_secret is None:
             raise ValueError("CX_WEBHOOK_SECRET is not set: the dispatcher signs every webhook with it")
-        raw_port = env.get("CX_SMTP_PORT", "25")
-        try:
-            port = int(raw_port)
-        except ValueError:
-            raise ValueError(f"CX_SMTP_PORT={raw_port!r}: must be a TCP port number (1-65535)") from None
-        if not 1 <= port <= 65535:
-            raise ValueError(f"CX_SMTP_PORT={raw_port!r}: must be a TCP port number (1-65535)")
         return cls(
-            webhook_secret=secret,
-            smtp_host=env.get("CX_SMTP_HOST", "127.0.0.1"),
-            smtp_port=port,
-            smtp_sender=env.get("CX_SMTP_SENDER", "clusterxchange@localhost"),
+            webhook_secret=settings.webhook_secret.get_secret_value(),
+            smtp_host=settings.smtp_host,
+            smtp_port=settings.smtp_port,
+            smtp_sender=settings.smtp_sender,
         )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> DispatcherConfig:
+        """The same from a mapping of the variables (tests, tools): parsed by Settings' rules, nothing else read."""
+        return cls.from_settings(Settings.from_env(environ))
 
 
 def webhook_signature(secret: str, timestamp: str, body: bytes) -> str:

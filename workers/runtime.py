@@ -11,13 +11,14 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ledger.pool import ServerUnreachable
 from workers.settings import Settings
 
 RUNTIME_FILE = "runtime.json"
 
 
-class StackNotFound(RuntimeError):
-    """No server address configured and no running `make run` recorded one."""
+class StackNotFound(ServerUnreachable):
+    """No server address configured and no running `make run` recorded one: no server to reach (UNAVAILABLE)."""
 
 
 @dataclass(frozen=True)

@@ -1,108 +1,147 @@
-"""Configuration read once from the environment and passed down (never read deep in the code)."""
+"""The one Settings: everything a process reads from its environment, read once and passed down.
+
+`cx` (workers/cli.py) reads it once per run, with `Settings.from_env()`, and hands each part to what needs
+it: the worker, the dispatcher and the API get their values, client commands a `ClientConfig`
+(clients/config.py). Nothing else reads the environment (tests/test_architecture.py keeps it so;
+docs/adr/0014-one-way-imports.md). Each field names its variable; a malformed one is refused with one line
+that names the variable and the rule, e.g. `CX_API_PORT='http': must be a TCP port number (1-65535)`.
+"""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated
 
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from clients.config import DEFAULT_API_ENGINE_TIMEOUT_S, DEFAULT_API_MAX_BODY_BYTES
 from schemas.ids import TASK_QUEUE
 
-
-@dataclass(frozen=True)
-class Settings:
-    """Everything a process needs to know about its surroundings.
-
-    `database_url` and `temporal_address` are None when the embedded servers should be started.
-    """
-
-    database_url: str | None
-    temporal_address: str | None
-    temporal_namespace: str
-    task_queue: str
-    state_dir: Path
-    log_format: str
-    temporal_port: int | None
-    temporal_ui_port: int | None
-    postgres_port: int | None
-    finance_webhook_url: str | None
-    notify_email: str | None
-    evidence_dir: Path
-    metrics_address: str | None
-    api_port: int | None
-    # How long `cx worker`, `cx dispatcher` and `cx api` wait for Temporal and Postgres at start-up
-    # (workers/connect.py) before they exit with UNAVAILABLE.
-    connect_timeout_s: float
-    # The REST API's bounds (issue 11): the largest JSON body it reads (evidence uploads have their own,
-    # rules/evidence.py) and how long it waits for Temporal before answering 504.
-    api_max_body_bytes: int = 1024 * 1024
-    api_engine_timeout_s: float = 10.0
-
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
-        env = dict(os.environ if environ is None else environ)
-        return cls(
-            database_url=env.get("DATABASE_URL") or None,
-            temporal_address=env.get("TEMPORAL_ADDRESS") or None,
-            temporal_namespace=env.get("TEMPORAL_NAMESPACE", "default"),
-            task_queue=env.get("CX_TASK_QUEUE", TASK_QUEUE),
-            state_dir=Path(env.get("CX_STATE_DIR", ".cx")).resolve(),
-            log_format=env.get("CX_LOG_FORMAT", "auto"),
-            temporal_port=_optional_port(env, "CX_TEMPORAL_PORT"),
-            temporal_ui_port=_optional_port(env, "CX_TEMPORAL_UI_PORT"),
-            postgres_port=_optional_port(env, "CX_POSTGRES_PORT"),
-            finance_webhook_url=env.get("CX_FINANCE_WEBHOOK_URL") or None,
-            notify_email=env.get("CX_NOTIFY_EMAIL") or None,
-            evidence_dir=Path(
-                env.get("CX_EVIDENCE_DIR") or Path(env.get("CX_STATE_DIR", ".cx")) / "evidence"
-            ).resolve(),
-            metrics_address=env.get("CX_METRICS_ADDRESS") or None,
-            api_port=_optional_port(env, "CX_API_PORT"),
-            connect_timeout_s=_seconds(env, "CX_CONNECT_TIMEOUT_S", 120.0),
-            api_max_body_bytes=_bytes(env, "CX_API_MAX_BODY_BYTES", 1024 * 1024),
-            api_engine_timeout_s=_positive_seconds(env, "CX_API_ENGINE_TIMEOUT_S", 10.0),
-        )
+DEFAULT_STATE_DIR = ".cx"
+# A limit on everything: a day covers any start-up or answer; math.inf or NaN would never give up.
+MAX_SECONDS = 86_400
+# From 1 KiB (a request smaller than that is no request) to 16 MiB (a JSON body is a few KiB).
+BODY_BYTES_RANGE = (1024, 16 * 1024 * 1024)
 
 
-def _optional_port(env: dict[str, str], name: str) -> int | None:
-    raw = env.get(name)
-    if not raw:
-        return None
+class SettingsError(ValueError):
+    """A variable is malformed; the message names it and the rule, in one line."""
+
+
+def _port(raw: object) -> object:
+    if raw is None or isinstance(raw, int):
+        return raw
+    text = str(raw)
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise ValueError("must be a TCP port number (1-65535)")
+    return int(text)
+
+
+def _seconds(raw: object) -> object:
+    if isinstance(raw, int | float):
+        return raw
     try:
-        port = int(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r}: must be a TCP port number (1-65535)") from None
-    if not 1 <= port <= 65535:
-        raise ValueError(f"{name}={raw!r}: must be a TCP port number (1-65535)")
-    return port
-
-
-def _seconds(env: dict[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
+        value = float(str(raw))
     except ValueError:
         value = -1.0
-    # A limit on everything: a day covers any start-up; math.inf or NaN would never give up.
-    if not 0 <= value <= 86_400:
-        raise ValueError(f"{name}={raw!r}: must be a number of seconds from 0 to 86400")
+    if not 0 <= value <= MAX_SECONDS:  # NaN fails this too
+        raise ValueError(f"must be a number of seconds from 0 to {MAX_SECONDS}")
     return value
 
 
-def _positive_seconds(env: dict[str, str], name: str, default: float) -> float:
-    value = _seconds(env, name, default)
-    if value <= 0:
-        raise ValueError(f"{name}={env.get(name)!r}: must be a number of seconds above 0")
-    return value
+def _body_bytes(raw: object) -> object:
+    low, high = BODY_BYTES_RANGE
+    text = str(raw)
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise ValueError(f"must be a number of bytes from {low} to {high}")
+    return int(text)
 
 
-def _bytes(env: dict[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if not raw:
-        return default
-    # From 1 KiB (a request smaller than that is no request) to 16 MiB (a JSON body is a few KiB).
-    if not raw.isdigit() or not 1024 <= int(raw) <= 16 * 1024 * 1024:
-        raise ValueError(f"{name}={raw!r}: must be a number of bytes from 1024 to 16777216")
-    return int(raw)
+Port = Annotated[int, BeforeValidator(_port)]
+Seconds = Annotated[float, BeforeValidator(_seconds)]
+
+
+class Settings(BaseSettings):
+    """Everything a process needs to know about its surroundings (README, "Configuration").
+
+    `database_url` and `temporal_address` are None when the embedded servers should be started (`make
+    run`) or, for a client command, found where a running `make run` recorded them (workers/runtime.py).
+    """
+
+    # Variables are case-sensitive and an empty one counts as unset, as a shell user expects of `X= cx ...`.
+    model_config = SettingsConfigDict(case_sensitive=True, env_ignore_empty=True, frozen=True, extra="ignore")
+
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    temporal_address: str | None = Field(default=None, validation_alias="TEMPORAL_ADDRESS")
+    temporal_namespace: str = Field(default="default", validation_alias="TEMPORAL_NAMESPACE")
+    task_queue: str = Field(default=TASK_QUEUE, validation_alias="CX_TASK_QUEUE")
+    state_dir: Path = Field(default=Path(DEFAULT_STATE_DIR), validation_alias="CX_STATE_DIR")
+    log_format: str = Field(default="auto", validation_alias="CX_LOG_FORMAT")
+    temporal_port: Port | None = Field(default=None, validation_alias="CX_TEMPORAL_PORT")
+    temporal_ui_port: Port | None = Field(default=None, validation_alias="CX_TEMPORAL_UI_PORT")
+    postgres_port: Port | None = Field(default=None, validation_alias="CX_POSTGRES_PORT")
+    finance_webhook_url: str | None = Field(default=None, validation_alias="CX_FINANCE_WEBHOOK_URL")
+    notify_email: str | None = Field(default=None, validation_alias="CX_NOTIFY_EMAIL")
+    evidence_dir_setting: Path | None = Field(default=None, validation_alias="CX_EVIDENCE_DIR")
+    metrics_address: str | None = Field(default=None, validation_alias="CX_METRICS_ADDRESS")
+    api_port: Port | None = Field(default=None, validation_alias="CX_API_PORT")
+    # How long `cx worker`, `cx dispatcher` and `cx api` wait for Temporal and Postgres at start-up
+    # (workers/connect.py) before they exit with UNAVAILABLE.
+    connect_timeout_s: Seconds = Field(default=120.0, validation_alias="CX_CONNECT_TIMEOUT_S")
+    # The REST API's bounds (issue 11): the largest JSON body it reads (evidence uploads have their own,
+    # rules/evidence.py) and how long it waits for Temporal before answering 504.
+    api_max_body_bytes: Annotated[int, BeforeValidator(_body_bytes)] = Field(
+        default=DEFAULT_API_MAX_BODY_BYTES, validation_alias="CX_API_MAX_BODY_BYTES"
+    )
+    api_engine_timeout_s: Seconds = Field(
+        default=DEFAULT_API_ENGINE_TIMEOUT_S, validation_alias="CX_API_ENGINE_TIMEOUT_S"
+    )
+    # The API's bearer tokens as JSON, parsed by the API itself (clients/api/auth.py `parse_tokens`).
+    api_tokens: SecretStr | None = Field(default=None, validation_alias="CX_API_TOKENS")
+    # The outbox dispatcher's (workers/dispatcher.py): the key signing every webhook, and the mail relay.
+    webhook_secret: SecretStr | None = Field(default=None, validation_alias="CX_WEBHOOK_SECRET")
+    smtp_host: str = Field(default="127.0.0.1", validation_alias="CX_SMTP_HOST")
+    smtp_port: Port = Field(default=25, validation_alias="CX_SMTP_PORT")
+    smtp_sender: str = Field(default="clusterxchange@localhost", validation_alias="CX_SMTP_SENDER")
+
+    @field_validator("state_dir", "evidence_dir_setting")
+    @classmethod
+    def _absolute(cls, path: Path | None) -> Path | None:
+        # Resolved once, so that a process that changes its directory later still means the same place.
+        return None if path is None else path.resolve()
+
+    @field_validator("api_engine_timeout_s")
+    @classmethod
+    def _above_zero(cls, seconds: float) -> float:
+        if seconds <= 0:
+            raise ValueError("must be a number of seconds above 0")
+        return seconds
+
+    @property
+    def evidence_dir(self) -> Path:
+        """Where uploaded evidence is stored: CX_EVIDENCE_DIR, else `<CX_STATE_DIR>/evidence`."""
+        return self.evidence_dir_setting or self.state_dir / "evidence"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings of the process's environment, or of `environ` (tests, tools) and nothing else.
+
+        Raises SettingsError naming each malformed variable. The process's own read happens once, in
+        workers/cli.py; a mapping given here is parsed by the same fields and rules.
+        """
+        try:
+            if environ is None:
+                return cls()
+            # The mapping alone: pydantic-settings' sources (the process environment) are not consulted.
+            return cls.model_validate({name: value for name, value in environ.items() if value != ""})
+        except ValidationError as error:
+            raise SettingsError(_one_line(error)) from None
+
+
+def _one_line(error: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc']))}={e['input']!r}: {str(e['msg']).removeprefix('Value error, ')}"
+        for e in error.errors(include_url=False)
+    )

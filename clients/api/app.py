@@ -1,7 +1,8 @@
 """The REST API: every door of the engine over HTTP, with bearer tokens mapped to roles (docs/adr/0009-rest-api.md).
 
 `create_app` receives the ExchangeClient, the Postgres pool and the token table (no globals, so tests build
-it against the real stack); `serve` builds them from Settings for `cx api`. Every route but the probes
+it against the real stack); the process that serves it (`cx api`, `make run`) builds them from its Settings
+(workers/commands.py). Every route but the probes
 and the docs needs a token; every error is an RFC 9457 problem document naming the field; `/docs` is
 Swagger UI served from this package (clients/api/static/swagger-ui), so it works with no network.
 """
@@ -19,7 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from clients.api.auth import Principal, TokenConfigError, load_tokens
+from clients.api.auth import Principal, TokenConfigError, load_tokens, parse_tokens
 from clients.api.body import BodyLimit, BodyTooLarge, too_large_response
 from clients.api.context import Api
 from clients.api.guards import Authenticate, Deadline
@@ -27,20 +28,18 @@ from clients.api.openapi import build_openapi
 from clients.api.problems import Problem, ProblemError, invalid, problem_response, problem_type
 from clients.api.routers import budgets, evidence, exchanges, ops, policy, reviews
 from clients.client import ExchangeClient
+from clients.config import DEFAULT_API_ENGINE_TIMEOUT_S, DEFAULT_API_MAX_BODY_BYTES, DEFAULT_EVIDENCE_DIR
 from ledger.evidence import EvidenceStore
 from ledger.store import LedgerStore
-from workers.connect import connect_temporal, postgres_pool
-from workers.runtime import resolve_database_url, resolve_temporal_address
-from workers.settings import Settings
 
-__all__ = ["Principal", "TokenConfigError", "create_app", "load_tokens", "serve"]
+__all__ = ["Principal", "TokenConfigError", "create_app", "load_tokens", "parse_tokens"]
 
 STATIC_DIR = Path(__file__).parent / "static"
 SWAGGER_UI = "/static/swagger-ui"
 # JSON bodies are small (an application is a few KiB); this bound only stops a runaway request
 # (CX_API_MAX_BODY_BYTES). Evidence uploads have their own, larger limit (clients/api/routers/evidence.py).
-MAX_BODY_BYTES = Settings.api_max_body_bytes
-ENGINE_TIMEOUT_S = Settings.api_engine_timeout_s
+MAX_BODY_BYTES = DEFAULT_API_MAX_BODY_BYTES
+ENGINE_TIMEOUT_S = DEFAULT_API_ENGINE_TIMEOUT_S
 # A request may call the engine more than once (its start input to check who submitted it, then the
 # update), each call bounded by the engine timeout; the whole request gets this many of them.
 REQUEST_DEADLINE_FACTOR = 3
@@ -69,8 +68,9 @@ def create_app(
 ) -> FastAPI:
     """Build the API over one ExchangeClient and one pool; `tokens` maps bearer tokens to principals.
 
-    `evidence_store` defaults to the configured one (`CX_EVIDENCE_DIR`, as `cx evidence add` uses);
-    `max_body_bytes` and `engine_timeout_s` are CX_API_MAX_BODY_BYTES and CX_API_ENGINE_TIMEOUT_S.
+    `evidence_store` is where uploads go (the process passes CX_EVIDENCE_DIR's, as `cx evidence add` uses;
+    without one, the default directory); `max_body_bytes` and `engine_timeout_s` are CX_API_MAX_BODY_BYTES
+    and CX_API_ENGINE_TIMEOUT_S.
     """
     app = FastAPI(
         title="ClusterXchange",
@@ -90,7 +90,7 @@ def create_app(
         exchanges=exchanges_client,
         pool=pool,
         tokens=tokens,
-        evidence_store=evidence_store or EvidenceStore.from_settings(Settings.from_env()),
+        evidence_store=evidence_store or EvidenceStore(DEFAULT_EVIDENCE_DIR.resolve()),
         ledger=LedgerStore(pool),
         engine_timeout_s=engine_timeout_s,
         request_deadline_s=REQUEST_DEADLINE_FACTOR * engine_timeout_s,
@@ -167,24 +167,3 @@ def _add_docs(app: FastAPI) -> None:
             # Swagger UI would otherwise fetch a badge from validator.swagger.io.
             swagger_ui_parameters={"validatorUrl": None, "persistAuthorization": False},
         )
-
-
-async def serve(settings: Settings, tokens: dict[str, Principal], host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Run the API until interrupted (what `cx api` calls): one pool and one Temporal client per process."""
-    import uvicorn  # only the serving process needs it
-
-    # Both wait for their server (with backoff, up to CX_CONNECT_TIMEOUT_S) on the process's one Temporal runtime.
-    temporal = await connect_temporal(
-        resolve_temporal_address(settings), settings.temporal_namespace, timeout_s=settings.connect_timeout_s
-    )
-    client = ExchangeClient(temporal, settings.task_queue)
-    async with postgres_pool(resolve_database_url(settings), timeout_s=settings.connect_timeout_s) as pool:
-        app = create_app(
-            client,
-            pool,
-            tokens,
-            evidence_store=EvidenceStore.from_settings(settings),
-            max_body_bytes=settings.api_max_body_bytes,
-            engine_timeout_s=settings.api_engine_timeout_s,
-        )
-        await uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info")).serve()

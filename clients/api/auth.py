@@ -1,6 +1,7 @@
 """Bearer tokens mapped to principals: who a token stands for and what it may act for (docs/security.md).
 
-Tokens come from configuration only (`CX_API_TOKENS`), parsed once by `load_tokens`. A principal has a
+Tokens come from configuration only (`CX_API_TOKENS`, read with the process's Settings), parsed once by
+`parse_tokens`. A principal has a
 subject (the person or system), a role, and the organisations and partnerships it may act for: the
 parties of R10 (HO and VO are organisations, HOP and VOP partnerships). Who may do what with them is the
 table in clients/api/access.py.
@@ -9,7 +10,6 @@ table in clients/api/access.py.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from typing import Literal
 
@@ -57,10 +57,13 @@ class TokenConfigError(ValueError):
 _SHAPE = '{"<token>": {"subject": "...", "role": "...", "organisations": [...], "partnerships": [...]}}'
 
 
-def load_tokens(environ: Mapping[str, str] | None = None) -> dict[str, Principal]:
-    """Parse `CX_API_TOKENS` (JSON, see _SHAPE; the two lists are optional) once at start-up."""
-    env = os.environ if environ is None else environ
-    raw = env.get("CX_API_TOKENS")
+def load_tokens(variables: Mapping[str, str]) -> dict[str, Principal]:
+    """`parse_tokens` of the `CX_API_TOKENS` entry of a mapping of variables (tests, tools)."""
+    return parse_tokens(variables.get("CX_API_TOKENS"))
+
+
+def parse_tokens(raw: str | None) -> dict[str, Principal]:
+    """Parse the value of `CX_API_TOKENS` (JSON, see _SHAPE; the two lists are optional) once at start-up."""
     if not raw:
         raise TokenConfigError(f"CX_API_TOKENS is not set: give JSON {_SHAPE}")
     try:

@@ -32,6 +32,7 @@ from clients.api.models import (
 )
 from ledger.evidence import EvidenceRecord
 from ledger.review import InboxItem
+from schemas.events import DeadlineKey, EventName
 from schemas.exchange import ApplicationInput, EvidenceItem, ExchangeStatus, Party, Transition
 from schemas.ledger import TransferKind
 from schemas.messages import SIGNALS, UPDATES
@@ -83,7 +84,7 @@ EXCHANGE_STATUS = ExchangeStatus(
     grant_cents=95_000,
     held_cents=95_000,
     hold_transfer_id=1042,
-    deadlines={"signatures": datetime(2026, 4, 3, 17, 0, tzinfo=UTC)},
+    deadlines={DeadlineKey.SIGNATURES: datetime(2026, 4, 3, 17, 0, tzinfo=UTC)},
     signatures={Party.HOST_ORGANISATION: "ho-signatory"},
     start_date=date(2026, 5, 4),
     end_date=date(2026, 5, 8),
@@ -172,7 +173,7 @@ EXPLANATION = Explanation(
     decisions=[
         Decision(
             sequence=3,
-            event="screening_decided",
+            event=EventName.SCREENING_DECIDED,
             stage="SCREENING",
             actor_id="system",
             reason="",
@@ -182,7 +183,7 @@ EXPLANATION = Explanation(
         ),
         Decision(
             sequence=9,
-            event="priced",
+            event=EventName.PRICED,
             stage="FUNDING",
             actor_id="system",
             reason="",

@@ -12,7 +12,7 @@ import pytest
 
 from tests.factories import application
 
-CX = [sys.executable, "-m", "clients.cli"]
+CX = [sys.executable, "-m", "workers.cli"]
 ROOT = Path(__file__).resolve().parents[2]
 
 

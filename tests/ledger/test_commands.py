@@ -17,6 +17,7 @@ import pytest_asyncio
 import typer
 from typer.testing import CliRunner, Result
 
+import workers.cli  # noqa: F401  (cx's configuration for the commands this module mounts in its own app)
 from clients.ledger_commands import budget, db_app, format_cents, ledger_app
 from ledger.store import LedgerStore
 from tests.ledger.conftest import Ids

@@ -23,11 +23,11 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from clients.exit_codes import ExitCode
-from workers.connect import Backoff, postgres_address
+from ledger.pool import Backoff, postgres_address
 from workers.devstack import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-CX = [sys.executable, "-m", "clients.cli"]
+CX = [sys.executable, "-m", "workers.cli"]
 WITHIN_S = 60.0
 
 

@@ -137,8 +137,7 @@ async def top_up_budget(
             async with engine_call(api):
                 transfer = await top_up(
                     api.pool,
-                    api.exchanges.temporal,
-                    api.exchanges.task_queue,
+                    api.exchanges,
                     partnership_id=partnership_id,
                     amount_cents=body.amount_cents,
                     reference=body.reference,

@@ -1,0 +1,212 @@
+"""`cx`'s process commands: the worker, the outbox dispatcher, the REST API, the local stack, the namespace set-up.
+
+They are the processes of the engine, so they live with the composition root (docs/adr/0014-one-way-imports.md):
+each takes its part of the one Settings (`settings_of`, workers/process.py), waits for its servers (up to
+CX_CONNECT_TIMEOUT_S, logging each attempt) and runs until SIGINT or SIGTERM. Errors are one line and an
+exit code of the one table (clients/command.py `run`, clients/exit_codes.py), like every other command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Annotated
+
+import typer
+
+from clients.api import TokenConfigError, create_app, parse_tokens
+from clients.api.auth import Principal
+from clients.client import ExchangeClient
+from clients.command import console, fail, run
+from clients.exit_codes import ExitCode
+from ledger.evidence import EvidenceStore
+from ledger.pool import connect_postgres_pool, postgres_pool
+from schemas.search import register_search_attributes
+from workers.connect import connect_temporal, temporal_runtime, unless_stopped
+from workers.logging import configure_logging, get_logger
+from workers.process import settings_of
+from workers.runtime import resolve_database_url, resolve_temporal_address
+from workers.settings import Settings
+
+
+def mount(app: typer.Typer) -> None:
+    """Add the process commands to `app` (workers/cli.py's `cx`)."""
+    dev_app = typer.Typer(no_args_is_help=True, help="Run the local stack.")
+    dev_app.command("up")(dev_up)
+    app.add_typer(dev_app, name="dev")
+    app.command("worker")(worker)
+    app.command("dispatcher")(dispatcher)
+    app.command("api")(api)
+    temporal_app = typer.Typer(no_args_is_help=True, help="The Temporal namespace this engine needs.")
+    temporal_app.command("setup")(temporal_setup)
+    app.add_typer(temporal_app, name="temporal")
+
+
+def dev_up(
+    ctx: typer.Context,
+    once: Annotated[bool, typer.Option("--once", help="exit by itself once the sample exchanges have settled")] = False,
+    demo: Annotated[bool, typer.Option("--demo/--no-demo", help="drive the sample exchanges (DEMO MODE)")] = True,
+) -> None:
+    """Start Temporal + Postgres (embedded unless configured), migrate, seed, run the worker and the demo.
+
+    Example: cx dev up --once
+    """
+    from workers.dev_up import dev_up as run_dev_up
+
+    settings = settings_of(ctx)
+    code = run(lambda: run_dev_up(settings, once=once, demo=demo))
+    raise typer.Exit(code)
+
+
+def _stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM: a long-running process drains and exits 0."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def worker(ctx: typer.Context) -> None:
+    """Run a worker against TEMPORAL_ADDRESS and DATABASE_URL (or a running `make run`) until Ctrl-C.
+
+    At start it waits for Temporal and Postgres (up to CX_CONNECT_TIMEOUT_S, default 120 s), logging each
+    attempt, then exits with code 5 if one never answered.
+
+    Example: DATABASE_URL=postgresql://cx@db/cx TEMPORAL_ADDRESS=temporal:7233 cx worker
+    """
+    from workers.main import build_worker
+
+    settings = settings_of(ctx)
+    configure_logging(settings.log_format)
+    if not settings.finance_webhook_url:
+        raise fail("CX_FINANCE_WEBHOOK_URL: required for a worker (where payment orders are delivered)", ExitCode.USAGE)
+    finance_webhook_url = settings.finance_webhook_url
+    log = get_logger("cx.worker")
+
+    async def main() -> None:
+        stop = _stop_on_signals()
+        # SDK and business metrics on CX_METRICS_ADDRESS (Prometheus), when it is set.
+        runtime = temporal_runtime(settings.metrics_address)
+        temporal = await unless_stopped(
+            connect_temporal(
+                resolve_temporal_address(settings),
+                settings.temporal_namespace,
+                timeout_s=settings.connect_timeout_s,
+                runtime=runtime,
+            ),
+            stop,
+        )
+        if temporal is None:
+            return
+        pool = await unless_stopped(
+            connect_postgres_pool(resolve_database_url(settings), timeout_s=settings.connect_timeout_s), stop
+        )
+        if pool is None:
+            return
+        try:
+            worker = build_worker(
+                temporal,
+                pool,
+                settings.task_queue,
+                finance_webhook_url=finance_webhook_url,
+                notify_email=settings.notify_email,
+            )
+            async with worker:
+                log.info("worker started", task_queue=settings.task_queue)
+                await stop.wait()
+        finally:
+            await pool.close()
+
+    run(main)
+
+
+def dispatcher(ctx: typer.Context) -> None:
+    """Deliver outbox messages (payment orders, notifications) as signed webhooks and e-mails until Ctrl-C.
+
+    At start it waits for Postgres (up to CX_CONNECT_TIMEOUT_S), logging each attempt.
+
+    Example: CX_WEBHOOK_SECRET=... CX_SMTP_HOST=mail.example.org DATABASE_URL=postgresql://cx@db/cx cx dispatcher
+    """
+    from workers.dispatcher import Dispatcher, DispatcherConfig
+
+    settings = settings_of(ctx)
+    configure_logging(settings.log_format)
+    try:
+        config = DispatcherConfig.from_settings(settings)
+    except ValueError as error:
+        raise fail(str(error), ExitCode.USAGE) from None
+    log = get_logger("cx.dispatcher")
+
+    async def main() -> None:
+        stop = _stop_on_signals()
+        pool = await unless_stopped(
+            connect_postgres_pool(resolve_database_url(settings), timeout_s=settings.connect_timeout_s), stop
+        )
+        if pool is None:
+            return
+        delivering = Dispatcher(pool, config)
+        try:
+            log.info("dispatcher started")
+            await delivering.run(stop)
+        finally:
+            delivering.close()
+            await pool.close()
+
+    run(main)
+
+
+def api(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host", help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port")] = 8000,
+) -> None:
+    """Serve the REST API (OpenAPI at /openapi.json, docs at /docs); bearer tokens from CX_API_TOKENS.
+
+    At start it waits for Temporal and Postgres (up to CX_CONNECT_TIMEOUT_S), logging each attempt.
+
+    Example: CX_API_TOKENS='{"s3cret-token-of-16+": {"subject": "anna", "role": "officer"}}' cx api --port 8080
+    """
+    settings = settings_of(ctx)
+    configure_logging(settings.log_format)
+    try:
+        tokens = parse_tokens(settings.api_tokens.get_secret_value() if settings.api_tokens else None)
+    except TokenConfigError as error:
+        raise fail(str(error), ExitCode.USAGE) from None
+    run(lambda: serve_api(settings, tokens, host, port))
+
+
+async def serve_api(settings: Settings, tokens: dict[str, Principal], host: str, port: int) -> None:
+    """Run the API until interrupted: one pool and one Temporal client per process."""
+    import uvicorn  # only the serving process needs it
+
+    # Both wait for their server (with backoff, up to CX_CONNECT_TIMEOUT_S) on the process's one Temporal runtime.
+    temporal = await connect_temporal(
+        resolve_temporal_address(settings), settings.temporal_namespace, timeout_s=settings.connect_timeout_s
+    )
+    client = ExchangeClient(temporal, settings.task_queue)
+    async with postgres_pool(resolve_database_url(settings), timeout_s=settings.connect_timeout_s) as pool:
+        app = create_app(
+            client,
+            pool,
+            tokens,
+            evidence_store=EvidenceStore.from_settings(settings),
+            max_body_bytes=settings.api_max_body_bytes,
+            engine_timeout_s=settings.api_engine_timeout_s,
+        )
+        await uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info")).serve()
+
+
+def temporal_setup(ctx: typer.Context) -> None:
+    """Register the custom search attributes (CxStage, CxPartnership, ...) on the namespace; idempotent.
+
+    Example: TEMPORAL_ADDRESS=temporal:7233 TEMPORAL_NAMESPACE=clusterxchange cx temporal setup
+    """
+    settings = settings_of(ctx)
+
+    async def main() -> list[str]:
+        temporal = await connect_temporal(resolve_temporal_address(settings), settings.temporal_namespace, timeout_s=0)
+        return await register_search_attributes(temporal, settings.temporal_namespace)
+
+    added = run(main)
+    console.print(f"search attributes added: {', '.join(added)}" if added else "search attributes already in place")
