@@ -32,9 +32,6 @@ log: structlog.stdlib.BoundLogger = structlog.get_logger(__name__)
 ATTEMPT_TIMEOUT_S = 10.0
 # One pool per process (asyncpg's advice) of at most this many connections.
 POOL_MAX_SIZE = 10
-# The SDK reports every failure to connect to Temporal as a RuntimeError with this prefix; its reason is
-# shown without it.
-TEMPORAL_CONNECT_FAILED = "Failed client connect"
 
 
 class ServerUnreachable(Exception):
@@ -81,12 +78,15 @@ async def wait_for(
     timeout_s: float,
     backoff: Backoff | None = None,
     rng: random.Random | None = None,
+    reason: Callable[[BaseException], str] | None = None,
 ) -> T:
     """Run `attempt` until it succeeds; retry transient failures with backoff until `timeout_s` has passed.
 
     A failure that is not transient (a refused login, a bad address) propagates at once: waiting would
-    not fix it. `timeout_s` 0 means one attempt.
+    not fix it. `timeout_s` 0 means one attempt. `reason` words a failure for the log and the error (by
+    default its message).
     """
+    describe = reason or _reason
     backoff = backoff or Backoff()
     rng = rng or random.Random()
     loop = asyncio.get_running_loop()
@@ -101,19 +101,19 @@ async def wait_for(
         except Exception as error:
             if not (isinstance(error, TimeoutError) or transient(error)):
                 raise
-            reason = _reason(error)
+            why = _timed_out() if isinstance(error, TimeoutError) else describe(error)
             remaining = deadline - loop.time()
             if remaining <= 0:
                 waited = f" after {number} attempts in {loop.time() - started:.0f} s" if number > 1 else ""
-                raise ServerUnreachable(f"cannot reach {server} at {address}{waited}: {reason}") from None
+                raise ServerUnreachable(f"cannot reach {server} at {address}{waited}: {why}") from None
             pause = min(backoff.delay_s(number, rng), remaining)
             log.warning(
-                f"waiting for {server} at {address} (attempt {number}, next in {_seconds(pause)}): {reason}",
+                f"waiting for {server} at {address} (attempt {number}, next in {_seconds(pause)}): {why}",
                 server=server,
                 address=address,
                 attempt=number,
                 next_in_s=round(pause, 1),
-                error=reason,
+                error=why,
             )
             await asyncio.sleep(pause)
         else:
@@ -122,11 +122,12 @@ async def wait_for(
             return result
 
 
+def _timed_out() -> str:
+    return f"no answer within {ATTEMPT_TIMEOUT_S:.0f} s"
+
+
 def _reason(error: BaseException) -> str:
-    if isinstance(error, TimeoutError):
-        return f"no answer within {ATTEMPT_TIMEOUT_S:.0f} s"
-    text = str(error).removeprefix(f"{TEMPORAL_CONNECT_FAILED}: ")
-    return text or type(error).__name__
+    return str(error) or type(error).__name__
 
 
 def _seconds(value: float) -> str:

@@ -27,11 +27,13 @@ from typing import TypeVar
 from temporalio.client import Client
 from temporalio.runtime import Runtime, TelemetryConfig
 
-from ledger.pool import TEMPORAL_CONNECT_FAILED, Backoff, wait_for
+from ledger.pool import Backoff, wait_for
 from schemas.converter import DATA_CONVERTER
 from workers.metrics import runtime_with_metrics
 
 T = TypeVar("T")
+# The SDK reports every failure to connect as a RuntimeError with this prefix (no narrower type exists).
+TEMPORAL_CONNECT_FAILED = "Failed client connect"
 
 
 # The process's Temporal runtime (see the module docstring). Module state on purpose: it is per process,
@@ -63,6 +65,11 @@ def _temporal_transient(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and str(error).startswith(TEMPORAL_CONNECT_FAILED)
 
 
+def _temporal_reason(error: BaseException) -> str:
+    # The SDK's prefix says nothing the line does not already say ("cannot reach Temporal at ...").
+    return str(error).removeprefix(f"{TEMPORAL_CONNECT_FAILED}: ") or type(error).__name__
+
+
 def check_temporal_address(address: str) -> None:
     """Refuse a TEMPORAL_ADDRESS that is not host:port before waiting on it for minutes."""
     host, _, port = address.rpartition(":")
@@ -86,7 +93,13 @@ async def connect_temporal(
         return await Client.connect(address, namespace=namespace, data_converter=DATA_CONVERTER, runtime=chosen)
 
     return await wait_for(
-        "Temporal", address, attempt, transient=_temporal_transient, timeout_s=timeout_s, backoff=backoff
+        "Temporal",
+        address,
+        attempt,
+        transient=_temporal_transient,
+        timeout_s=timeout_s,
+        backoff=backoff,
+        reason=_temporal_reason,
     )
 
 
