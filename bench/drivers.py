@@ -162,7 +162,7 @@ class ReadModel:
         SELECT ra.application_id, array_agg(ra.reviewer_id ORDER BY ra.reviewer_id) AS reviewers
           FROM review_assignments ra
          WHERE ra.status = 'open' AND ra.application_id IN ({READY_FOR_REVIEW_SQL})
-         GROUP BY ra.application_id"""
+         GROUP BY ra.application_id"""  # noqa: S608 - composed of constant SQL only, no input
     _ORDERS = """SELECT application_id, payment_order_id, amount_cents FROM payment_orders
                   WHERE application_id = ANY($1::text[])"""
 

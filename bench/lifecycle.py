@@ -47,7 +47,7 @@ import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +97,7 @@ BIN_DIR = Path(sys.executable).parent
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 _PR_SET_PDEATHSIG = 1
 
-READY_COUNT_SQL = f"SELECT count(*) FROM ({READY_FOR_REVIEW_SQL}) ready"
+READY_COUNT_SQL = f"SELECT count(*) FROM ({READY_FOR_REVIEW_SQL}) ready"  # noqa: S608 - constant SQL only
 
 
 def _die_with_parent() -> None:
@@ -400,7 +400,7 @@ class Lifecycle:
         self.exchanges = ExchangeClient(st.client, st.ours.task_queue)
         self.plan = plan
         self.run = uuid.uuid4().hex[:6]
-        self.today = date.today()
+        self.today = datetime.now(UTC).date()
         self._next_partnership = 0
 
     def applications(self, label: str, count: int) -> list[Any]:
@@ -602,7 +602,9 @@ async def run(admin_dsn: str, embedded_pid: int | None, args: argparse.Namespace
                 loop.add_signal_handler(sig, interrupt, sig)
             try:
                 await measuring
-            except (asyncio.CancelledError, Exception) as error:  # report what was measured, then exit 1
+            # Whatever failed (BLE001): the traceback is kept in the report, what was measured is still
+            # reported, and the run exits 1.
+            except (asyncio.CancelledError, Exception) as error:  # noqa: BLE001 - see above
                 interrupted = f"interrupted by {signalled[0]}" if signalled else None
                 res.failure = interrupted or "".join(traceback.format_exception(error))
             finally:

@@ -8,6 +8,9 @@
 - `pg_pool`: an asyncpg pool on `database_url`.
 - `time_skipping_env`: a time-skipping test server per test (its clock only moves forward, so each
   test gets its own, starting at the real now); `dev_server_env`: one dev server for the session.
+
+Every test has a time limit (pytest-timeout: `timeout` in pyproject.toml, or a test's own
+`@pytest.mark.timeout`), and tests/time_limits.py cancels a hung async test in its loop just before it.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from workers.devstack import (
     drop_database,
     free_port,
 )
+
+pytest_plugins = ["pytester", "tests.time_limits"]
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,7 @@ def unique_id(prefix: str) -> str:
 
 def full_week_ahead(weeks: int, country: str) -> tuple[date, date]:
     """A Monday-to-Friday stay at least `weeks` weeks from today with 5 working days in `country`."""
-    monday = date.today() + timedelta(days=7 * weeks)
+    monday = datetime.now(UTC).date() + timedelta(days=7 * weeks)
     monday -= timedelta(days=monday.weekday())
     while working_days(monday, monday + timedelta(days=4), country) < 5:
         monday += timedelta(days=7)

@@ -46,10 +46,13 @@ def engine_accepts(model: type[BaseModel], document: Any) -> bool:
     payload = Payload(metadata={"encoding": b"json/plain"}, data=json.dumps(document).encode())
     try:
         DECODER.from_payload(payload, model)
-    except ApplicationError as refused:
-        assert refused.type == Refusal.INVALID_INPUT and refused.non_retryable, refused
-        return False
-    return True
+    except ApplicationError as error:
+        refused = error
+    else:
+        return True
+    assert refused.type == Refusal.INVALID_INPUT, refused  # a refusal is the typed, final InvalidInput
+    assert refused.non_retryable, refused
+    return False
 
 
 def schema_of(stem: str) -> dict[str, Any]:

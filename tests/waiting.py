@@ -43,7 +43,8 @@ async def eventually(
     caller, with the reason in a comment there); they are retried and the last one is reported. Any other
     exception propagates at once.
     """
-    assert within_s > 0 and poll_s > 0, "a wait needs a positive limit and poll interval"
+    assert within_s > 0, "a wait needs a positive limit and poll interval"
+    assert poll_s > 0, "a wait needs a positive limit and poll interval"
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within_s
     last: object = NOTHING_SEEN

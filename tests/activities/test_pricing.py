@@ -251,7 +251,8 @@ def test_unit_cost_figures_by_hand(
     """Erasmus+ unit costs: band edges (99.9/100 km), tier edges (14/15 days), green rates and unpaid days."""
     quote = unit_cost(days, distance_km, country, UNIT, green_travel=green)
     assert quote.amount_cents == amount_cents
-    assert quote.full_rate_cents == amount_cents and quote.halved_because == ()
+    assert quote.full_rate_cents == amount_cents
+    assert quote.halved_because == ()
     assert band_line in quote.breakdown
     assert quote.breakdown[-1] == f"unit costs: {format_eur(amount_cents)}"
 

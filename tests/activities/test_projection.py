@@ -44,7 +44,8 @@ async def test_a_nul_character_is_sanitised_once_and_the_read_model_moves_on(pg_
     row = await pg_pool.fetchrow(
         "SELECT reason, details FROM audit_events WHERE application_id = $1 AND sequence = 2", app.application_id
     )
-    assert row is not None and row["reason"] == "ill\ufffdness"
+    assert row is not None
+    assert row["reason"] == "ill\ufffdness"
     assert "sanitised" in row["details"]
     stage = await pg_pool.fetchval("SELECT stage FROM exchanges WHERE application_id = $1", app.application_id)
     assert stage == "WITHDRAWN"
@@ -57,7 +58,8 @@ async def test_a_batch_breaking_a_constraint_fails_for_good_at_once(pg_pool: asy
     broken = ProjectionBatch(application=app, events=(event(1, Stage.FUNDING, "priced", grant_cents=-1),))
     with pytest.raises(ApplicationError) as failed:
         await ActivityEnvironment().run(ProjectionActivities(pg_pool).record_events, broken)
-    assert failed.value.type == ErrorType.PROJECTION_REJECTED and failed.value.non_retryable
+    assert failed.value.type == ErrorType.PROJECTION_REJECTED
+    assert failed.value.non_retryable
     written = await pg_pool.fetchval("SELECT count(*) FROM audit_events WHERE application_id = $1", app.application_id)
     assert written == 0
 
@@ -79,6 +81,8 @@ async def test_a_stage_s_own_work_goes_on_without_a_batch_postgres_refuses(pg_po
         signature_due=datetime.now(UTC),
     )
     result = await ActivityEnvironment().run(FundingActivities(pg_pool, store).fund_exchange, request)
-    assert result.claimed and result.held and result.hold_id is not None
+    assert result.claimed
+    assert result.held
+    assert result.hold_id is not None
     stage = await pg_pool.fetchval("SELECT stage FROM exchanges WHERE application_id = $1", app.application_id)
     assert stage == "AGREEMENT"

@@ -111,7 +111,8 @@ def test_r1_cluster_membership_through_screen() -> None:
         "the application does not record it as one."
     )
     assert screen(_app(visitor={"type": "scale_up_support", "cluster_member": True}), POLICY).eligible
-    assert application().host.type is SCALE_UP and not application().host.cluster_member
+    assert application().host.type is SCALE_UP
+    assert not application().host.cluster_member
     assert screen(application(), POLICY).eligible
 
 
@@ -133,7 +134,8 @@ def test_r2_refuses_a_type_the_policy_does_not_list_as_host() -> None:
     rules = RULES.model_copy(update={"host_types": RULES.host_types - {OrganisationType.PUBLIC_AUTHORITY}})
     failures = host_type_failures(_org("host", type=OrganisationType.PUBLIC_AUTHORITY), rules)
     assert _keys(failures) == {("R2", "host.type")}
-    assert "cannot host" in failures[0].message and "a training provider" in failures[0].message
+    assert "cannot host" in failures[0].message
+    assert "a training provider" in failures[0].message
 
 
 SME, CLUSTER = OrganisationType.SME, OrganisationType.CLUSTER_ORGANISATION

@@ -43,7 +43,8 @@ async def test_running_the_hold_activity_twice_books_once(pg_pool: asyncpg.Pool)
     env = ActivityEnvironment()
     first = await env.run(LedgerActivities(store).hold_funds, request)
     second = await env.run(LedgerActivities(store).hold_funds, request)
-    assert first.held and second.held
+    assert first.held
+    assert second.held
     assert first.transfer_id == second.transfer_id
     assert [t.kind.value for t in await store.exchange_history(application_id)] == ["hold"]
     balance = {b.partnership_id: b for b in await store.partnership_balances()}[partnership]

@@ -105,7 +105,8 @@ async def test_check_visit_ignores_released_claims(pg_pool: asyncpg.Pool) -> Non
         holder = await _exchange_at(pg_pool, organisation, Stage.WITHDRAWN)
         await release_visit(pg_pool, holder)
     result = await _check(pg_pool, organisation, "app-next")
-    assert result.visit is VisitUse.FREE and result.held_by_application_id is None
+    assert result.visit is VisitUse.FREE
+    assert result.held_by_application_id is None
 
 
 async def test_check_visit_does_not_count_the_exchange_s_own_claim(pg_pool: asyncpg.Pool) -> None:

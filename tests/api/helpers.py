@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -72,7 +72,7 @@ def body(partnership_id: str, **overrides: Any) -> dict[str, Any]:
 
 def stay_that_ended_weeks_ago(country: str, weeks: int = 3) -> tuple[date, date]:
     """A Monday-to-Friday stay with 5 working days that ended about `weeks` weeks ago (ADR 0004's way)."""
-    monday = date.today() - timedelta(days=7 * weeks)
+    monday = datetime.now(UTC).date() - timedelta(days=7 * weeks)
     monday -= timedelta(days=monday.weekday())
     while working_days(monday, monday + timedelta(days=4), country) < 5:
         monday -= timedelta(days=7)

@@ -61,9 +61,11 @@ async def test_start_is_idempotent_and_a_conflicting_replay_is_refused(
     assert changed.headers["content-type"] == "application/problem+json"
     assert changed.json()["errors"][0]["field"] == "application_id"
     status = await api.get(f"/exchanges/{data['application_id']}", headers=auth(OPS))
-    assert status.status_code == 200 and status.json()["application_id"] == data["application_id"]
+    assert status.status_code == 200
+    assert status.json()["application_id"] == data["application_id"]
     missing = await api.get("/exchanges/no-such-exchange", headers=auth(OFFICER))
-    assert missing.status_code == 404 and missing.json()["status"] == 404
+    assert missing.status_code == 404
+    assert missing.json()["status"] == 404
 
 
 async def test_invalid_input_is_a_422_naming_the_field(api: httpx.AsyncClient, partnership: str) -> None:
@@ -71,16 +73,20 @@ async def test_invalid_input_is_a_422_naming_the_field(api: httpx.AsyncClient, p
     data = application_body(partnership)
     del data["submitted_by"]
     missing = await api.post("/exchanges", json=data, headers=auth(OFFICER))
-    assert missing.status_code == 422 and missing.headers["content-type"] == "application/problem+json"
+    assert missing.status_code == 422
+    assert missing.headers["content-type"] == "application/problem+json"
     assert [e["field"] for e in missing.json()["errors"]] == ["submitted_by"]
     bad_date = await api.post(
         "/exchanges", json={**application_body(partnership), "start_date": "not-a-date"}, headers=auth(OFFICER)
     )
-    assert bad_date.status_code == 422 and bad_date.json()["errors"][0]["field"] == "start_date"
+    assert bad_date.status_code == 422
+    assert bad_date.json()["errors"][0]["field"] == "start_date"
     bad_update = await api.post("/exchanges/x1/updates/cancel", json={"actor_id": "a"}, headers=auth(OFFICER))
-    assert bad_update.status_code == 422 and bad_update.json()["errors"][0]["field"] == "reason"
+    assert bad_update.status_code == 422
+    assert bad_update.json()["errors"][0]["field"] == "reason"
     bad_id = await api.get("/exchanges/%20bad%20id", headers=auth(OFFICER))
-    assert bad_id.status_code == 422 and bad_id.json()["errors"][0]["field"] == "application_id"
+    assert bad_id.status_code == 422
+    assert bad_id.json()["errors"][0]["field"] == "application_id"
     bad_json = await api.post("/exchanges", content=b"{", headers={**auth(OFFICER), "Content-Type": "application/json"})
     assert bad_json.status_code == 422
 
@@ -88,11 +94,14 @@ async def test_invalid_input_is_a_422_naming_the_field(api: httpx.AsyncClient, p
 async def test_authentication_and_roles(api: httpx.AsyncClient, partnership: str) -> None:
     """No token or an unknown one is 401; ops may read but not write (403); applicants start only their own."""
     anonymous = await api.get("/exchanges")
-    assert anonymous.status_code == 401 and anonymous.json()["detail"] == "a bearer token is required"
+    assert anonymous.status_code == 401
+    assert anonymous.json()["detail"] == "a bearer token is required"
     unknown = await api.get("/exchanges", headers=auth("not-a-configured-token"))
-    assert unknown.status_code == 401 and unknown.headers["www-authenticate"] == "Bearer"
+    assert unknown.status_code == 401
+    assert unknown.headers["www-authenticate"] == "Bearer"
     ops_start = await api.post("/exchanges", json=application_body(partnership), headers=auth(OPS))
-    assert ops_start.status_code == 403 and ops_start.json()["title"] == "Forbidden"
+    assert ops_start.status_code == 403
+    assert ops_start.json()["title"] == "Forbidden"
     assert (await api.get("/budgets", headers=auth(OPS))).status_code == 200
     assert (await api.get("/budgets", headers=auth(APPLICANT))).status_code == 403
     signal = await api.post(
@@ -108,7 +117,8 @@ async def test_authentication_and_roles(api: httpx.AsyncClient, partnership: str
     someone_else = await api.post(
         "/exchanges", json=application_body(partnership, submitted_by="applicant-piet"), headers=auth(APPLICANT)
     )
-    assert someone_else.status_code == 403 and someone_else.json()["errors"][0]["field"] == "submitted_by"
+    assert someone_else.status_code == 403
+    assert someone_else.json()["errors"][0]["field"] == "submitted_by"
 
 
 async def test_applicants_see_and_act_only_on_their_own(api: httpx.AsyncClient, partnership: str) -> None:
@@ -124,7 +134,8 @@ async def test_applicants_see_and_act_only_on_their_own(api: httpx.AsyncClient, 
     assert refused.status_code == 403
     as_other = {"actor_id": "applicant-piet", "reason": "pretending"}
     impersonation = await api.post(f"/exchanges/{app_id}/updates/withdraw", json=as_other, headers=auth(APPLICANT))
-    assert impersonation.status_code == 403 and impersonation.json()["errors"][0]["field"] == "actor_id"
+    assert impersonation.status_code == 403
+    assert impersonation.json()["errors"][0]["field"] == "actor_id"
     page = await listed(api, APPLICANT, 1)
     assert {row["application_id"] for row in page["items"]} >= {app_id}
     assert app_id not in {row["application_id"] for row in (await listed(api, OTHER_APPLICANT, 0))["items"]}
@@ -168,7 +179,8 @@ async def test_reviewers_act_only_where_assigned(api: httpx.AsyncClient, partner
         json=review(insider_member),
         headers=auth(reviewer_token(insider)),
     )
-    assert twice.status_code == 409 and twice.json()["title"] == "Decision refused"
+    assert twice.status_code == 409
+    assert twice.json()["title"] == "Decision refused"
     page = await listed(api, reviewer_token(insider), 1)
     assert app_id in {row["application_id"] for row in page["items"]}
     outsider_page = (await api.get("/exchanges", params={"limit": 100}, headers=auth(reviewer_token(outsider)))).json()
@@ -187,13 +199,16 @@ async def test_list_pages_through_the_read_model(api: httpx.AsyncClient, partner
         ids.append(data.application_id)
     await listed(api, OPS, 3, partnership=partnership)
     first = (await api.get("/exchanges", params={"partnership": partnership, "limit": 2}, headers=auth(OPS))).json()
-    assert len(first["items"]) == 2 and first["next_offset"] == 2
+    assert len(first["items"]) == 2
+    assert first["next_offset"] == 2
     params: dict[str, str | int] = {"partnership": partnership, "limit": 2, "offset": 2}
     second = (await api.get("/exchanges", params=params, headers=auth(OPS))).json()
-    assert len(second["items"]) == 1 and second["next_offset"] is None
+    assert len(second["items"]) == 1
+    assert second["next_offset"] is None
     assert sorted(r["application_id"] for r in first["items"] + second["items"]) == sorted(ids)
     too_big = await api.get("/exchanges", params={"limit": 1000}, headers=auth(OPS))
-    assert too_big.status_code == 422 and too_big.json()["errors"][0]["field"] == "limit"
+    assert too_big.status_code == 422
+    assert too_big.json()["errors"][0]["field"] == "limit"
     for app_id in ids:
         await cancel(api, session_partnership, app_id)
 
@@ -205,7 +220,9 @@ async def test_readiness_reports_a_database_that_does_not_answer(dev_client: Exc
     app = create_app(dev_client, closed, token_table("p-unused"))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
         ready = await client.get("/readyz")
-        assert ready.status_code == 503 and ready.json()["detail"].startswith("postgres")
+        assert ready.status_code == 503
+        assert ready.json()["detail"].startswith("postgres")
         assert (await client.get("/healthz")).status_code == 200
         listing = await client.get("/exchanges", headers=auth(OPS))
-        assert listing.status_code == 503 and listing.headers["content-type"] == "application/problem+json"
+        assert listing.status_code == 503
+        assert listing.headers["content-type"] == "application/problem+json"

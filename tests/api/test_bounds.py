@@ -48,7 +48,8 @@ async def test_the_token_is_checked_before_the_body_is_read(api: httpx.AsyncClie
     as_json = {"Content-Type": "application/json"}
     for headers in ({}, auth("not-a-configured-token")):
         malformed = await api.post(update, content=b'{"actor_id": ', headers={**headers, **as_json})
-        assert malformed.status_code == 401 and fields(malformed) == ["Authorization"], malformed.text
+        assert malformed.status_code == 401, malformed.text
+        assert fields(malformed) == ["Authorization"], malformed.text
         upload = await api.post(
             "/exchanges/app-bounds/evidence",
             content=b"--broken\r\nnot a form",
@@ -57,7 +58,8 @@ async def test_the_token_is_checked_before_the_body_is_read(api: httpx.AsyncClie
         assert upload.status_code == 401, upload.text
         huge = Chunks(64)
         unread = await api.post(update, content=huge, headers={**headers, **as_json})
-        assert unread.status_code == 401 and huge.sent <= 1, (unread.status_code, huge.sent)
+        assert unread.status_code == 401, (unread.status_code, huge.sent)
+        assert huge.sent <= 1, (unread.status_code, huge.sent)
     declared = await api.post(update, content=b"{}", headers={**as_json, "Content-Length": str(64 * MIB)})
     assert declared.status_code == 401
 
@@ -71,7 +73,9 @@ async def test_the_token_is_checked_before_the_body_is_read(api: httpx.AsyncClie
     assert reviewer_upload.status_code == 403, "a reviewer uploads nothing: refused before the form is read"
     huge = Chunks(64)
     too_large = await api.post(update, content=huge, headers={**auth(OFFICER), **as_json})
-    assert too_large.status_code == 413 and fields(too_large) == ["body"] and huge.sent <= 2, huge.sent
+    assert too_large.status_code == 413, huge.sent
+    assert fields(too_large) == ["body"], huge.sent
+    assert huge.sent <= 2, huge.sent
 
 
 async def test_the_body_limit_and_the_engine_timeout_are_configuration(make_api: MakeApi) -> None:
@@ -91,7 +95,8 @@ async def test_the_body_limit_and_the_engine_timeout_are_configuration(make_api:
     api = make_api(token_table("p-bounds"), max_body_bytes=2048)
     padded = {"actor_id": "officer", "reason": "x" * 3000}
     refused = await api.post("/exchanges/app-bounds/updates/cancel", json=padded, headers=auth(OFFICER))
-    assert refused.status_code == 413 and "2048" in refused.json()["detail"]
+    assert refused.status_code == 413
+    assert "2048" in refused.json()["detail"]
     small = await api.post("/exchanges/app-bounds/updates/cancel", json={"actor_id": "o"}, headers=auth(OFFICER))
     assert small.status_code == 422, "within the limit, the body is read and checked"
 
@@ -115,7 +120,8 @@ async def test_an_engine_that_does_not_answer_gets_a_504_within_the_limit(
     try:
         began = loop.time()
         status = await api.get(f"/exchanges/{app.application_id}", headers=auth(OFFICER))
-        assert status.status_code == 504 and loop.time() - began < ENGINE_TIMEOUT_S + SLACK_S, status.text
+        assert status.status_code == 504, status.text
+        assert loop.time() - began < ENGINE_TIMEOUT_S + SLACK_S, status.text
         assert f"within {ENGINE_TIMEOUT_S:g} s" in status.json()["detail"]
 
         path = f"/exchanges/{app.application_id}/updates/cancel"
@@ -128,16 +134,20 @@ async def test_an_engine_that_does_not_answer_gets_a_504_within_the_limit(
 
         began = loop.time()
         first, concurrent = await asyncio.gather(api.post(path, json=payload, headers=headers), second())
-        assert first.status_code == 504 and loop.time() - began < ENGINE_TIMEOUT_S + SLACK_S, first.text
-        assert fields(first) == ["Idempotency-Key"] and "may still be applied" in first.json()["detail"]
-        assert concurrent.status_code == 409 and fields(concurrent) == ["Idempotency-Key"], concurrent.text
+        assert first.status_code == 504, first.text
+        assert loop.time() - began < ENGINE_TIMEOUT_S + SLACK_S, first.text
+        assert fields(first) == ["Idempotency-Key"]
+        assert "may still be applied" in first.json()["detail"]
+        assert concurrent.status_code == 409, concurrent.text
+        assert fields(concurrent) == ["Idempotency-Key"], concurrent.text
         assert concurrent.headers["retry-after"] == "1"
         kept = await pg_pool.fetchval(
             "SELECT count(*) FROM idempotency_keys WHERE principal = $1 AND key = 'k-slow'", officer_of(partnership)
         )
         assert kept == 0, "a timeout keeps no answer: the same request may be sent again"
         retried = await api.post(path, json=payload, headers=headers)
-        assert retried.status_code == 504 and "idempotent-replayed" not in retried.headers
+        assert retried.status_code == 504
+        assert "idempotent-replayed" not in retried.headers
     finally:
         await handle.terminate("test finished: no worker ever polls its queue")
 
@@ -158,7 +168,9 @@ async def test_a_request_held_by_the_database_is_cut_at_its_deadline(make_api: M
         began = loop.time()
         held = await api.post(path, **request)
         elapsed = loop.time() - began
-    assert held.status_code == 504 and held.json()["title"] == "Request timeout", held.text
+    assert held.status_code == 504, held.text
+    assert held.json()["title"] == "Request timeout", held.text
     assert 3 * ENGINE_TIMEOUT_S <= elapsed < 3 * ENGINE_TIMEOUT_S + SLACK_S, elapsed
     after = await api.post(path, **request)
-    assert after.status_code == 404 and json.loads(after.text)["errors"][0]["field"] == "application_id"
+    assert after.status_code == 404
+    assert json.loads(after.text)["errors"][0]["field"] == "application_id"

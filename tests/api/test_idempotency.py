@@ -67,9 +67,11 @@ async def test_a_key_replays_its_first_answer_and_is_never_another_requests(
     extend = {"actor_id": officer, "working_days": 5, "justification": "the panel is away this week"}
     path = f"/exchanges/{app_id}/updates"
     first = await api.post(f"{path}/extend_review_deadline", json=extend, headers=keyed(OFFICER, "k-extend"))
-    assert first.status_code == 200 and REPLAYED not in first.headers, first.text
+    assert first.status_code == 200, first.text
+    assert REPLAYED not in first.headers, first.text
     again = await api.post(f"{path}/extend_review_deadline", json=extend, headers=keyed(OFFICER, "k-extend"))
-    assert again.status_code == 200 and again.headers[REPLAYED] == "true"
+    assert again.status_code == 200
+    assert again.headers[REPLAYED] == "true"
     assert again.json() == first.json()
     assert await extensions(pg_pool, app_id) == 1, "applied once"
 
@@ -80,14 +82,17 @@ async def test_a_key_replays_its_first_answer_and_is_never_another_requests(
     ]
     for where, payload in reused:
         refused = await api.post(where, json=payload, headers=keyed(OFFICER, "k-extend"))
-        assert refused.status_code == 422 and fields(refused) == ["Idempotency-Key"], (where, refused.text)
+        assert refused.status_code == 422, (where, refused.text)
+        assert fields(refused) == ["Idempotency-Key"], (where, refused.text)
     status = (await api.get(f"/exchanges/{app_id}", headers=auth(OFFICER))).json()
-    assert status["stage"] == "REVIEW" and await extensions(pg_pool, app_id) == 1
+    assert status["stage"] == "REVIEW"
+    assert await extensions(pg_pool, app_id) == 1
     assert await extensions(pg_pool, other_id) == 0
 
     reopen = {"actor_id": officer, "justification": "the appeal was upheld"}
     refusal = await api.post(f"{path}/reopen", json=reopen, headers=keyed(OFFICER, "k-reopen"))
-    assert refusal.status_code == 409 and refusal.json()["refusal"] == "WrongStage"
+    assert refusal.status_code == 409
+    assert refusal.json()["refusal"] == "WrongStage"
     kept = await api.post(f"{path}/reopen", json=reopen, headers=keyed(OFFICER, "k-reopen"))
     assert (kept.status_code, kept.headers[REPLAYED], kept.json()) == (409, "true", refusal.json())
     assert kept.headers["content-type"] == "application/problem+json"
@@ -95,7 +100,8 @@ async def test_a_key_replays_its_first_answer_and_is_never_another_requests(
     # Keys are the principal's own: the applicant's "k-extend" is a new key.
     withdraw = {"actor_id": APPLICANT_SUBJECT, "reason": "the traveller fell ill"}
     theirs = await api.post(f"{path}/withdraw", json=withdraw, headers=keyed(APPLICANT, "k-extend"))
-    assert theirs.status_code == 200 and REPLAYED not in theirs.headers, theirs.text
+    assert theirs.status_code == 200, theirs.text
+    assert REPLAYED not in theirs.headers, theirs.text
     await stage_is(api, OFFICER, app_id, "WITHDRAWN")
     await cancel(api, partnership, other_id)
 
@@ -134,7 +140,8 @@ async def test_starts_top_ups_and_uploads_take_a_key(make_api: MakeApi, pg_pool:
     assert replayed.headers["location"] == started.headers["location"]
     other: dict[str, Any] = body(partnership)
     refused = await api.post("/exchanges", json=other, headers=keyed(OFFICER, "k-start"))
-    assert refused.status_code == 422 and fields(refused) == ["Idempotency-Key"]
+    assert refused.status_code == 422
+    assert fields(refused) == ["Idempotency-Key"]
     assert (await api.get(f"/exchanges/{other['application_id']}", headers=auth(OFFICER))).status_code == 404
 
     top_up = {"amount_cents": 5_000, "reference": "EISMEA-IDEM-1"}
@@ -144,7 +151,8 @@ async def test_starts_top_ups_and_uploads_take_a_key(make_api: MakeApi, pg_pool:
     assert (twice.status_code, twice.headers[REPLAYED], twice.json()) == (201, "true", booked.json())
     changed = {**top_up, "reference": "EISMEA-IDEM-2"}
     moved = await api.post(f"/partnerships/{partnership}/top-ups", json=changed, headers=keyed(OFFICER, "k-top"))
-    assert moved.status_code == 422 and fields(moved) == ["Idempotency-Key"]
+    assert moved.status_code == 422
+    assert fields(moved) == ["Idempotency-Key"]
     references = await pg_pool.fetchval(
         "SELECT count(*) FROM ledger_transfers WHERE idempotency_key LIKE $1", f"{partnership}:top-up:EISMEA-IDEM-%"
     )
@@ -161,6 +169,7 @@ async def test_starts_top_ups_and_uploads_take_a_key(make_api: MakeApi, pg_pool:
     again = await api.post(path, **upload(pdf("idem-1")), headers=keyed(OFFICER, "k-upload"))
     assert (again.status_code, again.headers[REPLAYED], again.json()) == (201, "true", stored.json())
     another = await api.post(path, **upload(pdf("idem-2")), headers=keyed(OFFICER, "k-upload"))
-    assert another.status_code == 422 and fields(another) == ["Idempotency-Key"]
+    assert another.status_code == 422
+    assert fields(another) == ["Idempotency-Key"]
     assert len((await api.get(path, headers=auth(OFFICER))).json()) == 1
     await cancel(api, partnership, data["application_id"])

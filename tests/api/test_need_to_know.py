@@ -50,7 +50,8 @@ async def test_a_declared_conflict_removes_the_exchange_from_the_reviewers_reads
     inbox = (await api.get(f"/reviewers/{recusing}/inbox", headers=auth(token))).json()
     assert app_id not in {item["application_id"] for item in inbox}
     again = await api.post(f"/exchanges/{app_id}/updates/submit_review", json=review(recusing), headers=auth(token))
-    assert again.status_code == 403 and "refusal" not in again.json(), "no longer theirs to review"
+    assert again.status_code == 403, "no longer theirs to review"
+    assert "refusal" not in again.json(), "no longer theirs to review"
     other = reviewer_token(names[staying])
     assert (await api.get(reads[0], headers=auth(other))).status_code == 200
     await cancel(api, partnership, app_id)
@@ -76,8 +77,10 @@ async def test_parties_read_counts_and_scores_never_names(api: httpx.AsyncClient
     organisations = {f"org{i}-{partnership}" for i in range(len(REVIEWERS))}
     for token in (APPLICANT, PARTY_SERVICE):
         seen = await api.get(f"/exchanges/{app_id}", headers=auth(token))
-        assert seen.status_code == 200 and seen.json()["view"] == "party", seen.text
-        assert seen.json()["review"]["reviewers_assigned"] == 2 and seen.json()["review"]["reviews_submitted"] == 0
+        assert seen.status_code == 200, seen.text
+        assert seen.json()["view"] == "party", seen.text
+        assert seen.json()["review"]["reviewers_assigned"] == 2
+        assert seen.json()["review"]["reviews_submitted"] == 0
         assert not any(name in seen.text for name in (*names, *organisations)), seen.text
     full = (await api.get(f"/exchanges/{app_id}", headers=auth(OFFICER))).json()
     assert {a["reviewer_id"] for a in full["review"]["assignments"]} == set(assigned)
@@ -96,7 +99,8 @@ async def test_parties_read_counts_and_scores_never_names(api: httpx.AsyncClient
     rejected = await stage_is(api, APPLICANT, app_id, "REJECTED")
     assert assigned[0] not in str(rejected)
     last = rejected["history"][-1]
-    assert last["actor_id"] == "a reviewer" and "The agenda has no measurable goal." in last["reason"], last
+    assert last["actor_id"] == "a reviewer", last
+    assert "The agenda has no measurable goal." in last["reason"], last
     explained = await api.get(f"/exchanges/{app_id}/explanation", headers=auth(APPLICANT))
     assert explained.status_code == 200
     reviews = [d for d in explained.json()["decisions"] if d["event"] == "review_submitted"]
@@ -104,7 +108,8 @@ async def test_parties_read_counts_and_scores_never_names(api: httpx.AsyncClient
         ("reviewer 1", "reject"),
         ("reviewer 2", "approve"),
     ]
-    assert reviews[0]["details"]["scores"] == veto["scores"] and reviews[0]["reason"] == veto["comment"]
+    assert reviews[0]["details"]["scores"] == veto["scores"]
+    assert reviews[0]["reason"] == veto["comment"]
     assert not any(name in explained.text for name in (*names, *organisations)), explained.text
     officer_view = await api.get(f"/exchanges/{app_id}/explanation", headers=auth(OFFICER))
     assert assigned[0] in officer_view.text

@@ -84,9 +84,11 @@ async def test_an_exchange_reaches_paid_over_http_alone(make_api: MakeApi) -> No
     await seed_over_http(api, partnership, budget_cents=1_000_000)
 
     backdated = await api.post("/exchanges", json=data, headers=auth(APPLICANT))
-    assert backdated.status_code == 403 and fields(backdated) == ["submitted_at"], "only the back office imports"
+    assert backdated.status_code == 403, "only the back office imports"
+    assert fields(backdated) == ["submitted_at"], "only the back office imports"
     by_service = await api.post("/exchanges", json=data, headers=auth(SERVICE))
-    assert by_service.status_code == 403 and fields(by_service) == ["submitted_at"], "a service is no importer"
+    assert by_service.status_code == 403, "a service is no importer"
+    assert fields(by_service) == ["submitted_at"], "a service is no importer"
     started = await api.post("/exchanges", json=data, headers=auth(OFFICER))
     assert started.status_code == 201, started.text
     assert started.headers["location"] == f"/exchanges/{app_id}"
@@ -101,7 +103,9 @@ async def test_an_exchange_reaches_paid_over_http_alone(make_api: MakeApi) -> No
         json=review(not_assigned),
         headers=auth(reviewer_token(names[not_assigned])),
     )
-    assert intruder.status_code == 403 and "refusal" not in intruder.json() and fields(intruder) == ["application_id"]
+    assert intruder.status_code == 403
+    assert "refusal" not in intruder.json()
+    assert fields(intruder) == ["application_id"]
     in_their_name = await api.post(
         f"/exchanges/{app_id}/updates/submit_review", json=review(assigned[0]), headers=auth(OFFICER)
     )
@@ -115,7 +119,8 @@ async def test_an_exchange_reaches_paid_over_http_alone(make_api: MakeApi) -> No
             json={**review(member), "scores": {}},
             headers=auth(token),
         )
-        assert no_scores.status_code == 422 and refusal(no_scores) == "InvalidInput"
+        assert no_scores.status_code == 422
+        assert refusal(no_scores) == "InvalidInput"
         assert fields(no_scores) == ["scores"]
         approved = await api.post(
             f"/exchanges/{app_id}/updates/submit_review", json=review(member), headers=auth(token)
@@ -127,11 +132,13 @@ async def test_an_exchange_reaches_paid_over_http_alone(make_api: MakeApi) -> No
     # party's id) or given, and must then be the party's own.
     sign = f"/exchanges/{app_id}/updates/sign_commitment"
     not_theirs = await api.post(sign, json={"actor_id": "ho-hanna", "party": "VO"}, headers=auth(HO_SIGNATORY))
-    assert not_theirs.status_code == 403 and fields(not_theirs) == ["party"], "the host signs only as HO"
+    assert not_theirs.status_code == 403, "the host signs only as HO"
+    assert fields(not_theirs) == ["party"], "the host signs only as HO"
     officer = officer_of(partnership)
     wrong_id = {"actor_id": officer, "party": "VOP", "on_behalf_of": host_partnership}
     mismatch = await api.post(sign, json=wrong_id, headers=auth(OFFICER))
-    assert mismatch.status_code == 403 and fields(mismatch) == ["on_behalf_of"]
+    assert mismatch.status_code == 403
+    assert fields(mismatch) == ["on_behalf_of"]
     signatures = [
         (HO_SIGNATORY, {"actor_id": "ho-hanna", "party": "HO"}),
         (VO_SIGNATORY, {"actor_id": "vo-vera", "party": "VO", "on_behalf_of": visitor_org}),
@@ -143,7 +150,9 @@ async def test_an_exchange_reaches_paid_over_http_alone(make_api: MakeApi) -> No
         assert signed.status_code == 200, signed.text
     assert signed.json()["signatures"] == {"HO": "ho-hanna", "VO": "vo-vera", "HOP": "hop-hugo", "VOP": officer}
     twice = await api.post(sign, json={"actor_id": "ho-hanna", "party": "HO"}, headers=auth(HO_SIGNATORY))
-    assert twice.status_code == 409 and refusal(twice) == "AlreadyRecorded" and fields(twice) == ["party"]
+    assert twice.status_code == 409
+    assert refusal(twice) == "AlreadyRecorded"
+    assert fields(twice) == ["party"]
     for token, side, actor in ((HO_SIGNATORY, "host", "ho-hanna"), (VO_SIGNATORY, "visitor", "vo-vera")):
         confirmed = await api.post(
             f"/exchanges/{app_id}/updates/confirm_match", json={"actor_id": actor, "side": side}, headers=auth(token)
@@ -157,7 +166,8 @@ async def test_an_exchange_reaches_paid_over_http_alone(make_api: MakeApi) -> No
         json={"actor_id": officer, "decision": "accept"},
         headers=auth(OFFICER),
     )
-    assert early.status_code == 409 and refusal(early) == "WrongStage"
+    assert early.status_code == 409
+    assert refusal(early) == "WrongStage"
     uploaded = await api.post(
         f"/exchanges/{app_id}/evidence",
         files={"file": ("boarding-pass.pdf", pdf(app_id), "application/pdf")},
@@ -171,23 +181,27 @@ async def test_an_exchange_reaches_paid_over_http_alone(make_api: MakeApi) -> No
     unknown_file = await api.post(
         f"/exchanges/{app_id}/updates/submit_report", json={**report, "evidence": [forged]}, headers=auth(APPLICANT)
     )
-    assert unknown_file.status_code == 422 and refusal(unknown_file) == "EvidenceRefused"
+    assert unknown_file.status_code == 422
+    assert refusal(unknown_file) == "EvidenceRefused"
     assert fields(unknown_file) == ["evidence"]
     submitted = await api.post(f"/exchanges/{app_id}/updates/submit_report", json=report, headers=auth(APPLICANT))
-    assert submitted.status_code == 200 and submitted.json()["report_submitted"] is True, submitted.text
+    assert submitted.status_code == 200, submitted.text
+    assert submitted.json()["report_submitted"] is True, submitted.text
     # The visitor partnership's CRM may validate for its people, but the workflow still keeps four eyes.
     own_report = await api.post(
         f"/exchanges/{app_id}/updates/validate_report",
         json={"actor_id": APPLICANT_SUBJECT, "decision": "accept"},
         headers=auth(PARTY_SERVICE),
     )
-    assert own_report.status_code == 403 and refusal(own_report) == "NotAllowed", "four-eyes"
+    assert own_report.status_code == 403, "four-eyes"
+    assert refusal(own_report) == "NotAllowed", "four-eyes"
     not_vop = await api.post(
         f"/exchanges/{app_id}/updates/validate_report",
         json={"actor_id": "hop-hugo", "decision": "accept"},
         headers=auth(HOP_SERVICE),
     )
-    assert not_vop.status_code == 403 and fields(not_vop) == ["on_behalf_of"], "only the VOP validates"
+    assert not_vop.status_code == 403, "only the VOP validates"
+    assert fields(not_vop) == ["on_behalf_of"], "only the VOP validates"
     accepted = await api.post(
         f"/exchanges/{app_id}/updates/validate_report",
         json={"actor_id": officer, "decision": "accept"},
@@ -208,9 +222,11 @@ async def test_an_exchange_reaches_paid_over_http_alone(make_api: MakeApi) -> No
     }
     path = f"/exchanges/{app_id}/signals/confirm_payment"
     short = await api.post(path, json={**confirmation, "amount_cents": GRANT_CENTS - 1}, headers=auth(SERVICE))
-    assert short.status_code == 422 and fields(short) == ["amount_cents"]
+    assert short.status_code == 422
+    assert fields(short) == ["amount_cents"]
     sent = await api.post(path, json=confirmation, headers=auth(SERVICE))
-    assert sent.status_code == 202 and sent.json() == {"application_id": app_id, "signal": "confirm_payment"}
+    assert sent.status_code == 202
+    assert sent.json() == {"application_id": app_id, "signal": "confirm_payment"}
     paid = await stage_is(api, OPS, app_id, "PAID")
     assert (paid["paid_cents"], paid["payment_reference"]) == (GRANT_CENTS, "SEPA-E2E-0001")
     await listed(api, OPS, 1, stage="PAID", partnership=partnership)  # the order row carries the confirmation
@@ -218,10 +234,13 @@ async def test_an_exchange_reaches_paid_over_http_alone(make_api: MakeApi) -> No
     # The repeat is answered from the order row, though the workflow has ended.
     repeat = await api.post(path, json=confirmation, headers=auth(SERVICE))
     assert repeat.status_code == 200, repeat.text
-    assert repeat.json()["already_confirmed"] is True and repeat.json()["payment_reference"] == "SEPA-E2E-0001"
-    assert repeat.json()["confirmed_by"] == "finance-fia" and repeat.json()["confirmed_at"]
+    assert repeat.json()["already_confirmed"] is True
+    assert repeat.json()["payment_reference"] == "SEPA-E2E-0001"
+    assert repeat.json()["confirmed_by"] == "finance-fia"
+    assert repeat.json()["confirmed_at"]
     other = await api.post(path, json={**confirmation, "payment_reference": "SEPA-E2E-9999"}, headers=auth(SERVICE))
-    assert other.status_code == 409 and fields(other) == ["payment_reference"]
+    assert other.status_code == 409
+    assert fields(other) == ["payment_reference"]
 
     # The records, over HTTP too: ledger history, the explanation and the partnership's budget.
     ledger = await api.get(f"/exchanges/{app_id}/ledger", headers=auth(OPS))

@@ -82,7 +82,8 @@ async def test_a_dry_run_reports_and_changes_nothing(
     report = as_toml.json()
     assert report["candidate_version"] == "2022.1"
     mine = next(e for e in report["exchanges"] if e["application_id"] == app_id)
-    assert mine["partnership_id"] == partnership and mine["outcome_candidate"] == "eligible"
+    assert mine["partnership_id"] == partnership
+    assert mine["outcome_candidate"] == "eligible"
     document = json.loads(json.dumps(tomllib.loads(candidate_text), default=str))
     as_json = await api.post("/policies/dry-run", json={"policy": document}, headers=auth(OFFICER))
     assert as_json.status_code == 200, as_json.text
@@ -98,7 +99,8 @@ async def test_a_bad_candidate_is_refused_naming_the_field(api: httpx.AsyncClien
     assert refused.status_code == 422
     assert any(f.startswith("toml.pricing") and f.endswith("cap_cents") for f in fields(refused)), fields(refused)
     broken = await api.post("/policies/dry-run", json={"toml": "version = "}, headers=auth(OFFICER))
-    assert broken.status_code == 422 and fields(broken) == ["toml.(syntax)"]
+    assert broken.status_code == 422
+    assert fields(broken) == ["toml.(syntax)"]
     both = await api.post("/policies/dry-run", json={"toml": "x", "policy": {}}, headers=auth(OFFICER))
     assert both.status_code == 422
     assert (await api.post("/policies/dry-run", json={"toml": "x"}, headers=auth(APPLICANT))).status_code == 403

@@ -42,11 +42,14 @@ async def test_officers_add_reviewers_and_the_back_office_lists_them(make_api: M
     anna = reviewer(f"anna-{partnership}", partnership, "org-1", conflicts=["org-b", "org-a"])
     added = await api.post("/reviewers", json=anna, headers=auth(OFFICER))
     assert added.status_code == 201, added.text
-    assert added.json()["conflicts"] == ["org-a", "org-b"] and added.json()["unavailable_until"] is None
+    assert added.json()["conflicts"] == ["org-a", "org-b"]
+    assert added.json()["unavailable_until"] is None
     renamed = await api.post("/reviewers", json={**anna, "name": "Anna Berg"}, headers=auth(OFFICER))
-    assert renamed.status_code == 200 and renamed.json()["name"] == "Anna Berg"
+    assert renamed.status_code == 200
+    assert renamed.json()["name"] == "Anna Berg"
     bad = await api.post("/reviewers", json={**anna, "country": "be", "roles": []}, headers=auth(OFFICER))
-    assert bad.status_code == 422 and set(fields(bad)) >= {"country", "roles"}
+    assert bad.status_code == 422
+    assert set(fields(bad)) >= {"country", "roles"}
     as_service = await api.post("/reviewers", json=anna, headers=auth(SERVICE))
     assert as_service.status_code == 403
     listed = await api.get("/reviewers", params={"partnership": partnership}, headers=auth(OPS))
@@ -70,11 +73,14 @@ async def test_a_reviewer_reads_only_their_own_inbox(api: httpx.AsyncClient, par
     assert app_id in [item["application_id"] for item in own.json()]
     someone_else = next(member for member in names if member != mine)
     peeking = await api.get(f"/reviewers/{someone_else}/inbox", headers=auth(reviewer_token(names[mine])))
-    assert peeking.status_code == 403 and fields(peeking) == ["reviewer_id"]
+    assert peeking.status_code == 403
+    assert fields(peeking) == ["reviewer_id"]
     officer_view = await api.get(f"/reviewers/{mine}/inbox", headers=auth(OFFICER))
-    assert officer_view.status_code == 200 and officer_view.json() == own.json()
+    assert officer_view.status_code == 200
+    assert officer_view.json() == own.json()
     unknown = await api.get("/reviewers/nobody-at-all/inbox", headers=auth(OFFICER))
-    assert unknown.status_code == 404 and fields(unknown) == ["reviewer_id"]
+    assert unknown.status_code == 404
+    assert fields(unknown) == ["reviewer_id"]
     assert (await api.get(f"/reviewers/{mine}/inbox", headers=auth(APPLICANT))).status_code == 403
     await cancel(api, partnership, app_id)
 
@@ -87,14 +93,17 @@ async def test_unavailability_is_set_by_officers_or_by_the_reviewer_themself(
     other = panel_member(partnership, REVIEWERS[1])
     token = reviewer_token(REVIEWERS[0])
     away = await api.put(f"/reviewers/{me}/unavailability", json={"until": "2031-08-31"}, headers=auth(token))
-    assert away.status_code == 200 and away.json()["unavailable_until"] == "2031-08-31"
+    assert away.status_code == 200
+    assert away.json()["unavailable_until"] == "2031-08-31"
     back = await api.put(f"/reviewers/{me}/unavailability", json={"until": None}, headers=auth(token))
-    assert back.status_code == 200 and back.json()["unavailable_until"] is None
+    assert back.status_code == 200
+    assert back.json()["unavailable_until"] is None
     theirs = await api.put(f"/reviewers/{other}/unavailability", json={"until": "2031-08-31"}, headers=auth(token))
     assert theirs.status_code == 403
     by_officer = await api.put(f"/reviewers/{other}/unavailability", json={"until": None}, headers=auth(OFFICER))
     assert by_officer.status_code == 200
     bad_day = await api.put(f"/reviewers/{me}/unavailability", json={"until": "31/08/2031"}, headers=auth(OFFICER))
-    assert bad_day.status_code == 422 and fields(bad_day) == ["until"]
+    assert bad_day.status_code == 422
+    assert fields(bad_day) == ["until"]
     unknown = await api.put("/reviewers/nobody/unavailability", json={"until": None}, headers=auth(OFFICER))
     assert unknown.status_code == 404

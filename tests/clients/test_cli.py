@@ -35,7 +35,8 @@ def test_submit_refuses_a_missing_file_in_one_line(tmp_path: Path) -> None:
     """A missing file is one error line naming it, exit 2 (USAGE)."""
     result = cx("submit", str(tmp_path / "nope.json"))
     assert result.returncode == 2
-    assert result.stderr.strip().count("\n") == 0 and "nope.json" in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+    assert "nope.json" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -44,7 +45,8 @@ def test_submit_refuses_bad_json_and_bad_fields_before_contacting_anything(tmp_p
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
     result = cx("submit", str(broken))
-    assert result.returncode == 2 and "not valid JSON" in result.stderr
+    assert result.returncode == 2
+    assert "not valid JSON" in result.stderr
 
     data = application().model_dump(mode="json")
     data["host"]["country"] = "France"
@@ -52,11 +54,13 @@ def test_submit_refuses_bad_json_and_bad_fields_before_contacting_anything(tmp_p
     bad.write_text(json.dumps(data))
     result = cx("submit", str(bad))
     assert result.returncode == 2
-    assert "host.country" in result.stderr and "Traceback" not in result.stderr
+    assert "host.country" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_commands_without_a_stack_say_how_to_get_one() -> None:
     """With no DATABASE_URL / TEMPORAL_ADDRESS and no `make run`, the error says what to set; exit 5 (UNAVAILABLE)."""
     result = cx("status", "app-1")
     assert result.returncode == 5
-    assert "TEMPORAL_ADDRESS" in result.stderr and "Traceback" not in result.stderr
+    assert "TEMPORAL_ADDRESS" in result.stderr
+    assert "Traceback" not in result.stderr

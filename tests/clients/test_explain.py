@@ -238,6 +238,8 @@ async def test_explain_shows_an_r7_refusal_at_funding_with_the_claims_on_record(
     assert f"  {reason}" in out
     assert f"R7 evidence: visit claims of {organisation} on record" in out
     lines = out[out.index("R7 evidence") :].splitlines()[1:]
-    assert lines[0].startswith(f"  {withdrawn}: claimed at ") and "released at " in lines[0]
+    assert lines[0].startswith(f"  {withdrawn}: claimed at ")
+    assert "released at " in lines[0]
     assert lines[0].endswith("(WITHDRAWN); stage now WITHDRAWN")
-    assert lines[1].startswith(f"  {holder}: claimed at ") and lines[1].endswith("not released; stage now AGREEMENT")
+    assert lines[1].startswith(f"  {holder}: claimed at ")
+    assert lines[1].endswith("not released; stage now AGREEMENT")

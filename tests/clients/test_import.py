@@ -91,11 +91,14 @@ def test_import_refuses_an_unreadable_file_in_one_line(tmp_path: Path) -> None:
     odd = tmp_path / "applications.xlsx"
     odd.write_text("x")
     result = cx("import", str(odd))
-    assert result.returncode == 2 and ".json or .csv" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2
+    assert ".json or .csv" in result.stderr
+    assert "Traceback" not in result.stderr
     broken = tmp_path / "applications.json"
     broken.write_text("[{")
     result = cx("import", str(broken))
-    assert result.returncode == 2 and "not valid JSON" in result.stderr
+    assert result.returncode == 2
+    assert "not valid JSON" in result.stderr
 
 
 async def test_list_late_shows_open_exchanges_past_a_deadline_only(pg_pool: asyncpg.Pool, database_url: str) -> None:
@@ -119,7 +122,9 @@ async def test_list_late_shows_open_exchanges_past_a_deadline_only(pg_pool: asyn
     result = cx("list", "--late", "--json", "--limit", "1000", env={"DATABASE_URL": database_url})
     assert result.returncode == 0, result.stderr
     listed = {row["application_id"] for row in json.loads(result.stdout)}
-    assert ids["late"] in listed and ids["timely"] not in listed and ids["closed"] not in listed
+    assert ids["late"] in listed
+    assert ids["timely"] not in listed
+    assert ids["closed"] not in listed
 
 
 def _temporal(env: WorkflowEnvironment) -> dict[str, str]:
@@ -193,7 +198,8 @@ async def test_a_csv_saved_by_excel_is_imported(dev_server_env: WorkflowEnvironm
         assert [item["outcome"] for item in json.loads(result.stdout)] == ["started", "started"]
         handle = dev_server_env.client.get_workflow_handle(exchange_workflow_id(rows[0]["application_id"]))
         recorded = await recorded_application(ExchangeClient(dev_server_env.client), rows[0]["application_id"])
-        assert recorded is not None and recorded.visitor.name == "Société Générale Cluster"
+        assert recorded is not None
+        assert recorded.visitor.name == "Société Générale Cluster"
         assert recorded.visitor.latitude == float(rows[0]["visitor_latitude"].replace(",", "."))
         assert (await handle.describe()).workflow_type == "Exchange"
 

@@ -34,7 +34,8 @@ async def _cx(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[st
 
 
 def _one_line(result: subprocess.CompletedProcess[str]) -> str:
-    assert "Traceback" not in result.stderr and result.stderr.strip().count("\n") == 0, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().count("\n") == 0, result.stderr
     return result.stderr.strip()
 
 
@@ -63,7 +64,8 @@ async def test_finance_reconciles_and_confirms_from_the_command_line(
     await wait_for_stage(ts_client, app_id, Stage.REVIEW)
     status = await drive_to_payment(ts_client, time_skipping_env, pg_pool, app_id)
     order_id, amount = status.payment_order_id, status.paid_cents
-    assert order_id is not None and amount > 0
+    assert order_id is not None
+    assert amount > 0
     env = {
         "DATABASE_URL": database_url,
         "TEMPORAL_ADDRESS": ts_client.temporal.service_client.config.target_host,
@@ -73,7 +75,8 @@ async def test_finance_reconciles_and_confirms_from_the_command_line(
     (listed,) = await _orders(partnership, env)
     assert (listed["payment_order_id"], listed["amount_cents"], listed["state"]) == (order_id, amount, "pending")
     table = await _cx("payments", "--partnership", partnership, env=env)
-    assert table.returncode == ExitCode.OK and f"{amount // 100:,}.{amount % 100:02d} EUR" in table.stdout
+    assert table.returncode == ExitCode.OK
+    assert f"{amount // 100:,}.{amount % 100:02d} EUR" in table.stdout
     assert await _orders(partnership, env, "--state", "overdue") == []
     # Finance has not answered for 11 days (the policy's SLA is 10): the order is overdue. The order's
     # creation time is moved back rather than the clock forward, since the SLA is counted from it.
@@ -85,25 +88,31 @@ async def test_finance_reconciles_and_confirms_from_the_command_line(
     wrong_amount = await _cx(
         "signal", app_id, "confirm_payment", "--data", json.dumps(confirmation(order_id, amount + 1)), env=env
     )
-    assert wrong_amount.returncode == ExitCode.USAGE and "amount_cents" in _one_line(wrong_amount)
+    assert wrong_amount.returncode == ExitCode.USAGE
+    assert "amount_cents" in _one_line(wrong_amount)
     wrong_order = await _cx(
         "signal", app_id, "confirm_payment", "--data", json.dumps(confirmation(f"{order_id}-x", amount)), env=env
     )
-    assert wrong_order.returncode == ExitCode.USAGE and "payment_order_id" in _one_line(wrong_order)
+    assert wrong_order.returncode == ExitCode.USAGE
+    assert "payment_order_id" in _one_line(wrong_order)
     assert (await ts_client.status(app_id)).stage is Stage.PAYMENT
 
     right = json.dumps(confirmation(order_id, amount, "SEPA-CLI-1"))
     sent = await _cx("signal", app_id, "confirm_payment", "--data", right, env=env)
-    assert sent.returncode == ExitCode.OK and "confirm_payment sent" in sent.stdout, sent.stderr
+    assert sent.returncode == ExitCode.OK, sent.stderr
+    assert "confirm_payment sent" in sent.stdout, sent.stderr
     outcome = await result_of(ts_client, app_id, RESULT_WITHIN_S)
     assert outcome.stage is Stage.PAID
 
     again = await _cx("signal", app_id, "confirm_payment", "--data", right, env=env)
     assert again.returncode == ExitCode.OK, again.stderr
-    assert "already confirmed" in again.stdout and "SEPA-CLI-1" in again.stdout and "nothing sent" in again.stdout
+    assert "already confirmed" in again.stdout
+    assert "SEPA-CLI-1" in again.stdout
+    assert "nothing sent" in again.stdout
     other = json.dumps(confirmation(order_id, amount, "SEPA-CLI-2"))
     conflict = await _cx("signal", app_id, "confirm_payment", "--data", other, env=env)
-    assert conflict.returncode == ExitCode.CONFLICT and "SEPA-CLI-1" in _one_line(conflict)
+    assert conflict.returncode == ExitCode.CONFLICT
+    assert "SEPA-CLI-1" in _one_line(conflict)
 
     (confirmed,) = await _orders(partnership, env, "--state", "confirmed")
     assert (confirmed["payment_reference"], confirmed["confirmed_by"]) == ("SEPA-CLI-1", "finance-fia")
@@ -119,14 +128,14 @@ async def test_a_confirmation_for_an_exchange_without_an_order_is_refused(databa
         "signal", "app-never-ordered", "confirm_payment", "--data", data, env={"DATABASE_URL": database_url}
     )
     assert result.returncode == ExitCode.USAGE
-    assert "payment_order_id" in _one_line(result) and "has not been ordered yet" in result.stderr
+    assert "payment_order_id" in _one_line(result)
+    assert "has not been ordered yet" in result.stderr
 
 
 async def test_no_orders_prints_a_sentence_not_an_empty_table(database_url: str) -> None:
     """For a partnership without orders the human view says so; JSON is an empty list."""
     env = {"DATABASE_URL": database_url}
     result = await _cx("payments", "--partnership", "p-without-orders", "--state", "overdue", env=env)
-    assert result.returncode == ExitCode.OK and result.stdout.strip() == (
-        "no overdue payment orders for partnership p-without-orders"
-    )
+    assert result.returncode == ExitCode.OK
+    assert result.stdout.strip() == ("no overdue payment orders for partnership p-without-orders")
     assert await _orders("p-without-orders", env) == []

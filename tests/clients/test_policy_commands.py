@@ -37,7 +37,8 @@ async def test_simulate_reports_what_a_stricter_policy_would_change_and_writes_n
     candidate = text.replace('version = "2022.1"', 'version = "candidate-6-days"').replace(
         "min_working_days = 3", "min_working_days = 6"
     )
-    assert candidate.count("candidate-6-days") == 1 and "min_working_days = 6" in candidate
+    assert candidate.count("candidate-6-days") == 1
+    assert "min_working_days = 6" in candidate
     path = tmp_path / "candidate.toml"
     path.write_text(candidate)
     before = await pg_pool.fetchrow(
@@ -67,7 +68,8 @@ def test_simulate_refuses_a_bad_policy_file_naming_the_field(tmp_path: Path) -> 
     path.write_text(text)
     result = cx("policy", "simulate", str(path))
     assert result.returncode == 2
-    assert "pricing.lump_sum_cap_cents" in result.stderr and "Traceback" not in result.stderr
+    assert "pricing.lump_sum_cap_cents" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 async def test_explain_prints_the_recorded_decision_with_policy_and_digest(
@@ -82,4 +84,5 @@ async def test_explain_prints_the_recorded_decision_with_policy_and_digest(
     assert priced["policy_version"] == "2022.1"
     assert priced["details"]["input_digest"] == "sha256:abc"
     missing = cx("explain", "no-such-exchange", env={"DATABASE_URL": database_url})
-    assert missing.returncode == 1 and "no such exchange" in missing.stderr
+    assert missing.returncode == 1
+    assert "no such exchange" in missing.stderr

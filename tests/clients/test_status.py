@@ -94,7 +94,8 @@ async def test_status_shows_euros_and_the_deadlines_still_ahead(
     result = await asyncio.to_thread(cx, "status", running_exchange, env=env)
     assert result.returncode == 0, result.stderr
     assert "grant not priced yet, held 0.00 EUR, paid 0.00 EUR" in result.stdout
-    assert "None" not in result.stdout and "cents" not in result.stdout
+    assert "None" not in result.stdout
+    assert "cents" not in result.stdout
     assert "deadline review: " in result.stdout
     await dev_client.cancel(running_exchange, {"actor_id": "officer", "reason": "test finished"})
 

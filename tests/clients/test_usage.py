@@ -41,8 +41,11 @@ def test_an_unknown_choice_is_a_usage_error_listing_the_allowed_values(
     result = cx(*args)
     assert result.returncode == ExitCode.USAGE, result.stderr
     line = result.stderr.strip()
-    assert line.count("\n") == 0 and "Traceback" not in line, line
-    assert line.startswith("error: ") and option in line and allowed in line, line
+    assert line.count("\n") == 0, line
+    assert "Traceback" not in line, line
+    assert line.startswith("error: "), line
+    assert option in line, line
+    assert allowed in line, line
     assert result.stdout == ""
 
 
@@ -50,7 +53,8 @@ def test_choices_are_case_insensitive_where_the_values_are_words() -> None:
     """`--stage review` is REVIEW (as before the choice was enforced): it reaches the database step, which
     here is not configured (exit 5), instead of being refused as usage."""
     result = cx("list", "--stage", "review")
-    assert result.returncode == ExitCode.UNAVAILABLE and "DATABASE_URL" in result.stderr
+    assert result.returncode == ExitCode.UNAVAILABLE
+    assert "DATABASE_URL" in result.stderr
 
 
 def test_the_exit_code_table_in_the_docs_is_the_one_in_the_code() -> None:
@@ -65,7 +69,8 @@ def test_the_exit_code_table_in_the_docs_is_the_one_in_the_code() -> None:
 def test_no_arguments_prints_help_with_the_usage_code() -> None:
     """`cx` alone prints the command list (help) and exits 2, as a missing command is a usage error."""
     result = cx()
-    assert result.returncode == ExitCode.USAGE and "top-up" in result.stdout + result.stderr
+    assert result.returncode == ExitCode.USAGE
+    assert "top-up" in result.stdout + result.stderr
 
 
 def test_euros_read_the_same_in_every_command() -> None:

@@ -21,7 +21,8 @@ def pdf(tag: str, size_bytes: int | None = None, comment: bytes = b"") -> bytes:
     """A one-page PDF written by hand, as a scanner or an airline's system would: header, four objects,
     a cross-reference table with every offset right, trailer, `%%EOF`. The tag is its title; `comment`
     (no line breaks) is a comment line after the header; `size_bytes` pads it to exactly that size."""
-    assert b"\n" not in comment and b"\r" not in comment, "a comment is one line"
+    assert b"\n" not in comment, "a comment is one line"
+    assert b"\r" not in comment, "a comment is one line"
     comment_line = b"%" + comment + b"\n" if comment else b""
     document = _hand_written_pdf(tag, comment_line)
     if size_bytes is None:

@@ -112,7 +112,8 @@ async def test_the_same_bytes_twice_make_one_record_and_one_file(pg_pool: asyncp
             uploaded_by="visitor-1",
         )
         rows = await conn.fetchval("SELECT count(*) FROM evidence_files WHERE application_id = $1", application_id)
-    assert again == first and first.name == "pass.pdf"
+    assert again == first
+    assert first.name == "pass.pdf"
     assert rows == 1
     assert files_in(tmp_path) == [store.path_for(first.sha256)]
 
@@ -126,7 +127,8 @@ async def test_the_same_bytes_for_another_application_are_refused(pg_pool: async
         await upload(conn, store, first, data)
         with pytest.raises(EvidenceRefused) as refused:
             await upload(conn, store, second, data)
-    assert refused.value.field == "file" and "another application" in refused.value.message
+    assert refused.value.field == "file"
+    assert "another application" in refused.value.message
 
 
 async def test_a_file_over_the_size_limit_is_refused_before_it_is_read(pg_pool: asyncpg.Pool, tmp_path: Path) -> None:
@@ -232,7 +234,8 @@ async def test_a_missing_file_and_a_bad_application_id_are_refused(pg_pool: asyn
                 kind="other",
                 uploaded_by="v",
             )
-    assert missing.value.field == "file" and "does not exist" in missing.value.message
+    assert missing.value.field == "file"
+    assert "does not exist" in missing.value.message
     assert bad_id.value.field == "application_id"
 
 
@@ -248,7 +251,8 @@ async def test_evidence_for_an_application_that_started_no_exchange_is_refused(
         with pytest.raises(ApplicationUnknown) as refused:
             await upload(conn, store, never, pdf(unique_tag()))
         assert await list_evidence(conn, never) == []
-    assert refused.value.field == "application_id" and "no such exchange" in refused.value.message
+    assert refused.value.field == "application_id"
+    assert "no such exchange" in refused.value.message
     assert files_in(tmp_path) == []
 
     just_started = f"app-{unique_tag()}"

@@ -45,7 +45,8 @@ async def test_verify_evidence_flags_a_missing_and_a_mismatched_item(pg_pool: as
     [mismatch] = result.mismatched
     assert mismatch.item == tampered
     assert (mismatch.recorded_size_bytes, mismatch.recorded_kind) == (other.size_bytes, "accommodation_invoice")
-    assert "size_bytes is" in mismatch.message and "recorded as accommodation_invoice" in mismatch.message
+    assert "size_bytes is" in mismatch.message
+    assert "recorded as accommodation_invoice" in mismatch.message
 
 
 async def test_verify_evidence_passes_a_report_whose_items_were_all_uploaded(
@@ -61,7 +62,8 @@ async def test_verify_evidence_passes_a_report_whose_items_were_all_uploaded(
         VerifyEvidenceInput(application_id=application_id, items=(renamed,))
     )
 
-    assert result.ok and result == VerifyEvidenceResult()
+    assert result.ok
+    assert result == VerifyEvidenceResult()
     payload = DATA_CONVERTER.payload_converter.to_payloads([result])
     assert DATA_CONVERTER.payload_converter.from_payloads(payload, [VerifyEvidenceResult]) == [result]
 

@@ -64,6 +64,6 @@ async def test_balances_as_of_each_instant_of_a_sequence(store: LedgerStore, ids
 async def test_as_of_needs_an_aware_instant(store: LedgerStore) -> None:
     """A naive as_of is refused: it would name a different instant on every server."""
     with pytest.raises(InvalidRequest) as refused:
-        await store.partnership_balances(as_of=datetime(2025, 3, 1, 12, 0))
+        await store.partnership_balances(as_of=datetime(2025, 3, 1, 12, 0))  # noqa: DTZ001 - the naive instant under test
     assert refused.value.field == "as_of"
     assert await store.partnership_balances(as_of=datetime(2000, 1, 1, tzinfo=UTC)) == []

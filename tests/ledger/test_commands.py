@@ -32,13 +32,15 @@ app.command("budget")(budget)
 async def cx(args: list[str], database_url: str | None, state_dir: Path) -> Result:
     env = {"DATABASE_URL": database_url or "", "CX_STATE_DIR": str(state_dir), "COLUMNS": "200"}
     result = await asyncio.to_thread(CliRunner().invoke, app, args, env=env)
-    assert "Traceback" not in result.output and "Traceback" not in (result.stderr or "")
+    assert "Traceback" not in result.output
+    assert "Traceback" not in (result.stderr or "")
     return result
 
 
 def one_line_error(result: Result) -> str:
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: "), result.stderr
     return lines[0]
 
 
@@ -63,9 +65,11 @@ async def test_migrate_applies_each_migration_once(pg_admin_dsn: str, tmp_path: 
     dsn = await create_database(pg_admin_dsn)
     try:
         first = await cx(["db", "migrate"], dsn, tmp_path)
-        assert first.exit_code == 0 and "0001_ledger" in first.stdout, first.output
+        assert first.exit_code == 0, first.output
+        assert "0001_ledger" in first.stdout, first.output
         second = await cx(["db", "migrate"], dsn, tmp_path)
-        assert second.exit_code == 0 and "up to date" in second.stdout
+        assert second.exit_code == 0
+        assert "up to date" in second.stdout
     finally:
         await drop_database(pg_admin_dsn, dsn)
 
@@ -79,15 +83,19 @@ async def test_check_passes_then_exits_1_on_a_breach(
     try:
         await LedgerStore(pool).allocate(idempotency_key="a", partnership_id="p1", amount_cents=100)
         clean = await cx(["ledger", "check"], dsn, tmp_path)
-        assert clean.exit_code == 0 and "checks passed" in clean.stdout, clean.output
-        assert "holds_resolved_at_most_once" in clean.stdout and "no_budget_below_zero" in clean.stdout
+        assert clean.exit_code == 0, clean.output
+        assert "checks passed" in clean.stdout, clean.output
+        assert "holds_resolved_at_most_once" in clean.stdout
+        assert "no_budget_below_zero" in clean.stdout
         await pool.execute("UPDATE ledger_accounts SET credits_posted = credits_posted + 1 WHERE code = 'budget:p1'")
         breached = await cx(["ledger", "check"], dsn, tmp_path)
         assert breached.exit_code == 1, breached.output
-        assert "breach debits_equal_credits" in breached.stdout and "budget:p1" in breached.stdout
+        assert "breach debits_equal_credits" in breached.stdout
+        assert "budget:p1" in breached.stdout
         as_json = await cx(["ledger", "check", "--json"], dsn, tmp_path)
         report = json.loads(as_json.stdout)
-        assert as_json.exit_code == 1 and report["ok"] is False
+        assert as_json.exit_code == 1
+        assert report["ok"] is False
         assert {c["name"] for c in report["checks"] if not c["ok"]} == {"debits_equal_credits", "running_balances"}
     finally:
         await pool.close()
@@ -100,13 +108,15 @@ async def test_history_lists_the_exchange_transfers(
     partnership, exchange, hold_id = booked
     table = await cx(["ledger", "history", exchange], database_url, tmp_path)
     assert table.exit_code == 0, table.output
-    assert f"budget:{partnership} -> exchange:{exchange}" in table.stdout and "1,100.00 EUR" in table.stdout
+    assert f"budget:{partnership} -> exchange:{exchange}" in table.stdout
+    assert "1,100.00 EUR" in table.stdout
     as_json = await cx(["ledger", "history", exchange, "--json"], database_url, tmp_path)
     assert [(t["id"], t["kind"], t["amount_cents"]) for t in json.loads(as_json.stdout)] == [
         (hold_id, "hold", 1_100_00)
     ]
     unknown = await cx(["ledger", "history", "never-held"], database_url, tmp_path)
-    assert unknown.exit_code == 0 and "no ledger transfers for exchange never-held" in unknown.stdout
+    assert unknown.exit_code == 0
+    assert "no ledger transfers for exchange never-held" in unknown.stdout
 
 
 async def test_budget_shows_each_partnership_now_and_as_of(
@@ -115,11 +125,14 @@ async def test_budget_shows_each_partnership_now_and_as_of(
     """`cx budget` shows allocated / held / paid / available, as JSON too, and as of a past instant."""
     partnership, _, _ = booked
     table = await cx(["budget"], database_url, tmp_path)
-    assert table.exit_code == 0 and partnership in table.stdout and "3,900.00 EUR" in table.stdout, table.output
+    assert table.exit_code == 0, table.output
+    assert partnership in table.stdout, table.output
+    assert "3,900.00 EUR" in table.stdout, table.output
     as_json = await cx(["budget", "--json"], database_url, tmp_path)
     document = json.loads(as_json.stdout)
     mine = [b for b in document["partnerships"] if b["partnership_id"] == partnership]
-    assert document["as_of"] is None and mine == [
+    assert document["as_of"] is None
+    assert mine == [
         {
             "partnership_id": partnership,
             "allocated_cents": 5_000_00,
@@ -147,29 +160,35 @@ async def test_a_bad_as_of_is_one_line_and_exit_2(
     result = await cx(["budget", "--as-of", as_of], database_url, tmp_path)
     assert result.exit_code == 2
     line = one_line_error(result)
-    assert "--as-of" in line and complaint in line
+    assert "--as-of" in line
+    assert complaint in line
 
 
 async def test_database_failures_are_one_line_and_exit_5(pg_admin_dsn: str, tmp_path: Path) -> None:
     """No configured database, an unreachable one, a missing one, an unmigrated one: one clear line, exit 5
     (UNAVAILABLE, clients/exit_codes.py)."""
     unset = await cx(["budget"], None, tmp_path)
-    assert unset.exit_code == 5 and "DATABASE_URL is not set" in one_line_error(unset)
+    assert unset.exit_code == 5
+    assert "DATABASE_URL is not set" in one_line_error(unset)
 
     unreachable = await cx(["ledger", "check"], "postgresql://cx:secret@127.0.0.1:1/cx", tmp_path)
     line = one_line_error(unreachable)
-    assert unreachable.exit_code == 5 and "cannot reach the database" in line
-    assert "secret" not in line and ":***@" in line
+    assert unreachable.exit_code == 5
+    assert "cannot reach the database" in line
+    assert "secret" not in line
+    assert ":***@" in line
 
     base = pg_admin_dsn.rsplit("/", 1)[0]
     missing = await cx(["budget"], f"{base}/cx_no_such_database", tmp_path)
-    assert missing.exit_code == 5 and "does not exist" in one_line_error(missing)
+    assert missing.exit_code == 5
+    assert "does not exist" in one_line_error(missing)
 
     empty = await create_database(pg_admin_dsn)
     try:
         for args in (["budget"], ["ledger", "history", "e1"], ["ledger", "check"]):
             unmigrated = await cx(args, empty, tmp_path)
-            assert unmigrated.exit_code == 5 and "run `cx db migrate`" in one_line_error(unmigrated), args
+            assert unmigrated.exit_code == 5, args
+            assert "run `cx db migrate`" in one_line_error(unmigrated), args
     finally:
         await drop_database(pg_admin_dsn, empty)
 
@@ -178,7 +197,9 @@ async def test_database_failures_are_one_line_and_exit_5(pg_admin_dsn: str, tmp_
 async def test_every_command_documents_an_example(tmp_path: Path, args: list[str]) -> None:
     """Each command's --help shows what it does and an example invocation."""
     result = await cx([*args, "--help"], None, tmp_path)
-    assert result.exit_code == 0 and "Example" in result.stdout and "cx " in result.stdout
+    assert result.exit_code == 0
+    assert "Example" in result.stdout
+    assert "cx " in result.stdout
 
 
 def test_money_is_formatted_with_integer_arithmetic() -> None:

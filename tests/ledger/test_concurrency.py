@@ -116,10 +116,12 @@ async def test_concurrent_posts_and_voids_resolve_a_hold_once(wide_pool: asyncpg
     outcomes = await asyncio.wait_for(asyncio.gather(*(resolve(n) for n in range(20))), DEADLINE_S)
     winners = [o for o in outcomes if isinstance(o, Transfer)]
     losers = [o for o in outcomes if isinstance(o, HoldAlreadyResolved)]
-    assert len(winners) == 1 and len(losers) == 19
+    assert len(winners) == 1
+    assert len(losers) == 19
     assert all(loser.resolution_id == winners[0].id for loser in losers)
     _, held, paid, available = await balance(store, partnership)
-    assert held == 0 and paid + available == GRANT_CENTS
+    assert held == 0
+    assert paid + available == GRANT_CENTS
 
 
 async def test_the_budget_gate_queues_excess_holds_without_a_connection(database_url: str, ids: Ids) -> None:
@@ -146,7 +148,8 @@ async def test_the_budget_gate_queues_excess_holds_without_a_connection(database
             await locker.execute("SELECT 1 FROM ledger_accounts WHERE code = $1 FOR UPDATE", f"budget:{busy}")
             first, second = hold(busy, "first"), hold(busy, "second")
             await asyncio.sleep(0.3)  # first waits on the row lock (one connection), second on the gate (none)
-            assert not first.done() and not second.done()
+            assert not first.done()
+            assert not second.done()
             assert pool.get_idle_size() == 1
             elsewhere = await asyncio.wait_for(hold(other, "elsewhere"), 10)
             assert elsewhere.debit_account == f"budget:{other}"

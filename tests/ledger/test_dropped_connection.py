@@ -168,12 +168,15 @@ async def test_retry_after_a_reply_lost_past_commit_returns_the_original(
     finally:
         doomed_pool.terminate()
 
-    assert cutter.cut.is_set() and cutter.status_at_cut == b"I", "the cut must come after a committed transaction"
-    assert cutter.swallowed[0] == b"2" and cutter.swallowed[-1] == b"Z", cutter.swallowed
+    assert cutter.cut.is_set(), "the cut must come after a committed transaction"
+    assert cutter.status_at_cut == b"I", "the cut must come after a committed transaction"
+    assert cutter.swallowed[0] == b"2", cutter.swallowed
+    assert cutter.swallowed[-1] == b"Z", cutter.swallowed
     booked = await pg_pool.fetch("SELECT id FROM ledger_transfers WHERE idempotency_key = $1", key)
     assert len(booked) == 1, "the server committed the hold the client never heard about"
 
     retried = await hold(store)  # what Temporal does when the activity attempt fails
-    assert retried.replayed and retried.id == booked[0]["id"]
+    assert retried.replayed
+    assert retried.id == booked[0]["id"]
     assert await pg_pool.fetchval("SELECT count(*) FROM ledger_transfers WHERE idempotency_key = $1", key) == 1
     assert await balance(store, partnership) == (5_000_00, 1_100_00, 0, 3_900_00)

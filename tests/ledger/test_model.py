@@ -193,7 +193,8 @@ class LedgerMachine(RuleBasedStateMachine):
         return request
 
     def expect_refusal(self, outcome: Transfer | LedgerError, kind: type[LedgerError], **fields: Any) -> None:
-        assert isinstance(outcome, kind) and type(outcome) is kind, f"expected {kind.__name__}, got {outcome!r}"
+        assert isinstance(outcome, kind), f"expected {kind.__name__}, got {outcome!r}"
+        assert type(outcome) is kind, f"expected {kind.__name__}, got {outcome!r}"
         for name, value in fields.items():
             assert outcome.fields[name] == value, (name, outcome.fields, fields)
 
@@ -208,7 +209,8 @@ class LedgerMachine(RuleBasedStateMachine):
         pending_id: int | None = None,
     ) -> Transfer:
         assert isinstance(outcome, Transfer), f"expected a {kind} booking, got {outcome!r}"
-        assert not outcome.replayed and outcome.idempotency_key == key
+        assert not outcome.replayed
+        assert outcome.idempotency_key == key
         assert (outcome.kind, outcome.debit_account, outcome.credit_account) == (kind, debit, credit)
         assert (outcome.amount_cents, outcome.pending_id) == (amount, pending_id)
         assert outcome.id > self.last_id, "transfer ids grow"
@@ -224,7 +226,8 @@ class LedgerMachine(RuleBasedStateMachine):
         if key in self.model.done:
             earlier, result = self.model.done[key]
             if earlier == normalised:
-                assert isinstance(outcome, Transfer) and outcome.replayed, outcome
+                assert isinstance(outcome, Transfer), outcome
+                assert outcome.replayed, outcome
                 assert outcome.model_dump(exclude={"replayed"}) == result.model_dump(exclude={"replayed"})
             else:
                 self.expect_refusal(outcome, IdempotencyConflict, idempotency_key=key)
@@ -339,7 +342,8 @@ class LedgerMachine(RuleBasedStateMachine):
                 key,
             )
         )
-        assert void_id is not None and void_id < transfer.id, "the re-hold's void is booked, before the new hold"
+        assert void_id is not None, "the re-hold's void is booked, before the new hold"
+        assert void_id < transfer.id, "the re-hold's void is booked, before the new hold"
         self.model.kinds[void_id] = "void"
         hold.resolution = ("void", void_id)
         self.model.accounts[hold.budget][0] += amount - hold.amount_cents

@@ -46,7 +46,9 @@ async def test_allocate_creates_the_budget_and_tops_it_up(store: LedgerStore, id
         "programme",
         f"budget:{partnership}",
     )
-    assert first.amount_cents == 5_000 * EUR and first.pending_id is None and not first.replayed
+    assert first.amount_cents == 5_000 * EUR
+    assert first.pending_id is None
+    assert not first.replayed
     assert first.created_at.tzinfo is not None
     await store.allocate(idempotency_key=ids.key(), partnership_id=partnership, amount_cents=2_500 * EUR)
     assert await balance(store, partnership) == (7_500 * EUR, 0, 0, 7_500 * EUR)
@@ -193,7 +195,8 @@ async def test_the_sql_functions_refuse_bad_amounts_themselves(ids: Ids, pg_pool
         )
     assert raised.value.sqlstate == "CX002"
     error = from_postgres(raised.value.sqlstate, raised.value.detail)
-    assert isinstance(error, InvalidAmount) and error.field == "amount_cents"
+    assert isinstance(error, InvalidAmount)
+    assert error.field == "amount_cents"
     assert await fingerprint(pg_pool) == before
 
 
@@ -223,7 +226,8 @@ async def test_malformed_ids_are_refused_naming_the_field(
             application_id=args["application_id"],
             amount_cents=100,
         )
-    assert refused.value.field == field and str(refused.value).startswith(f"{field}:")
+    assert refused.value.field == field
+    assert str(refused.value).startswith(f"{field}:")
     assert await fingerprint(pg_pool) == before
 
 
@@ -273,7 +277,8 @@ async def test_exchange_stays_with_its_partnership(store: LedgerStore, ids: Ids,
         await store.hold(
             idempotency_key=ids.key(), partnership_id=second, application_id=ids.exchange(), amount_cents=100
         )
-    assert refused.value.field == "partnership_id" and f"budget:{first}" in refused.value.reason
+    assert refused.value.field == "partnership_id"
+    assert f"budget:{first}" in refused.value.reason
     assert await fingerprint(pg_pool) == before
 
 
@@ -443,7 +448,8 @@ async def test_post_all_and_post_exactly_the_hold_are_the_same_request(store: Le
     key = ids.key()
     first = await store.post(idempotency_key=key, hold_id=hold.id)
     second = await store.post(idempotency_key=key, hold_id=hold.id, amount_cents=700)
-    assert second.replayed and second.id == first.id
+    assert second.replayed
+    assert second.id == first.id
 
 
 # A caller's transaction -------------------------------------------------------------------------------
@@ -461,13 +467,16 @@ async def test_calls_share_the_callers_transaction(store: LedgerStore, ids: Ids,
     class Abort(Exception):
         pass
 
-    with pytest.raises(Abort):
+    async def post_pay_out_then_abort() -> None:
         async with pg_pool.acquire() as conn, conn.transaction():
             await store.post(idempotency_key=ids.key("post"), hold_id=hold.id, conn=conn)
             await store.pay_out(
                 idempotency_key=ids.key("pay"), application_id=exchange, amount_cents=400 * EUR, conn=conn
             )
             raise Abort
+
+    with pytest.raises(Abort):
+        await post_pay_out_then_abort()
     assert await fingerprint(pg_pool) == before
 
     async with pg_pool.acquire() as conn, conn.transaction():
@@ -570,6 +579,9 @@ def test_every_error_has_a_stable_code_and_survives_pickling() -> None:
         IdempotencyConflict("e1:hold:1", "hold #7 of 10 cents budget:p1 -> exchange:e1", "hold 11 cents ..."),
     ]
     for error in errors:
-        assert error.code.isidentifier() and error.code == error.code.lower()
-        copy = pickle.loads(pickle.dumps(error))
-        assert type(copy) is type(error) and str(copy) == str(error) and copy.fields == error.fields
+        assert error.code.isidentifier()
+        assert error.code == error.code.lower()
+        copy = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own error, pickled just above
+        assert type(copy) is type(error)
+        assert str(copy) == str(error)
+        assert copy.fields == error.fields

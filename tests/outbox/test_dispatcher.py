@@ -151,7 +151,9 @@ async def test_webhook_is_delivered_with_a_signature_the_receiver_can_verify(
     assert document["payload"] == {"application_id": "app-1", "amount_cents": 45_000}
     row = await pool.fetchrow("SELECT attempts, delivered_at, dead_at FROM outbox WHERE id = $1", outbox_id)
     assert row is not None
-    assert row["attempts"] == 1 and row["delivered_at"] is not None and row["dead_at"] is None
+    assert row["attempts"] == 1
+    assert row["delivered_at"] is not None
+    assert row["dead_at"] is None
 
 
 async def test_failing_endpoint_is_retried_with_backoff_then_delivered_once(
@@ -184,7 +186,9 @@ async def test_failing_endpoint_is_retried_with_backoff_then_delivered_once(
     assert receiver.dedup_keys() == ["payment-order:app-2"] * 3
     row = await pool.fetchrow("SELECT attempts, delivered_at, dead_at, last_error FROM outbox WHERE id = $1", outbox_id)
     assert row is not None
-    assert row["attempts"] == 3 and row["delivered_at"] is not None and row["dead_at"] is None
+    assert row["attempts"] == 3
+    assert row["delivered_at"] is not None
+    assert row["dead_at"] is None
     assert "HTTP 500" in row["last_error"]
 
 
@@ -203,7 +207,9 @@ async def test_message_is_parked_as_dead_after_max_attempts(pool: asyncpg.Pool, 
     assert len(receiver.received) == 3
     row = await pool.fetchrow("SELECT attempts, delivered_at, dead_at, last_error FROM outbox WHERE id = $1", outbox_id)
     assert row is not None
-    assert row["attempts"] == 3 and row["delivered_at"] is None and row["dead_at"] is not None
+    assert row["attempts"] == 3
+    assert row["delivered_at"] is None
+    assert row["dead_at"] is not None
     assert row["last_error"].startswith("DeliveryFailed: HTTP 503")
 
 
@@ -225,7 +231,9 @@ async def test_slow_endpoint_takes_the_timeout_branch(pool: asyncpg.Pool, receiv
         outbox_id,
     )
     assert row is not None
-    assert row["attempts"] == 1 and row["delivered_at"] is None and row["later"]
+    assert row["attempts"] == 1
+    assert row["delivered_at"] is None
+    assert row["later"]
     assert "timed out" in row["last_error"] or "Timeout" in row["last_error"]
 
 
@@ -243,7 +251,8 @@ async def test_row_abandoned_by_a_lost_dispatcher_on_its_last_attempt_is_parked(
         dispatcher.close()
     row = await pool.fetchrow("SELECT dead_at, last_error FROM outbox WHERE id = $1", outbox_id)
     assert row is not None
-    assert row["dead_at"] is not None and "dispatcher lost" in row["last_error"]
+    assert row["dead_at"] is not None
+    assert "dispatcher lost" in row["last_error"]
 
 
 class RecordingHandler:
@@ -292,7 +301,8 @@ async def test_email_is_delivered_over_smtp_with_a_message_id_from_the_dedup_key
     assert message["Subject"] == "Report due in 7 days"
     assert message.get_content_type() == "text/plain"
     payload = message.get_payload(decode=True)
-    assert isinstance(payload, bytes) and payload.decode().strip() == "Please submit the closing report."
+    assert isinstance(payload, bytes)
+    assert payload.decode().strip() == "Please submit the closing report."
     assert await pool.fetchval("SELECT delivered_at IS NOT NULL FROM outbox WHERE id = $1", outbox_id)
 
 

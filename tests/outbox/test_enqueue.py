@@ -44,7 +44,8 @@ async def test_enqueue_twice_with_one_dedup_key_writes_one_row(pg_pool: asyncpg.
     assert [r["id"] for r in rows] == [first]
     # The first payload wins; the row is pending.
     assert json.loads(rows[0]["payload"]) == payload
-    assert rows[0]["attempts"] == 0 and rows[0]["delivered_at"] is None
+    assert rows[0]["attempts"] == 0
+    assert rows[0]["delivered_at"] is None
 
 
 async def test_rolled_back_transaction_enqueues_nothing_and_its_retry_enqueues_once(pg_pool: asyncpg.Pool) -> None:
@@ -55,12 +56,16 @@ async def test_rolled_back_transaction_enqueues_nothing_and_its_retry_enqueues_o
         pass
 
     async with pg_pool.acquire() as conn:
-        with pytest.raises(Crash):
+
+        async def enqueue_then_crash() -> None:
             async with conn.transaction():
                 await enqueue(
                     conn, dedup_key=key, topic="notification", channel="email", destination="vo@example.org", payload={}
                 )
                 raise Crash
+
+        with pytest.raises(Crash):
+            await enqueue_then_crash()
         assert await conn.fetchval("SELECT count(*) FROM outbox WHERE dedup_key = $1", key) == 0
         async with conn.transaction():
             await enqueue(

@@ -39,7 +39,8 @@ def test_every_shipped_policy_loads_and_round_trips_through_temporal(path: Path)
 def test_the_shipped_files_hold_the_programme_numbers() -> None:
     """2022.1 holds DOMAIN.md's figures as data; the Erasmus+ file is a unit-cost policy of the same engine."""
     pilot, erasmus = load_policy("2022.1"), load_policy_file(ERASMUS_FILE)
-    assert isinstance(pilot.pricing, LumpSumPricing) and isinstance(erasmus.pricing, UnitCostPricing)
+    assert isinstance(pilot.pricing, LumpSumPricing)
+    assert isinstance(erasmus.pricing, UnitCostPricing)
     assert (pilot.pricing.lump_sum_cap_cents, pilot.pricing.default_host_threshold_cents) == (110000, 78000)
     assert (pilot.pricing.halving_below_working_days, pilot.pricing.halving_below_distance_km) == (5, 200.0)
     assert (pilot.eligibility.min_working_days, pilot.eligibility.max_stay_months) == (3, 1)
@@ -178,7 +179,8 @@ def test_a_bad_lump_sum_policy_file_is_refused_with_the_field_named(
     problems = {p.field: p.rule for p in refused.value.problems}
     assert field in problems, refused.value
     assert rule in problems[field]
-    assert str(path) in str(refused.value) and f"{field}: {problems[field]}" in str(refused.value)
+    assert str(path) in str(refused.value)
+    assert f"{field}: {problems[field]}" in str(refused.value)
 
 
 @pytest.mark.parametrize(

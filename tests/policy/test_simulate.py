@@ -77,7 +77,8 @@ def test_simulate_reports_each_exchange_change() -> None:
         None,
         0,
     )
-    assert [(f.rule, f.field) for f in a2.failures_candidate] == [("R6", "end_date")] and a2.rules_changed
+    assert [(f.rule, f.field) for f in a2.failures_candidate] == [("R6", "end_date")]
+    assert a2.rules_changed
     assert not b1.changed
     assert (b2.amount_now_cents, b2.amount_now_recorded, b2.amount_candidate_cents, b2.held_candidate_cents) == (
         78000,
@@ -110,7 +111,8 @@ def test_an_exchange_can_become_eligible() -> None:
     (change,) = simulate([refused], CURRENT).exchanges
     assert (change.outcome_now, change.outcome_candidate, change.amount_now_cents) == ("ineligible", "eligible", None)
     assert (change.amount_candidate_cents, change.held_candidate_cents) == (47500, 0)
-    assert [(f.rule, f.field) for f in change.failures_now] == [("R6", "end_date")] and change.rules_changed
+    assert [(f.rule, f.field) for f in change.failures_now] == [("R6", "end_date")]
+    assert change.rules_changed
 
 
 def test_the_current_policy_as_candidate_changes_nothing() -> None:

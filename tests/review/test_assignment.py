@@ -180,7 +180,8 @@ async def test_assignment_prefers_distinct_organisations_over_load(pg_pool: asyn
     assert ids(result) == {a1, b1}
 
     wide = await team.assign("app-3", count=3)
-    assert ids(wide) == {a1, a2, b1} and len({a.organisation_id for a in wide.assigned}) == 2
+    assert ids(wide) == {a1, a2, b1}
+    assert len({a.organisation_id for a in wide.assigned}) == 2
 
 
 async def test_retrying_an_assignment_books_nothing_new(pg_pool: asyncpg.Pool) -> None:
@@ -195,7 +196,8 @@ async def test_retrying_an_assignment_books_nothing_new(pg_pool: asyncpg.Pool) -
     # r3 is now the least loaded: a retry that chose again would pick it.
     again = await team.assign("app", count=2)
 
-    assert again == first and len(first.assigned) == 2
+    assert again == first
+    assert len(first.assigned) == 2
     assert await team.rows("app") == rows_after_first
     assert await team.open_loads() == loads_after_first
 
@@ -258,7 +260,9 @@ async def test_too_few_eligible_reports_the_shortfall_and_every_officer(pg_pool:
 
     nobody = Team(pg_pool)
     empty = await nobody.assign("app", count=3)
-    assert empty.assigned == () and empty.shortfall == 3 and empty.officers == ()
+    assert empty.assigned == ()
+    assert empty.shortfall == 3
+    assert empty.officers == ()
 
 
 async def test_update_assignment_is_idempotent(pg_pool: asyncpg.Pool) -> None:
@@ -271,7 +275,8 @@ async def test_update_assignment_is_idempotent(pg_pool: asyncpg.Pool) -> None:
     await team.update("app", r1, AssignmentStatus.SUBMITTED)
     submitted = (await team.rows("app"))[r1]
     await team.update("app", r1, AssignmentStatus.SUBMITTED)
-    assert (await team.rows("app"))[r1] == submitted and submitted["status"] == "submitted"
+    assert (await team.rows("app"))[r1] == submitted
+    assert submitted["status"] == "submitted"
 
     await team.update("never-assigned", r1, AssignmentStatus.CLOSED)
     assert await team.rows("never-assigned") == {}
@@ -284,7 +289,8 @@ async def test_update_assignment_is_idempotent(pg_pool: asyncpg.Pool) -> None:
     later = DUE + timedelta(days=5)
     await team.update("manual", r1, AssignmentStatus.OPEN, later)  # an officer extends the deadline
     extended = (await team.rows("manual"))[r1]
-    assert extended["due_at"] == later and extended["assigned_at"] == opened["assigned_at"]
+    assert extended["due_at"] == later
+    assert extended["assigned_at"] == opened["assigned_at"]
 
 
 async def test_update_assignment_refuses_unknown_reviewers_and_openings_without_a_deadline(
@@ -295,10 +301,12 @@ async def test_update_assignment_refuses_unknown_reviewers_and_openings_without_
     r1 = await team.add("r1", "o1")
     with pytest.raises(ApplicationError) as unknown:
         await team.update("app", team.id("ghost"), AssignmentStatus.OPEN, DUE)
-    assert unknown.value.non_retryable and unknown.value.type == "UnknownReviewer"
+    assert unknown.value.non_retryable
+    assert unknown.value.type == "UnknownReviewer"
     with pytest.raises(ApplicationError) as no_deadline:
         await team.update("app", r1, AssignmentStatus.OPEN)
-    assert no_deadline.value.non_retryable and no_deadline.value.type == "MissingDeadline"
+    assert no_deadline.value.non_retryable
+    assert no_deadline.value.type == "MissingDeadline"
     assert await team.rows("app") == {}
 
 
@@ -333,4 +341,5 @@ def test_choice_spans_organisations_then_balances_load() -> None:
     assert [c.reviewer_id for c in choose_reviewers(candidates, 2, covered_organisation_ids={"A"})] == ["c1", "b1"]
     assert [c.reviewer_id for c in choose_reviewers(candidates, 4)] == ["a1", "c1", "b1", "a2"]
     everyone = choose_reviewers(candidates, 9)
-    assert len(everyone) == 5 and set(everyone) == set(candidates)
+    assert len(everyone) == 5
+    assert set(everyone) == set(candidates)

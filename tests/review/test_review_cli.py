@@ -50,11 +50,13 @@ def test_reviewers_add_list_and_update(database_url: str) -> None:
     partnership, anna, olaf = f"P-{tag}", f"anna-{tag}", f"olaf-{tag}"
 
     added = cx(*add_args(anna, partnership, "--role", "reviewer", "--conflict", "org-x"), env=env)
-    assert added.returncode == 0 and f"added reviewer {anna}" in added.stdout, added.stderr
+    assert added.returncode == 0, added.stderr
+    assert f"added reviewer {anna}" in added.stdout, added.stderr
     officer = ["--role", "programme_officer", "--role", "reviewer"]
     assert cx(*add_args(olaf, partnership, *officer), env=env).returncode == 0
     updated = cx(*add_args(anna, partnership, "--role", "reviewer", "--conflict", "org-y", country="SE"), env=env)
-    assert updated.returncode == 0 and f"updated reviewer {anna}" in updated.stdout
+    assert updated.returncode == 0
+    assert f"updated reviewer {anna}" in updated.stdout
 
     listed = cx("reviewers", "list", "--partnership", partnership, "--json", env=env)
     assert listed.returncode == 0, listed.stderr
@@ -74,7 +76,9 @@ def test_reviewers_add_list_and_update(database_url: str) -> None:
     assert records[1]["roles"] == ["programme_officer", "reviewer"]
 
     table = cx("reviewers", "list", "--partnership", partnership, env=env)
-    assert table.returncode == 0 and anna in table.stdout and "programme_officer, reviewer" in table.stdout
+    assert table.returncode == 0
+    assert anna in table.stdout
+    assert "programme_officer, reviewer" in table.stdout
 
 
 async def test_reviewers_add_refuses_bad_values_naming_the_field(database_url: str, pg_pool: asyncpg.Pool) -> None:
@@ -85,7 +89,8 @@ async def test_reviewers_add_refuses_bad_values_naming_the_field(database_url: s
     error = one_line_error(cx(*add_args(reviewer_id, "P1", "--role", "reviewer", country="Germany"), env=env))
     assert "country (--country)" in error
     error = one_line_error(cx(*add_args(reviewer_id, "P1", "--role", "auditor"), env=env))
-    assert "'--role'" in error and "'auditor' is not one of" in error
+    assert "'--role'" in error
+    assert "'auditor' is not one of" in error
     error = one_line_error(cx(*add_args(reviewer_id, "P1"), env=env))
     assert "roles (--role)" in error
 
@@ -101,7 +106,8 @@ async def test_set_unavailable_until_a_day_and_clear(database_url: str, pg_pool:
     assert cx(*add_args(anna, partnership, "--role", "reviewer"), env=env).returncode == 0
 
     away = cx("reviewers", "set-unavailable", anna, "--until", "2024-08-31", env=env)
-    assert away.returncode == 0 and "2024-08-31" in away.stdout, away.stderr
+    assert away.returncode == 0, away.stderr
+    assert "2024-08-31" in away.stdout, away.stderr
     unavailable_until = "SELECT unavailable_until FROM reviewers WHERE reviewer_id = $1"
     assert await pg_pool.fetchval(unavailable_until, anna) == date(2024, 8, 31)
     # Re-adding (e.g. to fix a name) keeps the holiday.
@@ -162,7 +168,8 @@ async def test_inbox_lists_open_assignments_oldest_deadline_first(database_url: 
     assert datetime.fromisoformat(items[0]["due_at"]) == due + timedelta(days=1)
 
     table = cx("review", "inbox", "--as", anna, env=env)
-    assert table.returncode == 0 and table.stdout.index(f"sooner-{tag}") < table.stdout.index(f"later-{tag}")
+    assert table.returncode == 0
+    assert table.stdout.index(f"sooner-{tag}") < table.stdout.index(f"later-{tag}")
     assert "(not yet projected)" in table.stdout
 
     listed = json.loads(cx("reviewers", "list", "--partnership", partnership, "--json", env=env).stdout)
@@ -183,4 +190,5 @@ def test_every_command_has_help_with_an_example() -> None:
     """Each command's --help exits 0 and shows an example line."""
     for command in (["reviewers", "add"], ["reviewers", "list"], ["reviewers", "set-unavailable"], ["review", "inbox"]):
         result = cx(*command, "--help")
-        assert result.returncode == 0 and "Example:" in result.stdout, command
+        assert result.returncode == 0, command
+        assert "Example:" in result.stdout, command

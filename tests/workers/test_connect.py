@@ -145,7 +145,8 @@ async def test_a_worker_waits_for_temporal_then_connects_and_stops_cleanly(
     async with cx_process("worker", env=env) as worker:
         waiting = await worker.wait_for_line(f"waiting for Temporal at 127.0.0.1:{port}", count=2)
         assert [line["attempt"] for line in waiting] == [1, 2]
-        assert "(attempt 2, next in " in waiting[1]["event"] and waiting[1]["level"] == "warning"
+        assert "(attempt 2, next in " in waiting[1]["event"]
+        assert waiting[1]["level"] == "warning"
         assert worker.process.returncode is None, "the worker must wait, not exit"
         async with relay(port, *_host_port(dev_server_env.client.service_client.config.target_host)):
             await worker.wait_for_line(f"connected to Temporal at 127.0.0.1:{port}")
@@ -188,7 +189,8 @@ async def test_after_the_limit_a_process_exits_unavailable_naming_the_server(com
         lines = (await process.process.stderr.read()).decode().strip().splitlines()
     assert code == ExitCode.UNAVAILABLE, lines
     error = lines[-1]
-    assert error.startswith("error: cannot reach Temporal at 127.0.0.1:") and " attempts in " in error, lines
+    assert error.startswith("error: cannot reach Temporal at 127.0.0.1:"), lines
+    assert " attempts in " in error, lines
     assert any("waiting for Temporal" in line for line in lines[:-1])
 
 
@@ -223,7 +225,8 @@ def test_a_malformed_limit_or_address_is_a_usage_error() -> None:
             [*CX, "worker"], capture_output=True, text=True, cwd=ROOT, env=base | extra, timeout=WITHIN_S
         )
         assert result.returncode == ExitCode.USAGE, result.stderr
-        assert named in result.stderr and result.stderr.strip().count("\n") == 0, result.stderr
+        assert named in result.stderr, result.stderr
+        assert result.stderr.strip().count("\n") == 0, result.stderr
 
 
 def test_backoff_doubles_up_to_its_cap_with_bounded_jitter() -> None:

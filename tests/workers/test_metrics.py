@@ -55,5 +55,6 @@ async def test_metrics_endpoint_counts_events_and_euros_held_per_partnership(
     assert "temporal_workflow_task_execution_latency" in text or "temporal_request" in text
     assert f'partnership="{partnership}"' in text
     held = [line for line in text.splitlines() if line.startswith("cx_held_cents_total") and partnership in line]
-    assert held and held[0].endswith(" 95000")
+    assert held
+    assert held[0].endswith(" 95000")
     assert any(line.startswith("cx_events_total") and 'event="stage_entered"' in line for line in text.splitlines())

@@ -56,7 +56,8 @@ async def test_signatures_alone_do_not_bind_without_the_match_and_reminders_prec
     assert (await ts_client.status(app_id)).stage is Stage.AGREEMENT
     await time_skipping_env.sleep(timedelta(days=15))
     outcome = await result_of(ts_client, app_id)
-    assert outcome.stage is Stage.LAPSED and "match confirmation by visitor" in outcome.reason
+    assert outcome.stage is Stage.LAPSED
+    assert "match confirmation by visitor" in outcome.reason
     reminders = await pg_pool.fetch(
         "SELECT details FROM audit_events WHERE application_id = $1 AND event = 'agreement_reminder'", app_id
     )
@@ -94,7 +95,8 @@ async def test_amended_dates_move_the_travel_timer_and_a_shorter_stay_releases_m
     assert (status.grant_cents, status.held_cents) == (47_500, 47_500)
     assert await _balance(ledger_store, partnership) == (47_500, 0, 952_500)
     kinds = [t.kind.value for t in await ledger_store.exchange_history(app_id)]
-    assert kinds.count("hold") == 2 and kinds.count("void") == 1
+    assert kinds.count("hold") == 2
+    assert kinds.count("void") == 1
     await record(ts_client, app_id, "exchange_dates_amended")
 
 
@@ -194,7 +196,8 @@ async def test_no_accepted_report_by_the_deadline_forfeits_and_voids(
     app_id = await _in_reporting(ts_client, time_skipping_env, partnership)
     await time_skipping_env.sleep(timedelta(days=31))
     outcome = await result_of(ts_client, app_id)
-    assert outcome.stage is Stage.FORFEITED and outcome.paid_cents == 0
+    assert outcome.stage is Stage.FORFEITED
+    assert outcome.paid_cents == 0
     assert await _balance(ledger_store, partnership) == (0, 0, 1_000_000)
     await record(ts_client, app_id, "exchange_forfeited")
 

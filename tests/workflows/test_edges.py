@@ -125,8 +125,10 @@ async def test_a_start_under_another_workflow_id_is_refused(dev_client: Exchange
     app = application()
     for wrong_id in (f"exchange:{app.application_id}-x", app.application_id, f"Exchange:{app.application_id}"):
         failure = await failure_of(await start_raw(dev_client, app.model_dump(mode="json"), wrong_id))
-        assert failure.type == Refusal.INVALID_INPUT and failure.non_retryable
-        assert "workflow id" in failure.message and f"exchange:{app.application_id}" in failure.message
+        assert failure.type == Refusal.INVALID_INPUT
+        assert failure.non_retryable
+        assert "workflow id" in failure.message
+        assert f"exchange:{app.application_id}" in failure.message
     assert await footprint(pg_pool, app.application_id) == NOTHING
 
 
@@ -138,12 +140,14 @@ async def test_a_start_from_the_future_or_under_an_unknown_policy_is_refused(
     failure = await failure_of(
         await start_raw(dev_client, future.model_dump(mode="json"), f"exchange:{future.application_id}")
     )
-    assert failure.type == Refusal.INVALID_INPUT and "submitted_at" in failure.message
+    assert failure.type == Refusal.INVALID_INPUT
+    assert "submitted_at" in failure.message
     unknown = application(policy_version="1999.9")
     failure = await failure_of(
         await start_raw(dev_client, unknown.model_dump(mode="json"), f"exchange:{unknown.application_id}")
     )
-    assert failure.type == Refusal.INVALID_INPUT and "policy_version" in failure.message
+    assert failure.type == Refusal.INVALID_INPUT
+    assert "policy_version" in failure.message
     for app in (future, unknown):
         assert await footprint(pg_pool, app.application_id) == NOTHING
 
@@ -164,7 +168,8 @@ async def test_a_second_run_under_a_closed_exchanges_id_changes_nothing(
     changed = app.model_copy(update={"host": app.host.model_copy(update={"country": "FR"})})  # now eligible
     again = await start_raw(dev_client, changed.model_dump(mode="json"), exchange_workflow_id(app.application_id))
     failure = await failure_of(again)
-    assert failure.type == Refusal.DUPLICATE_APPLICATION and failure.non_retryable
+    assert failure.type == Refusal.DUPLICATE_APPLICATION
+    assert failure.non_retryable
     assert app.application_id in failure.message
     assert await footprint(pg_pool, app.application_id) == before
 
@@ -203,7 +208,8 @@ async def test_update_refusals_reach_any_sdk_typed_and_non_retryable(
         assert (cause.type, cause.non_retryable) == (refusal.value, True), (name, cause.type, cause.message)
         assert named in cause.message, (name, cause.message)
     status = await dev_client.status(app.application_id)
-    assert status.stage is Stage.REVIEW and not status.signatures
+    assert status.stage is Stage.REVIEW
+    assert not status.signatures
 
 
 async def drive_to_payment(
@@ -258,8 +264,10 @@ async def test_a_confirmation_counts_only_in_payment_for_this_order_and_amount(
     early, malformed = await eventually(
         lambda: ignored_confirmations(pg_pool, app_id), lambda r: len(r) == 2, f"{app_id}: two ignored confirmations"
     )
-    assert "counts only in PAYMENT" in early and "REVIEW" in early
-    assert "payment_order_id" in malformed and "amount_cents" in malformed
+    assert "counts only in PAYMENT" in early
+    assert "REVIEW" in early
+    assert "payment_order_id" in malformed
+    assert "amount_cents" in malformed
 
     status = await drive_to_payment(ts_client, time_skipping_env, pg_pool, app_id)
     assert status.stage is Stage.PAYMENT, "the early confirmation must not have been remembered"
@@ -272,7 +280,8 @@ async def test_a_confirmation_counts_only_in_payment_for_this_order_and_amount(
         lambda: ignored_confirmations(pg_pool, app_id), lambda r: len(r) == 4, f"{app_id}: four ignored confirmations"
     )
     wrong_order, wrong_amount = ignored[2:]
-    assert wrong_order.startswith("payment_order_id") and wrong_amount.startswith("amount_cents")
+    assert wrong_order.startswith("payment_order_id")
+    assert wrong_amount.startswith("amount_cents")
     assert (await ts_client.status(app_id)).stage is Stage.PAYMENT
 
     await handle.signal("confirm_payment", confirmation(order_id, amount, "SEPA-2026-0001"))
@@ -281,14 +290,17 @@ async def test_a_confirmation_counts_only_in_payment_for_this_order_and_amount(
     order = await pg_pool.fetchrow(
         "SELECT payment_reference, confirmed_at, confirmed_by FROM payment_orders WHERE application_id = $1", app_id
     )
-    assert order is not None and order["payment_reference"] == "SEPA-2026-0001"
-    assert order["confirmed_by"] == "finance-fia" and order["confirmed_at"] is not None
+    assert order is not None
+    assert order["payment_reference"] == "SEPA-2026-0001"
+    assert order["confirmed_by"] == "finance-fia"
+    assert order["confirmed_at"] is not None
     paid = await pg_pool.fetchrow(
         """SELECT actor_id, details FROM audit_events
             WHERE application_id = $1 AND event = 'stage_entered' AND stage = 'PAID'""",
         app_id,
     )
-    assert paid is not None and paid["actor_id"] == "finance-fia"
+    assert paid is not None
+    assert paid["actor_id"] == "finance-fia"
     assert '"payment_reference": "SEPA-2026-0001"' in paid["details"]
     await replay_and_maybe_record(handle, "exchange_paid_after_ignored_confirmations")
 
@@ -336,7 +348,8 @@ async def test_r7_refuses_a_second_application_at_screening_before_any_reviewer_
     status = await dev_client.status(second.application_id)
     [failure] = status.screening_failures
     assert (failure.rule, failure.field) == ("R7", "visitor.organisation_id")
-    assert first.application_id in failure.message and "AGREEMENT" in failure.message
+    assert first.application_id in failure.message
+    assert "AGREEMENT" in failure.message
     assert Stage.REVIEW not in [t.stage for t in status.history]
     assigned_reviewers = await pg_pool.fetchval(
         "SELECT count(*) FROM review_assignments WHERE application_id = $1", second.application_id
@@ -384,7 +397,8 @@ async def test_poison_is_refused_where_it_enters(
     data = application().model_dump(mode="json")
     break_it(data)
     failure = await failure_of(await start_raw(dev_client, data, exchange_workflow_id(data["application_id"])))
-    assert failure.type == Refusal.INVALID_INPUT and field in failure.message, failure.message
+    assert failure.type == Refusal.INVALID_INPUT, failure.message
+    assert field in failure.message, failure.message
     assert await footprint(pg_pool, data["application_id"]) == NOTHING
 
 
@@ -402,6 +416,8 @@ async def test_an_update_with_a_control_character_is_refused(
     with pytest.raises(WorkflowUpdateFailedError) as failed:
         await handle.execute_update("submit_review", {**review(reviewer), "comment": "fine\u0000"})
     cause = failed.value.cause
-    assert isinstance(cause, ApplicationError) and cause.type == Refusal.INVALID_INPUT
-    assert "comment" in cause.message and "U+0000" in cause.message
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == Refusal.INVALID_INPUT
+    assert "comment" in cause.message
+    assert "U+0000" in cause.message
     assert (await dev_client.status(app.application_id)).review.submitted_by == ()  # type: ignore[union-attr]

@@ -30,7 +30,8 @@ async def test_every_registered_update_is_handled_and_nothing_else(dev_client: E
         with pytest.raises(WorkflowUpdateFailedError) as refused:
             await handle.execute_update(name, {})
         cause = refused.value.cause
-        assert isinstance(cause, ApplicationError) and cause.type == Refusal.INVALID_INPUT, (name, cause)
+        assert isinstance(cause, ApplicationError), (name, cause)
+        assert cause.type == Refusal.INVALID_INPUT, (name, cause)
     with pytest.raises(WorkflowUpdateFailedError) as unknown:
         await handle.execute_update("approve_everything", {})
     assert "approve_everything" in str(unknown.value.cause)

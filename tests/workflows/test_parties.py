@@ -31,7 +31,8 @@ async def refusal_of(handle: WorkflowHandle[Any, Any], update: str, payload: dic
     with pytest.raises(WorkflowUpdateFailedError) as failed:
         await handle.execute_update(update, payload)
     cause = failed.value.cause
-    assert isinstance(cause, ApplicationError) and cause.non_retryable, cause
+    assert isinstance(cause, ApplicationError), cause
+    assert cause.non_retryable, cause
     return cause
 
 
@@ -57,10 +58,12 @@ async def test_each_party_signs_only_for_itself_and_by_its_own_person(
             refusal = await refusal_of(
                 handle, "sign_commitment", {"actor_id": "someone", "party": party.value, "on_behalf_of": claimed}
             )
-            assert refusal.type == Refusal.NOT_ALLOWED and "on_behalf_of" in refusal.message, refusal.message
+            assert refusal.type == Refusal.NOT_ALLOWED, refusal.message
+            assert "on_behalf_of" in refusal.message, refusal.message
             tried += 1
         missing = await refusal_of(handle, "sign_commitment", {"actor_id": "someone", "party": party.value})
-        assert missing.type == Refusal.INVALID_INPUT and "on_behalf_of" in missing.message
+        assert missing.type == Refusal.INVALID_INPUT
+        assert "on_behalf_of" in missing.message
     assert tried == 16
 
     first = {"actor_id": "ho-hanna", "party": "HO", "on_behalf_of": parties[Party.HOST_ORGANISATION]}
@@ -68,7 +71,8 @@ async def test_each_party_signs_only_for_itself_and_by_its_own_person(
     twice = await refusal_of(
         handle, "sign_commitment", {**first, "party": "HOP", "on_behalf_of": parties[Party.HOST_PARTNERSHIP]}
     )
-    assert twice.type == Refusal.NOT_ALLOWED and "already signed for HO" in twice.message
+    assert twice.type == Refusal.NOT_ALLOWED
+    assert "already signed for HO" in twice.message
 
     for side, wrong in (("host", Party.VISITOR_ORGANISATION), ("visitor", Party.HOST_ORGANISATION)):
         match = {"actor_id": f"{side}-contact", "side": side, "on_behalf_of": parties[wrong]}
@@ -95,7 +99,8 @@ async def test_an_amendment_keeps_who_submitted_and_the_officers_fields(
             handle, "amend_application", {"actor_id": "applicant-ola", "application": {**original, **change}}
         )
         field = next(iter(change))
-        assert refusal.type == Refusal.NOT_ALLOWED and f"application.{field}" in refusal.message, refusal.message
+        assert refusal.type == Refusal.NOT_ALLOWED, refusal.message
+        assert f"application.{field}" in refusal.message, refusal.message
     amended = {**original, "goals": "Day 1: induction; days 2-5: joint trials."}
     await handle.execute_update("amend_application", {"actor_id": "applicant-ola", "application": amended})
 
@@ -114,4 +119,5 @@ async def test_an_officer_cannot_override_over_their_own_request_for_changes(
     refusal = await refusal_of(
         handle, "override", {"actor_id": officer, "decision": "approve", "justification": "the letter is fine"}
     )
-    assert refusal.type == Refusal.NOT_ALLOWED and "requested changes" in refusal.message
+    assert refusal.type == Refusal.NOT_ALLOWED
+    assert "requested changes" in refusal.message

@@ -62,7 +62,8 @@ async def test_each_refusal_is_immediate_and_leaves_no_trace(
     with pytest.raises(DecisionRefused, match="not a programme officer"):
         await ts_client.decide(app_id, "override", {"actor_id": first, "decision": "approve", "justification": JUSTIFY})
     status = await ts_client.status(app_id)
-    assert status.review is not None and status.review.submitted_by == (first,)
+    assert status.review is not None
+    assert status.review.submitted_by == (first,)
     await ts_client.submit_review(app_id, review(second, score=5))
     await wait_for_stage(ts_client, app_id, Stage.AGREEMENT)  # mean 3.5 >= 3.0, no veto
     with pytest.raises(DecisionRefused, match="not allowed in stage AGREEMENT"):
@@ -113,7 +114,8 @@ async def test_quorum_not_reached_waits_and_a_veto_rejects(ts_client: ExchangeCl
     assert (await ts_client.status(app_id)).stage is Stage.REVIEW
     await ts_client.submit_review(app_id, review(second, score=5, recommendation="reject") | {"comment": "no agenda"})
     status = await wait_for_stage(ts_client, app_id, Stage.REJECTED)
-    assert "vetoed by" in status.history[-1].reason and "no agenda" in status.history[-1].reason
+    assert "vetoed by" in status.history[-1].reason
+    assert "no agenda" in status.history[-1].reason
 
 
 async def test_changes_requested_then_amended_then_approved(
@@ -125,7 +127,9 @@ async def test_changes_requested_then_amended_then_approved(
     await ts_client.submit_review(app_id, review(first))
     await ts_client.decide(app_id, "request_changes", {"actor_id": second, "changes": "Add a day-by-day agenda."})
     status = await ts_client.status(app_id)
-    assert status.review is not None and status.review.submitted_by == () and status.review.changes_requested
+    assert status.review is not None
+    assert status.review.submitted_by == ()
+    assert status.review.changes_requested
     with pytest.raises(DecisionRefused, match="changes were requested"):
         await ts_client.submit_review(app_id, review(first))
     original = application(visitor_partnership_id=partnership).model_dump(mode="json")
@@ -178,7 +182,8 @@ async def test_reminder_escalation_and_auto_reassignment(
     reminded = await pg_pool.fetchval(
         "SELECT details->'reviewers' FROM audit_events WHERE application_id = $1 AND event = 'review_reminder'", app_id
     )
-    assert reminded is not None and set(json.loads(reminded)) == silent  # the reminder named the silent reviewers
+    assert reminded is not None
+    assert set(json.loads(reminded)) == silent
     await time_skipping_env.sleep(timedelta(days=6))  # past the 3-working-day grace: reassignment
     status = await until(
         ts_client, app_id, lambda s: bool(s.review and s.review.reassignment_rounds == 1), "one reassignment round"
@@ -193,7 +198,8 @@ async def test_reminder_escalation_and_auto_reassignment(
 async def test_an_extension_moves_the_deadline(ts_client: ExchangeClient, funded_partnership: Fund) -> None:
     """An officer's extension by 5 working days moves the review deadline by a week; others may not extend."""
     app_id, partnership, status = await _in_review(ts_client, funded_partnership)
-    assert status.review is not None and status.review.due_at is not None
+    assert status.review is not None
+    assert status.review.due_at is not None
     before = status.review.due_at
     with pytest.raises(DecisionRefused, match="not a programme officer"):
         await ts_client.decide(
@@ -206,7 +212,8 @@ async def test_an_extension_moves_the_deadline(ts_client: ExchangeClient, funded
         "extend_review_deadline",
         {"actor_id": panel_member(partnership, OFFICER), "working_days": 5, "justification": JUSTIFY},
     )
-    assert status.review is not None and status.review.due_at is not None
+    assert status.review is not None
+    assert status.review.due_at is not None
     assert status.review.due_at - before >= timedelta(days=7)
     assert status.deadlines["review"] == status.review.due_at
 
@@ -233,7 +240,8 @@ async def test_reopen_within_the_appeal_window_and_not_after(
         "the reopened review with one open reviewer, escalated",
     )
     assert _open(status) == [panel_member(partnership, "rev-c")]
-    assert status.review is not None and status.review.escalated
+    assert status.review is not None
+    assert status.review.escalated
     await ts_client.decide(app_id, "override", {"actor_id": officer, "decision": "reject", "justification": JUSTIFY})
     await wait_for_stage(ts_client, app_id, Stage.REJECTED)
     await time_skipping_env.sleep(timedelta(days=31))

@@ -45,7 +45,8 @@ async def test_released_money_goes_to_the_oldest_waiting_exchange_first(
 
     await ts_client.cancel(first, {"actor_id": "officer-olga", "reason": "host closed"})
     status = await wait_for_stage(ts_client, older, Stage.AGREEMENT)
-    assert status.held_cents == 95_000 and status.hold_transfer_id is not None
+    assert status.held_cents == 95_000
+    assert status.hold_transfer_id is not None
     assert (await ts_client.status(younger)).stage is Stage.WAITLISTED
     assert await _queue(ts_client, partnership) == [younger]
 
@@ -106,4 +107,5 @@ async def test_a_top_up_offers_the_new_money_to_the_waitlist(
     balance = {b.partnership_id: b for b in await ledger_store.partnership_balances()}[partnership]
     assert (balance.allocated_cents, balance.held_cents, balance.available_cents) == (100_000, 95_000, 5_000)
     refused = cx("top-up", partnership, "12.345", "--reference", "x", env=env)
-    assert refused.returncode == 2 and "two decimals" in refused.stderr  # USAGE (clients/exit_codes.py)
+    assert refused.returncode == 2
+    assert "two decimals" in refused.stderr
