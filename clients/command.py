@@ -124,7 +124,7 @@ def run(work: Callable[[], Awaitable[T]]) -> T:
         outcome = (asyncio.run(_awaited(work)),)
     except KeyboardInterrupt:
         failure = Failure("interrupted", ExitCode.INTERRUPTED)
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - the process's edge: any failure is one line and its exit code
         failure = describe_failure(error)
     if failure is not None:
         raise fail(failure.message, failure.code)
@@ -214,7 +214,7 @@ def execute(app: typer.Typer) -> int:
         errors.print(f"[red]error:[/red] {escape(one_line(text))}{where}", markup=True)
     except typer.Abort:
         code = int(ExitCode.INTERRUPTED)
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - the process's edge, as in `run` above
         # A command that forgot to route a failure through `run`: still one line, never a traceback.
         failure = describe_failure(error)
         errors.print(f"[red]error:[/red] {escape(one_line(failure.message))}", markup=True)

@@ -67,7 +67,8 @@ _ORDER_FROM = """payment_orders p
 
 
 async def find_order(pool: asyncpg.Pool, application_id: str) -> PaymentOrder | None:
-    row = await pool.fetchrow(f"SELECT {_ORDER_COLUMNS} FROM {_ORDER_FROM} WHERE p.application_id = $1", application_id)
+    query = f"SELECT {_ORDER_COLUMNS} FROM {_ORDER_FROM} WHERE p.application_id = $1"  # noqa: S608 - constant SQL
+    row = await pool.fetchrow(query, application_id)
     return PaymentOrder(**dict(row)) if row else None
 
 
@@ -75,7 +76,7 @@ async def list_orders(pool: asyncpg.Pool, *, partnership_id: str | None = None, 
     rows = await pool.fetch(
         f"""SELECT {_ORDER_COLUMNS} FROM {_ORDER_FROM}
              WHERE $1::text IS NULL OR p.partnership_id = $1
-             ORDER BY p.created_at, p.application_id LIMIT $2""",
+             ORDER BY p.created_at, p.application_id LIMIT $2""",  # noqa: S608 - constant SQL, values as $n
         partnership_id,
         limit,
     )

@@ -67,7 +67,7 @@ HAVING sum(d_debits_pending) <> sum(d_credits_pending) OR sum(d_debits_posted) <
         "entries_match_transfers",
         "Every transfer has one entry on its debit and one on its credit account, none elsewhere, each "
         "moving the totals exactly as the transfer's kind and amount say, at the transfer's instant.",
-        _ENTRY_DELTAS
+        _ENTRY_DELTAS  # noqa: S608 - constant SQL, no input
         + """,
 expected AS (
     SELECT t.id AS transfer_id, sides.account_id, sides.side, t.created_at,
@@ -313,7 +313,7 @@ async def _run(
 ) -> CheckResult:
     limit_param = f"${len(args) + 1}"
     rows = await conn.fetch(
-        f"SELECT breach, count(*) OVER () AS breach_count FROM ({check.sql}) found LIMIT {limit_param}",
+        f"SELECT breach, count(*) OVER () AS breach_count FROM ({check.sql}) found LIMIT {limit_param}",  # noqa: S608 - constant checks, values as $n
         *args,
         max_breaches,
     )

@@ -88,7 +88,7 @@ async def wait_for(
     """
     describe = reason or _reason
     backoff = backoff or Backoff()
-    rng = rng or random.Random()
+    rng = rng or random.Random()  # noqa: S311 - jitter for the backoff, not a secret
     loop = asyncio.get_running_loop()
     started = loop.time()
     deadline = started + timeout_s

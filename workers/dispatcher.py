@@ -218,7 +218,7 @@ class Dispatcher:
         error: str | None = None
         try:
             await self._deliver(message)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - recorded on the row, as said below
             # Deliberately broad: one message failing in any way (receiver down, a payload our renderer
             # cannot handle) must not stop the rest of the batch. The error is recorded on the row and
             # the row parks after max_attempts, so nothing fails silently.

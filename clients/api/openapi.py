@@ -71,7 +71,8 @@ def build_openapi(app: FastAPI, routers: Iterable[APIRouter]) -> dict[str, Any]:
             found = body_models(route.dependant.dependencies)
             if not found:
                 continue
-            assert len(found) == 1 and route.operation_id, f"{route.path}: one body per named operation"
+            assert len(found) == 1, f"{route.path}: one body per named operation"
+            assert route.operation_id, f"{route.path}: one body per named operation"
             operations[route.operation_id]["requestBody"] = request_body_schema(found[0])
             bodies[found[0].model.__name__] = found[0].model
     _add_components(components, [*bodies.values(), Problem])

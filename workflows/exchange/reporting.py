@@ -57,7 +57,8 @@ class ReportingStage:
                 if not await ex.wait_until(lambda: self.decision is not None, last_due):
                     raise Ended(Stage.CANCELLED, f"the report was never validated (by {last_due.isoformat()})")
             decision = self.decision
-            assert decision is not None and self.report is not None
+            assert decision is not None
+            assert self.report is not None
             if decision.decision is ReportDecision.ACCEPT:
                 return self.report
             # Returned for resubmission: the visitor may submit again until the report deadline.

@@ -84,7 +84,8 @@ async def admit(ex: Exchange) -> AdmitApplicationResult:
             f"{admitted.claimed_at.isoformat()}); each application id starts exactly one exchange, so this run "
             "ends here and changes nothing",
         )
-    assert admitted.policy is not None and admitted.screening is not None
+    assert admitted.policy is not None
+    assert admitted.screening is not None
     ex.policy_or_none = admitted.policy
     ex.adopt(admitted.events)
     ex.screening_failures = admitted.screening.failures

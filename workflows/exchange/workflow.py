@@ -94,7 +94,8 @@ class ExchangeWorkflow:
     async def run(self, application: ApplicationInput) -> ExchangeOutcome:
         try:
             admitted = await admit(self.ex)  # SUBMITTED, SCREENING, REVIEW with its first reviewers
-            assert admitted.review_due is not None and admitted.assignment is not None
+            assert admitted.review_due is not None
+            assert admitted.assignment is not None
             assignment = admitted.assignment
             await self.review.run(admitted.review_due, assignment.assigned, assignment.shortfall, assignment.officers)
             await self.funding.run()  # FUNDING (WAITLISTED), and AGREEMENT entered once held

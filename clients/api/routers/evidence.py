@@ -88,7 +88,8 @@ async def _read_upload(form: Any, permit: Permit) -> tuple[EvidenceKind, str, st
     uploaded_by = _text_field(form, "uploaded_by", UPLOADED_BY_MAX_CHARS, problems)
     if problems:
         raise invalid(problems)
-    assert isinstance(file, UploadFile) and kind is not None, "checked above"
+    assert isinstance(file, UploadFile), "checked above"
+    assert kind is not None, "checked above"
     label = name or file.filename or "evidence"
     unstorable = text_problems({"name" if name else "file": label, "uploaded_by": uploaded_by or ""})
     if unstorable:

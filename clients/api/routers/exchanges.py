@@ -436,7 +436,8 @@ async def confirm_payment(
         except ConfirmationConflict as error:
             raise ProblemError(409, "Confirmation conflict", str(error), [("payment_reference", str(error))]) from None
         if verdict is ConfirmationVerdict.ALREADY_CONFIRMED:
-            assert order is not None and order.payment_reference is not None, "a recorded confirmation"
+            assert order is not None, "a recorded confirmation"
+            assert order.payment_reference is not None, "a recorded confirmation"
             confirmed = AlreadyConfirmed(
                 application_id=application_id,
                 payment_order_id=order.payment_order_id,
