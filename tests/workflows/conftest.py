@@ -6,9 +6,11 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest_asyncio
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from clients.client import ExchangeClient
@@ -48,6 +50,8 @@ async def ledger_store(pg_pool: asyncpg.Pool) -> LedgerStore:
 
 # A workflow's whole remaining life on the time-skipping server, or a short one on the dev server.
 RESULT_WITHIN_S = 60
+# An update's outcome: recorded in state within one workflow task when a worker runs.
+UPDATE_WITHIN_S = 30
 
 REVIEWERS = ("rev-a", "rev-b", "rev-c")
 OFFICER = "officer"
@@ -108,6 +112,13 @@ async def until(
     return await eventually(
         lambda: client.status(application_id), check, f"{application_id}: {what}", within_s=within_s
     )
+
+
+async def send_update(
+    handle: WorkflowHandle[Any, Any], name: str, payload: object, within_s: float = UPDATE_WITHIN_S
+) -> Any:
+    """Send an update with the raw SDK (as another service would) and await its outcome, bounded, naming it."""
+    return await within(handle.execute_update(name, payload), f"{handle.id}: the outcome of update {name}", within_s)
 
 
 async def result_of(client: ExchangeClient, application_id: str, within_s: float = RESULT_WITHIN_S) -> ExchangeOutcome:

@@ -35,6 +35,7 @@ from tests.workflows.conftest import (
     assigned,
     result_of,
     review,
+    send_update,
     until,
     uploaded_evidence,
     validate,
@@ -202,7 +203,7 @@ async def test_update_refusals_reach_any_sdk_typed_and_non_retryable(
     ]
     for name, payload, refusal, named in cases:
         with pytest.raises(WorkflowUpdateFailedError) as failed:
-            await handle.execute_update(name, payload)
+            await send_update(handle, name, payload)
         cause = failed.value.cause
         assert isinstance(cause, ApplicationError), (name, cause)
         assert (cause.type, cause.non_retryable) == (refusal.value, True), (name, cause.type, cause.message)
@@ -414,7 +415,7 @@ async def test_an_update_with_a_control_character_is_refused(
     reviewer = status.review.assignments[0].reviewer_id
     handle = dev_client.temporal.get_workflow_handle(exchange_workflow_id(app.application_id))
     with pytest.raises(WorkflowUpdateFailedError) as failed:
-        await handle.execute_update("submit_review", {**review(reviewer), "comment": "fine\u0000"})
+        await send_update(handle, "submit_review", {**review(reviewer), "comment": "fine\u0000"})
     cause = failed.value.cause
     assert isinstance(cause, ApplicationError)
     assert cause.type == Refusal.INVALID_INPUT

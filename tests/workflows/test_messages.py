@@ -16,7 +16,7 @@ from schemas.messages import SIGNALS, UPDATES
 from schemas.stages import Stage
 from tests.factories import application
 from tests.waiting import eventually
-from tests.workflows.conftest import wait_for_stage
+from tests.workflows.conftest import send_update, wait_for_stage
 
 
 async def test_every_registered_update_is_handled_and_nothing_else(dev_client: ExchangeClient) -> None:
@@ -28,12 +28,12 @@ async def test_every_registered_update_is_handled_and_nothing_else(dev_client: E
     handle = dev_client.temporal.get_workflow_handle(exchange_workflow_id(app.application_id))
     for name in sorted(UPDATES):
         with pytest.raises(WorkflowUpdateFailedError) as refused:
-            await handle.execute_update(name, {})
+            await send_update(handle, name, {})
         cause = refused.value.cause
         assert isinstance(cause, ApplicationError), (name, cause)
         assert cause.type == Refusal.INVALID_INPUT, (name, cause)
     with pytest.raises(WorkflowUpdateFailedError) as unknown:
-        await handle.execute_update("approve_everything", {})
+        await send_update(handle, "approve_everything", {})
     assert "approve_everything" in str(unknown.value.cause)
 
 

@@ -22,14 +22,14 @@ from schemas.exchange import Party
 from schemas.ids import exchange_workflow_id
 from schemas.stages import Stage
 from tests.factories import application
-from tests.workflows.conftest import OFFICER, approve, assigned, panel_member, wait_for_stage
+from tests.workflows.conftest import OFFICER, approve, assigned, panel_member, send_update, wait_for_stage
 
 Fund = Callable[[int], Awaitable[str]]
 
 
 async def refusal_of(handle: WorkflowHandle[Any, Any], update: str, payload: dict[str, Any]) -> ApplicationError:
     with pytest.raises(WorkflowUpdateFailedError) as failed:
-        await handle.execute_update(update, payload)
+        await send_update(handle, update, payload)
     cause = failed.value.cause
     assert isinstance(cause, ApplicationError), cause
     assert cause.non_retryable, cause
@@ -67,7 +67,7 @@ async def test_each_party_signs_only_for_itself_and_by_its_own_person(
     assert tried == 16
 
     first = {"actor_id": "ho-hanna", "party": "HO", "on_behalf_of": parties[Party.HOST_ORGANISATION]}
-    await handle.execute_update("sign_commitment", first)
+    await send_update(handle, "sign_commitment", first)
     twice = await refusal_of(
         handle, "sign_commitment", {**first, "party": "HOP", "on_behalf_of": parties[Party.HOST_PARTNERSHIP]}
     )
@@ -92,7 +92,7 @@ async def test_an_amendment_keeps_who_submitted_and_the_officers_fields(
     assert status.review is not None
     reviewer = status.review.assignments[0].reviewer_id
     handle = dev_client.temporal.get_workflow_handle(exchange_workflow_id(app.application_id))
-    await handle.execute_update("request_changes", {"actor_id": reviewer, "changes": "Please add a day-by-day agenda."})
+    await send_update(handle, "request_changes", {"actor_id": reviewer, "changes": "Please add a day-by-day agenda."})
     original = app.model_dump(mode="json", exclude_none=True)
     for change in ({"submitted_by": "someone-else"}, {"policy_version": "2022.1"}):
         refusal = await refusal_of(
@@ -102,7 +102,7 @@ async def test_an_amendment_keeps_who_submitted_and_the_officers_fields(
         assert refusal.type == Refusal.NOT_ALLOWED, refusal.message
         assert f"application.{field}" in refusal.message, refusal.message
     amended = {**original, "goals": "Day 1: induction; days 2-5: joint trials."}
-    await handle.execute_update("amend_application", {"actor_id": "applicant-ola", "application": amended})
+    await send_update(handle, "amend_application", {"actor_id": "applicant-ola", "application": amended})
 
 
 async def test_an_officer_cannot_override_over_their_own_request_for_changes(
@@ -115,7 +115,7 @@ async def test_an_officer_cannot_override_over_their_own_request_for_changes(
     await assigned(dev_client, app.application_id)
     officer = panel_member(partnership, OFFICER)
     handle = dev_client.temporal.get_workflow_handle(exchange_workflow_id(app.application_id))
-    await handle.execute_update("request_changes", {"actor_id": officer, "changes": "Please add the host's letter."})
+    await send_update(handle, "request_changes", {"actor_id": officer, "changes": "Please add the host's letter."})
     refusal = await refusal_of(
         handle, "override", {"actor_id": officer, "decision": "approve", "justification": "the letter is fine"}
     )
