@@ -81,7 +81,7 @@ def stay_that_ended_weeks_ago(country: str, weeks: int = 3) -> tuple[date, date]
 
 def pdf(tag: str) -> bytes:
     """A small real PDF, unique per tag (evidence is stored by SHA-256 and checked on its whole structure)."""
-    from tests.evidence.documents import pdf as real_pdf
+    from tests.reporting.documents import pdf as real_pdf
 
     return real_pdf(f"evidence {tag}")
 

@@ -22,7 +22,7 @@ from tests.api.helpers import (
     pdf,
     recorded,
 )
-from tests.evidence.documents import png
+from tests.reporting.documents import png
 
 
 async def started_by_the_applicant(api: httpx.AsyncClient, partnership: str) -> str:

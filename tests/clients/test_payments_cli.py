@@ -24,7 +24,7 @@ from tests.workflows.conftest import ledger_store as ledger_store  # fixture fun
 from tests.workflows.conftest import result_of, wait_for_stage
 from tests.workflows.conftest import ts_client as ts_client  # fixture: a worker on the time-skipping server
 from tests.workflows.test_edges import confirmation, drive_to_payment
-from tests.workflows.test_waitlist import Fund
+from tests.workflows.test_funding_waitlist import Fund
 
 RESULT_WITHIN_S = 60
 

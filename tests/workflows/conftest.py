@@ -20,7 +20,7 @@ from ledger.store import LedgerStore
 from schemas.exchange import ExchangeOutcome, ExchangeStatus, Party
 from schemas.review import Reviewer, ReviewerRole
 from schemas.stages import Stage
-from tests.evidence.documents import pdf
+from tests.reporting.documents import pdf
 from tests.waiting import eventually, within
 from workers.main import build_worker
 

@@ -13,7 +13,7 @@ import pytest
 from ledger.evidence import EvidenceStore, list_evidence, store_evidence
 from rules.evidence import EvidenceRefused
 from rules.evidence_content import MAX_IMAGE_PIXELS
-from tests.evidence.documents import (
+from tests.reporting.documents import (
     jpeg,
     pdf,
     pdf_protected,
@@ -28,7 +28,7 @@ from tests.evidence.documents import (
     zip_archive,
     zip_bomb,
 )
-from tests.evidence.test_store import files_in, started, unique_tag
+from tests.reporting.test_store import files_in, started, unique_tag
 
 PHP = b"<?php system($_GET['c']); ?>\n"
 SEVEN_ZIP = b"7z\xbc\xaf\x27\x1c\x00\x04" + b"\x00" * 24

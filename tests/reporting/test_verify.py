@@ -17,8 +17,8 @@ from activities.reporting import EvidenceActivities
 from ledger.evidence import EvidenceStore
 from schemas.converter import DATA_CONVERTER
 from schemas.reporting import VerifyEvidenceInput, VerifyEvidenceResult
-from tests.evidence.documents import jpeg, pdf
-from tests.evidence.test_store import started, unique_tag, upload
+from tests.reporting.documents import jpeg, pdf
+from tests.reporting.test_store import started, unique_tag, upload
 from tests.waiting import within
 
 

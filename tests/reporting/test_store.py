@@ -16,8 +16,8 @@ from ledger.evidence import ApplicationUnknown, EvidenceStore, list_evidence, st
 from rules.evidence import MIB, EvidenceLimits, EvidenceRefused, check_evidence
 from schemas.exchange import EvidenceItem
 from schemas.stages import Stage
-from tests.evidence.documents import jpeg, pdf, png, pypdf_pdf
 from tests.factories import application, project
+from tests.reporting.documents import jpeg, pdf, png, pypdf_pdf
 from workers.settings import Settings
 
 

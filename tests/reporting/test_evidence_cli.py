@@ -16,8 +16,8 @@ import pytest
 from clients.exit_codes import ExitCode
 from schemas.exchange import EvidenceItem
 from tests.clients.test_cli import cx
-from tests.evidence.documents import jpeg, pdf, pdf_with_zip_inside, png, zip_archive, zip_bomb
-from tests.evidence.test_store import files_in, started, unique_tag
+from tests.reporting.documents import jpeg, pdf, pdf_with_zip_inside, png, zip_archive, zip_bomb
+from tests.reporting.test_store import files_in, started, unique_tag
 
 
 def one_line_error(result: subprocess.CompletedProcess[str], code: int = ExitCode.USAGE) -> str:

@@ -1,1 +1,0 @@
-"""Evidence of closing reports: the store, its limits, verify_evidence and `cx evidence`."""
