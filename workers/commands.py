@@ -39,6 +39,7 @@ def mount(app: typer.Typer) -> None:
     app.command("api")(api)
     temporal_app = typer.Typer(no_args_is_help=True, help="The Temporal namespace this engine needs.")
     temporal_app.command("setup")(temporal_setup)
+    temporal_app.command("promote")(temporal_promote)
     app.add_typer(temporal_app, name="temporal")
 
 
@@ -111,9 +112,16 @@ def worker(ctx: typer.Context) -> None:
                 settings.task_queue,
                 finance_webhook_url=finance_webhook_url,
                 notify_email=settings.notify_email,
+                deployment=settings.deployment,
             )
             async with worker:
-                log.info("worker started", task_queue=settings.task_queue)
+                build = settings.deployment
+                log.info(
+                    "worker started",
+                    task_queue=settings.task_queue,
+                    deployment=build.name if build else None,
+                    build_id=build.build_id if build else None,
+                )
                 await stop.wait()
         finally:
             await pool.close()
@@ -210,3 +218,42 @@ def temporal_setup(ctx: typer.Context) -> None:
 
     added = run(main)
     console.print(f"search attributes added: {', '.join(added)}" if added else "search attributes already in place")
+
+
+def temporal_promote(
+    ctx: typer.Context,
+    build_id: Annotated[str, typer.Option("--build-id", help="the build to make current (default: CX_BUILD_ID)")] = "",
+    deployment: Annotated[
+        str, typer.Option("--deployment", help="the worker deployment (default: CX_WORKER_DEPLOYMENT)")
+    ] = "",
+    wait_s: Annotated[float, typer.Option("--wait", min=0, help="seconds to wait for a worker of the build")] = 60.0,
+) -> None:
+    """Make a worker build the deployment's current version: every exchange moves to it at its next task.
+
+    Start the new build's workers first (CX_WORKER_DEPLOYMENT, CX_BUILD_ID), then promote it; stop the old
+    build's workers afterwards (docs/operations.md, "Rolling out a new build").
+
+    Example: CX_WORKER_DEPLOYMENT=clusterxchange cx temporal promote --build-id 2026.12.2-a1b2c3d
+    """
+    from workers.versioning import Deployment, PromotionError, promote
+
+    settings = settings_of(ctx)
+    name = deployment or settings.worker_deployment
+    build = build_id or settings.build_id
+    if not name or not build:
+        raise fail(
+            "--deployment and --build-id (or CX_WORKER_DEPLOYMENT and CX_BUILD_ID): both required", ExitCode.USAGE
+        )
+
+    async def main() -> str | None:
+        temporal = await connect_temporal(resolve_temporal_address(settings), settings.temporal_namespace, timeout_s=0)
+        try:
+            return await promote(temporal, settings.temporal_namespace, Deployment(name, build), timeout_s=wait_s)
+        except PromotionError as error:
+            raise fail(str(error), ExitCode.UNAVAILABLE) from None
+
+    previous = run(main)
+    if previous == build:
+        console.print(f"build {build} of {name} was already current")
+    else:
+        console.print(f"build {build} of {name} is current (was {previous or 'none'})")

@@ -25,6 +25,7 @@ from activities.review import ReviewActivities
 from activities.screening import VisitActivities, screen_application
 from activities.submission import SubmissionActivities
 from ledger.store import LedgerStore
+from workers.versioning import Deployment
 from workflows.exchange import ExchangeWorkflow
 from workflows.funding import FundsWorkflow
 
@@ -64,9 +65,11 @@ def build_worker(
     notify_email: str | None = None,
     payments: PaymentActivities | None = None,
     projection: ProjectionActivities | None = None,
+    deployment: Deployment | None = None,
 ) -> Worker:
     """The worker with every workflow and activity; `payments` and `projection` let fault tests swap in a
-    stand-in that crashes or refuses, in tests about the workflow's own logic."""
+    stand-in that crashes or refuses, in tests about the workflow's own logic. With a `deployment`, the
+    worker runs under Worker Versioning as that build (workers/versioning.py)."""
     store = LedgerStore(pool)
     ledger = LedgerActivities(store)
     submission = SubmissionActivities(pool, notify_email)
@@ -104,6 +107,7 @@ def build_worker(
             waitlist.announce_release,
         ],
         workflow_runner=SANDBOX,
+        deployment_config=deployment.config() if deployment else None,
     )
 
 

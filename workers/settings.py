@@ -13,11 +13,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from clients.config import DEFAULT_API_ENGINE_TIMEOUT_S, DEFAULT_API_MAX_BODY_BYTES
 from schemas.ids import TASK_QUEUE
+from workers.versioning import Deployment
 
 DEFAULT_STATE_DIR = ".cx"
 # A limit on everything: a day covers any start-up or answer; math.inf or NaN would never give up.
@@ -105,6 +106,10 @@ class Settings(BaseSettings):
     smtp_host: str = Field(default="127.0.0.1", validation_alias="CX_SMTP_HOST")
     smtp_port: Port = Field(default=25, validation_alias="CX_SMTP_PORT")
     smtp_sender: str = Field(default="clusterxchange@localhost", validation_alias="CX_SMTP_SENDER")
+    # Worker Versioning (workers/versioning.py, docs/operations.md): both or neither; unset, the worker
+    # is unversioned (the local stack, tests).
+    worker_deployment: str | None = Field(default=None, validation_alias="CX_WORKER_DEPLOYMENT")
+    build_id: str | None = Field(default=None, validation_alias="CX_BUILD_ID")
 
     @field_validator("state_dir", "evidence_dir_setting")
     @classmethod
@@ -118,6 +123,19 @@ class Settings(BaseSettings):
         if seconds <= 0:
             raise ValueError("must be a number of seconds above 0")
         return seconds
+
+    @model_validator(mode="after")
+    def _deployment_and_build(self) -> Settings:
+        if (self.worker_deployment is None) != (self.build_id is None):
+            raise ValueError("CX_WORKER_DEPLOYMENT and CX_BUILD_ID: set both (a versioned worker) or neither")
+        return self
+
+    @property
+    def deployment(self) -> Deployment | None:
+        """This worker build under Worker Versioning, when CX_WORKER_DEPLOYMENT and CX_BUILD_ID are set."""
+        if self.worker_deployment is None or self.build_id is None:
+            return None
+        return Deployment(self.worker_deployment, self.build_id)
 
     @property
     def evidence_dir(self) -> Path:
@@ -141,7 +159,10 @@ class Settings(BaseSettings):
 
 
 def _one_line(error: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(map(str, e['loc']))}={e['input']!r}: {str(e['msg']).removeprefix('Value error, ')}"
-        for e in error.errors(include_url=False)
-    )
+    return "; ".join(_problem(e["loc"], e["input"], str(e["msg"])) for e in error.errors(include_url=False))
+
+
+def _problem(loc: tuple[int | str, ...], value: object, message: str) -> str:
+    message = message.removeprefix("Value error, ")
+    # A rule across variables (a model validator) has no one location; its message names the variables.
+    return f"{'.'.join(map(str, loc))}={value!r}: {message}" if loc else message

@@ -9,6 +9,7 @@ import pytest
 
 from clients.config import DEFAULT_API_ENGINE_TIMEOUT_S, DEFAULT_API_MAX_BODY_BYTES, DEFAULT_EVIDENCE_DIR
 from workers.settings import Settings, SettingsError
+from workers.versioning import Deployment
 
 VARIABLES = {
     "DATABASE_URL": "postgresql://cx@db:5432/cx",
@@ -33,6 +34,8 @@ VARIABLES = {
     "CX_SMTP_HOST": "smtp.internal",
     "CX_SMTP_PORT": "2525",
     "CX_SMTP_SENDER": "cx@example.org",
+    "CX_WORKER_DEPLOYMENT": "clusterxchange",
+    "CX_BUILD_ID": "2026.12.2-a1b2c3d",
 }
 
 
@@ -50,6 +53,7 @@ def test_every_documented_variable_is_read_the_same_from_the_environment_and_fro
         2525,
     )
     assert from_process.evidence_dir == Path("/srv/evidence")
+    assert from_process.deployment == Deployment("clusterxchange", "2026.12.2-a1b2c3d")
     assert from_process.webhook_secret is not None
     assert from_process.webhook_secret.get_secret_value() == "s3cret"
     assert "s3cret" not in repr(from_process)
@@ -68,6 +72,15 @@ def test_unset_and_empty_variables_take_the_defaults(monkeypatch: pytest.MonkeyP
         DEFAULT_API_ENGINE_TIMEOUT_S,
     )
     assert settings.evidence_dir == DEFAULT_EVIDENCE_DIR.resolve()
+    assert settings.deployment is None  # an unversioned worker
+
+
+@pytest.mark.parametrize("given", ["CX_WORKER_DEPLOYMENT", "CX_BUILD_ID"])
+def test_a_deployment_needs_both_its_name_and_its_build_id(given: str) -> None:
+    """One of the two alone would run a worker that no version routing can reach: refused, naming both."""
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({given: "x"})
+    assert str(refused.value) == "CX_WORKER_DEPLOYMENT and CX_BUILD_ID: set both (a versioned worker) or neither"
 
 
 @pytest.mark.parametrize(

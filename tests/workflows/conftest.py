@@ -53,6 +53,9 @@ RESULT_WITHIN_S = 60
 # An update's outcome: recorded in state within one workflow task when a worker runs.
 UPDATE_WITHIN_S = 30
 
+# funded_partnership: a new partnership with this many cents allocated, its review panel in place.
+Fund = Callable[[int], Awaitable[str]]
+
 REVIEWERS = ("rev-a", "rev-b", "rev-c")
 OFFICER = "officer"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time, timedelta
 
 import asyncpg
@@ -14,10 +13,8 @@ from ledger.store import LedgerStore
 from schemas.exchange import Party
 from schemas.stages import Stage
 from tests.factories import application, full_week_ahead
-from tests.workflows.conftest import agree, approve, result_of, until, uploaded_evidence, validate, wait_for_stage
+from tests.workflows.conftest import Fund, agree, approve, result_of, until, uploaded_evidence, validate, wait_for_stage
 from tests.workflows.histories import record
-
-Fund = Callable[[int], Awaitable[str]]
 
 
 async def _balance(store: LedgerStore, partnership_id: str) -> tuple[int, int, int]:

@@ -10,7 +10,7 @@ this exchange's order, for its amount, in PAYMENT, and finance's answer lands in
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,6 +30,7 @@ from tests.factories import application
 from tests.waiting import eventually, within
 from tests.workflows.conftest import (
     RESULT_WITHIN_S,
+    Fund,
     agree,
     approve,
     assigned,
@@ -42,8 +43,6 @@ from tests.workflows.conftest import (
     wait_for_stage,
 )
 from tests.workflows.histories import replay_and_maybe_record
-
-Fund = Callable[[int], Awaitable[str]]
 
 
 async def start_raw(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -16,10 +15,8 @@ from ledger.store import LedgerStore
 from schemas.ids import exchange_workflow_id
 from schemas.stages import Stage
 from tests.factories import application
-from tests.workflows.conftest import agree, approve, result_of, until, uploaded_evidence, validate, wait_for_stage
+from tests.workflows.conftest import Fund, agree, approve, result_of, until, uploaded_evidence, validate, wait_for_stage
 from tests.workflows.histories import record, replay_and_maybe_record
-
-Fund = Callable[[int], Awaitable[str]]
 
 
 async def _balance(store: LedgerStore, partnership_id: str) -> tuple[int, int, int, int]:

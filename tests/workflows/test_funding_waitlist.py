@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from temporalio.testing import WorkflowEnvironment
@@ -13,10 +12,8 @@ from schemas.funding import funds_workflow_id
 from schemas.stages import Stage
 from tests.clients.test_cli import cx
 from tests.factories import application
-from tests.workflows.conftest import approve, result_of, wait_for_stage
+from tests.workflows.conftest import Fund, approve, result_of, wait_for_stage
 from tests.workflows.histories import record, replay_and_maybe_record
-
-Fund = Callable[[int], Awaitable[str]]
 
 
 async def _approved(client: ExchangeClient, partnership: str, stage: Stage) -> str:

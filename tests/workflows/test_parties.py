@@ -9,7 +9,6 @@ two parties; an amendment changing who submitted; an officer overriding over the
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -22,9 +21,7 @@ from schemas.exchange import Party
 from schemas.ids import exchange_workflow_id
 from schemas.stages import Stage
 from tests.factories import application
-from tests.workflows.conftest import OFFICER, approve, assigned, panel_member, send_update, wait_for_stage
-
-Fund = Callable[[int], Awaitable[str]]
+from tests.workflows.conftest import OFFICER, Fund, approve, assigned, panel_member, send_update, wait_for_stage
 
 
 async def refusal_of(handle: WorkflowHandle[Any, Any], update: str, payload: dict[str, Any]) -> ApplicationError:

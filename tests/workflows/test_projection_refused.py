@@ -8,7 +8,6 @@ shows the real activity sanitising and failing for good).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 
 import asyncpg
 from temporalio import activity
@@ -21,10 +20,8 @@ from schemas.errors import ErrorType
 from schemas.events import EventName, ProjectionBatch
 from schemas.stages import Stage
 from tests.factories import application
-from tests.workflows.conftest import assigned, review, until, wait_for_stage
+from tests.workflows.conftest import Fund, assigned, review, until, wait_for_stage
 from workers.main import build_worker
-
-Fund = Callable[[int], Awaitable[str]]
 
 
 class RefusingProjection(ProjectionActivities):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import asyncpg
@@ -20,10 +19,19 @@ from schemas.ids import exchange_workflow_id
 from schemas.review import Reviewer, ReviewerRole
 from schemas.stages import Stage
 from tests.factories import application
-from tests.workflows.conftest import OFFICER, approve, assigned, panel_member, result_of, review, until, wait_for_stage
+from tests.workflows.conftest import (
+    OFFICER,
+    Fund,
+    approve,
+    assigned,
+    panel_member,
+    result_of,
+    review,
+    until,
+    wait_for_stage,
+)
 from tests.workflows.histories import record, replay_and_maybe_record
 
-Fund = Callable[[int], Awaitable[str]]
 JUSTIFY = "Documented in the programme file."
 
 
