@@ -251,7 +251,9 @@ async def start_dev_server(attempts: int = 3) -> tuple[WorkflowEnvironment, int]
 
 
 @contextlib.asynccontextmanager
-async def stack(admin_dsn: str, embedded_pid: int | None, work_dir: Path, server: str) -> AsyncIterator[Stack]:
+async def stack(
+    admin_dsn: str, embedded_pid: int | None, work_dir: Path, server: str, worker_env: dict[str, str]
+) -> AsyncIterator[Stack]:
     """Fresh database, dev server, both child workers and this process's notifier; all stopped at the end."""
     dsn = await create_database(admin_dsn, prefix="cx_bench")
     children: list[ChildWorker] = []
@@ -263,17 +265,21 @@ async def stack(admin_dsn: str, embedded_pid: int | None, work_dir: Path, server
             address = f"127.0.0.1:{port}"
             base_env = {k: v for k, v in os.environ.items() if not k.startswith(("CX_", "TEMPORAL_", "DATABASE_URL"))}
             ours_metrics, bare_metrics = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
-            ours_env = base_env | {
-                "CX_METRICS_ADDRESS": ours_metrics,
-                "TEMPORAL_ADDRESS": address,
-                "DATABASE_URL": dsn,
-                "CX_TASK_QUEUE": f"bench-ours-{run}",
-                # Payment orders go to the outbox; no dispatcher runs, so nothing is ever sent there.
-                "CX_FINANCE_WEBHOOK_URL": "http://127.0.0.1:9/bench-finance-never-called",
-                "CX_LOG_FORMAT": "json",
-                "CX_STATE_DIR": str(work_dir / "state"),
-                "CX_EVIDENCE_DIR": str(work_dir / "evidence"),
-            }
+            ours_env = (
+                base_env
+                | {
+                    "CX_METRICS_ADDRESS": ours_metrics,
+                    "TEMPORAL_ADDRESS": address,
+                    "DATABASE_URL": dsn,
+                    "CX_TASK_QUEUE": f"bench-ours-{run}",
+                    # Payment orders go to the outbox; no dispatcher runs, so nothing is ever sent there.
+                    "CX_FINANCE_WEBHOOK_URL": "http://127.0.0.1:9/bench-finance-never-called",
+                    "CX_LOG_FORMAT": "json",
+                    "CX_STATE_DIR": str(work_dir / "state"),
+                    "CX_EVIDENCE_DIR": str(work_dir / "evidence"),
+                }
+                | worker_env
+            )
             ours = start_child("worker-ours", [str(BIN_DIR / "cx"), "worker"], ours_env, work_dir, ours_metrics)
             children.append(ours)
             bare_queue = f"bench-bare-{run}"
@@ -585,7 +591,10 @@ async def run(admin_dsn: str, embedded_pid: int | None, args: argparse.Namespace
     to_pay = WARM_UP_EXCHANGES + args.probe + (0 if args.skip_lifecycle else args.exchanges * args.pairs)
     try:
         res.server = await server_description(admin_dsn, embedded_pid is not None)
-        async with stack(admin_dsn, embedded_pid, work_dir, res.server) as st:
+        worker_env = dict(setting.split("=", 1) for setting in args.worker_env)
+        if worker_env:
+            res.server += "; worker tuning " + ", ".join(f"{k}={v}" for k, v in sorted(worker_env.items()))
+        async with stack(admin_dsn, embedded_pid, work_dir, res.server, worker_env) as st:
             await seed(st.pool, to_pay)
             info = await st.client.workflow_service.get_system_info(GetSystemInfoRequest())
             res.server = res.server.replace("Temporal dev server", f"Temporal dev server {info.server_version}")
@@ -671,7 +680,17 @@ def main() -> int:
         "--park", type=int, default=0, help="then open this many more exchanges, parked in REVIEW, for memory (0)"
     )
     parser.add_argument("--json", action="store_true", help="also print every figure as one JSON line, last")
+    parser.add_argument(
+        "--worker-env",
+        action="append",
+        default=[],
+        metavar="CX_WORKER_X=V",
+        help="a tuning variable for our worker, e.g. CX_WORKER_ACTIVITY_SLOTS=32 (repeatable)",
+    )
     args = parser.parse_args()
+    for setting in args.worker_env:
+        if not setting.startswith("CX_WORKER_") or "=" not in setting:
+            parser.error(f"--worker-env {setting!r}: must be CX_WORKER_<NAME>=<value>")
     if (
         not 1 <= args.exchanges <= 5_000
         or not 1 <= args.pairs <= 10

@@ -30,8 +30,20 @@ log: structlog.stdlib.BoundLogger = structlog.get_logger(__name__)
 
 # One attempt may not hang on a server that swallows packets: it is cut after this long and counts as failed.
 ATTEMPT_TIMEOUT_S = 10.0
-# One pool per process (asyncpg's advice) of at most this many connections.
+# One pool per process (asyncpg's advice) of at most this many connections; a worker sizes its pool to its
+# activity slots instead (CX_WORKER_ACTIVITY_SLOTS, workers/settings.py).
 POOL_MAX_SIZE = 10
+
+
+async def keep_session(connection: asyncpg.Connection) -> None:
+    """A pool's reset on release: nothing beyond the rollback of an open transaction, which asyncpg does first.
+
+    asyncpg's default reset (advisory unlock all, CLOSE ALL, UNLISTEN *, RESET ALL) is one more round trip
+    on every release, a few percent of a worker's CPU (docs/performance.md). Our code never changes a
+    pooled session's state: no LISTEN, no session-level SET, cursors only inside transactions, advisory
+    locks transaction-scoped (the migrations' session lock is taken and released on its own connection).
+    """
+    del connection
 
 
 class ServerUnreachable(Exception):
@@ -154,7 +166,9 @@ async def connect_postgres_pool(
     """The process's asyncpg pool (one per process, asyncpg's advice), waiting up to timeout_s for Postgres."""
 
     async def attempt() -> asyncpg.Pool:
-        return await asyncpg.create_pool(database_url, min_size=1, max_size=max_size, timeout=ATTEMPT_TIMEOUT_S)
+        return await asyncpg.create_pool(
+            database_url, min_size=1, max_size=max_size, timeout=ATTEMPT_TIMEOUT_S, reset=keep_session
+        )
 
     return await wait_for(
         "Postgres",

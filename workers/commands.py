@@ -100,8 +100,14 @@ def worker(ctx: typer.Context) -> None:
         )
         if temporal is None:
             return
+        # One connection per activity slot: an activity never waits in the worker for a connection.
         pool = await unless_stopped(
-            connect_postgres_pool(resolve_database_url(settings), timeout_s=settings.connect_timeout_s), stop
+            connect_postgres_pool(
+                resolve_database_url(settings),
+                timeout_s=settings.connect_timeout_s,
+                max_size=settings.worker_activity_slots,
+            ),
+            stop,
         )
         if pool is None:
             return
@@ -113,6 +119,8 @@ def worker(ctx: typer.Context) -> None:
                 finance_webhook_url=finance_webhook_url,
                 notify_email=settings.notify_email,
                 deployment=settings.deployment,
+                activity_slots=settings.worker_activity_slots,
+                cached_workflows=settings.worker_cached_workflows,
             )
             async with worker:
                 build = settings.deployment

@@ -24,7 +24,9 @@ from activities.reporting import EvidenceActivities
 from activities.review import ReviewActivities
 from activities.screening import VisitActivities, screen_application
 from activities.submission import SubmissionActivities
+from ledger.pool import keep_session
 from ledger.store import LedgerStore
+from workers.settings import DEFAULT_ACTIVITY_SLOTS, DEFAULT_CACHED_WORKFLOWS
 from workers.versioning import Deployment
 from workflows.exchange import ExchangeWorkflow
 from workflows.funding import FundsWorkflow
@@ -38,13 +40,12 @@ SANDBOX = SandboxedWorkflowRunner(
         "workflows", "activities", "rules", "schemas", "ledger", "pydantic", "pydantic_core", "holidays", "asyncpg"
     )
 )
-_POOL_MAX_SIZE = 10
 
 
 @contextlib.asynccontextmanager
-async def database_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    """One pool per process (asyncpg's advice); closed when the block ends."""
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=_POOL_MAX_SIZE)
+async def database_pool(database_url: str, max_size: int = DEFAULT_ACTIVITY_SLOTS) -> AsyncIterator[asyncpg.Pool]:
+    """One pool per process (asyncpg's advice), one connection per activity slot; closed when the block ends."""
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=max_size, reset=keep_session)
     try:
         yield pool
     finally:
@@ -66,10 +67,14 @@ def build_worker(
     payments: PaymentActivities | None = None,
     projection: ProjectionActivities | None = None,
     deployment: Deployment | None = None,
+    activity_slots: int = DEFAULT_ACTIVITY_SLOTS,
+    cached_workflows: int = DEFAULT_CACHED_WORKFLOWS,
 ) -> Worker:
     """The worker with every workflow and activity; `payments` and `projection` let fault tests swap in a
     stand-in that crashes or refuses, in tests about the workflow's own logic. With a `deployment`, the
-    worker runs under Worker Versioning as that build (workers/versioning.py)."""
+    worker runs under Worker Versioning as that build (workers/versioning.py). `activity_slots` should be
+    the pool's size: an activity waits for a connection only if the pool is smaller (docs/performance.md,
+    "Sizing")."""
     store = LedgerStore(pool)
     ledger = LedgerActivities(store)
     submission = SubmissionActivities(pool, notify_email)
@@ -108,6 +113,8 @@ def build_worker(
         ],
         workflow_runner=SANDBOX,
         deployment_config=deployment.config() if deployment else None,
+        max_concurrent_activities=activity_slots,
+        max_cached_workflows=cached_workflows,
     )
 
 

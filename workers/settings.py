@@ -25,6 +25,10 @@ DEFAULT_STATE_DIR = ".cx"
 MAX_SECONDS = 86_400
 # From 1 KiB (a request smaller than that is no request) to 16 MiB (a JSON body is a few KiB).
 BODY_BYTES_RANGE = (1024, 16 * 1024 * 1024)
+# A worker's tuning (docs/performance.md, "Sizing"): activities run at once, each with its own connection of
+# the worker's pool; exchanges kept in the sticky cache (about 170 kB each).
+DEFAULT_ACTIVITY_SLOTS = 16
+DEFAULT_CACHED_WORKFLOWS = 1000
 
 
 class SettingsError(ValueError):
@@ -106,6 +110,13 @@ class Settings(BaseSettings):
     smtp_host: str = Field(default="127.0.0.1", validation_alias="CX_SMTP_HOST")
     smtp_port: Port = Field(default=25, validation_alias="CX_SMTP_PORT")
     smtp_sender: str = Field(default="clusterxchange@localhost", validation_alias="CX_SMTP_SENDER")
+    # A worker's tuning, chosen by measurement (docs/performance.md, "Sizing").
+    worker_activity_slots: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=DEFAULT_ACTIVITY_SLOTS, validation_alias="CX_WORKER_ACTIVITY_SLOTS"
+    )
+    worker_cached_workflows: Annotated[int, Field(ge=0, le=100_000)] = Field(
+        default=DEFAULT_CACHED_WORKFLOWS, validation_alias="CX_WORKER_CACHED_WORKFLOWS"
+    )
     # Worker Versioning (workers/versioning.py, docs/operations.md): both or neither; unset, the worker
     # is unversioned (the local stack, tests).
     worker_deployment: str | None = Field(default=None, validation_alias="CX_WORKER_DEPLOYMENT")

@@ -16,7 +16,7 @@ import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -109,6 +109,7 @@ def create_app(
     for router in routers:
         app.include_router(router)
     _add_docs(app)
+    _add_web(app, pool, tokens)
     app.openapi = lambda: build_openapi(app, routers)  # type: ignore[method-assign]
     # Built now, so that an operation without an id, an example or the shared Problem fails at start-up.
     app.openapi()
@@ -150,6 +151,17 @@ def _field_of(loc: tuple[int | str, ...]) -> str:
     if parts and parts[0] in {"body", "query", "path", "header"}:
         parts = parts[1:]
     return ".".join(parts) or "body"
+
+
+def _add_web(app: FastAPI, pool: asyncpg.Pool, tokens: dict[str, Principal]) -> None:
+    """The web app for people at /app (clients/web/), calling this app in process; `/` leads there."""
+    from clients.web import create_web
+
+    app.mount("/app", create_web(app, pool, tokens))
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/app/", status_code=303)
 
 
 def _add_docs(app: FastAPI) -> None:

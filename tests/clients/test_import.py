@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import asyncpg
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from clients.client import ExchangeClient
@@ -228,6 +229,7 @@ def test_csv_rows_are_refused_naming_their_line_and_column(tmp_path: Path) -> No
 IMPORT_RUNS = 30
 
 
+@pytest.mark.timeout(IMPORT_RUNS * 6)  # interpreter starts: over 2 s each on a shared machine
 async def test_cx_import_exits_cleanly_every_time(dev_server_env: WorkflowEnvironment, tmp_path: Path) -> None:
     """30 consecutive `cx import` runs of an already-imported file (each connects to Temporal, starts, finds
     the duplicate and reads its history): every one exits 0 with no fatal error at interpreter exit
