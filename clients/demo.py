@@ -19,6 +19,7 @@ from typing import Any
 from clients.client import DecisionRefused, DuplicateApplication, ExchangeClient, ExchangeClientError
 from rules.calendar import working_days
 from schemas.exchange import ApplicationInput, EvidenceItem, ExchangeStatus, Party
+from schemas.review_state import ReviewState
 from schemas.stages import Stage
 
 DEMO_PREFIX = "demo"
@@ -202,6 +203,104 @@ def demo_samples(today: date) -> list[Sample]:
 Upload = Callable[[str], Awaitable[EvidenceItem]]
 
 
+async def _review(client: ExchangeClient, sample: Sample, review: ReviewState) -> str | None:
+    """REVIEW: every reviewer with an open assignment recommends (rejects the plan to be rejected)."""
+    rejected = sample.plan is Plan.REJECTED
+    recommendation = "reject" if rejected else "approve"
+    comment = "Agenda does not match the partnership's goals." if rejected else "Strong agenda."
+    done = []
+    for assignment in review.assignments:
+        if assignment.status != "open":
+            continue
+        await client.submit_review(
+            sample.application.application_id,
+            {
+                "actor_id": assignment.reviewer_id,
+                "recommendation": recommendation,
+                "scores": dict.fromkeys(REVIEW_CRITERIA, 2 if rejected else 4),
+                "comment": comment,
+            },
+        )
+        done.append(assignment.reviewer_id)
+    return f"reviewers {', '.join(done)}: {recommendation}" if done else None
+
+
+async def _cancel(client: ExchangeClient, sample: Sample) -> str:
+    """AGREEMENT, the plan to be cancelled: an officer cancels."""
+    reason = "host organisation closed its lab"
+    await client.cancel(sample.application.application_id, {"actor_id": "officer-olga", "reason": reason})
+    return "officer: cancel"
+
+
+async def _withdraw(client: ExchangeClient, sample: Sample) -> str:
+    """AGREEMENT, the plan to be withdrawn: the visitor withdraws."""
+    reason = "traveller fell ill"
+    await client.withdraw(sample.application.application_id, {"actor_id": "visitor-contact", "reason": reason})
+    return "visitor: withdraw"
+
+
+async def _agree(client: ExchangeClient, sample: Sample, status: ExchangeStatus) -> str | None:
+    """AGREEMENT: every party that has not signed signs, and each side that has not confirms the match."""
+    app_id = sample.application.application_id
+    missing = [p for p in Party if p not in status.signatures]
+    for party in missing:
+        await client.sign_commitment(
+            app_id,
+            {
+                "actor_id": f"{party.value.lower()}-signatory",
+                "party": party,
+                "on_behalf_of": status.parties[party],
+            },
+        )
+    sides = [s for s in ("host", "visitor") if s not in status.match_confirmed_by]
+    for side in sides:
+        party = Party.HOST_ORGANISATION if side == "host" else Party.VISITOR_ORGANISATION
+        confirmation = {"actor_id": f"{side}-contact", "side": side, "on_behalf_of": status.parties[party]}
+        await client.decide(app_id, "confirm_match", confirmation)
+    done = [p.value for p in missing] + [f"{s} confirmed the match" for s in sides]
+    return f"agreement: {', '.join(done)}" if done else None
+
+
+async def _submit_report(client: ExchangeClient, sample: Sample, upload: Upload) -> str:
+    """REPORTING: the traveller submits the closing report with a boarding pass (a shortened stay says so)."""
+    app = sample.application
+    actual_end = app.start_date + timedelta(days=2) if sample.plan is Plan.PAID_SHORTENED else None
+    await client.submit_report(
+        app.application_id,
+        {
+            "actor_id": "visitor-traveller",
+            "summary": "Closing report: goals met, agenda followed.",
+            "actual_end_date": actual_end,
+            "evidence": [(await upload(app.application_id)).model_dump()],
+        },
+    )
+    return "traveller: report submitted" + (" (stay shortened to 3 days)" if actual_end else "")
+
+
+async def _validate_report(client: ExchangeClient, sample: Sample, status: ExchangeStatus) -> str:
+    """REPORTING, once the report is in: the visitor's partnership accepts it."""
+    vop = status.parties[Party.VISITOR_PARTNERSHIP]
+    await client.validate_report(
+        sample.application.application_id, {"actor_id": "vop-validator", "decision": "accept", "on_behalf_of": vop}
+    )
+    return "VOP: report accepted"
+
+
+async def _confirm_payment(client: ExchangeClient, sample: Sample, status: ExchangeStatus) -> str:
+    """PAYMENT, once finance has the order: finance confirms the transfer."""
+    app_id = sample.application.application_id
+    await client.confirm_payment(
+        app_id,
+        {
+            "payment_order_id": status.payment_order_id,
+            "amount_cents": status.paid_cents,
+            "payment_reference": f"SEPA-{app_id}",
+            "confirmed_by": "finance",
+        },
+    )
+    return "finance: order received by signed webhook; payment confirmed"
+
+
 async def _act(
     client: ExchangeClient,
     sample: Sample,
@@ -210,82 +309,26 @@ async def _act(
     payment_order_received: Callable[[str], bool],
 ) -> str | None:
     """Do what the next person would do at this stage; return a description, or None if nothing to do."""
-    app, plan = sample.application, sample.plan
-    app_id = app.application_id
+    plan = sample.plan
     match status.stage:
         case Stage.REVIEW if status.review is not None:
-            recommendation = "reject" if plan is Plan.REJECTED else "approve"
-            comment = "Agenda does not match the partnership's goals." if plan is Plan.REJECTED else "Strong agenda."
-            done = []
-            for assignment in status.review.assignments:
-                if assignment.status != "open":
-                    continue
-                await client.submit_review(
-                    app_id,
-                    {
-                        "actor_id": assignment.reviewer_id,
-                        "recommendation": recommendation,
-                        "scores": dict.fromkeys(REVIEW_CRITERIA, 2 if plan is Plan.REJECTED else 4),
-                        "comment": comment,
-                    },
-                )
-                done.append(assignment.reviewer_id)
-            return f"reviewers {', '.join(done)}: {recommendation}" if done else None
+            return await _review(client, sample, status.review)
         case Stage.AGREEMENT if plan is Plan.CANCELLED:
-            await client.cancel(app_id, {"actor_id": "officer-olga", "reason": "host organisation closed its lab"})
-            return "officer: cancel"
+            return await _cancel(client, sample)
         case Stage.AGREEMENT if plan is Plan.WITHDRAWN:
-            await client.withdraw(app_id, {"actor_id": "visitor-contact", "reason": "traveller fell ill"})
-            return "visitor: withdraw"
+            return await _withdraw(client, sample)
         case Stage.AGREEMENT:
-            missing = [p for p in Party if p not in status.signatures]
-            for party in missing:
-                await client.sign_commitment(
-                    app_id,
-                    {
-                        "actor_id": f"{party.value.lower()}-signatory",
-                        "party": party,
-                        "on_behalf_of": status.parties[party],
-                    },
-                )
-            sides = [s for s in ("host", "visitor") if s not in status.match_confirmed_by]
-            for side in sides:
-                party = Party.HOST_ORGANISATION if side == "host" else Party.VISITOR_ORGANISATION
-                confirmation = {"actor_id": f"{side}-contact", "side": side, "on_behalf_of": status.parties[party]}
-                await client.decide(app_id, "confirm_match", confirmation)
-            done = [p.value for p in missing] + [f"{s} confirmed the match" for s in sides]
-            return f"agreement: {', '.join(done)}" if done else None
+            return await _agree(client, sample, status)
         case Stage.REPORTING if not status.report_submitted:
-            actual_end = app.start_date + timedelta(days=2) if plan is Plan.PAID_SHORTENED else None
-            await client.submit_report(
-                app_id,
-                {
-                    "actor_id": "visitor-traveller",
-                    "summary": "Closing report: goals met, agenda followed.",
-                    "actual_end_date": actual_end,
-                    "evidence": [(await upload(app_id)).model_dump()],
-                },
-            )
-            return "traveller: report submitted" + (" (stay shortened to 3 days)" if actual_end else "")
+            return await _submit_report(client, sample, upload)
         case Stage.REPORTING:
-            vop = status.parties[Party.VISITOR_PARTNERSHIP]
-            await client.validate_report(
-                app_id, {"actor_id": "vop-validator", "decision": "accept", "on_behalf_of": vop}
-            )
-            return "VOP: report accepted"
+            return await _validate_report(client, sample, status)
         case Stage.PAYMENT if (
-            status.payment_order_id and not status.payment_reference and payment_order_received(app_id)
+            status.payment_order_id
+            and not status.payment_reference
+            and payment_order_received(sample.application.application_id)
         ):
-            await client.confirm_payment(
-                app_id,
-                {
-                    "payment_order_id": status.payment_order_id,
-                    "amount_cents": status.paid_cents,
-                    "payment_reference": f"SEPA-{app_id}",
-                    "confirmed_by": "finance",
-                },
-            )
-            return "finance: order received by signed webhook; payment confirmed"
+            return await _confirm_payment(client, sample, status)
     return None
 
 
