@@ -32,6 +32,7 @@ from clients.client import ExchangeClient
 from clients.demo import demo_samples, drive
 from ledger.evidence import EvidenceStore, store_evidence
 from ledger.migrate import apply_migrations
+from ledger.progress import exchange_progress
 from ledger.store import LedgerStore
 from schemas.exchange import EvidenceItem
 from schemas.search import register_search_attributes
@@ -197,6 +198,7 @@ async def _run_demo(
         show,
         stop,
         upload,
+        lambda application_ids: exchange_progress(pool, application_ids),
         payment_order_received=lambda application_id: application_id in finance.received,
     )
     await print_summary(pool, store, temporal.ui_url)
