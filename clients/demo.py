@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 
 from clients.client import DecisionRefused, DuplicateApplication, ExchangeClient, ExchangeClientError
+from ledger.progress import Progress
 from rules.calendar import working_days
 from schemas.exchange import ApplicationInput, EvidenceItem, ExchangeStatus, Party
+from schemas.review_state import ReviewState
 from schemas.stages import Stage
 
 DEMO_PREFIX = "demo"
@@ -202,6 +204,104 @@ def demo_samples(today: date) -> list[Sample]:
 Upload = Callable[[str], Awaitable[EvidenceItem]]
 
 
+async def _review(client: ExchangeClient, sample: Sample, review: ReviewState) -> str | None:
+    """REVIEW: every reviewer with an open assignment recommends (rejects the plan to be rejected)."""
+    rejected = sample.plan is Plan.REJECTED
+    recommendation = "reject" if rejected else "approve"
+    comment = "Agenda does not match the partnership's goals." if rejected else "Strong agenda."
+    done = []
+    for assignment in review.assignments:
+        if assignment.status != "open":
+            continue
+        await client.submit_review(
+            sample.application.application_id,
+            {
+                "actor_id": assignment.reviewer_id,
+                "recommendation": recommendation,
+                "scores": dict.fromkeys(REVIEW_CRITERIA, 2 if rejected else 4),
+                "comment": comment,
+            },
+        )
+        done.append(assignment.reviewer_id)
+    return f"reviewers {', '.join(done)}: {recommendation}" if done else None
+
+
+async def _cancel(client: ExchangeClient, sample: Sample) -> str:
+    """AGREEMENT, the plan to be cancelled: an officer cancels."""
+    reason = "host organisation closed its lab"
+    await client.cancel(sample.application.application_id, {"actor_id": "officer-olga", "reason": reason})
+    return "officer: cancel"
+
+
+async def _withdraw(client: ExchangeClient, sample: Sample) -> str:
+    """AGREEMENT, the plan to be withdrawn: the visitor withdraws."""
+    reason = "traveller fell ill"
+    await client.withdraw(sample.application.application_id, {"actor_id": "visitor-contact", "reason": reason})
+    return "visitor: withdraw"
+
+
+async def _agree(client: ExchangeClient, sample: Sample, status: ExchangeStatus) -> str | None:
+    """AGREEMENT: every party that has not signed signs, and each side that has not confirms the match."""
+    app_id = sample.application.application_id
+    missing = [p for p in Party if p not in status.signatures]
+    for party in missing:
+        await client.sign_commitment(
+            app_id,
+            {
+                "actor_id": f"{party.value.lower()}-signatory",
+                "party": party,
+                "on_behalf_of": status.parties[party],
+            },
+        )
+    sides = [s for s in ("host", "visitor") if s not in status.match_confirmed_by]
+    for side in sides:
+        party = Party.HOST_ORGANISATION if side == "host" else Party.VISITOR_ORGANISATION
+        confirmation = {"actor_id": f"{side}-contact", "side": side, "on_behalf_of": status.parties[party]}
+        await client.decide(app_id, "confirm_match", confirmation)
+    done = [p.value for p in missing] + [f"{s} confirmed the match" for s in sides]
+    return f"agreement: {', '.join(done)}" if done else None
+
+
+async def _submit_report(client: ExchangeClient, sample: Sample, upload: Upload) -> str:
+    """REPORTING: the traveller submits the closing report with a boarding pass (a shortened stay says so)."""
+    app = sample.application
+    actual_end = app.start_date + timedelta(days=2) if sample.plan is Plan.PAID_SHORTENED else None
+    await client.submit_report(
+        app.application_id,
+        {
+            "actor_id": "visitor-traveller",
+            "summary": "Closing report: goals met, agenda followed.",
+            "actual_end_date": actual_end,
+            "evidence": [(await upload(app.application_id)).model_dump()],
+        },
+    )
+    return "traveller: report submitted" + (" (stay shortened to 3 days)" if actual_end else "")
+
+
+async def _validate_report(client: ExchangeClient, sample: Sample, status: ExchangeStatus) -> str:
+    """REPORTING, once the report is in: the visitor's partnership accepts it."""
+    vop = status.parties[Party.VISITOR_PARTNERSHIP]
+    await client.validate_report(
+        sample.application.application_id, {"actor_id": "vop-validator", "decision": "accept", "on_behalf_of": vop}
+    )
+    return "VOP: report accepted"
+
+
+async def _confirm_payment(client: ExchangeClient, sample: Sample, status: ExchangeStatus) -> str:
+    """PAYMENT, once finance has the order: finance confirms the transfer."""
+    app_id = sample.application.application_id
+    await client.confirm_payment(
+        app_id,
+        {
+            "payment_order_id": status.payment_order_id,
+            "amount_cents": status.paid_cents,
+            "payment_reference": f"SEPA-{app_id}",
+            "confirmed_by": "finance",
+        },
+    )
+    return "finance: order received by signed webhook; payment confirmed"
+
+
 async def _act(
     client: ExchangeClient,
     sample: Sample,
@@ -210,83 +310,129 @@ async def _act(
     payment_order_received: Callable[[str], bool],
 ) -> str | None:
     """Do what the next person would do at this stage; return a description, or None if nothing to do."""
-    app, plan = sample.application, sample.plan
-    app_id = app.application_id
+    plan = sample.plan
     match status.stage:
         case Stage.REVIEW if status.review is not None:
-            recommendation = "reject" if plan is Plan.REJECTED else "approve"
-            comment = "Agenda does not match the partnership's goals." if plan is Plan.REJECTED else "Strong agenda."
-            done = []
-            for assignment in status.review.assignments:
-                if assignment.status != "open":
-                    continue
-                await client.submit_review(
-                    app_id,
-                    {
-                        "actor_id": assignment.reviewer_id,
-                        "recommendation": recommendation,
-                        "scores": dict.fromkeys(REVIEW_CRITERIA, 2 if plan is Plan.REJECTED else 4),
-                        "comment": comment,
-                    },
-                )
-                done.append(assignment.reviewer_id)
-            return f"reviewers {', '.join(done)}: {recommendation}" if done else None
+            return await _review(client, sample, status.review)
         case Stage.AGREEMENT if plan is Plan.CANCELLED:
-            await client.cancel(app_id, {"actor_id": "officer-olga", "reason": "host organisation closed its lab"})
-            return "officer: cancel"
+            return await _cancel(client, sample)
         case Stage.AGREEMENT if plan is Plan.WITHDRAWN:
-            await client.withdraw(app_id, {"actor_id": "visitor-contact", "reason": "traveller fell ill"})
-            return "visitor: withdraw"
+            return await _withdraw(client, sample)
         case Stage.AGREEMENT:
-            missing = [p for p in Party if p not in status.signatures]
-            for party in missing:
-                await client.sign_commitment(
-                    app_id,
-                    {
-                        "actor_id": f"{party.value.lower()}-signatory",
-                        "party": party,
-                        "on_behalf_of": status.parties[party],
-                    },
-                )
-            sides = [s for s in ("host", "visitor") if s not in status.match_confirmed_by]
-            for side in sides:
-                party = Party.HOST_ORGANISATION if side == "host" else Party.VISITOR_ORGANISATION
-                confirmation = {"actor_id": f"{side}-contact", "side": side, "on_behalf_of": status.parties[party]}
-                await client.decide(app_id, "confirm_match", confirmation)
-            done = [p.value for p in missing] + [f"{s} confirmed the match" for s in sides]
-            return f"agreement: {', '.join(done)}" if done else None
+            return await _agree(client, sample, status)
         case Stage.REPORTING if not status.report_submitted:
-            actual_end = app.start_date + timedelta(days=2) if plan is Plan.PAID_SHORTENED else None
-            await client.submit_report(
-                app_id,
-                {
-                    "actor_id": "visitor-traveller",
-                    "summary": "Closing report: goals met, agenda followed.",
-                    "actual_end_date": actual_end,
-                    "evidence": [(await upload(app_id)).model_dump()],
-                },
-            )
-            return "traveller: report submitted" + (" (stay shortened to 3 days)" if actual_end else "")
+            return await _submit_report(client, sample, upload)
         case Stage.REPORTING:
-            vop = status.parties[Party.VISITOR_PARTNERSHIP]
-            await client.validate_report(
-                app_id, {"actor_id": "vop-validator", "decision": "accept", "on_behalf_of": vop}
-            )
-            return "VOP: report accepted"
+            return await _validate_report(client, sample, status)
         case Stage.PAYMENT if (
-            status.payment_order_id and not status.payment_reference and payment_order_received(app_id)
+            status.payment_order_id
+            and not status.payment_reference
+            and payment_order_received(sample.application.application_id)
         ):
-            await client.confirm_payment(
-                app_id,
-                {
-                    "payment_order_id": status.payment_order_id,
-                    "amount_cents": status.paid_cents,
-                    "payment_reference": f"SEPA-{app_id}",
-                    "confirmed_by": "finance",
-                },
-            )
-            return "finance: order received by signed webhook; payment confirmed"
+            return await _confirm_payment(client, sample, status)
     return None
+
+
+ReadProgress = Callable[[Sequence[str]], Awaitable[Mapping[str, Progress]]]
+
+
+@dataclass
+class _Seen:
+    """What the driver last learnt of one sample from its workflow."""
+
+    progress: Progress | None  # the read model's row when `status` was queried (None: not projected yet)
+    queried_at: float  # the event loop's clock
+    status: ExchangeStatus
+    idle: bool = False  # acting on `status` found nothing to do (finance may not have the order yet)
+
+
+class _Driver:
+    """One round: read every unsettled sample's progress from the read model in one statement, then query the
+    workflow (a Temporal query: an action on Temporal Cloud, issue 12) only for the samples that moved.
+
+    A sample is queried when it never was, when its read-model row changed (or appeared) since its last query,
+    or `requery_after_s` after that query whatever the row says, so that a lagging or failed projection slows
+    the demo down and never stalls it. A terminal stage in the read model settles the sample without a query:
+    nothing can be done for it. When acting on the last status found nothing to do, the driver acts on it again
+    each round: what it waits for (finance receiving the payment order) is outside the workflow.
+    """
+
+    def __init__(
+        self,
+        client: ExchangeClient,
+        report: Callable[[str], None],
+        upload: Upload,
+        payment_order_received: Callable[[str], bool],
+        read_progress: ReadProgress,
+        requery_after_s: float,
+    ) -> None:
+        self.client = client
+        self.report = report
+        self.upload = upload
+        self.payment_order_received = payment_order_received
+        self.read_progress = read_progress
+        self.requery_after_s = requery_after_s
+        self.stages: dict[str, Stage] = {}
+        self.seen: dict[str, _Seen] = {}
+        self.status_queries = 0
+
+    async def round(self, samples: list[Sample]) -> None:
+        unsettled = [
+            s for s in samples if not self.stages.get(s.application.application_id, Stage.SUBMITTED).is_terminal
+        ]
+        rows = await self.read_progress([s.application.application_id for s in unsettled])
+        for sample in unsettled:
+            await self._look(sample, rows.get(sample.application.application_id))
+
+    async def _look(self, sample: Sample, row: Progress | None) -> None:
+        app_id = sample.application.application_id
+        if row is not None and row.stage.is_terminal:
+            self._saw(app_id, row.stage)
+            return
+        status = await self._status(app_id, row)
+        if status is None:
+            return
+        seen = self.seen[app_id]
+        try:
+            action = await _act(self.client, sample, status, self.upload, self.payment_order_received)
+        except DecisionRefused:
+            # A decision taken in an earlier run, or the stage moved on meanwhile: the read model says when.
+            seen.idle = False
+            return
+        seen.idle = action is None
+        if action:
+            self.report(f"{app_id}: {action}")
+
+    async def _status(self, app_id: str, row: Progress | None) -> ExchangeStatus | None:
+        """The status to act on: queried if the sample moved (or is due), the last one if acting again may
+        help, else None (nothing to do until the read model moves)."""
+        seen = self.seen.get(app_id)
+        now = asyncio.get_running_loop().time()
+        if seen is not None and row == seen.progress and now - seen.queried_at < self.requery_after_s:
+            return seen.status if seen.idle else None
+        self.status_queries += 1
+        try:
+            status = await self.client.status(app_id)
+        except ExchangeClientError:
+            return None  # not queryable yet (its first task is still running): look again next round
+        self.seen[app_id] = _Seen(row, now, status)
+        self._saw(app_id, status.stage)
+        return status
+
+    def _saw(self, app_id: str, stage: Stage) -> None:
+        if self.stages.get(app_id) is not stage:
+            self.report(f"{app_id}: {stage.value}")
+            self.stages[app_id] = stage
+
+
+async def _start(client: ExchangeClient, samples: list[Sample], report: Callable[[str], None]) -> None:
+    """Start each sample once; a sample started by an earlier run is resumed."""
+    for sample in samples:
+        try:
+            await client.start_exchange(sample.application)
+            report(f"{sample.application.application_id}: submitted ({sample.plan.value})")
+        except DuplicateApplication:
+            report(f"{sample.application.application_id}: already started, resuming")
 
 
 async def drive(
@@ -295,44 +441,31 @@ async def drive(
     report: Callable[[str], None],
     stop: asyncio.Event,
     upload: Upload,
+    read_progress: ReadProgress,
     poll_interval_s: float = 0.3,
     payment_order_received: Callable[[str], bool] = lambda application_id: True,
     max_duration_s: float = 600.0,
+    requery_after_s: float = 5.0,
 ) -> dict[str, Stage]:
-    """Start each sample (once) and act for people until every sample is settled or `stop` is set."""
-    for sample in samples:
-        try:
-            await client.start_exchange(sample.application)
-            report(f"{sample.application.application_id}: submitted ({sample.plan.value})")
-        except DuplicateApplication:
-            report(f"{sample.application.application_id}: already started, resuming")
-    stages: dict[str, Stage] = {}
+    """Start each sample (once) and act for people until every sample is settled or `stop` is set.
+
+    `read_progress` reads the read model's progress of the exchanges it names (ledger/progress.py
+    `exchange_progress` on the engine's database); the last line reported counts the status queries made.
+    """
+    await _start(client, samples, report)
+    driver = _Driver(client, report, upload, payment_order_received, read_progress, requery_after_s)
     loop = asyncio.get_running_loop()
     give_up_at = loop.time() + max_duration_s
     while not stop.is_set():
         if loop.time() > give_up_at:
-            unsettled = [a for a, s in stages.items() if not s.is_terminal]
+            unsettled = [a for a, s in driver.stages.items() if not s.is_terminal]
             report(f"gave up after {max_duration_s:.0f} s; unsettled: {unsettled}")
             break
-        for sample in samples:
-            app_id = sample.application.application_id
-            if stages.get(app_id, Stage.SUBMITTED).is_terminal:
-                continue
-            try:
-                status = await client.status(app_id)
-            except ExchangeClientError:
-                continue  # not queryable yet (its first task is still running): look again next round
-            if stages.get(app_id) is not status.stage:
-                report(f"{app_id}: {status.stage.value}")
-                stages[app_id] = status.stage
-            try:
-                action = await _act(client, sample, status, upload, payment_order_received)
-                if action:
-                    report(f"{app_id}: {action}")
-            except DecisionRefused:
-                pass  # a decision taken in an earlier run, or the stage moved on meanwhile: look again
-        if all(s.is_terminal for s in stages.values()) and len(stages) == len(samples):
+        await driver.round(samples)
+        if all(s.is_terminal for s in driver.stages.values()) and len(driver.stages) == len(samples):
             break
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=poll_interval_s)
-    return stages
+    settled = sum(1 for s in driver.stages.values() if s.is_terminal)
+    report(f"{settled} of {len(samples)} samples settled; status queries: {driver.status_queries}")
+    return driver.stages

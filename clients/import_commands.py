@@ -243,6 +243,65 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:40] + "..."
 
 
+ReportItem = dict[str, Any]  # one row's outcome: row, line, application_id, outcome and, when refused, errors
+
+
+def _item(row: ImportRow, outcome: str, problems: list[str] | None = None) -> ReportItem:
+    item: ReportItem = {"row": row.row, "line": row.line, "application_id": row.application_id, "outcome": outcome}
+    return item | ({"errors": problems} if problems else {})
+
+
+def _validated(rows: list[ImportRow], report: list[ReportItem]) -> list[tuple[ImportRow, ApplicationInput]]:
+    """The rows that parse as applications; every other row goes to the report as refused."""
+    valid: list[tuple[ImportRow, ApplicationInput]] = []
+    for row in rows:
+        if row.problems:
+            report.append(_item(row, "refused", row.problems))
+            continue
+        try:
+            valid.append((row, parse(ApplicationInput, row.data)))
+        except InvalidInput as refused:
+            report.append(_item(row, "refused", _described(row, refused)))
+    return valid
+
+
+async def _start_all(
+    client: ExchangeClient, valid: list[tuple[ImportRow, ApplicationInput]], report: list[ReportItem]
+) -> None:
+    """Start each valid application once; an id already used is done when the application is the same."""
+    # A progress bar is for a person watching; to a pipe or a log it would only add a stray line.
+    with Progress(console=errors, transient=True, disable=not errors.is_terminal) as progress:
+        task = progress.add_task("starting exchanges", total=len(valid))
+        for row, application in valid:
+            try:
+                await client.start_exchange(application)
+                report.append(_item(row, "started"))
+            except DuplicateApplication:
+                conflict = _conflict(application, await recorded_application(client, application.application_id))
+                if conflict is None:
+                    report.append(_item(row, "already started"))
+                else:
+                    report.append(_item(row, "conflict", [conflict]))
+            except InvalidInput as refused:
+                report.append(_item(row, "refused", [str(refused)]))
+            progress.advance(task)
+
+
+def _print_report(report: list[ReportItem], path: Path, *, as_json: bool) -> None:
+    """The report as JSON, or each refused row on its line and the counts per outcome."""
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        return
+    shown = shown_path(path)
+    for item in report:
+        if "errors" in item:
+            where = f"{shown} line {item['line']} (row {item['row']}, {item['application_id']})"
+            console.print(one_line(f"{where}: {item['outcome']}: " + "; ".join(item["errors"])))
+    outcomes = ("started", "already started", "refused", "conflict")
+    counts = {o: sum(1 for i in report if i["outcome"] == o) for o in outcomes}
+    console.print(", ".join(f"{n} {o}" for o, n in counts.items()))
+
+
 def import_command(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="a .json list or a .csv of applications (UTF-8, at most 10 MiB)")],
@@ -261,61 +320,17 @@ def import_command(
         rows = read_rows(path)
     except InputRefused as error:
         raise fail(str(error), ExitCode.USAGE) from None
-    report: list[dict[str, Any]] = []
-
-    def record(row: ImportRow, outcome: str, problems: list[str] | None = None) -> None:
-        item: dict[str, Any] = {
-            "row": row.row,
-            "line": row.line,
-            "application_id": row.application_id,
-            "outcome": outcome,
-        }
-        report.append(item | ({"errors": problems} if problems else {}))
-
-    valid: list[tuple[ImportRow, ApplicationInput]] = []
-    for row in rows:
-        if row.problems:
-            record(row, "refused", row.problems)
-            continue
-        try:
-            valid.append((row, parse(ApplicationInput, row.data)))
-        except InvalidInput as refused:
-            record(row, "refused", _described(row, refused))
+    report: list[ReportItem] = []
+    valid = _validated(rows, report)
     config = client_config(ctx)
 
     async def start_all() -> None:
-        client = await exchange_client(config)
-        # A progress bar is for a person watching; to a pipe or a log it would only add a stray line.
-        with Progress(console=errors, transient=True, disable=not errors.is_terminal) as progress:
-            task = progress.add_task("starting exchanges", total=len(valid))
-            for row, application in valid:
-                try:
-                    await client.start_exchange(application)
-                    record(row, "started")
-                except DuplicateApplication:
-                    conflict = _conflict(application, await recorded_application(client, application.application_id))
-                    if conflict is None:
-                        record(row, "already started")
-                    else:
-                        record(row, "conflict", [conflict])
-                except InvalidInput as refused:
-                    record(row, "refused", [str(refused)])
-                progress.advance(task)
+        await _start_all(await exchange_client(config), valid, report)
 
     if valid:
         run(start_all)
     report.sort(key=lambda item: item["row"])
-    if as_json:
-        sys.stdout.write(json.dumps(report, indent=2) + "\n")
-    else:
-        shown = shown_path(path)
-        for item in report:
-            if "errors" in item:
-                where = f"{shown} line {item['line']} (row {item['row']}, {item['application_id']})"
-                console.print(one_line(f"{where}: {item['outcome']}: " + "; ".join(item["errors"])))
-        outcomes = ("started", "already started", "refused", "conflict")
-        counts = {o: sum(1 for i in report if i["outcome"] == o) for o in outcomes}
-        console.print(", ".join(f"{n} {o}" for o, n in counts.items()))
+    _print_report(report, path, as_json=as_json)
     if any(item["outcome"] == "conflict" for item in report):
         raise typer.Exit(ExitCode.CONFLICT)
     if any(item["outcome"] == "refused" for item in report):

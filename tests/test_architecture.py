@@ -147,3 +147,48 @@ def test_settings_are_read_from_the_environment_in_one_place() -> None:
     assert len(reads[SETTINGS_READER]) == 1, f"{SETTINGS_READER} reads Settings more than once: {reads}"
     direct = {module: lines for module in modules() if (lines := _environment_reads(module))}
     assert direct == {}, f"the environment read outside Settings at {direct}"
+
+
+# Functions that fit on a screen (issue 13, item 5): a function is read whole, signature included.
+MAX_FUNCTION_LINES = 70
+# Not our code, or not code: virtual environments, caches, the state `make run` keeps, and the tests, whose
+# tables of cases may run long.
+_NOT_SCANNED = frozenset({"tests", "build", "dist", "node_modules"})
+
+
+def every_module(root: Path = ROOT) -> list[Path]:
+    """Every Python file of the repository outside tests/ and hidden directories (.venv, .cx, caches), bench/ too."""
+    return sorted(
+        relative
+        for path in root.rglob("*.py")
+        if (relative := path.relative_to(root)).parts[0] not in _NOT_SCANNED
+        and not any(part.startswith(".") or part.endswith(".egg-info") for part in relative.parts)
+    )
+
+
+def long_functions(module: Path, root: Path = ROOT, limit: int = MAX_FUNCTION_LINES) -> list[str]:
+    """`file:function:lines` for each function (nested ones too) longer than `limit`, from `def` to its last line."""
+    tree = ast.parse((root / module).read_text(), filename=str(module))
+    return [
+        f"{module}:{node.name}:{length}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and (length := (node.end_lineno or node.lineno) - node.lineno + 1) > limit
+    ]
+
+
+def test_every_function_fits_on_a_screen() -> None:
+    """No function outside tests/ is longer than MAX_FUNCTION_LINES lines, its signature included."""
+    found = every_module()
+    assert Path("bench/lifecycle.py") in found, "bench/ counts too: the scan must see it"
+    long = [entry for module in found for entry in long_functions(module)]
+    assert long == [], f"{len(long)} function(s) over {MAX_FUNCTION_LINES} lines:\n" + "\n".join(long)
+
+
+def test_the_length_scan_names_file_function_and_lines(tmp_path: Path) -> None:
+    """The scan is not vacuous: it names a long function, nested or not, by file, name and length."""
+    body = "\n".join(f"        x{i} = {i}" for i in range(70))
+    (tmp_path / "long.py").write_text(f"async def outer():\n    def inner():\n{body}\n        return 0\n")
+    assert long_functions(Path("long.py"), tmp_path) == ["long.py:outer:73", "long.py:inner:72"]
+    assert long_functions(Path("long.py"), tmp_path, limit=72) == ["long.py:outer:73"]
+    assert long_functions(Path("long.py"), tmp_path, limit=73) == []

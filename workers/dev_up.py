@@ -16,23 +16,27 @@ import os
 import secrets
 import signal
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import asyncpg
 import uvicorn
 from pypdf import PdfWriter
 from rich.console import Console
 from rich.table import Table
+from temporalio.client import Client
 
 from clients.api import Principal, create_app, parse_tokens
 from clients.client import ExchangeClient
 from clients.demo import demo_samples, drive
 from ledger.evidence import EvidenceStore, store_evidence
 from ledger.migrate import apply_migrations
+from ledger.progress import exchange_progress
 from ledger.store import LedgerStore
 from schemas.exchange import EvidenceItem
 from schemas.search import register_search_attributes
-from workers.devstack import EmbeddedPostgres, free_port, temporal_dev_server
+from workers.devstack import EmbeddedPostgres, TemporalEndpoint, free_port, temporal_dev_server
 from workers.dispatcher import Dispatcher, DispatcherConfig
 from workers.finance_stub import FinanceStub
 from workers.logging import configure_logging
@@ -62,27 +66,12 @@ async def postgres(settings: Settings) -> AsyncIterator[str]:
 
 
 async def dev_up(settings: Settings, *, once: bool, demo: bool = True) -> int:
-    # The terminal shows the demo's progress; the worker's log lines (JSON) go to a file.
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    log_path = settings.state_dir / "worker.log"
-    configure_logging(settings.log_format, path=log_path)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-
+    log_path, stop = _logging_and_signals(settings)
     console.rule("[bold]ClusterXchange grant engine: make run")
     metrics_address = settings.metrics_address or f"127.0.0.1:{free_port()}"
     runtime = runtime_with_metrics(metrics_address)
     async with postgres(settings) as database_url, temporal_dev_server(settings, runtime) as temporal:
-        console.print(f"Postgres   {_redact(database_url)}")
-        console.print(f"Temporal   {temporal.address}  (namespace {settings.temporal_namespace})")
-        if temporal.ui_url:
-            console.print(f"Temporal UI [link]{temporal.ui_url}[/link]")
-        if settings.temporal_address:  # an existing server: make sure ops' search attributes exist
-            await register_search_attributes(temporal.client, settings.temporal_namespace)
-        applied = await apply_migrations(database_url)
-        console.print(f"Migrations {', '.join(applied) if applied else 'up to date'}")
+        await _prepare_stores(settings, database_url, temporal)
         console.print(f"Logs       {log_path}")
         console.print(f"Metrics    http://{metrics_address}/metrics")
         write_runtime(settings, RuntimeInfo(database_url, temporal.address, temporal.ui_url, os.getpid()))
@@ -91,77 +80,128 @@ async def dev_up(settings: Settings, *, once: bool, demo: bool = True) -> int:
                 store = LedgerStore(pool)
                 await seed_partnerships(pool, store)
                 console.print("Seeded     15 partnerships, 7,000,000.00 EUR allocated")
-                # The worker outlives the demo driver: a decision in flight when Ctrl-C arrives still
-                # needs a worker to answer it, so the worker stops only after the driver has returned.
-                worker_stop = asyncio.Event()
-                # Payment orders leave through the outbox; here the dispatcher delivers them to a local
-                # finance stand-in (unless CX_FINANCE_WEBHOOK_URL names a real endpoint).
-                secret = (
-                    settings.webhook_secret.get_secret_value() if settings.webhook_secret else secrets.token_hex(32)
-                )
-                finance = FinanceStub(secret)
-                await finance.start()
-                finance_url = settings.finance_webhook_url or finance.url
-                console.print(f"Finance    payment orders are delivered to {finance_url}")
-                worker = asyncio.create_task(
-                    run_worker(
-                        temporal.client, database_url, settings.task_queue, worker_stop, finance_webhook_url=finance_url
-                    )
-                )
-                dispatcher = Dispatcher(pool, DispatcherConfig(webhook_secret=secret, base_backoff_s=1.0))
-                dispatching = asyncio.create_task(dispatcher.run(worker_stop))
-                api_server, api_url, api_token = _api_server(
-                    ExchangeClient(temporal.client, settings.task_queue), pool, settings
-                )
-                serving = asyncio.create_task(api_server.serve())
-                console.print(f"API        {api_url}/docs", soft_wrap=True)
-                if api_token:
-                    console.print(f"API token  {api_token}  (an officer, for this run only)", soft_wrap=True)
+                services = await _start_services(settings, temporal.client, database_url, pool)
                 try:
                     if demo:
-                        console.rule(
-                            "[bold yellow]DEMO MODE: acting for reviewers, signatories, travellers and finance"
-                        )
-                        client = ExchangeClient(temporal.client, settings.task_queue)
-                        evidence_store = EvidenceStore.from_settings(settings)
-
-                        async def upload(application_id: str) -> EvidenceItem:
-                            """The traveller's boarding pass: a small real PDF, one per exchange."""
-                            content = demo_boarding_pass(application_id)
-                            async with pool.acquire() as conn:
-                                return await store_evidence(
-                                    conn,
-                                    evidence_store,
-                                    application_id=application_id,
-                                    path_or_bytes=content,
-                                    name="boarding-pass.pdf",
-                                    kind="boarding_pass",
-                                    uploaded_by="visitor-traveller",
-                                )
-
-                        def show(line: str) -> None:
-                            console.print(f"  {line}")
-
-                        await drive(
-                            client,
-                            demo_samples(datetime.now(UTC).date()),
-                            show,
-                            stop,
-                            upload,
-                            payment_order_received=lambda application_id: application_id in finance.received,
-                        )
-                        await print_summary(pool, store, temporal.ui_url)
+                        await _run_demo(settings, temporal, pool, store, services.finance, stop)
                     if not once:
                         console.print("Worker running; Ctrl-C stops every process this command started.")
                         await stop.wait()
                 finally:
-                    await _stop_within(
-                        SHUTDOWN_LIMIT_S, api_server, serving, worker_stop, [worker, dispatching], dispatcher, finance
-                    )
+                    await services.stop_within(SHUTDOWN_LIMIT_S)
         finally:
             clear_runtime(settings)
     console.print("Stopped.")
     return 0
+
+
+def _logging_and_signals(settings: Settings) -> tuple[Path, asyncio.Event]:
+    """The worker's log file, and the event Ctrl-C and SIGTERM set."""
+    # The terminal shows the demo's progress; the worker's log lines (JSON) go to a file.
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    log_path = settings.state_dir / "worker.log"
+    configure_logging(settings.log_format, path=log_path)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return log_path, stop
+
+
+async def _prepare_stores(settings: Settings, database_url: str, temporal: TemporalEndpoint) -> None:
+    """Say where the stores are, make sure ops' search attributes exist on a server of ours, and migrate."""
+    console.print(f"Postgres   {_redact(database_url)}")
+    console.print(f"Temporal   {temporal.address}  (namespace {settings.temporal_namespace})")
+    if temporal.ui_url:
+        console.print(f"Temporal UI [link]{temporal.ui_url}[/link]")
+    if settings.temporal_address:  # an existing server: make sure ops' search attributes exist
+        await register_search_attributes(temporal.client, settings.temporal_namespace)
+    applied = await apply_migrations(database_url)
+    console.print(f"Migrations {', '.join(applied) if applied else 'up to date'}")
+
+
+@dataclass(frozen=True)
+class _Services:
+    """What `make run` runs beside the demo: the worker, the dispatcher, the API and the finance stand-in."""
+
+    api_server: uvicorn.Server
+    serving: asyncio.Task[None]
+    # The worker outlives the demo driver: a decision in flight when Ctrl-C arrives still needs a worker to
+    # answer it, so the worker stops only after the driver has returned.
+    worker_stop: asyncio.Event
+    tasks: list[asyncio.Task[None]]  # the worker's and the dispatcher's
+    dispatcher: Dispatcher
+    finance: FinanceStub
+
+    async def stop_within(self, limit_s: float) -> None:
+        await _stop_within(
+            limit_s, self.api_server, self.serving, self.worker_stop, self.tasks, self.dispatcher, self.finance
+        )
+
+
+async def _start_services(settings: Settings, client: Client, database_url: str, pool: asyncpg.Pool) -> _Services:
+    """Start the finance stand-in, the worker, the dispatcher and the API, and print where they are."""
+    worker_stop = asyncio.Event()
+    # Payment orders leave through the outbox; here the dispatcher delivers them to a local finance
+    # stand-in (unless CX_FINANCE_WEBHOOK_URL names a real endpoint).
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else secrets.token_hex(32)
+    finance = FinanceStub(secret)
+    await finance.start()
+    finance_url = settings.finance_webhook_url or finance.url
+    console.print(f"Finance    payment orders are delivered to {finance_url}")
+    worker = asyncio.create_task(
+        run_worker(client, database_url, settings.task_queue, worker_stop, finance_webhook_url=finance_url)
+    )
+    dispatcher = Dispatcher(pool, DispatcherConfig(webhook_secret=secret, base_backoff_s=1.0))
+    dispatching = asyncio.create_task(dispatcher.run(worker_stop))
+    api_server, api_url, api_token = _api_server(ExchangeClient(client, settings.task_queue), pool, settings)
+    serving = asyncio.create_task(api_server.serve())
+    console.print(f"API        {api_url}/docs", soft_wrap=True)
+    if api_token:
+        console.print(f"API token  {api_token}  (an officer, for this run only)", soft_wrap=True)
+    return _Services(api_server, serving, worker_stop, [worker, dispatching], dispatcher, finance)
+
+
+async def _run_demo(
+    settings: Settings,
+    temporal: TemporalEndpoint,
+    pool: asyncpg.Pool,
+    store: LedgerStore,
+    finance: FinanceStub,
+    stop: asyncio.Event,
+) -> None:
+    """DEMO MODE: submit the samples, act for their people until they settle (or `stop`), print the summary."""
+    console.rule("[bold yellow]DEMO MODE: acting for reviewers, signatories, travellers and finance")
+    client = ExchangeClient(temporal.client, settings.task_queue)
+    evidence_store = EvidenceStore.from_settings(settings)
+
+    async def upload(application_id: str) -> EvidenceItem:
+        """The traveller's boarding pass: a small real PDF, one per exchange."""
+        content = demo_boarding_pass(application_id)
+        async with pool.acquire() as conn:
+            return await store_evidence(
+                conn,
+                evidence_store,
+                application_id=application_id,
+                path_or_bytes=content,
+                name="boarding-pass.pdf",
+                kind="boarding_pass",
+                uploaded_by="visitor-traveller",
+            )
+
+    def show(line: str) -> None:
+        console.print(f"  {line}")
+
+    await drive(
+        client,
+        demo_samples(datetime.now(UTC).date()),
+        show,
+        stop,
+        upload,
+        lambda application_ids: exchange_progress(pool, application_ids),
+        payment_order_received=lambda application_id: application_id in finance.received,
+    )
+    await print_summary(pool, store, temporal.ui_url)
 
 
 # Ctrl-C or SIGTERM stops everything within this limit, whatever is in flight: requests get

@@ -259,8 +259,9 @@ PROGRAMME_SIDE: Mapping[Kind, Grant] = {
 }
 
 
-def _actions() -> dict[str, Action]:
-    actions = [
+def _exchange_actions() -> list[Action]:
+    """Starting, reading and listing exchanges, their explanations and their ledger."""
+    return [
         Action(
             "startExchange",
             "POST /exchanges",
@@ -299,27 +300,38 @@ def _actions() -> dict[str, Action]:
                 Kind.OPS: ANYWHERE,
             },
         ),
-        *(
-            Action(
-                camel(name),
-                f"POST /exchanges/{{id}}/updates/{name}",
-                f"send {name}",
-                grants,
-                actor_field="actor_id",
-                party_act=PARTY_ACTS.get(name),
-            )
-            for name, grants in UPDATE_GRANTS.items()
-        ),
-        *(
-            Action(
-                camel(name),
-                f"POST /exchanges/{{id}}/signals/{name}",
-                f"send {name}",
-                grants,
-                actor_field=SIGNAL_ACTOR_FIELDS[name],
-            )
-            for name, grants in SIGNAL_GRANTS.items()
-        ),
+    ]
+
+
+def _message_actions() -> list[Action]:
+    """One action per update and per routed signal of the contract, from their grant tables."""
+    updates = [
+        Action(
+            camel(name),
+            f"POST /exchanges/{{id}}/updates/{name}",
+            f"send {name}",
+            grants,
+            actor_field="actor_id",
+            party_act=PARTY_ACTS.get(name),
+        )
+        for name, grants in UPDATE_GRANTS.items()
+    ]
+    signals = [
+        Action(
+            camel(name),
+            f"POST /exchanges/{{id}}/signals/{name}",
+            f"send {name}",
+            grants,
+            actor_field=SIGNAL_ACTOR_FIELDS[name],
+        )
+        for name, grants in SIGNAL_GRANTS.items()
+    ]
+    return updates + signals
+
+
+def _evidence_actions() -> list[Action]:
+    """Uploading and reading an exchange's evidence."""
+    return [
         Action(
             "uploadEvidence",
             "POST /exchanges/{id}/evidence",
@@ -334,6 +346,12 @@ def _actions() -> dict[str, Action]:
             actor_field="uploaded_by",
         ),
         Action("listEvidence", "GET /exchanges/{id}/evidence", "read evidence", EXCHANGE_READ),
+    ]
+
+
+def _reviewer_actions() -> list[Action]:
+    """The review panel: its members, their unavailability and their inboxes."""
+    return [
         Action("listReviewers", "GET /reviewers", "list reviewers", PROGRAMME_SIDE),
         Action("addReviewer", "POST /reviewers", "add reviewers", BACK_OFFICE),
         Action(
@@ -348,6 +366,12 @@ def _actions() -> dict[str, Action]:
             "read review inboxes",
             {**PROGRAMME_SIDE, Kind.REVIEWER: Grant(own_record=True)},
         ),
+    ]
+
+
+def _programme_actions() -> list[Action]:
+    """The programme's money and rules: budgets, partnerships, top-ups and the policy."""
+    return [
         Action("listBudgets", "GET /budgets", "read budgets", PROGRAMME_SIDE),
         Action("listPartnerships", "GET /partnerships", "read partnerships", PROGRAMME_SIDE),
         Action("registerPartnership", "PUT /partnerships/{id}", "register partnerships", BACK_OFFICE),
@@ -360,7 +384,20 @@ def _actions() -> dict[str, Action]:
         ),
         Action("dryRunPolicy", "POST /policies/dry-run", "dry-run policies", PROGRAMME_SIDE),
     ]
-    return {action.operation_id: action for action in actions}
+
+
+def _actions() -> dict[str, Action]:
+    """The one table, per resource in the order docs/security.md prints it; an operation id appears once."""
+    actions = [
+        *_exchange_actions(),
+        *_message_actions(),
+        *_evidence_actions(),
+        *_reviewer_actions(),
+        *_programme_actions(),
+    ]
+    table = {action.operation_id: action for action in actions}
+    assert len(table) == len(actions), "every operation id names one action"
+    return table
 
 
 ACTIONS: Mapping[str, Action] = _actions()
