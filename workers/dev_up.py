@@ -154,11 +154,14 @@ async def _start_services(settings: Settings, client: Client, database_url: str,
     )
     dispatcher = Dispatcher(pool, DispatcherConfig(webhook_secret=secret, base_backoff_s=1.0))
     dispatching = asyncio.create_task(dispatcher.run(worker_stop))
-    api_server, api_url, api_token = _api_server(ExchangeClient(client, settings.task_queue), pool, settings)
+    api_server, api_url, dev_users = _api_server(ExchangeClient(client, settings.task_queue), pool, settings)
     serving = asyncio.create_task(api_server.serve())
     console.print(f"API        {api_url}/docs", soft_wrap=True)
-    if api_token:
-        console.print(f"API token  {api_token}  (an officer, for this run only)", soft_wrap=True)
+    console.print(f"Web app    {api_url}/app", soft_wrap=True)
+    if dev_users:
+        console.print(f"API token  {dev_users['officer']}  (an officer, for this run only)", soft_wrap=True)
+        for role, token in dev_users.items():
+            console.print(f"Sign in    {role:<9} {token}", soft_wrap=True)
     return _Services(api_server, serving, worker_stop, [worker, dispatching], dispatcher, finance)
 
 
@@ -249,14 +252,22 @@ class _EmbeddedApiServer(uvicorn.Server):
 
 def _api_server(
     exchanges: ExchangeClient, pool: asyncpg.Pool, settings: Settings
-) -> tuple[uvicorn.Server, str, str | None]:
-    """The REST API on a free (or CX_API_PORT) port; tokens from CX_API_TOKENS, else one officer token for this run."""
-    token: str | None = None
+) -> tuple[uvicorn.Server, str, dict[str, str]]:
+    """The REST API and web app on a free (or CX_API_PORT) port; tokens from CX_API_TOKENS, else dev users.
+
+    The dev users (returned as role -> token, printed by `make run`) are made for this run only: an officer,
+    a reviewer of the first demo exchange's partnership, that exchange's visitor organisation as an
+    applicant, and ops, so that each role's pages can be opened at once (docs/adr/0016-web-app.md).
+    """
+    dev_users: dict[str, str] = {}
     if settings.api_tokens is not None:
         tokens = parse_tokens(settings.api_tokens.get_secret_value())
     else:
-        token = secrets.token_urlsafe(24)
-        tokens = {token: Principal(subject="demo-officer", role="officer")}
+        tokens = {}
+        for role, who in _dev_principals().items():
+            token = secrets.token_urlsafe(24)
+            tokens[token] = who
+            dev_users[role] = token
     port = settings.api_port or free_port()
     config = uvicorn.Config(
         create_app(
@@ -272,7 +283,20 @@ def _api_server(
         log_level="warning",
         timeout_graceful_shutdown=API_GRACE_S,  # a request still running then is cancelled, never waited for
     )
-    return _EmbeddedApiServer(config), f"http://127.0.0.1:{port}", token
+    return _EmbeddedApiServer(config), f"http://127.0.0.1:{port}", dev_users
+
+
+def _dev_principals() -> dict[str, Principal]:
+    first = demo_samples(datetime.now(UTC).date())[0].application
+    partnership = first.visitor_partnership_id
+    return {
+        "officer": Principal(subject="demo-officer", role="officer"),
+        "reviewer": Principal(subject=f"{partnership}-reviewer-1", role="reviewer"),
+        "applicant": Principal(
+            subject="demo-applicant", role="applicant", organisations=frozenset({first.visitor.organisation_id})
+        ),
+        "ops": Principal(subject="demo-ops", role="ops"),
+    }
 
 
 async def print_summary(pool: asyncpg.Pool, store: LedgerStore, ui_url: str | None) -> None:
