@@ -80,7 +80,11 @@ def read_rows(path: Path) -> list[ImportRow]:
     suffix = path.suffix.lower()
     if suffix not in (".json", ".csv"):
         raise InputRefused(f"{shown}: the file must end in .json or .csv")
-    text = read_text(path)
+    return rows_of_text(read_text(path), suffix, shown)
+
+
+def rows_of_text(text: str, suffix: str, shown: str) -> list[ImportRow]:
+    """The rows of a file's text (`suffix` ".json" or ".csv"), as `read_rows` reads them (also `POST /imports`)."""
     rows = _json_rows(text, shown) if suffix == ".json" else _csv_rows(text, shown)
     if not rows:
         # An empty list or a header alone is a file saved before it was filled in, not an import of nothing.
@@ -226,7 +230,7 @@ def first_difference(recorded: Any, given: Any, path: str = "") -> tuple[str, An
     return None if recorded == given else (path or "application", recorded, given)
 
 
-def _conflict(application: ApplicationInput, recorded: ApplicationInput | None) -> str | None:
+def conflict_with(application: ApplicationInput, recorded: ApplicationInput | None) -> str | None:
     """None when `application` is the one recorded (a re-import); else the conflict, naming the field."""
     start = f"application_id {application.application_id!r} already started an exchange with a different application"
     if recorded is None:
@@ -277,7 +281,7 @@ async def _start_all(
                 await client.start_exchange(application)
                 report.append(_item(row, "started"))
             except DuplicateApplication:
-                conflict = _conflict(application, await recorded_application(client, application.application_id))
+                conflict = conflict_with(application, await recorded_application(client, application.application_id))
                 if conflict is None:
                     report.append(_item(row, "already started"))
                 else:

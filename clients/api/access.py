@@ -400,7 +400,37 @@ def _actions() -> dict[str, Action]:
     return table
 
 
-ACTIONS: Mapping[str, Action] = _actions()
+def _oversight() -> dict[str, Action]:
+    """The back office's oversight (issue 14: the officer pages read these): counts, waitlists, stuck exchanges,
+    timelines and payment orders are the programme side's; a timeline (every audit row: reviewers' names,
+    officers' reasons) is the officers' and ops' only; the bulk import is the officers' (with the officer
+    fields of an earlier record) and the programme services' (an import job, without them)."""
+    officers_and_ops: Mapping[Kind, Grant] = {Kind.OFFICER: ANYWHERE, Kind.OPS: ANYWHERE}
+    actions = [
+        Action("countExchanges", "GET /exchange-counts", "count exchanges by stage", PROGRAMME_SIDE),
+        Action("getWaitlist", "GET /partnerships/{id}/waitlist", "read waitlists", PROGRAMME_SIDE),
+        Action("listStuckExchanges", "GET /stuck-exchanges", "list stuck exchanges", PROGRAMME_SIDE),
+        Action("getExchangeTimeline", "GET /exchanges/{id}/timeline", "read the audit trail", officers_and_ops),
+        Action("listPaymentOrders", "GET /payment-orders", "read payment orders", PROGRAMME_SIDE),
+        Action(
+            "importApplications",
+            "POST /imports",
+            "import applications",
+            {
+                Kind.OFFICER: Grant(actor=FREE, officer_fields=True),
+                Kind.PROGRAMME_SERVICE: Grant(actor=FREE),
+            },
+            actor_field="submitted_by",
+            notes={
+                Kind.OFFICER: "each row as `startExchange`: an earlier record names its original submitter",
+                Kind.PROGRAMME_SERVICE: "each row as `startExchange`; a row setting an officer field is refused",
+            },
+        ),
+    ]
+    return {action.operation_id: action for action in actions}
+
+
+ACTIONS: Mapping[str, Action] = {**_actions(), **_oversight()}
 # The officer-only fields of a start (issue 11, item 2): each moves a rule (R13's lead time, R3, the
 # policy in force), so only the back office importing a record may set them; the workflow records each
 # use in the SUBMITTED audit row (`details.officer_fields`).

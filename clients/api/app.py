@@ -26,7 +26,7 @@ from clients.api.context import Api
 from clients.api.guards import Authenticate, Deadline
 from clients.api.openapi import build_openapi
 from clients.api.problems import Problem, ProblemError, invalid, problem_response, problem_type
-from clients.api.routers import budgets, evidence, exchanges, ops, policy, reviews
+from clients.api.routers import budgets, evidence, exchanges, ops, oversight, policy, reviews
 from clients.client import ExchangeClient
 from clients.config import DEFAULT_API_ENGINE_TIMEOUT_S, DEFAULT_API_MAX_BODY_BYTES, DEFAULT_EVIDENCE_DIR
 from ledger.evidence import EvidenceStore
@@ -53,6 +53,11 @@ TAGS: list[dict[str, Any]] = [
     {"name": "reviews", "description": "Reviewers, their unavailability and their inboxes."},
     {"name": "budgets", "description": "Budgets, partnerships and top-ups."},
     {"name": "policy", "description": "Policy versions and dry runs of a candidate."},
+    {
+        "name": "oversight",
+        "description": "The back office's views (counts, waitlists, stuck exchanges, timelines, payment orders) "
+        "and the bulk import of applications.",
+    },
     {"name": "ops", "description": "Probes (no token)."},
 ]
 
@@ -101,11 +106,22 @@ def create_app(
     app.add_middleware(
         BodyLimit,
         limit_bytes=max_body_bytes,
-        larger={("POST", evidence.UPLOAD_PATH): evidence.MAX_UPLOAD_BYTES},
+        larger={
+            ("POST", evidence.UPLOAD_PATH): evidence.MAX_UPLOAD_BYTES,
+            ("POST", "/app" + evidence.UPLOAD_PATH): evidence.MAX_UPLOAD_BYTES,  # the web's upload form
+        },
     )
     app.add_middleware(Deadline, seconds=REQUEST_DEADLINE_FACTOR * engine_timeout_s)
     app.add_middleware(Authenticate, tokens=tokens)
-    routers = (ops.router, exchanges.router, evidence.router, reviews.router, budgets.router, policy.router)
+    routers = (
+        ops.router,
+        exchanges.router,
+        evidence.router,
+        reviews.router,
+        budgets.router,
+        policy.router,
+        oversight.router,
+    )
     for router in routers:
         app.include_router(router)
     _add_docs(app)

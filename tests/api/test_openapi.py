@@ -11,11 +11,19 @@ from fastapi.routing import APIRoute
 from pydantic import TypeAdapter
 
 from clients.api.body import body_models
-from clients.api.routers import budgets, evidence, exchanges, ops, policy, reviews
+from clients.api.routers import budgets, evidence, exchanges, ops, oversight, policy, reviews
 from clients.client import parse
 from schemas.messages import SIGNALS, UPDATES
 
-ROUTERS = (ops.router, exchanges.router, evidence.router, reviews.router, budgets.router, policy.router)
+ROUTERS = (
+    ops.router,
+    exchanges.router,
+    evidence.router,
+    reviews.router,
+    budgets.router,
+    policy.router,
+    oversight.router,
+)
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 CAMEL_CASE = re.compile(r"^[a-z][a-zA-Z0-9]*$")
 # The doors the issue asked for, by the names a generated client will show.

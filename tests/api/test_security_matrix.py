@@ -13,6 +13,7 @@ that the app derives each relation from the read model and the assignments as th
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -225,6 +226,7 @@ def request(world: World, case: Case, who: Principal | None) -> tuple[str, str, 
             payload["application"] = world.data
         return "POST", f"{exchange}/updates/{name}", {"json": payload}
     documents = {"files": {"file": ("not-a-document.pdf", b"not a document", "application/pdf")}}
+    import_file = json.dumps([{**world.data, "submitted_by": actor}]).encode()
     requests: dict[str, tuple[str, str, dict[str, Any]]] = {
         "startExchange": ("POST", "/exchanges", {"json": {**world.data, "submitted_by": actor}}),
         "getExchange": ("GET", exchange, {}),
@@ -274,6 +276,13 @@ def request(world: World, case: Case, who: Principal | None) -> tuple[str, str, 
             {"json": {"amount_cents": 1, "reference": "R"}},
         ),
         "listPolicyVersions": ("GET", "/policies", {}),
+        "countExchanges": ("GET", "/exchange-counts", {}),
+        "getWaitlist": ("GET", f"/partnerships/{partnership}/waitlist", {}),
+        "listStuckExchanges": ("GET", "/stuck-exchanges", {}),
+        "getExchangeTimeline": ("GET", f"{exchange}/timeline", {}),
+        "listPaymentOrders": ("GET", "/payment-orders", {"params": {"partnership": partnership}}),
+        # The exchange's own application again: already started (or refused for its submitter), starts nothing.
+        "importApplications": ("POST", "/imports", {"files": {"file": ("one.json", import_file, "application/json")}}),
         "dryRunPolicy": ("POST", "/policies/dry-run", {"json": {"toml": "not a policy"}}),
     }
     return requests[op]

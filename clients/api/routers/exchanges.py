@@ -116,7 +116,7 @@ def _officer_field_set(body: ApplicationInput, name: str) -> bool:
     return value is not None and value is not False
 
 
-def _check_start(permit: Permit, body: ApplicationInput) -> None:
+def check_start(permit: Permit, body: ApplicationInput) -> None:
     """Who may start what (issue 11, items 1 and 2): `submitted_by` is the caller unless the caller is the
     back office importing a record or a service naming its own person; only officers set officer fields;
     a party's service starts only applications of its own visitor organisation or partnership."""
@@ -173,7 +173,7 @@ async def start_exchange(
     body: Annotated[ApplicationInput, Depends(StrictBody(ApplicationInput, examples.APPLICATION))],
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    _check_start(permit, body)
+    check_start(permit, body)
     if any(_officer_field_set(body, name) for name in OFFICER_FIELDS):
         # The workflow records the fields in the SUBMITTED audit row under the submitter's name; this line
         # says which principal sent them.
