@@ -77,10 +77,19 @@ class Door:
             response = await client.post(path, json=body if body is not None else {}, headers=headers)
         return _answer(response)
 
-    async def upload(self, path: str, files: dict[str, tuple[str, bytes, str]], *, idempotency_key: str) -> Any:
-        """POST multipart/form-data (evidence), with an Idempotency-Key."""
+    async def upload(
+        self,
+        path: str,
+        files: dict[str, tuple[str, bytes, str]],
+        *,
+        idempotency_key: str,
+        data: dict[str, str] | None = None,
+    ) -> Any:
+        """POST multipart/form-data (evidence: the file and its text fields), with an Idempotency-Key."""
         async with self._client() as client:
-            response = await client.post(path, files=files, headers={"Idempotency-Key": idempotency_key})
+            response = await client.post(
+                path, files=files, data=data or {}, headers={"Idempotency-Key": idempotency_key}
+            )
         return _answer(response)
 
     def _client(self) -> httpx.AsyncClient:
