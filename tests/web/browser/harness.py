@@ -196,11 +196,11 @@ class AxeResults:
         self.checks[label] += 1
 
     def lines(self) -> list[str]:
-        lines = [f"{'page':<44} {'checks':>6} " + " ".join(f"{impact:>8}" for impact in IMPACTS)]
+        lines = [f"{'page':<56} {'checks':>6} " + " ".join(f"{impact:>8}" for impact in IMPACTS)]
         for label in sorted(self.pages):
             counts = self.pages[label]
             cells = " ".join(f"{counts[impact]:>8}" for impact in IMPACTS)
-            lines.append(f"{label:<44} {self.checks[label]:>6} {cells}")
+            lines.append(f"{label:<56} {self.checks[label]:>6} {cells}")
         return lines
 
 
