@@ -215,8 +215,9 @@ def page_label(url: str, ids: tuple[str, ...] = ()) -> str:
     return path
 
 
-async def assert_accessible(page: Page, label: str | None = None) -> None:
-    """Run axe-core on the page as it is now; fail on any serious or critical violation, naming each."""
+async def assert_accessible(page: Page, label: str | None = None, *, record: bool = True) -> None:
+    """Run axe-core on the page as it is now; fail on any serious or critical violation, naming each.
+    `label` names the page in the summary (default: its path); `record=False` keeps a check out of it."""
     if not await page.evaluate("() => typeof window.axe !== 'undefined'"):
         # Through the driver, not a <script> tag: the app's CSP rightly refuses inline scripts.
         await page.evaluate(AXE_JS.read_text(encoding="utf-8"))
@@ -225,7 +226,8 @@ async def assert_accessible(page: Page, label: str | None = None) -> None:
     )
     violations: list[dict[str, Any]] = result["violations"]
     name = label or page_label(page.url)
-    AXE_RESULTS.record(name, violations)
+    if record:
+        AXE_RESULTS.record(name, violations)
     blocking = [v for v in violations if v.get("impact") in BLOCKING_IMPACTS]
     assert not blocking, f"axe-core on {name}: {len(blocking)} serious or critical violations\n" + "\n".join(
         _describe(v) for v in blocking
