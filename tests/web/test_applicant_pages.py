@@ -220,6 +220,7 @@ async def test_an_applicant_withdraws_after_confirming_and_a_forged_form_does_no
     page = await applicant.get(f"/app/exchanges/{app_id}")
     assert page.status_code == 200, page.text
     assert "Withdraw this application" in page.text
+    assert "Nothing from the parties; the exchange is waiting for" in page.text
     forged = await applicant.post(
         f"/app/exchanges/{app_id}/withdraw",
         data={**fields(page.text, reason="plans changed", confirm="yes"), "csrf_token": ""},

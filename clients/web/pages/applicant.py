@@ -54,6 +54,15 @@ EVIDENCE_KIND_NAMES = {
 }
 SIDES = {"host": Party.HOST_ORGANISATION, "visitor": Party.VISITOR_ORGANISATION}
 FORMS = ("evidence", "report", "sign", "match", "withdraw")
+# What an exchange waits for when nobody's act is missing (the engine's own steps, or time).
+WAITING_FOR = {
+    "SUBMITTED": "screening of the application",
+    "SCREENING": "screening of the application",
+    "REVIEW": "the reviewers' decision",
+    "FUNDING": "funds from the partnership's budget",
+    "WAITLISTED": "funds: the exchange is on the partnership's waiting list",
+    "TRAVEL": "the stay to take place",
+}
 
 
 def missing(status: dict[str, Any], evidence_count: int) -> list[str]:
@@ -127,7 +136,7 @@ async def mine_page(request: Request, who: Viewer) -> Response:
             if status is not None:
                 count = len(await _evidence(api, item["application_id"])) if status["stage"] == "REPORTING" else 0
                 needs = missing(status, count)
-        rows.append({**item, "missing": needs})
+        rows.append({**item, "missing": needs, "waiting_for": WAITING_FOR.get(item["stage"])})
     return await render(request, "applicant_mine.html", who, items=rows, more=page["next_offset"] is not None)
 
 
@@ -142,6 +151,7 @@ async def applicant_facts(request: Request, who: SignedIn, application_id: str) 
         **facts,
         "evidence": evidence,
         "missing": missing(status, len(evidence)),
+        "waiting_for": WAITING_FOR.get(status["stage"]),
         "signable": signable(who.principal, status),
         "confirmable": confirmable(who.principal, status),
         "can_report": reporting,
