@@ -12,6 +12,7 @@ import httpx
 
 from tests.api.conftest import MakeApi
 from tests.api.helpers import (
+    APPLICANT,
     APPLICANT_SUBJECT,
     OFFICER,
     auth,
@@ -188,3 +189,20 @@ async def test_a_reviewer_declares_a_conflict_and_the_exchange_leaves_their_inbo
     assert (await web.get(f"/app/exchanges/{app_id}")).status_code == 403
     recused = [a for a in (await status(api, app_id))["review"]["assignments"] if a["reviewer_id"] == member]
     assert [a["status"] for a in recused] == ["recused"]
+
+
+async def test_a_reviewer_requests_changes_and_the_applicant_sees_them(make_api: MakeApi) -> None:
+    """A request for changes through the form reaches the workflow, and the applicant's list names it as what
+    is missing."""
+    api, partnership, app_id, tokens = await exchange_in_review(make_api)
+    member = (await open_reviewers(api, OFFICER, app_id))[0]
+    web = await signed_in_as(make_api, partnership, tokens[member])
+    page = await web.get(f"/app/exchanges/{app_id}")
+    changes = "Please add a day-by-day agenda for the stay."
+    sent = await web.post(f"/app/exchanges/{app_id}/changes", data=fields(page.text, changes=changes))
+    assert sent.status_code == 303, sent.text
+    assert "Your request for changes was sent" in (await web.get(sent.headers["location"])).text
+    assert (await status(api, app_id))["review"]["changes_requested"] == changes
+    applicant = await signed_in_as(make_api, partnership, APPLICANT)
+    mine = await applicant.get("/app/mine")
+    assert f"the review asked for changes ({changes})" in mine.text
