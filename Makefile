@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: run test lint typecheck check bench bench-lifecycle clean
+.PHONY: run test lint typecheck check bench bench-lifecycle screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ bench: $(STAMP)
 # Options through ARGS, e.g. `make bench-lifecycle ARGS="--exchanges 20 --skip-intake --json"`.
 bench-lifecycle: $(STAMP)
 	$(BIN)/python -m bench.lifecycle $(ARGS)
+
+# PNGs of the web app's main pages in docs/screenshots/ (issue 14), taken by the browser tests' harness in headless
+# Chromium over the real stack (tests/web/browser/screenshots.py; Chromium installed from Debian's packages if missing).
+screenshots: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider tests/web/browser/screenshots.py $(ARGS)
 
 clean:
 	rm -rf .cx

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import uuid
 
-from playwright.async_api import Page, expect
+from playwright.async_api import expect
 
 from tests.api.helpers import OFFICER, stage_is
-from tests.web.browser.flows import start_exchange
+from tests.web.browser.flows import expect_on_timeline, start_exchange
 from tests.web.browser.harness import SignedInPage, Site, assert_accessible, page_label
 
 MENU = ("/officer", "/officer/budgets", "/officer/late", "/officer/payments", "/officer/import")
@@ -31,17 +31,6 @@ async def test_an_officer_overrides_the_review_from_the_timeline_page(signed_in:
     await stage_is(site.api, OFFICER, application_id, "AGREEMENT")
     await expect_on_timeline(page, justification)
     await assert_accessible(page, f"{label} (after an override)")
-
-
-async def expect_on_timeline(page: Page, text: str) -> None:
-    """The timeline (the read model's audit trail, written a moment after the workflow acts) shows `text`."""
-    timeline = page.locator("ol.timeline")
-    for _ in range(40):
-        if await timeline.count() and text in await timeline.inner_text():
-            return
-        await page.wait_for_timeout(250)
-        await page.reload()
-    await expect(timeline).to_contain_text(text)
 
 
 async def test_an_officer_tops_up_a_budget_and_a_mistyped_amount_books_nothing(

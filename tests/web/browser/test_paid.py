@@ -10,31 +10,26 @@ The stay ended three weeks ago and the application is imported with its original
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from playwright.async_api import FilePayload, Page, expect
 
-from clients.api import Principal
 from tests.api.conftest import MakeApi
 from tests.api.helpers import (
     APPLICANT,
     OFFICER,
-    OPS,
-    PARTY_SERVICE,
-    SERVICE,
-    auth,
     officer_of,
     pdf,
     stage_is,
-    status_until,
 )
-from tests.web.browser.flows import assigned_reviewers, review_in_browser, start_exchange
+from tests.web.browser.flows import (
+    agree,
+    assigned_reviewers,
+    expect_on_timeline,
+    review_in_browser,
+    start_exchange,
+    validate_and_pay,
+)
 from tests.web.browser.harness import SignedInPage, Site, assert_accessible, page_label
-from tests.web.browser.test_officer import expect_on_timeline
-
-HO_SIGNATORY = "tok-web-ho-signatory-000"
-VO_SIGNATORY = "tok-web-vo-signatory-000"
 
 
 # One exchange through every stage on the dev server with three people in a browser: about 25 s alone, more on a
@@ -55,60 +50,19 @@ async def test_an_exchange_reaches_paid_with_the_peoples_steps_in_the_browser(
     page = await signed_in("applicant")
     await report_with_evidence(page, site, application_id)
 
-    officer = officer_of(site.partnership)
-    accepted = await site.api.post(
-        f"/exchanges/{application_id}/updates/validate_report",
-        json={"actor_id": officer, "decision": "accept"},
-        headers=auth(OFFICER),
-    )
-    assert accepted.status_code == 200, accepted.text
-    ordered = await status_until(
-        site.api, OPS, application_id, lambda s: s["stage"] == "PAYMENT" and s["payment_order_id"] is not None
-    )
-    confirmation = {
-        "payment_order_id": ordered["payment_order_id"],
-        "amount_cents": ordered["paid_cents"],
-        "payment_reference": f"SEPA-WEB-{application_id[-6:]}",
-        "confirmed_by": "finance-fia",
-    }
-    sent = await site.api.post(
-        f"/exchanges/{application_id}/signals/confirm_payment", json=confirmation, headers=auth(SERVICE)
-    )
-    assert sent.status_code == 202, sent.text
-    await stage_is(site.api, OPS, application_id, "PAID")
+    await validate_and_pay(site, application_id)
 
     desk = await signed_in("officer")
     await desk.goto(site.url(f"/officer/exchanges/{application_id}"))
     await expect(desk.locator(".stage").first).to_have_text("PAID")
     await expect_on_timeline(desk, "PAID")
-    await expect(desk.locator("ol.timeline")).to_contain_text(officer)  # the validation, under the officer's name
+    await expect(desk.locator("ol.timeline")).to_contain_text(
+        officer_of(site.partnership)
+    )  # the validation, under the officer's name
     await assert_accessible(desk, page_label(desk.url, ids) + " (PAID)")
     await page.goto(site.url("/mine"))
     row = page.get_by_role("row").filter(has_text=application_id)
     await expect(row.locator(".stage")).to_have_text("PAID")
-
-
-async def agree(site: Site, make_api: MakeApi, application_id: str) -> None:
-    """AGREEMENT through the API: each of the four parties signs by its own principal, and both organisations
-    confirm the match (the host's and the visitor's people, the partnership's CRM and its officer)."""
-    status = (await site.api.get(f"/exchanges/{application_id}", headers=auth(OFFICER))).json()
-    parties: dict[str, str] = status["parties"]
-    signatories = {
-        HO_SIGNATORY: Principal(subject="ho-hanna", role="applicant", organisations=frozenset({parties["HO"]})),
-        VO_SIGNATORY: Principal(subject="vo-vera", role="applicant", organisations=frozenset({parties["VO"]})),
-    }
-    api = make_api({**site.tokens, **signatories})
-    steps: list[tuple[str, str, dict[str, Any]]] = [
-        (HO_SIGNATORY, "sign_commitment", {"actor_id": "ho-hanna", "party": "HO"}),
-        (VO_SIGNATORY, "sign_commitment", {"actor_id": "vo-vera", "party": "VO"}),
-        (PARTY_SERVICE, "sign_commitment", {"actor_id": "hop-hugo", "party": "HOP"}),
-        (OFFICER, "sign_commitment", {"actor_id": officer_of(site.partnership), "party": "VOP"}),
-        (HO_SIGNATORY, "confirm_match", {"actor_id": "ho-hanna", "side": "host"}),
-        (VO_SIGNATORY, "confirm_match", {"actor_id": "vo-vera", "side": "visitor"}),
-    ]
-    for token, update, body in steps:
-        done = await api.post(f"/exchanges/{application_id}/updates/{update}", json=body, headers=auth(token))
-        assert done.status_code == 200, f"{update} {body}: {done.text}"
 
 
 async def report_with_evidence(page: Page, site: Site, application_id: str) -> None:
