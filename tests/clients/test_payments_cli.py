@@ -19,12 +19,11 @@ from clients.exit_codes import ExitCode
 from schemas.stages import Stage
 from tests.clients.test_cli import cx
 from tests.factories import application
+from tests.workflows.conftest import Fund, result_of, wait_for_stage
 from tests.workflows.conftest import funded_partnership as funded_partnership  # fixture
 from tests.workflows.conftest import ledger_store as ledger_store  # fixture funded_partnership uses
-from tests.workflows.conftest import result_of, wait_for_stage
 from tests.workflows.conftest import ts_client as ts_client  # fixture: a worker on the time-skipping server
 from tests.workflows.test_edges import confirmation, drive_to_payment
-from tests.workflows.test_funding_waitlist import Fund
 
 RESULT_WITHIN_S = 60
 
