@@ -163,6 +163,11 @@ START_PAGES = {
     "applicant": "/mine",
     "rev-a": "/inbox",
 }
+START_HEADINGS = {
+    "/officer": "Exchanges by stage and partnership",
+    "/mine": "Your exchanges",
+    "/inbox": "Your review inbox",
+}
 
 
 async def sign_in(page: Page, base_url: str, token: str) -> None:

@@ -7,14 +7,23 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.web.browser.harness import ROLE_TOKENS, START_PAGES, SignedInPage, Site, assert_accessible, focus_ring
+from tests.web.browser.harness import (
+    ROLE_TOKENS,
+    START_HEADINGS,
+    START_PAGES,
+    SignedInPage,
+    Site,
+    assert_accessible,
+    focus_ring,
+)
 
 
 @pytest.mark.parametrize("role", sorted(START_PAGES))
 async def test_each_role_signs_in_and_sees_its_start_page(signed_in: SignedInPage, site: Site, role: str) -> None:
     page = await signed_in(role)
     assert page.url == site.url(START_PAGES[role]), f"{role} landed on {page.url}"
-    await expect(page.get_by_role("heading", level=1)).to_be_visible()
+    await expect(page.get_by_role("heading", level=1)).to_have_text(START_HEADINGS[START_PAGES[role]])
+    await expect(page.get_by_role("navigation", name="Main").locator("[aria-current=page]")).to_have_count(1)
     await assert_accessible(page)
     await page.goto(site.url("/account"))
     await expect(page.get_by_role("heading", level=1)).to_have_text("Your account")
