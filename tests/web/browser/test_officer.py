@@ -33,7 +33,7 @@ async def test_an_officer_overrides_the_review_from_the_timeline_page(signed_in:
     await assert_accessible(page, f"{label} (after an override)")
 
 
-async def test_an_officer_tops_up_a_budget_and_a_mistyped_amount_books_nothing(
+async def test_an_officer_tops_up_a_budget_and_a_forged_or_mistyped_one_books_nothing(
     signed_in: SignedInPage, site: Site
 ) -> None:
     page = await signed_in("officer")
@@ -42,6 +42,19 @@ async def test_an_officer_tops_up_a_budget_and_a_mistyped_amount_books_nothing(
     await assert_accessible(page)
     row = page.get_by_role("row").filter(has_text=site.partnership)
     before = await row.get_by_role("cell").first.inner_text()  # allocated
+    # A top-up forged by another page (no CSRF token, or a made-up one) is refused and books nothing.
+    for token in ("", "made-up-token"):
+        forged = await page.evaluate(
+            """async ([url, partnership, token]) => {
+                const form = new URLSearchParams({partnership_id: partnership, amount_eur: '9999', reference: 'x'});
+                if (token) form.set('csrf_token', token);
+                return (await fetch(url, {method: 'POST', body: form})).status;
+            }""",
+            [site.url("/officer/budgets/top-up"), site.partnership, token],
+        )
+        assert forged == 403, f"a forged top-up was answered {forged}"
+    await page.reload()
+    await expect(row.get_by_role("cell").first).to_have_text(before)
     form = page.locator("form[action$='/officer/budgets/top-up']")
     await form.get_by_label("Partnership").select_option(site.partnership)
     await form.get_by_label("Amount in euros").fill("12,5")
