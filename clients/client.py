@@ -162,6 +162,17 @@ class ExchangeClient:
         except WorkflowQueryFailedError as error:
             raise ExchangeClientError(f"{application_id}: status unavailable ({error.message})") from None
 
+    async def application(self, application_id: str) -> ApplicationInput:
+        """The application as it stands now (amendments applied), from the workflow's `application` query."""
+        try:
+            handle = self._handle(application_id)
+            found: ApplicationInput = await handle.query("application", result_type=ApplicationInput)
+            return found
+        except RPCError as error:
+            raise await self._translate(application_id, error) from None
+        except WorkflowQueryFailedError as error:
+            raise ExchangeClientError(f"{application_id}: application unavailable ({error.message})") from None
+
     async def result(self, application_id: str) -> ExchangeOutcome:
         handle = self._client.get_workflow_handle(self._workflow_id(application_id), result_type=ExchangeOutcome)
         outcome: ExchangeOutcome = await handle.result()

@@ -280,6 +280,9 @@ def _exchange_actions() -> list[Action]:
         ),
         Action("getExchange", "GET /exchanges/{id}", "read an exchange", EXCHANGE_READ, notes=READ_NOTES),
         Action(
+            "getApplication", "GET /exchanges/{id}/application", "read the application", EXCHANGE_READ, notes=READ_NOTES
+        ),
+        Action(
             "listExchanges",
             "GET /exchanges",
             "list exchanges",

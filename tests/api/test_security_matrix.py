@@ -230,6 +230,7 @@ def request(world: World, case: Case, who: Principal | None) -> tuple[str, str, 
     requests: dict[str, tuple[str, str, dict[str, Any]]] = {
         "startExchange": ("POST", "/exchanges", {"json": {**world.data, "submitted_by": actor}}),
         "getExchange": ("GET", exchange, {}),
+        "getApplication": ("GET", f"{exchange}/application", {}),
         "listExchanges": ("GET", "/exchanges", {"params": {"partnership": partnership, "limit": 100}}),
         "explainExchange": ("GET", f"{exchange}/explanation", {}),
         "getLedgerHistory": ("GET", f"{exchange}/ledger", {}),

@@ -81,6 +81,8 @@ async def test_a_review_through_the_form_is_recorded_and_two_reach_quorum(make_a
         page = await web.get(f"/app/exchanges/{app_id}")
         assert page.status_code == 200, page.text
         assert "Eligible" in page.text, "the screening result is explained"
+        assert "Lyon Optics Hub" in page.text, "the application's organisations are shown"
+        assert "Learn how the host runs its shared clean-room." in page.text, "and its goals"
         assert "Policy 2022.1: score each criterion from 1 (weakest) to 5 (strongest)" in page.text
         for criterion in CRITERIA:
             assert f'name="score.{criterion}"' in page.text

@@ -22,7 +22,7 @@ Messages:
   confirm_attendance, report_no_show, submit_report, validate_report, withdraw, cancel;
 - signals: confirm_payment (finance; counts only in PAYMENT for this exchange's order and amount, any
   other is recorded as ignored), funds_held (the partnership's Funds workflow placed the hold);
-- query: status.
+- queries: status; application (the application as amended).
 
 Deadlines (policy data, counted from when each step starts): review (working days, then escalation to an
 officer, then reassignment and finally a lapse); appeal; waitlist; signatures (with reminders); travel
@@ -107,6 +107,12 @@ class ExchangeWorkflow:
             return await close(self.ex, ended, self.review, self.funding, self.payment)
         paid = Ended(Stage.PAID, "payment confirmed by finance", self.payment.confirmed_by())
         return await close(self.ex, paid, self.review, self.funding, self.payment)
+
+    @workflow.query(name="application")
+    def application(self) -> ApplicationInput:
+        """The application as it stands now (amendments applied): what reviewers read. A query changes
+        no history, so adding it needs no patch."""
+        return self.ex.app
 
     @workflow.query(name="status")
     def status(self) -> ExchangeStatus:

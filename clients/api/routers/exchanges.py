@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from clients.api import examples, idempotency
@@ -231,6 +231,38 @@ async def get_exchange(
     except ExchangeClientError as error:
         raise translate(error) from None
     return await _as_seen_by(api, permit, status)
+
+
+@router.get(
+    "/exchanges/{application_id}/application",
+    response_model=None,
+    tags=["exchanges"],
+    operation_id="getApplication",
+    summary="The application as it stands now (amendments applied): organisations, countries, dates, goals",
+    responses={
+        # The start's own component: one shape for the application in and out (clients/api/openapi.py).
+        200: {
+            "description": "the application",
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/ApplicationInput"},
+                    "example": examples.APPLICATION,
+                }
+            },
+        },
+        **problem_responses(401, 403, 404, 422, 503, 504),
+    },
+)
+async def get_application(
+    application_id: ApplicationIdPath, api: Engine, permit: Annotated[Permit, permitted("getApplication")]
+) -> JSONResponse:
+    await authorise(api, permit, application_id)
+    try:
+        async with engine_call(api):
+            application = await api.exchanges.application(application_id)
+    except ExchangeClientError as error:
+        raise translate(error) from None
+    return JSONResponse(application.model_dump(mode="json"))
 
 
 @router.get(

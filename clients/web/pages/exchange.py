@@ -122,11 +122,13 @@ async def optional(door: Door, path: str) -> Any | None:
 async def exchange_facts(door: Door, application_id: str) -> dict[str, Any]:
     """The template context every role's exchange page shares (RefusedError when the viewer may not read it)."""
     status: dict[str, Any] = await door.get(f"/exchanges/{application_id}")
+    application: dict[str, Any] | None = await optional(door, f"/exchanges/{application_id}/application")
     explanation = await optional(door, f"/exchanges/{application_id}/explanation")
     decisions: list[dict[str, Any]] = explanation["decisions"] if explanation else []
     return {
         "application_id": application_id,
         "status": status,
+        "application": application,
         "explained": explanation is not None,
         "screening": _latest(decisions, "screening_decided"),
         "pricing": _latest(decisions, "priced"),
