@@ -100,12 +100,12 @@ def worker(ctx: typer.Context) -> None:
         )
         if temporal is None:
             return
-        # One connection per activity slot: an activity never waits in the worker for a connection.
+        # The pool the activities share (CX_WORKER_POOL_SIZE): each activity holds a connection for a few ms.
         pool = await unless_stopped(
             connect_postgres_pool(
                 resolve_database_url(settings),
                 timeout_s=settings.connect_timeout_s,
-                max_size=settings.worker_activity_slots,
+                max_size=settings.worker_pool_size,
             ),
             stop,
         )

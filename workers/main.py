@@ -26,7 +26,7 @@ from activities.screening import VisitActivities, screen_application
 from activities.submission import SubmissionActivities
 from ledger.pool import keep_session
 from ledger.store import LedgerStore
-from workers.settings import DEFAULT_ACTIVITY_SLOTS, DEFAULT_CACHED_WORKFLOWS
+from workers.settings import DEFAULT_ACTIVITY_SLOTS, DEFAULT_CACHED_WORKFLOWS, DEFAULT_WORKER_POOL_SIZE
 from workers.versioning import Deployment
 from workflows.exchange import ExchangeWorkflow
 from workflows.funding import FundsWorkflow
@@ -43,8 +43,8 @@ SANDBOX = SandboxedWorkflowRunner(
 
 
 @contextlib.asynccontextmanager
-async def database_pool(database_url: str, max_size: int = DEFAULT_ACTIVITY_SLOTS) -> AsyncIterator[asyncpg.Pool]:
-    """One pool per process (asyncpg's advice), one connection per activity slot; closed when the block ends."""
+async def database_pool(database_url: str, max_size: int = DEFAULT_WORKER_POOL_SIZE) -> AsyncIterator[asyncpg.Pool]:
+    """One pool per process (asyncpg's advice), shared by the activities; closed when the block ends."""
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=max_size, reset=keep_session)
     try:
         yield pool
@@ -72,9 +72,8 @@ def build_worker(
 ) -> Worker:
     """The worker with every workflow and activity; `payments` and `projection` let fault tests swap in a
     stand-in that crashes or refuses, in tests about the workflow's own logic. With a `deployment`, the
-    worker runs under Worker Versioning as that build (workers/versioning.py). `activity_slots` should be
-    the pool's size: an activity waits for a connection only if the pool is smaller (docs/performance.md,
-    "Sizing")."""
+    worker runs under Worker Versioning as that build (workers/versioning.py); `activity_slots` and
+    `cached_workflows` are the worker's tuning (docs/performance.md, "Sizing")."""
     store = LedgerStore(pool)
     ledger = LedgerActivities(store)
     submission = SubmissionActivities(pool, notify_email)

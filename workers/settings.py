@@ -25,9 +25,11 @@ DEFAULT_STATE_DIR = ".cx"
 MAX_SECONDS = 86_400
 # From 1 KiB (a request smaller than that is no request) to 16 MiB (a JSON body is a few KiB).
 BODY_BYTES_RANGE = (1024, 16 * 1024 * 1024)
-# A worker's tuning (docs/performance.md, "Sizing"): activities run at once, each with its own connection of
-# the worker's pool; exchanges kept in the sticky cache (about 170 kB each).
-DEFAULT_ACTIVITY_SLOTS = 16
+# A worker's tuning, chosen by the lifecycle bench (docs/performance.md, "Sizing"): activities run at once
+# (the SDK's default: fewer slots left tasks waiting on the server and cost throughput), the connections of
+# the worker's pool they share, and exchanges kept in the sticky cache (about 130 kB each).
+DEFAULT_ACTIVITY_SLOTS = 100
+DEFAULT_WORKER_POOL_SIZE = 10
 DEFAULT_CACHED_WORKFLOWS = 1000
 
 
@@ -113,6 +115,9 @@ class Settings(BaseSettings):
     # A worker's tuning, chosen by measurement (docs/performance.md, "Sizing").
     worker_activity_slots: Annotated[int, Field(ge=1, le=1000)] = Field(
         default=DEFAULT_ACTIVITY_SLOTS, validation_alias="CX_WORKER_ACTIVITY_SLOTS"
+    )
+    worker_pool_size: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=DEFAULT_WORKER_POOL_SIZE, validation_alias="CX_WORKER_POOL_SIZE"
     )
     worker_cached_workflows: Annotated[int, Field(ge=0, le=100_000)] = Field(
         default=DEFAULT_CACHED_WORKFLOWS, validation_alias="CX_WORKER_CACHED_WORKFLOWS"

@@ -34,6 +34,9 @@ VARIABLES = {
     "CX_SMTP_HOST": "smtp.internal",
     "CX_SMTP_PORT": "2525",
     "CX_SMTP_SENDER": "cx@example.org",
+    "CX_WORKER_ACTIVITY_SLOTS": "50",
+    "CX_WORKER_POOL_SIZE": "20",
+    "CX_WORKER_CACHED_WORKFLOWS": "500",
     "CX_WORKER_DEPLOYMENT": "clusterxchange",
     "CX_BUILD_ID": "2026.12.2-a1b2c3d",
 }
@@ -54,6 +57,8 @@ def test_every_documented_variable_is_read_the_same_from_the_environment_and_fro
     )
     assert from_process.evidence_dir == Path("/srv/evidence")
     assert from_process.deployment == Deployment("clusterxchange", "2026.12.2-a1b2c3d")
+    assert (from_process.worker_activity_slots, from_process.worker_pool_size) == (50, 20)
+    assert from_process.worker_cached_workflows == 500
     assert from_process.webhook_secret is not None
     assert from_process.webhook_secret.get_secret_value() == "s3cret"
     assert "s3cret" not in repr(from_process)
