@@ -75,6 +75,7 @@ from bench.drivers import (
 from bench.plan import BarePlan, plan_from_history
 from bench.report import TARGET_INTAKE_SIZE, Intake, Rep, Results, print_report
 from clients.client import ExchangeClient
+from ledger.checks import check_ledger
 from ledger.migrate import apply_migrations
 from ledger.store import LedgerStore
 from schemas.converter import DATA_CONVERTER
@@ -660,6 +661,9 @@ async def measure_all(bench: Lifecycle, res: Results) -> None:
         park = await bench.park(args.park, open_before)
         res.intake.append(park)
         _progress(f"  {park.open_after:,} open; worker RSS {park.rss_parked / MIB:,.0f} MB")
+    report = await check_ledger(st.pool)
+    res.ledger_breaches = [check.name for check in report.checks if not check.ok]
+    _progress(f"cx ledger check: {', '.join(res.ledger_breaches) or 'clean'}")
 
 
 def _progress(text: str) -> None:

@@ -153,6 +153,8 @@ class Results:
     reps: list[Rep] = field(default_factory=list)
     intake: list[Intake] = field(default_factory=list)
     failure: str | None = None  # what ended the run early, if anything did
+    # `cx ledger check` on the run's database once it has measured: the names of the checks that failed.
+    ledger_breaches: list[str] | None = None
 
     def of(self, variant: str, reps: list[Rep] | None = None) -> list[Rep]:
         return [r for r in (self.reps if reps is None else reps) if r.variant == variant]
@@ -223,6 +225,9 @@ class Results:
             rss, how = rss_with
             target = f"worker RSS with {TARGET_RSS_OPEN:,} open exchanges <= {TARGET_RSS_BYTES // MIB} MB"
             out.append((target, rss <= TARGET_RSS_BYTES, f"{rss / MIB:,.0f} MB, {how}"))
+        if self.ledger_breaches is not None:
+            breached = ", ".join(self.ledger_breaches) or "every check passed"
+            out.append(("cx ledger check clean after the run", not self.ledger_breaches, breached))
         return out
 
     def to_json(self) -> dict[str, Any]:
