@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from clients.api import TokenConfigError, create_app, parse_tokens
-from clients.api.auth import Principal
 from clients.client import ExchangeClient
 from clients.command import console, fail, run
 from clients.exit_codes import ExitCode
@@ -27,6 +25,9 @@ from workers.logging import configure_logging, get_logger
 from workers.process import settings_of
 from workers.runtime import resolve_database_url, resolve_temporal_address
 from workers.settings import Settings
+
+if TYPE_CHECKING:
+    from clients.api.auth import Principal
 
 
 def mount(app: typer.Typer) -> None:
@@ -183,6 +184,10 @@ def api(
 
     Example: CX_API_TOKENS='{"s3cret-token-of-16+": {"subject": "anna", "role": "officer"}}' cx api --port 8080
     """
+    # The API and its web app (FastAPI, Jinja2, every router) load only for the command that serves them:
+    # about a second of every other `cx` command's start.
+    from clients.api.auth import TokenConfigError, parse_tokens
+
     settings = settings_of(ctx)
     configure_logging(settings.log_format)
     try:
@@ -195,6 +200,8 @@ def api(
 async def serve_api(settings: Settings, tokens: dict[str, Principal], host: str, port: int) -> None:
     """Run the API until interrupted: one pool and one Temporal client per process."""
     import uvicorn  # only the serving process needs it
+
+    from clients.api import create_app
 
     # Both wait for their server (with backoff, up to CX_CONNECT_TIMEOUT_S) on the process's one Temporal runtime.
     temporal = await connect_temporal(
