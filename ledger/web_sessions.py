@@ -57,14 +57,9 @@ async def find_session(pool: asyncpg.Pool, id_sha256: str) -> WebSession | None:
     return None if row is None else WebSession(**dict(row))
 
 
-async def take_flash(pool: asyncpg.Pool, id_sha256: str) -> str | None:
-    """The session's one-shot message, cleared as it is read."""
-    value: str | None = await pool.fetchval(
-        """UPDATE web_sessions s SET flash = NULL FROM (SELECT flash FROM web_sessions WHERE id_sha256 = $1
-               FOR UPDATE) old WHERE s.id_sha256 = $1 RETURNING old.flash""",
-        id_sha256,
-    )
-    return value
+async def clear_flash(pool: asyncpg.Pool, id_sha256: str) -> None:
+    """The one-shot message was shown (it came with the session row): it is not shown again."""
+    await pool.execute("UPDATE web_sessions SET flash = NULL WHERE id_sha256 = $1", id_sha256)
 
 
 async def set_flash(pool: asyncpg.Pool, id_sha256: str, message: str) -> None:

@@ -25,7 +25,7 @@ from starlette.responses import RedirectResponse, Response
 from clients.money import format_eur, format_optional_eur
 from clients.web.door import Door, Refused
 from clients.web.session import CSRF_FIELD, SignedIn, Tokens, csrf_valid, signed_in
-from ledger.web_sessions import set_flash, take_flash
+from ledger.web_sessions import clear_flash, set_flash
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 PREFIX = "/app"
@@ -101,7 +101,10 @@ async def render(
 ) -> Response:
     """A page: the template with the viewer, their CSRF token, navigation and the one-shot message."""
     web = web_of(request)
-    flash = await take_flash(web.pool, who.session.id_sha256) if who is not None else None
+    # The message came with the session row; a page without one costs no write.
+    flash = who.session.flash if who is not None else None
+    if who is not None and flash is not None:
+        await clear_flash(web.pool, who.session.id_sha256)
     response = web.templates.TemplateResponse(
         request,
         template,

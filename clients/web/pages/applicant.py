@@ -29,12 +29,11 @@ from clients.web.pages.exchange import (
     PARTY_NAMES,
     ApplicationIdPath,
     act,
+    again_with,
     exchange_facts,
     form_key,
-    kept,
     new_form_key,
     optional,
-    refused_again,
     text,
 )
 from clients.web.session import SignedIn
@@ -170,18 +169,7 @@ async def exchange_page(request: Request, who: SignedIn, application_id: str) ->
 def _again(
     request: Request, who: SignedIn, application_id: str, form: FormData, name: str
 ) -> Callable[[Refused], Awaitable[Response]]:
-    """The page again after the API refused form `name`: what was typed kept, the refusal shown."""
-
-    async def again(refused: Refused) -> Response:
-        try:
-            facts: dict[str, Any] | None = await applicant_facts(request, who, application_id)
-        except RefusedError:
-            facts = None
-        if facts is not None:
-            facts.update(values=kept(form), refused_form=name)
-        return await refused_again(request, who, TEMPLATE, refused, facts)
-
-    return again
+    return again_with(applicant_facts, TEMPLATE, request, who, application_id, form, name)
 
 
 @router.post("/exchanges/{application_id}/evidence", include_in_schema=False)

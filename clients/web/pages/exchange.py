@@ -158,6 +158,27 @@ async def refused_again(
     return await refused_page(request, template, who, refused, **facts, **context)
 
 
+Facts = Callable[[Request, SignedIn, str], Awaitable[dict[str, Any]]]
+
+
+def again_with(
+    facts_of: Facts, template: str, request: Request, who: SignedIn, application_id: str, form: FormData, name: str
+) -> Callable[[Refused], Awaitable[Response]]:
+    """The page (`facts_of` and `template`) again after the API refused form `name`: what was typed kept,
+    the refusal shown; the refusal alone when the viewer can no longer read the exchange."""
+
+    async def again(refused: Refused) -> Response:
+        try:
+            facts: dict[str, Any] | None = await facts_of(request, who, application_id)
+        except RefusedError:
+            facts = None
+        if facts is not None:
+            facts.update(values=kept(form), refused_form=name)
+        return await refused_again(request, who, template, refused, facts)
+
+    return again
+
+
 def kept(form: FormData) -> dict[str, str]:
     """What the viewer typed, to fill the form in again after a refusal (the CSRF token and files left out)."""
     return {name: value for name, value in form.items() if isinstance(value, str) and name != "csrf_token"}

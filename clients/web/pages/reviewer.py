@@ -25,16 +25,15 @@ from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
 from clients.web.context import CheckedForm, Viewer, door, page_url, render
-from clients.web.door import Refused, RefusedError
+from clients.web.door import Refused
 from clients.web.pages import applicant
 from clients.web.pages.exchange import (
     ApplicationIdPath,
     act,
+    again_with,
     exchange_facts,
-    kept,
     new_form_key,
     parse_instant,
-    refused_again,
     text,
 )
 from clients.web.session import SignedIn
@@ -91,18 +90,7 @@ async def reviewer_facts(request: Request, who: SignedIn, application_id: str) -
 def _again(
     request: Request, who: SignedIn, application_id: str, form: FormData, name: str
 ) -> Callable[[Refused], Awaitable[Response]]:
-    """The page again after the API refused form `name`: what was typed kept, the refusal shown."""
-
-    async def again(refused: Refused) -> Response:
-        try:
-            facts: dict[str, Any] | None = await reviewer_facts(request, who, application_id)
-        except RefusedError:
-            facts = None
-        if facts is not None:
-            facts.update(values=kept(form), refused_form=name)
-        return await refused_again(request, who, TEMPLATE, refused, facts)
-
-    return again
+    return again_with(reviewer_facts, TEMPLATE, request, who, application_id, form, name)
 
 
 def _score(value: str) -> int | str:
