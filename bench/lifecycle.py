@@ -61,6 +61,8 @@ from bench.children import BIN_DIR, ChildWorker, progress, start_child, start_de
 from bench.drivers import (
     READ_MODEL_INTERVAL_S,
     READY_FOR_REVIEW_SQL,
+    WAIT_LIMIT_S,
+    Finance,
     ReadModel,
     Recorder,
     bench_application,
@@ -74,6 +76,7 @@ from clients.client import ExchangeClient
 from ledger.checks import check_ledger
 from ledger.migrate import apply_migrations
 from ledger.store import LedgerStore
+from schemas.stages import Stage
 from workers.devstack import EmbeddedPostgres, create_database, drop_database, free_port
 from workers.seed import PARTNERSHIPS, seed_partnerships
 
@@ -322,6 +325,12 @@ class Lifecycle:
             apps.append(bench_application(f"{self.run}-{label}-{i:05d}", partnership, self.today))
         return apps
 
+    async def paid(self, application_id: str) -> None:
+        """The workflow's result (through Temporal), as the lifecycle bench has always waited for it."""
+        outcome = await asyncio.wait_for(self.exchanges.result(application_id), WAIT_LIMIT_S)
+        if outcome.stage is not Stage.PAID:
+            raise RuntimeError(f"{application_id}: ended {outcome.stage.value}, not PAID ({outcome.reason})")
+
     async def upload(self, application_id: str) -> dict[str, Any]:
         return await upload_evidence(self.st.pool, self.st.evidence_dir, application_id)
 
@@ -330,7 +339,8 @@ class Lifecycle:
         async with ReadModel(self.st.pool).running() as read_model:
 
             async def drive(recorder: Recorder) -> None:
-                calls = [drive_exchange(self.exchanges, a, self.upload, read_model, recorder) for a in apps]
+                finance = Finance(payment_order=read_model.payment_order, paid=self.paid)
+                calls = [drive_exchange(self.exchanges, a, self.upload, read_model, recorder, finance) for a in apps]
                 if one_at_a_time:
                     for call in calls:
                         await call
