@@ -38,6 +38,7 @@ import time
 import traceback
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -60,7 +61,7 @@ from bench.children import (
 )
 from bench.drivers import Finance, ReadModel, Recorder, bench_application, drive_exchange
 from bench.finance_desk import FinanceDesk
-from bench.lifecycle import seed
+from bench.lifecycle import seed, worker_counters
 from bench.scaleout_checks import (
     EXIT_RUN_FAILED,
     Doubles,
@@ -163,6 +164,7 @@ class PhaseResult:
     requests_by_api: dict[str, int]
     transient_retries: int
     updates_refused: int
+    tasks_by_worker: dict[str, str]  # worker -> its workflow and activity tasks of the phase (or "killed")
 
     @property
     def per_s(self) -> float:
@@ -333,6 +335,7 @@ async def run_phase(site: Site, label: str, workers: int, count: int, *, warm_up
                             killer.cancel()  # the phase ended (or failed) before the kill: said in the report
                     seconds = time.perf_counter() - started
                 killed, kill_after_s = killer.result() if killer is not None and not killer.cancelled() else ([], None)
+                tasks = await tasks_by_worker(procs.workers)
         finally:
             await actors.close()
     peaks = connection_peaks(sampler.samples)
@@ -349,7 +352,20 @@ async def run_phase(site: Site, label: str, workers: int, count: int, *, warm_up
         requests_by_api=dict(actors.requests_by_api),
         transient_retries=actors.transient_retries,
         updates_refused=recorder.updates_refused,
+        tasks_by_worker=tasks,
     )
+
+
+async def tasks_by_worker(workers: list[ChildWorker]) -> dict[str, str]:
+    """How the work spread: each live worker's workflow and activity tasks (its SDK counters) since it started."""
+    spread: dict[str, str] = {}
+    for w in workers:
+        if not w.running:
+            spread[w.name] = "killed"
+            continue
+        counters = await worker_counters(w)
+        spread[w.name] = f"{counters['workflow tasks']:.0f} wf/{counters['activity tasks']:.0f} act"
+    return spread
 
 
 @dataclass
@@ -361,6 +377,7 @@ class Outcome:
     lost: list[str] = field(default_factory=list)
     doubles: Doubles | None = None
     deliveries_kept: int = 0
+    ledger_payments: dict[str, int] = field(default_factory=dict)  # transfer kind -> count, over every exchange
     orders_received: int = 0
     ledger_clean: bool = False
     ledger_output: str = ""
@@ -375,6 +392,7 @@ async def verdicts(site: Site, out: Outcome) -> None:
     out.lost = lost_exchanges(site.started, stages)
     ledger_rows = [(r["application_id"], r["kind"]) for r in await site.pool.fetch(PAYMENT_TRANSFERS_SQL, site.started)]
     out.doubles = double_payments(ledger_rows, site.finance.orders.stored)
+    out.ledger_payments = dict(Counter(kind for _, kind in ledger_rows))
     out.deliveries_kept = len(site.finance.orders.stored)
     out.orders_received = len(site.finance.orders)
     out.ledger_clean, out.ledger_output = await ledger_check(site.dsn)
@@ -486,6 +504,7 @@ def print_phase(p: PhaseResult, max_connections: int) -> None:
         f"  requests per API {per_api} ({p.transient_retries} sent again), "
         f"{p.updates_refused} updates refused as not yet; worker RSS peak {rss}"
     )
+    print(f"  tasks per worker: {', '.join(f'{n} {t}' for n, t in sorted(p.tasks_by_worker.items()))}")
     connections = describe_connections(p.connections, p.connections_peak_total, max_connections)
     print(f"  postgres connections: {connections}")
 
@@ -501,7 +520,11 @@ def print_report(out: Outcome, args: argparse.Namespace) -> int:
     ones = [p.per_s for p in out.phases if p.workers == 1]
     threes = [p.per_s for p in out.phases if p.workers == 3]
     if ones and len(ones) == len(threes):
-        print(f"ratio 3 workers / 1 worker: {throughput_ratio(ones, threes).describe()}")
+        # With the kill, phase B's time includes the crash's recovery: the killed worker's activities are retried
+        # only when their start-to-close timeout expires (workflows/options.py), whatever the batch size.
+        killed = any(p.killed for p in out.phases)
+        note = " (phase B's time includes the kill -9 and its recovery; --no-kill for scaling alone)" if killed else ""
+        print(f"ratio 3 workers / 1 worker: {throughput_ratio(ones, threes).describe()}{note}")
     if out.failure:
         print(f"the run failed; the figures above are those measured before:\n{out.failure}", file=sys.stderr)
         return EXIT_RUN_FAILED
@@ -511,7 +534,8 @@ def print_report(out: Outcome, args: argparse.Namespace) -> int:
         + (f": {', '.join(out.lost)}" if out.lost else "")
     )
     print(
-        f"{len(doubles.exchanges)} double (ledger: at most one post and one payout per exchange; finance receiver: "
+        f"{len(doubles.exchanges)} double (ledger: {out.ledger_payments.get('post', 0)} posts and "
+        f"{out.ledger_payments.get('pay_out', 0)} payouts, at most one each per exchange; finance receiver: "
         f"{out.orders_received} payment orders, {out.deliveries_kept} deliveries kept after its dedup)"
         + (f": {doubles.describe()}" if doubles.exchanges else "")
     )
