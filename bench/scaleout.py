@@ -87,6 +87,8 @@ SAMPLE_S = 0.5  # how often pg_stat_activity and the workers' memory are read
 PAID_POLL_S = 0.2
 LEDGER_CHECK_LIMIT_S = 300.0
 MIB = 1024 * 1024
+POOL_MAX_PER_PROCESS = 10  # each worker's, dispatcher's and API's pool at most (ledger/pool.py, CX_WORKER_POOL_SIZE)
+BENCH_POOL_MAX = 8
 
 CONNECTIONS_SQL = """
     SELECT coalesce(nullif(application_name, ''), '(unnamed)') AS name, count(*)::int AS n
@@ -427,7 +429,7 @@ async def site_of(admin_dsn: str, work_dir: Path, total_exchanges: int) -> Async
         await apply_migrations(dsn)
         env, port = await start_dev_server()
         try:
-            pool = await asyncpg.create_pool(with_application_name(dsn, "bench"), min_size=1, max_size=8)
+            pool = await asyncpg.create_pool(with_application_name(dsn, "bench"), min_size=1, max_size=BENCH_POOL_MAX)
             secret = secrets.token_hex(32)
             finance = FinanceDesk(secret)
             await finance.start()
@@ -454,6 +456,13 @@ async def measure(site: Site, args: argparse.Namespace, out: Outcome) -> None:
     (20 exchanges: 3.2 s with 1 worker, 34.1 s with 3 workers and the kill: 0.09x).
     """
     out.max_connections = int(await site.pool.fetchval("SHOW max_connections"))
+    in_use = int(await site.pool.fetchval("SELECT count(*) FROM pg_stat_activity"))
+    needed = POOL_MAX_PER_PROCESS * (3 + DISPATCHERS + APIS) + BENCH_POOL_MAX
+    if out.max_connections - in_use < needed:
+        progress(
+            f"warning: Postgres has {out.max_connections - in_use} connections free and phase B may take {needed}: "
+            "a process that cannot connect fails the run (the embedded Postgres allows 300; unset DATABASE_URL)"
+        )
     plan = [(f"r{r}{'ab'[k]}", workers, False) for r in range(1, args.repeats + 1) for k, workers in enumerate((1, 3))]
     if not args.no_kill:
         plan.append(("b-kill", 3, True))
