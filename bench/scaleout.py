@@ -12,8 +12,8 @@ partnerships seeded with enough budget. Then, on the same task queue:
 - the same number of exchanges driven to PAID in each phase by bench/drivers.py's actors, every command sent
   over HTTP to the two APIs in turn (bench/api_actors.py); finance confirms a payment once its order has
   arrived at the receiver; the actors read the Postgres read model to know when it is their turn;
-- then phase B once more (`b-kill`, unless --no-kill): once a third of its exchanges are PAID, one worker and
-  one dispatcher are killed with SIGKILL; the run must still finish. It is timed apart from the ratio
+- then phase B once more (`b-kill`, unless --no-kill): once the batch is a third of its way to PAID, one
+  worker and one dispatcher are killed with SIGKILL; the run must still finish. It is timed apart from the ratio
   because its recovery is a fixed wait (see `measure`).
 
 It prints exchanges/s per phase, the `ratio` of 3 workers to 1 worker (median and spread over repeats),
@@ -70,6 +70,7 @@ from bench.scaleout_checks import (
     describe_connections,
     double_payments,
     exit_code,
+    lifecycle_progress,
     lost_exchanges,
     throughput_ratio,
 )
@@ -82,9 +83,9 @@ from workers.seed import PARTNERSHIPS
 WARM_UP_EXCHANGES = 2  # driven to PAID before the first phase is timed: server caches, Funds workflows
 DISPATCHERS = 2
 APIS = 2
-KILL_AT_FRACTION = 1 / 3  # of the phase's exchanges PAID, when phase B loses a worker and a dispatcher
+KILL_AT_PROGRESS = 1 / 3  # of the batch's way to PAID (stages reached), when b-kill loses a worker and a dispatcher
 SAMPLE_S = 0.5  # how often pg_stat_activity and the workers' memory are read
-PAID_POLL_S = 0.2
+PROGRESS_POLL_S = 0.1
 LEDGER_CHECK_LIMIT_S = 300.0
 MIB = 1024 * 1024
 POOL_MAX_PER_PROCESS = 10  # each worker's, dispatcher's and API's pool at most (ledger/pool.py, CX_WORKER_POOL_SIZE)
@@ -93,7 +94,6 @@ BENCH_POOL_MAX = 8
 CONNECTIONS_SQL = """
     SELECT coalesce(nullif(application_name, ''), '(unnamed)') AS name, count(*)::int AS n
       FROM pg_stat_activity WHERE datname = current_database() GROUP BY 1"""
-PAID_COUNT_SQL = "SELECT count(*) FROM exchanges WHERE stage = 'PAID' AND application_id = ANY($1::text[])"
 STAGES_SQL = "SELECT application_id, stage FROM exchanges WHERE application_id = ANY($1::text[])"
 # The payment's two transfers (post of the hold, payout) of each exchange's ledger account.
 PAYMENT_TRANSFERS_SQL = """
@@ -285,19 +285,20 @@ class Sampler:
             await asyncio.sleep(SAMPLE_S)
 
 
-async def kill_when_paid(site: Site, ids: list[str], procs: Processes, started: float) -> tuple[list[str], float]:
-    """Once KILL_AT_FRACTION of `ids` are PAID: kill -9 the first worker and the first dispatcher."""
-    threshold = max(1, round(len(ids) * KILL_AT_FRACTION))
-    # ASYNC110: the progress is in Postgres, not in this process: polled, as the actors poll the read model.
-    while await site.pool.fetchval(PAID_COUNT_SQL, ids) < threshold:  # noqa: ASYNC110
-        await asyncio.sleep(PAID_POLL_S)
+async def kill_mid_run(site: Site, ids: list[str], procs: Processes, started: float) -> tuple[list[str], float]:
+    """Once the batch is KILL_AT_PROGRESS of its way to PAID: kill -9 the first worker and the first dispatcher."""
+    while True:
+        stages = [r["stage"] for r in await site.pool.fetch(STAGES_SQL, ids)]
+        if lifecycle_progress(stages, len(ids)) >= KILL_AT_PROGRESS:
+            break
+        await asyncio.sleep(PROGRESS_POLL_S)
     victims = [procs.workers[0], procs.dispatchers[0]]
     for victim in victims:
-        await asyncio.to_thread(victim.kill)
+        victim.kill()  # here, not in a thread: a phase ending now cannot cancel a kill half done
     after_s = time.perf_counter() - started
-    progress(
-        f"  {threshold} of {len(ids)} PAID after {after_s:.1f} s: killed {', '.join(v.name for v in victims)} (-9)"
-    )
+    paid = sum(1 for stage in stages if stage == "PAID")
+    names = ", ".join(v.name for v in victims)
+    progress(f"  a third of the way to PAID ({paid} of {len(ids)} PAID) after {after_s:.1f} s: killed {names} (-9)")
     return [v.name for v in victims], after_s
 
 
@@ -330,7 +331,7 @@ async def run_phase(site: Site, label: str, workers: int, count: int, *, warm_up
                 async with Sampler(site.pool, procs.workers).running() as sampler:
                     started = time.perf_counter()
                     ids = [a.application_id for a in apps]
-                    killer = asyncio.create_task(kill_when_paid(site, ids, procs, started)) if kill else None
+                    killer = asyncio.create_task(kill_mid_run(site, ids, procs, started)) if kill else None
                     try:
                         await drive_all(site, actors, apps, read_model, recorder)
                     finally:
@@ -543,7 +544,7 @@ def print_report(out: Outcome, args: argparse.Namespace) -> int:
         print(f"ratio 3 workers / 1 worker: {throughput_ratio(ones, threes).describe()} (timed phases, no kill)")
     drill = next((p for p in out.phases if p.label == "b-kill"), None)
     if drill is not None and not drill.killed:
-        print("kill -9: did NOT happen (the phase ended before a third of its exchanges were PAID)")
+        print("kill -9: did NOT happen (the phase ended before the batch was a third of its way to PAID)")
         return EXIT_RUN_FAILED
     if out.failure:
         print(f"the run failed; the figures above are those measured before:\n{out.failure}", file=sys.stderr)

@@ -14,6 +14,10 @@ from dataclasses import dataclass
 PAID = "PAID"
 PAYMENT_TRANSFER_KINDS = ("post", "pay_out")  # the two ledger transfers of a payment (activities/payments.py)
 
+# The stages an exchange passes on its way to PAID, in order (schemas/stages.py); a waitlisted one is funding.
+PATH_TO_PAID = ("SUBMITTED", "SCREENING", "REVIEW", "FUNDING", "AGREEMENT", "TRAVEL", "REPORTING", "PAYMENT", PAID)
+_STEP = {stage: n for n, stage in enumerate(PATH_TO_PAID)} | {"WAITLISTED": PATH_TO_PAID.index("FUNDING")}
+
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
 EXIT_INVARIANT_BROKEN = 2
@@ -22,6 +26,15 @@ EXIT_INVARIANT_BROKEN = 2
 def lost_exchanges(started: Iterable[str], stages: Mapping[str, str]) -> list[str]:
     """Exchanges started but not PAID in the read model (missing ones included), in the order started."""
     return [application_id for application_id in started if stages.get(application_id) != PAID]
+
+
+def lifecycle_progress(stages: Iterable[str], count: int) -> float:
+    """How far a batch of `count` exchanges has come on its way to PAID, 0 to 1: the stages reached, summed
+    over the batch (one not yet in the read model, or ended elsewhere, counts as not started). Driven all at
+    once, exchanges move in step, so "a third PAID" comes right before "all PAID"; this moves all along."""
+    if count <= 0:
+        raise ValueError("a batch has at least one exchange")
+    return sum(_STEP.get(stage, 0) for stage in stages) / (count * (len(PATH_TO_PAID) - 1))
 
 
 @dataclass(frozen=True)

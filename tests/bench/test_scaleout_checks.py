@@ -15,6 +15,7 @@ from bench.scaleout_checks import (
     describe_connections,
     double_payments,
     exit_code,
+    lifecycle_progress,
     lost_exchanges,
     throughput_ratio,
 )
@@ -113,3 +114,16 @@ def test_the_party_services_hold_every_organisation_within_the_apis_limit_per_pr
     principals = parse_tokens(tokens.config)  # what `cx api` does with CX_API_TOKENS at start-up
     assert principals[tokens.for_reviewer("epix-reviewer-1")].subject == "epix-reviewer-1"
     assert principals[tokens.officer].role == "officer"
+
+
+def test_progress_counts_stages_reached_so_a_batch_in_step_is_a_third_through_before_any_is_paid() -> None:
+    """Stages reached over the batch: 0 before any projection, 1 when all are PAID, a third at AGREEMENT-ish,
+    the waitlist counted as funding and an exchange ended elsewhere as not started."""
+    assert lifecycle_progress([], 3) == 0
+    assert lifecycle_progress(["PAID"] * 3, 3) == 1
+    assert lifecycle_progress(["FUNDING", "WAITLISTED"], 2) == 3 / 8
+    assert lifecycle_progress(["REJECTED", "PAID"], 2) == 1 / 2
+    in_step = ["REVIEW"] * 10  # every exchange moving together: a quarter through, none PAID
+    assert lifecycle_progress(in_step, 10) == 2 / 8
+    with pytest.raises(ValueError, match="at least one"):
+        lifecycle_progress([], 0)
