@@ -6,6 +6,7 @@ Each test gets its own fresh database, because a dispatcher delivers every due r
 from __future__ import annotations
 
 import asyncio
+import base64
 import email
 import hashlib
 import hmac
@@ -51,7 +52,7 @@ class WebhookReceiver:
 
     def dedup_keys(self) -> list[str]:
         with self.lock:
-            return [h["X-CX-Dedup-Key"] for h, _ in self.received]
+            return [h["webhook-id"] for h, _ in self.received]
 
 
 @pytest.fixture
@@ -61,7 +62,8 @@ def receiver() -> Iterator[WebhookReceiver]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
-            status = state.respond(dict(self.headers.items()), body)
+            # Header names are case-insensitive: kept lower-case, as a receiver would look them up.
+            status = state.respond({name.lower(): value for name, value in self.headers.items()}, body)
             try:
                 self.send_response(status)
                 self.send_header("Content-Length", "2")
@@ -95,7 +97,13 @@ async def pool(make_database: Callable[[], Awaitable[str]]) -> AsyncIterator[asy
 
 
 def _config(**overrides: Any) -> DispatcherConfig:
-    settings: dict[str, Any] = {"webhook_secret": SECRET, "base_backoff_s": 0.0, "timeout_s": 2.0, **overrides}
+    settings: dict[str, Any] = {
+        "webhook_secret": SECRET,
+        "base_backoff_s": 0.0,
+        "timeout_s": 2.0,
+        "retry_wait_initial_s": 0.01,
+        **overrides,
+    }
     return DispatcherConfig(**settings)
 
 
@@ -129,22 +137,26 @@ async def _enqueue_webhook(pool: asyncpg.Pool, url: str, application_id: str) ->
 async def test_webhook_is_delivered_with_a_signature_the_receiver_can_verify(
     pool: asyncpg.Pool, receiver: WebhookReceiver
 ) -> None:
-    """A payment order is POSTed once as JSON whose X-CX-Signature is the HMAC-SHA256 of "<timestamp>.<body>"."""
+    """A payment order is POSTed once as JSON signed per Standard Webhooks: webhook-id is the dedup key and
+    webhook-signature is v1,base64(HMAC-SHA256 of "<id>.<timestamp>.<body>") keyed with the raw secret's bytes."""
     outbox_id = await _enqueue_webhook(pool, receiver.url, "app-1")
     dispatcher = _dispatcher(pool)
     try:
         assert await dispatcher.run_once() == 1
         assert await dispatcher.run_once() == 0
     finally:
-        dispatcher.close()
+        await dispatcher.close()
 
     [(headers, body)] = receiver.received
-    # Verified independently of the dispatcher's helper, as a receiver would.
-    expected = hmac.new(SECRET.encode(), headers["X-CX-Timestamp"].encode() + b"." + body, hashlib.sha256)
-    assert hmac.compare_digest(headers["X-CX-Signature"], f"sha256={expected.hexdigest()}")
-    assert abs(int(headers["X-CX-Timestamp"]) - time.time()) < 60
-    assert headers["X-CX-Dedup-Key"] == "payment-order:app-1"
-    assert headers["Content-Type"] == "application/json"
+    # Verified independently of the dispatcher's helpers, as a receiver would.
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+    expected = base64.b64encode(hmac.new(SECRET.encode(), signed, hashlib.sha256).digest()).decode()
+    assert hmac.compare_digest(headers["webhook-signature"], f"v1,{expected}")
+    assert abs(int(headers["webhook-timestamp"]) - time.time()) < 60
+    assert headers["webhook-id"] == "payment-order:app-1"
+    assert headers["x-cx-dedup-key"] == "payment-order:app-1"
+    assert "traceparent" not in headers  # nothing enqueued it inside a trace
+    assert headers["content-type"] == "application/json"
     document = json.loads(body)
     assert document["dedup_key"] == "payment-order:app-1"
     assert document["topic"] == "payment_order"
@@ -181,7 +193,7 @@ async def test_failing_endpoint_is_retried_with_backoff_then_delivered_once(
         assert await dispatcher.run_once() == 1  # recovered: 200
         assert await dispatcher.run_once() == 0
     finally:
-        dispatcher.close()
+        await dispatcher.close()
 
     assert receiver.dedup_keys() == ["payment-order:app-2"] * 3
     row = await pool.fetchrow("SELECT attempts, delivered_at, dead_at, last_error FROM outbox WHERE id = $1", outbox_id)
@@ -193,18 +205,19 @@ async def test_failing_endpoint_is_retried_with_backoff_then_delivered_once(
 
 
 async def test_message_is_parked_as_dead_after_max_attempts(pool: asyncpg.Pool, receiver: WebhookReceiver) -> None:
-    """An endpoint that always fails gets max_attempts requests, then the row is dead with its last error."""
+    """An endpoint that always answers 503 gets max_attempts outbox attempts of retry_attempts tries each (the
+    short in-delivery retries), then the row is dead with its last error."""
     receiver.statuses = [503] * 10
     outbox_id = await _enqueue_webhook(pool, receiver.url, "app-3")
-    dispatcher = _dispatcher(pool, max_attempts=3)
+    dispatcher = _dispatcher(pool, max_attempts=3, retry_attempts=3)
     try:
         for _ in range(3):
             assert await dispatcher.run_once() == 1
         assert await dispatcher.run_once() == 0
     finally:
-        dispatcher.close()
+        await dispatcher.close()
 
-    assert len(receiver.received) == 3
+    assert len(receiver.received) == 3 * 3
     row = await pool.fetchrow("SELECT attempts, delivered_at, dead_at, last_error FROM outbox WHERE id = $1", outbox_id)
     assert row is not None
     assert row["attempts"] == 3
@@ -223,7 +236,7 @@ async def test_slow_endpoint_takes_the_timeout_branch(pool: asyncpg.Pool, receiv
         assert await dispatcher.run_once() == 1
         elapsed_s = time.monotonic() - started
     finally:
-        dispatcher.close()
+        await dispatcher.close()
     assert elapsed_s < 1.2
     row = await pool.fetchrow(
         "SELECT attempts, delivered_at, last_error, next_attempt_at > now() + interval '50 seconds' AS later "
@@ -248,7 +261,7 @@ async def test_row_abandoned_by_a_lost_dispatcher_on_its_last_attempt_is_parked(
     try:
         assert await dispatcher.run_once() == 0
     finally:
-        dispatcher.close()
+        await dispatcher.close()
     row = await pool.fetchrow("SELECT dead_at, last_error FROM outbox WHERE id = $1", outbox_id)
     assert row is not None
     assert row["dead_at"] is not None
@@ -284,11 +297,13 @@ async def test_email_is_delivered_over_smtp_with_a_message_id_from_the_dedup_key
                 destination="vop@example.org",
                 payload={"subject": "Report due in 7 days", "text": "Please submit the closing report."},
             )
-        dispatcher = _dispatcher(pool, smtp_host="127.0.0.1", smtp_port=port, smtp_sender="grants@clusterxchange.test")
+        dispatcher = _dispatcher(
+            pool, smtp_host="127.0.0.1", smtp_port=port, smtp_sender="grants@clusterxchange.test", smtp_tls="none"
+        )
         try:
             assert await dispatcher.run_once() == 1
         finally:
-            dispatcher.close()
+            await dispatcher.close()
     finally:
         controller.stop()
 
@@ -333,7 +348,7 @@ async def test_two_dispatchers_on_the_same_rows_deliver_each_message_once(
             async with asyncio.timeout(5):
                 await asyncio.gather(*runs)
             for d in dispatchers:
-                d.close()
+                await d.close()
         attempts = await pools[0].fetch("SELECT DISTINCT attempts FROM outbox")
     finally:
         for p in pools:
@@ -354,6 +369,10 @@ def test_config_from_env_reads_the_documented_variables() -> None:
             "CX_SMTP_HOST": "smtp.internal",
             "CX_SMTP_PORT": "2525",
             "CX_SMTP_SENDER": "grants@example.org",
+            "CX_SMTP_TLS": "tls",
+            "CX_SMTP_USERNAME": "cx",
+            "CX_SMTP_PASSWORD": "mail-pass",
+            "CX_SMTP_CA_FILE": "/etc/cx/relay-ca.pem",
         }
     )
     assert (config.webhook_secret, config.smtp_host, config.smtp_port, config.smtp_sender) == (
@@ -362,6 +381,12 @@ def test_config_from_env_reads_the_documented_variables() -> None:
         2525,
         "grants@example.org",
     )
+    assert (config.smtp_tls, config.smtp_username, str(config.smtp_ca_file)) == ("tls", "cx", "/etc/cx/relay-ca.pem")
+    assert config.smtp_password is not None
+    assert config.smtp_password.get_secret_value() == "mail-pass"
+    assert "mail-pass" not in repr(config)
+    assert "s3cret" not in repr(config)
+    assert DispatcherConfig.from_env({"CX_WEBHOOK_SECRET": "s"}).smtp_tls == "starttls"  # required by default
     assert config.backoff_s(1) == config.base_backoff_s
     assert config.backoff_s(100) == config.max_backoff_s
     assert config.lease_s > config.timeout_s
@@ -369,3 +394,13 @@ def test_config_from_env_reads_the_documented_variables() -> None:
         DispatcherConfig.from_env({})
     with pytest.raises(ValueError, match="CX_SMTP_PORT"):
         DispatcherConfig.from_env({"CX_WEBHOOK_SECRET": "s", "CX_SMTP_PORT": "smtp"})
+    with pytest.raises(ValueError, match="CX_SMTP_TLS"):
+        DispatcherConfig.from_env({"CX_WEBHOOK_SECRET": "s", "CX_SMTP_TLS": "ssl"})
+    with pytest.raises(ValueError, match="in clear"):
+        DispatcherConfig.from_env(
+            {"CX_WEBHOOK_SECRET": "s", "CX_SMTP_TLS": "none", "CX_SMTP_USERNAME": "cx", "CX_SMTP_PASSWORD": "p"}
+        )
+    with pytest.raises(ValueError, match="set both"):
+        DispatcherConfig.from_env({"CX_WEBHOOK_SECRET": "s", "CX_SMTP_USERNAME": "cx"})
+    with pytest.raises(ValueError, match="base64"):
+        DispatcherConfig.from_env({"CX_WEBHOOK_SECRET": "whsec_not*base64"})
