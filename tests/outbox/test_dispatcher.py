@@ -7,108 +7,29 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import email
 import hashlib
 import hmac
 import json
-import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
-from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import pytest
-import pytest_asyncio
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from activities.outbox import enqueue, payment_order_dedup_key
+from tests.outbox.receivers import (
+    SECRET,
+    RecordingHandler,
+    WebhookReceiver,
+    dispatcher_config,
+    enqueue_webhook,
+    make_dispatcher,
+)
 from tests.waiting import eventually
 from workers.devstack import free_port
 from workers.dispatcher import Dispatcher, DispatcherConfig
-
-SECRET = "test-secret-not-for-production"
-
-
-@dataclass
-class WebhookReceiver:
-    """A local HTTP endpoint that records every POST and answers with scripted statuses (then 200)."""
-
-    statuses: list[int] = field(default_factory=list)
-    delay_s: float = 0.0
-    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    url: str = ""
-
-    def respond(self, headers: dict[str, str], body: bytes) -> int:
-        time.sleep(self.delay_s)
-        with self.lock:
-            self.received.append((headers, body))
-            return self.statuses.pop(0) if self.statuses else 200
-
-    def dedup_keys(self) -> list[str]:
-        with self.lock:
-            return [h["webhook-id"] for h, _ in self.received]
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    state = WebhookReceiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            # Header names are case-insensitive: kept lower-case, as a receiver would look them up.
-            status = state.respond({name.lower(): value for name, value in self.headers.items()}, body)
-            try:
-                self.send_response(status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-            except OSError:
-                pass  # the dispatcher gave up waiting (the timeout test) and closed the connection
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/finance"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-@pytest_asyncio.fixture
-async def pool(make_database: Callable[[], Awaitable[str]]) -> AsyncIterator[asyncpg.Pool]:
-    created = await asyncpg.create_pool(await make_database(), min_size=1, max_size=10)
-    try:
-        yield created
-    finally:
-        await created.close()
-
-
-def _config(**overrides: Any) -> DispatcherConfig:
-    settings: dict[str, Any] = {
-        "webhook_secret": SECRET,
-        "base_backoff_s": 0.0,
-        "timeout_s": 2.0,
-        "retry_wait_initial_s": 0.01,
-        **overrides,
-    }
-    return DispatcherConfig(**settings)
-
-
-def _dispatcher(pool: asyncpg.Pool, **overrides: Any) -> Dispatcher:
-    return Dispatcher(pool, _config(**overrides))
 
 
 class CountingDispatcher(Dispatcher):
@@ -122,25 +43,13 @@ class CountingDispatcher(Dispatcher):
         return claimed
 
 
-async def _enqueue_webhook(pool: asyncpg.Pool, url: str, application_id: str) -> int:
-    async with pool.acquire() as conn, conn.transaction():
-        return await enqueue(
-            conn,
-            dedup_key=payment_order_dedup_key(application_id),
-            topic="payment_order",
-            channel="webhook",
-            destination=url,
-            payload={"application_id": application_id, "amount_cents": 45_000},
-        )
-
-
 async def test_webhook_is_delivered_with_a_signature_the_receiver_can_verify(
     pool: asyncpg.Pool, receiver: WebhookReceiver
 ) -> None:
     """A payment order is POSTed once as JSON signed per Standard Webhooks: webhook-id is the dedup key and
     webhook-signature is v1,base64(HMAC-SHA256 of "<id>.<timestamp>.<body>") keyed with the raw secret's bytes."""
-    outbox_id = await _enqueue_webhook(pool, receiver.url, "app-1")
-    dispatcher = _dispatcher(pool)
+    outbox_id = await enqueue_webhook(pool, receiver.url, "app-1")
+    dispatcher = make_dispatcher(pool)
     try:
         assert await dispatcher.run_once() == 1
         assert await dispatcher.run_once() == 0
@@ -177,8 +86,8 @@ async def test_failing_endpoint_is_retried_with_backoff_then_delivered_once(
     one only if a dispatcher crashed between the delivery and recording it, hence the dedup key.
     """
     receiver.statuses = [500, 500]
-    outbox_id = await _enqueue_webhook(pool, receiver.url, "app-2")
-    dispatcher = _dispatcher(pool, base_backoff_s=0.3)
+    outbox_id = await enqueue_webhook(pool, receiver.url, "app-2")
+    dispatcher = make_dispatcher(pool, base_backoff_s=0.3)
     until_due = "SELECT extract(epoch FROM next_attempt_at - now())::float8 FROM outbox WHERE id = $1"
     try:
         assert await dispatcher.run_once() == 1  # 500: retry in 0.3 s
@@ -208,8 +117,8 @@ async def test_message_is_parked_as_dead_after_max_attempts(pool: asyncpg.Pool, 
     """An endpoint that always answers 503 gets max_attempts outbox attempts of retry_attempts tries each (the
     short in-delivery retries), then the row is dead with its last error."""
     receiver.statuses = [503] * 10
-    outbox_id = await _enqueue_webhook(pool, receiver.url, "app-3")
-    dispatcher = _dispatcher(pool, max_attempts=3, retry_attempts=3)
+    outbox_id = await enqueue_webhook(pool, receiver.url, "app-3")
+    dispatcher = make_dispatcher(pool, max_attempts=3, retry_attempts=3)
     try:
         for _ in range(3):
             assert await dispatcher.run_once() == 1
@@ -229,8 +138,8 @@ async def test_message_is_parked_as_dead_after_max_attempts(pool: asyncpg.Pool, 
 async def test_slow_endpoint_takes_the_timeout_branch(pool: asyncpg.Pool, receiver: WebhookReceiver) -> None:
     """An endpoint slower than timeout_s counts as a failed attempt, recorded as a timeout, and is retried later."""
     receiver.delay_s = 1.5
-    outbox_id = await _enqueue_webhook(pool, receiver.url, "app-4")
-    dispatcher = _dispatcher(pool, timeout_s=0.3, base_backoff_s=60.0)
+    outbox_id = await enqueue_webhook(pool, receiver.url, "app-4")
+    dispatcher = make_dispatcher(pool, timeout_s=0.3, base_backoff_s=60.0)
     started = time.monotonic()
     try:
         assert await dispatcher.run_once() == 1
@@ -252,12 +161,12 @@ async def test_slow_endpoint_takes_the_timeout_branch(pool: asyncpg.Pool, receiv
 
 async def test_row_abandoned_by_a_lost_dispatcher_on_its_last_attempt_is_parked(pool: asyncpg.Pool) -> None:
     """A row whose last attempt never recorded an outcome (its dispatcher died) is parked once its lease expires."""
-    outbox_id = await _enqueue_webhook(pool, "http://127.0.0.1:9/unused", "app-5")
+    outbox_id = await enqueue_webhook(pool, "http://127.0.0.1:9/unused", "app-5")
     # As a claim on the last attempt leaves it, with the lease already expired.
     await pool.execute(
         "UPDATE outbox SET attempts = 3, next_attempt_at = now() - interval '1 second' WHERE id = $1", outbox_id
     )
-    dispatcher = _dispatcher(pool, max_attempts=3)
+    dispatcher = make_dispatcher(pool, max_attempts=3)
     try:
         assert await dispatcher.run_once() == 0
     finally:
@@ -266,18 +175,6 @@ async def test_row_abandoned_by_a_lost_dispatcher_on_its_last_attempt_is_parked(
     assert row is not None
     assert row["dead_at"] is not None
     assert "dispatcher lost" in row["last_error"]
-
-
-class RecordingHandler:
-    """aiosmtpd handler keeping every message it accepts."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 - aiosmtpd's name
-        content = envelope.original_content or b""
-        self.messages.append(email.message_from_bytes(content))
-        return "250 Message accepted for delivery"
 
 
 async def test_email_is_delivered_over_smtp_with_a_message_id_from_the_dedup_key(pool: asyncpg.Pool) -> None:
@@ -297,7 +194,7 @@ async def test_email_is_delivered_over_smtp_with_a_message_id_from_the_dedup_key
                 destination="vop@example.org",
                 payload={"subject": "Report due in 7 days", "text": "Please submit the closing report."},
             )
-        dispatcher = _dispatcher(
+        dispatcher = make_dispatcher(
             pool, smtp_host="127.0.0.1", smtp_port=port, smtp_sender="grants@clusterxchange.test", smtp_tls="none"
         )
         try:
@@ -331,8 +228,8 @@ async def test_two_dispatchers_on_the_same_rows_deliver_each_message_once(
     count = 40
     try:
         for n in range(count):
-            await _enqueue_webhook(pools[0], receiver.url, f"app-{n}")
-        dispatchers = [CountingDispatcher(p, _config(batch_size=5, poll_interval_s=0.05)) for p in pools]
+            await enqueue_webhook(pools[0], receiver.url, f"app-{n}")
+        dispatchers = [CountingDispatcher(p, dispatcher_config(batch_size=5, poll_interval_s=0.05)) for p in pools]
         stop = asyncio.Event()
         runs = [asyncio.create_task(d.run(stop)) for d in dispatchers]
         try:
