@@ -73,7 +73,7 @@ async def test_a_permanent_refusal_is_dead_at_once(pool: asyncpg.Pool, receiver:
 async def test_other_failures_wait_for_the_outbox_backoff(
     pool: asyncpg.Pool, receiver: WebhookReceiver, answer: int | tuple[int, dict[str, str]]
 ) -> None:
-    """408, 500 and a redirect (never followed) fail the attempt without in-delivery retries; the row waits its backoff."""
+    """408, 500 and a redirect (never followed) fail the attempt without in-delivery retries; the row waits."""
     receiver.statuses = [answer]
     row = await _one_attempt(pool, receiver.url)
     assert (row["attempts"], row["delivered"], row["dead"]) == (1, False, False)
