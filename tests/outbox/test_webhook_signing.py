@@ -4,6 +4,10 @@ secret kept from the first scheme, and a receiver's checks (signature, replay wi
 from __future__ import annotations
 
 import base64
+import re
+import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +19,11 @@ VECTOR_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"
 VECTOR_TIMESTAMP = 1614265330
 VECTOR_BODY = b'{"test": 2432232314}'
 VECTOR_SIGNATURE = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+VECTOR_HEADERS = {
+    "webhook-id": VECTOR_ID,
+    "webhook-timestamp": str(VECTOR_TIMESTAMP),
+    "webhook-signature": VECTOR_SIGNATURE,
+}
 
 
 def test_signature_matches_the_specifications_test_vector() -> None:
@@ -72,3 +81,27 @@ def test_one_valid_signature_among_several_suffices_for_key_rotation() -> None:
     headers = signed_headers(key, "id-2", 1_700_000_000, b"{}")
     headers["webhook-signature"] = f"v1,{base64.b64encode(b'old').decode()} {headers['webhook-signature']}"
     assert verify(key, headers, b"{}", now=1_700_000_000) == "id-2"
+
+
+def test_the_contracts_verification_snippet_works() -> None:
+    """The snippet docs/contract.md gives finance's implementers accepts our signatures and the spec's vector,
+    and refuses a tampered body and a stale timestamp."""
+    contract = (Path(__file__).resolve().parents[2] / "docs" / "contract.md").read_text()
+    [snippet] = re.findall(r"```python\n(import [^`]*?def verify_cx_webhook.*?)```", contract, re.S)
+    namespace: dict[str, Any] = {}
+    exec(snippet, namespace)  # noqa: S102 - our own documentation's code, the point of the test
+    verify_cx_webhook = namespace["verify_cx_webhook"]
+    vector = {
+        "webhook-id": VECTOR_ID,
+        "webhook-timestamp": str(VECTOR_TIMESTAMP),
+        "webhook-signature": VECTOR_SIGNATURE,
+    }
+    assert verify_cx_webhook(VECTOR_SECRET, vector, VECTOR_BODY, tolerance_s=10**10) == VECTOR_ID
+    raw_secret = "a-raw-secret"
+    fresh = signed_headers(signing_key(raw_secret), "payment-order:x", int(time.time()), b"{}")
+    assert verify_cx_webhook(raw_secret, fresh, b"{}") == "payment-order:x"
+    with pytest.raises(ValueError, match="bad signature"):
+        verify_cx_webhook(raw_secret, fresh, b"{ }")
+    stale = signed_headers(signing_key(raw_secret), "payment-order:x", int(time.time()) - 301, b"{}")
+    with pytest.raises(ValueError, match="replay window"):
+        verify_cx_webhook(raw_secret, stale, b"{}")
