@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 import pytest
+import standardwebhooks
 from aiosmtpd.controller import Controller
 
 from activities.outbox import enqueue, payment_order_dedup_key
@@ -301,3 +302,26 @@ def test_config_from_env_reads_the_documented_variables() -> None:
         DispatcherConfig.from_env({"CX_WEBHOOK_SECRET": "s", "CX_SMTP_USERNAME": "cx"})
     with pytest.raises(ValueError, match="base64"):
         DispatcherConfig.from_env({"CX_WEBHOOK_SECRET": "whsec_not*base64"})
+
+
+async def test_a_standard_webhooks_library_verifies_what_the_dispatcher_sends(
+    pool: asyncpg.Pool, receiver: WebhookReceiver
+) -> None:
+    """The reference Standard Webhooks library, as finance might use it, accepts a real delivery signed with a raw
+    CX_WEBHOOK_SECRET (given to it as whsec_ + base64) and with a whsec_ secret, and refuses a tampered body."""
+    whsec = "whsec_" + base64.b64encode(b"a-key-of-32-bytes-for-the-tests!").decode()
+    for secret, application_id in ((SECRET, "app-ref-raw"), (whsec, "app-ref-whsec")):
+        await enqueue_webhook(pool, receiver.url, application_id)
+        dispatcher = make_dispatcher(pool, webhook_secret=secret)
+        try:
+            assert await dispatcher.run_once() == 1
+        finally:
+            await dispatcher.close()
+        headers, body = receiver.received[-1]
+        as_finance_configures_it = (
+            secret if secret.startswith("whsec_") else "whsec_" + base64.b64encode(secret.encode()).decode()
+        )
+        verified = standardwebhooks.Webhook(as_finance_configures_it).verify(body, headers)
+        assert verified["payload"]["application_id"] == application_id
+        with pytest.raises(standardwebhooks.WebhookVerificationError):
+            standardwebhooks.Webhook(as_finance_configures_it).verify(body.replace(b"45000", b"95000"), headers)
