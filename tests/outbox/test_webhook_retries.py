@@ -3,11 +3,14 @@ attempt for transient trouble, the outbox's long backoff between attempts, and a
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import asyncpg
 import pytest
 
 from tests.outbox.receivers import WebhookReceiver, enqueue_webhook, make_dispatcher
 from workers.devstack import free_port
+from workers.webhook_delivery import retry_after_s
 
 ROW_SQL = """SELECT attempts, delivered_at IS NOT NULL AS delivered, dead_at IS NOT NULL AS dead, last_error,
                     extract(epoch FROM next_attempt_at - now())::float8 AS due_in_s
@@ -87,3 +90,13 @@ async def test_a_refused_connection_is_recorded_and_retried_later(pool: asyncpg.
     row = await _one_attempt(pool, f"http://127.0.0.1:{free_port()}/hooks", retry_attempts=3)
     assert (row["attempts"], row["delivered"], row["dead"]) == (1, False, False)
     assert row["last_error"].startswith("ConnectError")
+
+
+def test_retry_after_reads_seconds_and_http_dates() -> None:
+    """Retry-After in delta-seconds or as an HTTP date (RFC 9110); absent or unreadable means none."""
+    now = datetime(2026, 12, 2, 12, 0, 0, tzinfo=UTC)
+    assert retry_after_s("120", now) == 120.0
+    assert retry_after_s("Wed, 02 Dec 2026 12:05:00 GMT", now) == 300.0
+    assert retry_after_s("Wed, 02 Dec 2026 11:00:00 GMT", now) == 0.0  # a date past is "now"
+    assert retry_after_s("soon", now) is None
+    assert retry_after_s(None, now) is None
