@@ -34,7 +34,7 @@ from pydantic import SecretStr
 
 from activities.outbox import OutboxMessage
 from workers.dispatcher_metrics import DispatcherMetrics
-from workers.email_delivery import SmtpConfig, SmtpTls, send_email
+from workers.email_delivery import SmtpConfig, SmtpTls, check_smtp_auth, send_email
 from workers.logging import get_logger
 from workers.settings import Settings
 from workers.webhook_delivery import DeliveryFailed, PermanentRefusal, WebhookPolicy, WebhookSender
@@ -86,7 +86,7 @@ class DispatcherConfig:
             raise ValueError("poll_interval_s must be positive")
         if not 1 <= self.retry_attempts <= 10 or not 0 <= self.retry_wait_initial_s <= self.timeout_s:
             raise ValueError("retry_attempts must be within 1..10 and retry_wait_initial_s within [0, timeout_s]")
-        self.smtp  # noqa: B018 - SmtpConfig checks its own rules (AUTH only over TLS) at construction
+        check_smtp_auth(self.smtp_tls, self.smtp_username, self.smtp_password)  # at start, not at the first e-mail
 
     @property
     def delivery_limit_s(self) -> float:

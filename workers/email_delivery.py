@@ -40,10 +40,15 @@ class SmtpConfig:
     ca_file: Path | None = None
 
     def __post_init__(self) -> None:
-        if (self.username is None) != (self.password is None):
-            raise ValueError("CX_SMTP_USERNAME and CX_SMTP_PASSWORD: set both (SMTP AUTH) or neither")
-        if self.password is not None and self.tls == "none":
-            raise ValueError("CX_SMTP_PASSWORD with CX_SMTP_TLS=none would send the password in clear: use starttls")
+        check_smtp_auth(self.tls, self.username, self.password)
+
+
+def check_smtp_auth(tls: SmtpTls, username: str | None, password: SecretStr | None) -> None:
+    """Refuse AUTH settings that cannot work or would leak: half a login, or a password over a clear connection."""
+    if (username is None) != (password is None):
+        raise ValueError("CX_SMTP_USERNAME and CX_SMTP_PASSWORD: set both (SMTP AUTH) or neither")
+    if password is not None and tls == "none":
+        raise ValueError("CX_SMTP_PASSWORD with CX_SMTP_TLS=none would send the password in clear: use starttls")
 
 
 def email_message_id(dedup_key: str, sender: str) -> str:
