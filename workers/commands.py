@@ -164,7 +164,8 @@ def worker(ctx: typer.Context, check_config: CheckConfig = False) -> None:
 def dispatcher(ctx: typer.Context, check_config: CheckConfig = False) -> None:
     """Deliver outbox messages (payment orders, notifications) as signed webhooks and e-mails until Ctrl-C.
 
-    At start it waits for Postgres (up to CX_CONNECT_TIMEOUT_S), logging each attempt.
+    At start it waits for Postgres (up to CX_CONNECT_TIMEOUT_S), logging each attempt. With CX_METRICS_ADDRESS
+    it serves Prometheus metrics (deliveries, durations, outbox backlog, oldest age, dead letters) at /metrics.
 
     Example: CX_WEBHOOK_SECRET=... CX_SMTP_HOST=mail.example.org DATABASE_URL=postgresql://cx@db/cx cx dispatcher
     """
@@ -188,11 +189,15 @@ def dispatcher(ctx: typer.Context, check_config: CheckConfig = False) -> None:
         if pool is None:
             return
         delivering = Dispatcher(pool, config)
+        # Its /metrics answering 200 is the dispatcher's liveness (issue 15); served only when asked for.
+        metrics_server = delivering.metrics.serve(settings.metrics_address) if settings.metrics_address else None
         try:
-            log.info("dispatcher started")
+            log.info("dispatcher started", metrics_address=settings.metrics_address)
             await delivering.run(stop)
         finally:
-            delivering.close()
+            if metrics_server is not None:
+                metrics_server.close()
+            await delivering.close()
             await pool.close()
 
     run(main)

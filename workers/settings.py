@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
@@ -114,6 +114,13 @@ class Settings(BaseSettings):
     smtp_host: str = Field(default="127.0.0.1", validation_alias="CX_SMTP_HOST")
     smtp_port: Port = Field(default=25, validation_alias="CX_SMTP_PORT")
     smtp_sender: str = Field(default="clusterxchange@localhost", validation_alias="CX_SMTP_SENDER")
+    # The dispatcher on maintained parts (issue 15, item 8; docs/adr/0019): SMTP transport security (starttls is
+    # required by default; none only for a relay on the same host), AUTH, and a private CA for the relay's
+    # certificate (workers/email_delivery.py).
+    smtp_tls: Literal["starttls", "tls", "none"] = Field(default="starttls", validation_alias="CX_SMTP_TLS")
+    smtp_username: str | None = Field(default=None, validation_alias="CX_SMTP_USERNAME")
+    smtp_password: SecretStr | None = Field(default=None, validation_alias="CX_SMTP_PASSWORD")
+    smtp_ca_file: Path | None = Field(default=None, validation_alias="CX_SMTP_CA_FILE")
     # A worker's tuning, chosen by measurement (docs/performance.md, "Sizing").
     worker_activity_slots: Annotated[int, Field(ge=1, le=1000)] = Field(
         default=DEFAULT_ACTIVITY_SLOTS, validation_alias="CX_WORKER_ACTIVITY_SLOTS"
