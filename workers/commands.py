@@ -25,6 +25,7 @@ from workers.logging import configure_logging, get_logger
 from workers.process import settings_of
 from workers.runtime import resolve_database_url, resolve_temporal_address
 from workers.settings import Settings
+from workers.tracing import Role, Tracing, configure_tracing, traced_client
 
 if TYPE_CHECKING:
     from clients.api.auth import Principal
@@ -85,6 +86,7 @@ def worker(ctx: typer.Context) -> None:
         raise fail("CX_FINANCE_WEBHOOK_URL: required for a worker (where payment orders are delivered)", ExitCode.USAGE)
     finance_webhook_url = settings.finance_webhook_url
     log = get_logger("cx.worker")
+    tracing = _tracing(settings, "worker")
 
     async def main() -> None:
         stop = _stop_on_signals()
@@ -101,6 +103,8 @@ def worker(ctx: typer.Context) -> None:
         )
         if temporal is None:
             return
+        # Traced, its worker is too (workers/tracing.py): one interceptor for both.
+        temporal = traced_client(temporal, tracing)
         # The pool the activities share (CX_WORKER_POOL_SIZE): each activity holds a connection for a few ms.
         pool = await unless_stopped(
             connect_postgres_pool(
@@ -134,6 +138,8 @@ def worker(ctx: typer.Context) -> None:
                 await stop.wait()
         finally:
             await pool.close()
+            if tracing is not None:
+                tracing.shutdown()
 
     run(main)
 
@@ -154,6 +160,8 @@ def dispatcher(ctx: typer.Context) -> None:
     except ValueError as error:
         raise fail(str(error), ExitCode.USAGE) from None
     log = get_logger("cx.dispatcher")
+    # Its Postgres queries and webhook requests become spans (asyncpg and httpx instrumentation).
+    tracing = _tracing(settings, "dispatcher")
 
     async def main() -> None:
         stop = _stop_on_signals()
@@ -169,6 +177,8 @@ def dispatcher(ctx: typer.Context) -> None:
         finally:
             delivering.close()
             await pool.close()
+            if tracing is not None:
+                tracing.shutdown()
 
     run(main)
 
@@ -194,11 +204,14 @@ def api(
         tokens = parse_tokens(settings.api_tokens.get_secret_value() if settings.api_tokens else None)
     except TokenConfigError as error:
         raise fail(str(error), ExitCode.USAGE) from None
-    run(lambda: serve_api(settings, tokens, host, port))
+    tracing = _tracing(settings, "api")
+    run(lambda: serve_api(settings, tokens, host, port, tracing))
 
 
-async def serve_api(settings: Settings, tokens: dict[str, Principal], host: str, port: int) -> None:
-    """Run the API until interrupted: one pool and one Temporal client per process."""
+async def serve_api(
+    settings: Settings, tokens: dict[str, Principal], host: str, port: int, tracing: Tracing | None = None
+) -> None:
+    """Run the API until interrupted: one pool and one Temporal client per process, traced when `tracing`."""
     import uvicorn  # only the serving process needs it
 
     from clients.api import create_app
@@ -207,7 +220,7 @@ async def serve_api(settings: Settings, tokens: dict[str, Principal], host: str,
     temporal = await connect_temporal(
         resolve_temporal_address(settings), settings.temporal_namespace, timeout_s=settings.connect_timeout_s
     )
-    client = ExchangeClient(temporal, settings.task_queue)
+    client = ExchangeClient(traced_client(temporal, tracing), settings.task_queue)
     async with postgres_pool(resolve_database_url(settings), timeout_s=settings.connect_timeout_s) as pool:
         app = create_app(
             client,
@@ -216,8 +229,25 @@ async def serve_api(settings: Settings, tokens: dict[str, Principal], host: str,
             evidence_store=EvidenceStore.from_settings(settings),
             max_body_bytes=settings.api_max_body_bytes,
             engine_timeout_s=settings.api_engine_timeout_s,
+            gauge_interval_s=settings.gauge_interval_s,
         )
-        await uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info")).serve()
+        if tracing is not None:
+            tracing.instrument_api(app)
+        # Our access log (clients/api/access_log.py) replaces uvicorn's, which would say each request twice.
+        config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False)
+        try:
+            await uvicorn.Server(config).serve()
+        finally:
+            if tracing is not None:
+                tracing.shutdown()
+
+
+def _tracing(settings: Settings, role: Role) -> Tracing | None:
+    """The process's tracing (off unless OTEL_EXPORTER_OTLP_ENDPOINT is set), or a usage error naming the variable."""
+    try:
+        return configure_tracing(settings, role)
+    except ValueError as error:
+        raise fail(str(error), ExitCode.USAGE) from None
 
 
 def temporal_setup(ctx: typer.Context) -> None:

@@ -9,21 +9,25 @@ Swagger UI served from this package (clients/api/static/swagger-ui), so it works
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from clients.api.access_log import AccessLog, bind_exchange_id
 from clients.api.auth import Principal, TokenConfigError, load_tokens, parse_tokens
 from clients.api.body import BodyLimit, BodyTooLarge, too_large_response
 from clients.api.context import Api
 from clients.api.guards import Authenticate, Deadline
+from clients.api.metrics import ApiMetrics, add_metrics_route, gauge_refresher
 from clients.api.openapi import build_openapi
 from clients.api.problems import Problem, ProblemError, invalid, problem_response, problem_type
 from clients.api.routers import budgets, evidence, exchanges, ops, oversight, policy, reviews
@@ -70,13 +74,23 @@ def create_app(
     evidence_store: EvidenceStore | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
     engine_timeout_s: float = ENGINE_TIMEOUT_S,
+    gauge_interval_s: float | None = None,
 ) -> FastAPI:
     """Build the API over one ExchangeClient and one pool; `tokens` maps bearer tokens to principals.
 
     `evidence_store` is where uploads go (the process passes CX_EVIDENCE_DIR's, as `cx evidence add` uses;
     without one, the default directory); `max_body_bytes` and `engine_timeout_s` are CX_API_MAX_BODY_BYTES
-    and CX_API_ENGINE_TIMEOUT_S.
+    and CX_API_ENGINE_TIMEOUT_S. With `gauge_interval_s` (CX_GAUGE_INTERVAL_S), the app's lifespan refreshes the
+    programme gauges of `/metrics` that often (clients/api/metrics.py); without, they are set only when
+    `refresh_gauges` is called (tests). Every request is logged and counted (clients/api/access_log.py).
     """
+    metrics = ApiMetrics()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with gauge_refresher(metrics, pool, gauge_interval_s):
+            yield
+
     app = FastAPI(
         title="ClusterXchange",
         version="1",
@@ -90,7 +104,11 @@ def create_app(
         openapi_tags=TAGS,
         docs_url=None,  # served below from packaged assets, never from a CDN
         redoc_url=None,
+        lifespan=lifespan,
+        # Route log lines carry the exchange they concern (issue 15, item 6).
+        dependencies=[Depends(bind_exchange_id)],
     )
+    app.state.metrics = metrics
     app.state.api = Api(
         exchanges=exchanges_client,
         pool=pool,
@@ -113,6 +131,8 @@ def create_app(
     )
     app.add_middleware(Deadline, seconds=REQUEST_DEADLINE_FACTOR * engine_timeout_s)
     app.add_middleware(Authenticate, tokens=tokens)
+    # Outermost: logs and counts every request, the guards' refusals included.
+    app.add_middleware(AccessLog, metrics=metrics)
     routers = (
         ops.router,
         exchanges.router,
@@ -125,6 +145,7 @@ def create_app(
     for router in routers:
         app.include_router(router)
     _add_docs(app)
+    add_metrics_route(app, metrics)
     _add_web(app, pool, tokens)
     app.openapi = lambda: build_openapi(app, routers)  # type: ignore[method-assign]
     # Built now, so that an operation without an id, an example or the shared Problem fails at start-up.
