@@ -25,7 +25,7 @@ from workers.logging import configure_logging, get_logger
 from workers.process import settings_of
 from workers.runtime import resolve_database_url, resolve_temporal_address
 from workers.settings import Settings
-from workers.tracing import Role, Tracing, configure_tracing, traced_client
+from workers.tracing import Role, Tracing, configure_tracing, shutdown_tracing, traced_client
 
 if TYPE_CHECKING:
     from clients.api.auth import Principal
@@ -103,8 +103,6 @@ def worker(ctx: typer.Context) -> None:
         )
         if temporal is None:
             return
-        # Traced, its worker is too (workers/tracing.py): one interceptor for both.
-        temporal = traced_client(temporal, tracing)
         # The pool the activities share (CX_WORKER_POOL_SIZE): each activity holds a connection for a few ms.
         pool = await unless_stopped(
             connect_postgres_pool(
@@ -118,7 +116,7 @@ def worker(ctx: typer.Context) -> None:
             return
         try:
             worker = build_worker(
-                temporal,
+                traced_client(temporal, tracing),  # its worker is traced too: one interceptor for both
                 pool,
                 settings.task_queue,
                 finance_webhook_url=finance_webhook_url,
@@ -138,8 +136,7 @@ def worker(ctx: typer.Context) -> None:
                 await stop.wait()
         finally:
             await pool.close()
-            if tracing is not None:
-                tracing.shutdown()
+            shutdown_tracing(tracing)
 
     run(main)
 
@@ -177,8 +174,7 @@ def dispatcher(ctx: typer.Context) -> None:
         finally:
             delivering.close()
             await pool.close()
-            if tracing is not None:
-                tracing.shutdown()
+            shutdown_tracing(tracing)
 
     run(main)
 
@@ -238,8 +234,7 @@ async def serve_api(
         try:
             await uvicorn.Server(config).serve()
         finally:
-            if tracing is not None:
-                tracing.shutdown()
+            shutdown_tracing(tracing)
 
 
 def _tracing(settings: Settings, role: Role) -> Tracing | None:

@@ -83,6 +83,12 @@ def configure_tracing(settings: Settings, role: Role) -> Tracing | None:
     return tracing
 
 
+def shutdown_tracing(tracing: Tracing | None) -> None:
+    """Flush and stop the process's tracing, if it has any (at the end of a process command)."""
+    if tracing is not None:
+        tracing.shutdown()
+
+
 def tracing_with(
     exporter: SpanExporter, *, service_name: str, sampler: Sampler | None = None, batch: bool = True
 ) -> Tracing:

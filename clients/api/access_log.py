@@ -86,18 +86,20 @@ class AccessLog:
             await self.app(scope, receive, send_with_id)
         finally:
             elapsed_s = time.perf_counter() - started
-            self._record(scope, status, elapsed_s, request_id)
+            # The route may have bound the exchange it concerns (a start names it in the body, not the path).
+            bound = structlog.contextvars.get_contextvars().get("exchange_id")
+            exchange_id = scope.get("path_params", {}).get(EXCHANGE_PARAM) or bound
             # Restore the context as it was: in-process callers (tests, the web app) share one task.
             structlog.contextvars.clear_contextvars()
             structlog.contextvars.bind_contextvars(**before)
+            self._record(scope, status, elapsed_s, request_id, exchange_id)
 
-    def _record(self, scope: Scope, status: int, elapsed_s: float, request_id: str) -> None:
+    def _record(self, scope: Scope, status: int, elapsed_s: float, request_id: str, exchange_id: object) -> None:
         method = str(scope.get("method", ""))
         route = route_template(scope)
         self.metrics.requests.labels(method=method, route=route, status=str(status)).inc()
         self.metrics.request_seconds.labels(method=method, route=route).observe(elapsed_s)
         principal = scope.get("state", {}).get("principal")
-        exchange_id = scope.get("path_params", {}).get(EXCHANGE_PARAM)
         logger.info(
             "http request",
             method=method,

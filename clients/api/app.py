@@ -9,8 +9,6 @@ Swagger UI served from this package (clients/api/static/swagger-ui), so it works
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +25,7 @@ from clients.api.auth import Principal, TokenConfigError, load_tokens, parse_tok
 from clients.api.body import BodyLimit, BodyTooLarge, too_large_response
 from clients.api.context import Api
 from clients.api.guards import Authenticate, Deadline
-from clients.api.metrics import ApiMetrics, add_metrics_route, gauge_refresher
+from clients.api.metrics import ApiMetrics, add_metrics_route, gauge_lifespan
 from clients.api.openapi import build_openapi
 from clients.api.problems import Problem, ProblemError, invalid, problem_response, problem_type
 from clients.api.routers import budgets, evidence, exchanges, ops, oversight, policy, reviews
@@ -48,6 +46,13 @@ ENGINE_TIMEOUT_S = DEFAULT_API_ENGINE_TIMEOUT_S
 # update), each call bounded by the engine timeout; the whole request gets this many of them.
 REQUEST_DEADLINE_FACTOR = 3
 _TITLES = {404: "Not found", 405: "Method not allowed"}
+DESCRIPTION = (
+    "Start and drive exchanges of the ClusterXchange grant scheme. Bearer tokens map to principals: a "
+    "role (officer, reviewer, applicant, service, ops) and the organisations and partnerships they act "
+    "for; who may do what, where and for which party is docs/security.md. Bodies are JSON validated "
+    "strictly, exactly as the workflow validates them. Errors are RFC 9457 problem documents "
+    "(application/problem+json). Every POST that changes something takes an `Idempotency-Key`."
+)
 
 TAGS: list[dict[str, Any]] = [
     {"name": "exchanges", "description": "Start, read and list exchanges; explanation and ledger history."},
@@ -80,33 +85,18 @@ def create_app(
 
     `evidence_store` is where uploads go (the process passes CX_EVIDENCE_DIR's, as `cx evidence add` uses;
     without one, the default directory); `max_body_bytes` and `engine_timeout_s` are CX_API_MAX_BODY_BYTES
-    and CX_API_ENGINE_TIMEOUT_S. With `gauge_interval_s` (CX_GAUGE_INTERVAL_S), the app's lifespan refreshes the
-    programme gauges of `/metrics` that often (clients/api/metrics.py); without, they are set only when
-    `refresh_gauges` is called (tests). Every request is logged and counted (clients/api/access_log.py).
+    and CX_API_ENGINE_TIMEOUT_S; `gauge_interval_s` CX_GAUGE_INTERVAL_S (None: no refresher; clients/api/metrics.py).
     """
     metrics = ApiMetrics()
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        async with gauge_refresher(metrics, pool, gauge_interval_s):
-            yield
-
     app = FastAPI(
         title="ClusterXchange",
         version="1",
-        description=(
-            "Start and drive exchanges of the ClusterXchange grant scheme. Bearer tokens map to principals: a "
-            "role (officer, reviewer, applicant, service, ops) and the organisations and partnerships they act "
-            "for; who may do what, where and for which party is docs/security.md. Bodies are JSON validated "
-            "strictly, exactly as the workflow validates them. Errors are RFC 9457 problem documents "
-            "(application/problem+json). Every POST that changes something takes an `Idempotency-Key`."
-        ),
+        description=DESCRIPTION,
         openapi_tags=TAGS,
         docs_url=None,  # served below from packaged assets, never from a CDN
         redoc_url=None,
-        lifespan=lifespan,
-        # Route log lines carry the exchange they concern (issue 15, item 6).
-        dependencies=[Depends(bind_exchange_id)],
+        lifespan=gauge_lifespan(metrics, pool, gauge_interval_s),
+        dependencies=[Depends(bind_exchange_id)],  # route log lines name their exchange (issue 15)
     )
     app.state.metrics = metrics
     app.state.api = Api(

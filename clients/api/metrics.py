@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -104,6 +104,19 @@ async def gauge_refresher(metrics: ApiMetrics, pool: asyncpg.Pool, interval_s: f
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def gauge_lifespan(
+    metrics: ApiMetrics, pool: asyncpg.Pool, interval_s: float | None
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    """An app's lifespan that runs the refresher while the app serves (`cx api`, `make run`)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with gauge_refresher(metrics, pool, interval_s):
+            yield
+
+    return lifespan
 
 
 def add_metrics_route(app: FastAPI, metrics: ApiMetrics) -> None:
