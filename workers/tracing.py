@@ -62,25 +62,34 @@ class Tracing:
 
 
 def configure_tracing(settings: Settings, role: Role) -> Tracing | None:
-    """Tracing for the process as Settings say, or None (and nothing installed) when no endpoint is set."""
+    """Tracing for the process as Settings say, or None (and nothing installed) when no endpoint is set:
+    `build_tracing`, then its provider made the process's global one and asyncpg and httpx instrumented."""
+    tracing = build_tracing(settings, role)
+    if tracing is None:
+        return None
+    from opentelemetry import trace
+
+    # The global provider too: libraries that trace through the API (not given ours) land here.
+    trace.set_tracer_provider(tracing.provider)
+    instrument_libraries(tracing)
+    return tracing
+
+
+def build_tracing(settings: Settings, role: Role) -> Tracing | None:
+    """The provider and its OTLP exporter as Settings say, nothing installed yet; None when no endpoint is set."""
     endpoint = settings.otel_exporter_otlp_endpoint
     if endpoint is None:
         return None
-    from opentelemetry import trace
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     secret_headers = settings.otel_exporter_otlp_headers
     headers = parse_headers(secret_headers.get_secret_value() if secret_headers else None)
     exporter = OTLPSpanExporter(endpoint=traces_endpoint(endpoint), headers=headers or None, timeout=EXPORT_TIMEOUT_S)
-    tracing = tracing_with(
+    return tracing_with(
         exporter,
         service_name=settings.otel_service_name or f"cx-{role}",
         sampler=sampler_of(settings.otel_traces_sampler, settings.otel_traces_sampler_arg),
     )
-    # The process's global provider too: libraries that trace through the API (not given ours) land here.
-    trace.set_tracer_provider(tracing.provider)
-    instrument_libraries(tracing)
-    return tracing
 
 
 def shutdown_tracing(tracing: Tracing | None) -> None:
