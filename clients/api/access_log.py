@@ -44,11 +44,13 @@ def route_template(scope: Scope) -> str:
     """The matched route's path template, under its mount's prefix (the web app's `/app/...`)."""
     route = scope.get("route")
     template = getattr(route, "path_format", None) or getattr(route, "path", None)
-    if not isinstance(template, str):
-        return UNMATCHED
     mounted = str(scope.get("app_root_path", "") or "")
     root = str(scope.get("root_path", "") or "")
-    return root.removeprefix(mounted) + template if root.startswith(mounted) else template
+    prefix = root.removeprefix(mounted) if root.startswith(mounted) else ""
+    if isinstance(template, str):
+        return prefix + template
+    # A mount with no routes of its own (static files): its prefix and a placeholder, never the file's name.
+    return prefix + "/{path}" if prefix else UNMATCHED
 
 
 async def bind_exchange_id(request: Request) -> None:

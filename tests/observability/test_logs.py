@@ -145,3 +145,20 @@ async def test_access_lines_and_route_lines_name_the_request_and_the_exchange(
     }
     assert counted[(("method", "GET"), ("route", "/exchanges/{application_id}"), ("status", "200"))] == 1
     assert counted[(("method", "POST"), ("route", "/exchanges"), ("status", "201"))] == 1
+
+
+async def test_route_labels_are_templates_never_raw_paths(dev_client: ExchangeClient, pg_pool: asyncpg.Pool) -> None:
+    """Static files count under their mount's `/{path}`, a refused unknown path as `<unmatched>`: label values
+    stay few whatever callers ask for."""
+    app = create_app(dev_client, pg_pool, {})
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
+        assert (await http.get("/static/swagger-ui/swagger-ui.css")).status_code == 200
+        assert (await http.get("/no/such/thing-123")).status_code == 401
+        exposition = (await http.get("/metrics")).text
+    routes = {
+        s.labels["route"]
+        for family in text_string_to_metric_families(exposition)
+        for s in family.samples
+        if s.name == "cx_http_requests_total"
+    }
+    assert routes == {"/static/swagger-ui/{path}", "<unmatched>"}
