@@ -18,8 +18,10 @@ What the caller then installs:
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from temporalio.client import Client
 
@@ -51,10 +53,24 @@ class Tracing:
         return TracingInterceptor(self.provider.get_tracer("clusterxchange.temporal"))
 
     def instrument_api(self, app: FastAPI) -> None:
-        """Server spans for every request to the API (and its web app), named by route template."""
+        """Server spans for every request to the API (and its web app), named by route template; the spans
+        still batched are flushed when the app shuts down."""
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
         FastAPIInstrumentor.instrument_app(app, tracer_provider=self.provider, exclude_spans=["receive", "send"])
+        serving = app.router.lifespan_context
+
+        @contextlib.asynccontextmanager
+        async def lifespan_then_flush(served: Any) -> AsyncIterator[Any]:
+            # In the lifespan, not after uvicorn's serve(): on SIGTERM uvicorn re-raises the signal once it
+            # has shut down, and the process ends before any code after serve() runs.
+            try:
+                async with serving(served) as state:
+                    yield state
+            finally:
+                self.shutdown()
+
+        app.router.lifespan_context = lifespan_then_flush
 
     def shutdown(self) -> None:
         """Flush the spans still batched and stop exporting (at process exit)."""

@@ -9,59 +9,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from workers.devstack import free_port
+from tests.observability.conftest import Received
 from workers.settings import Settings, SettingsError
 from workers.tracing import build_tracing, parse_headers, traces_endpoint
-
-
-@dataclass(frozen=True)
-class Received:
-    method: str
-    path: str
-    content_type: str
-    headers: dict[str, str]
-    body: bytes
-
-
-class _Collector(BaseHTTPRequestHandler):
-    received: list[Received]
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length", "0"))
-        body = self.rfile.read(length)
-        content_type = self.headers.get("Content-Type", "")
-        self.received.append(Received("POST", self.path, content_type, dict(self.headers.items()), body))
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Quiet: the test reads what arrived, not the server's log."""
-
-
-@pytest.fixture
-def collector() -> Iterator[tuple[str, list[Received]]]:
-    """A local OTLP/HTTP stand-in on a free port: its base URL and what it received; stopped afterwards."""
-    received: list[Received] = []
-    handler = type("Collector", (_Collector,), {"received": received})
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", received
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def test_spans_are_posted_to_v1_traces_of_the_configured_endpoint(collector: tuple[str, list[Received]]) -> None:
