@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import typer
@@ -36,7 +35,7 @@ from clients.money import format_eur
 from ledger.checks import check_ledger
 from ledger.errors import LedgerError
 from ledger.migrate import MigrationChecksumMismatch, apply_migrations
-from ledger.pool import ServerUnreachable
+from ledger.pool import ServerUnreachable, redact_dsn
 from ledger.store import LedgerStore
 from schemas.ledger import CheckReport, PartnershipBalance, Transfer
 
@@ -283,7 +282,7 @@ async def _probe(dsn: str) -> None:
 
 def _run(factory: Callable[[], Awaitable[T]], dsn: str) -> T:
     """Run one async command; every expected failure becomes one line and its code (module docstring)."""
-    where = _redact(dsn)
+    where = redact_dsn(dsn)
     try:
         return asyncio.run(_await(factory))
     except LedgerError as error:
@@ -310,15 +309,3 @@ def _run(factory: Callable[[], Awaitable[T]], dsn: str) -> T:
 
 async def _await(factory: Callable[[], Awaitable[T]]) -> T:
     return await factory()
-
-
-def _redact(dsn: str) -> str:
-    """The address without its password, fit for an error message."""
-    try:
-        parts = urlsplit(dsn)
-        if parts.password is None:
-            return dsn
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        return urlunsplit(parts._replace(netloc=netloc))
-    except ValueError:
-        return "<unparseable DATABASE_URL>"

@@ -20,7 +20,7 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import structlog
@@ -205,3 +205,15 @@ async def postgres_pool(
         yield pool
     finally:
         await pool.close()
+
+
+def redact_dsn(dsn: str) -> str:
+    """The database's address without its password, fit for a log line or an error message."""
+    try:
+        parts = urlsplit(dsn)
+        if parts.password is None:
+            return dsn
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return urlunsplit(parts._replace(netloc=netloc))
+    except ValueError:
+        return "<unparseable DATABASE_URL>"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -20,10 +21,11 @@ from clients.exit_codes import ExitCode
 from ledger.evidence import EvidenceStore
 from ledger.pool import connect_postgres_pool, postgres_pool
 from schemas.search import register_search_attributes
+from workers import check_config as check
 from workers.connect import connect_temporal, temporal_runtime, unless_stopped
 from workers.logging import configure_logging, get_logger
 from workers.process import settings_of
-from workers.runtime import resolve_database_url, resolve_temporal_address
+from workers.runtime import resolve_database_url, resolve_temporal_connection
 from workers.settings import Settings
 from workers.tracing import Role, Tracing, configure_tracing, shutdown_tracing, traced_client
 
@@ -70,7 +72,29 @@ def _stop_on_signals() -> asyncio.Event:
     return stop
 
 
-def worker(ctx: typer.Context) -> None:
+CheckConfig = Annotated[
+    bool,
+    typer.Option(
+        "--check-config", help="check the environment for this process, print what it would use, and exit (0 or 2)"
+    ),
+]
+
+
+def _report_config(role: str, lines: Callable[[], list[str]]) -> None:
+    """`--check-config`: the role's configuration, or the line naming what is wrong (exit USAGE)."""
+    from workers.settings import SettingsError
+
+    try:
+        checked = lines()
+    except SettingsError as error:
+        raise fail(str(error), ExitCode.USAGE) from None
+    console.print(f"cx {role}: configuration complete")
+    for line in checked:
+        console.print(f"  {line}", highlight=False, markup=False)
+    raise typer.Exit(0)
+
+
+def worker(ctx: typer.Context, check_config: CheckConfig = False) -> None:
     """Run a worker against TEMPORAL_ADDRESS and DATABASE_URL (or a running `make run`) until Ctrl-C.
 
     At start it waits for Temporal and Postgres (up to CX_CONNECT_TIMEOUT_S, default 120 s), logging each
@@ -85,6 +109,8 @@ def worker(ctx: typer.Context) -> None:
     if not settings.finance_webhook_url:
         raise fail("CX_FINANCE_WEBHOOK_URL: required for a worker (where payment orders are delivered)", ExitCode.USAGE)
     finance_webhook_url = settings.finance_webhook_url
+    if check_config:
+        _report_config("worker", lambda: check.worker_lines(settings, finance_webhook_url))
     log = get_logger("cx.worker")
     tracing = _tracing(settings, "worker")
 
@@ -94,10 +120,7 @@ def worker(ctx: typer.Context) -> None:
         runtime = temporal_runtime(settings.metrics_address)
         temporal = await unless_stopped(
             connect_temporal(
-                resolve_temporal_address(settings),
-                settings.temporal_namespace,
-                timeout_s=settings.connect_timeout_s,
-                runtime=runtime,
+                resolve_temporal_connection(settings), timeout_s=settings.connect_timeout_s, runtime=runtime
             ),
             stop,
         )
@@ -141,7 +164,7 @@ def worker(ctx: typer.Context) -> None:
     run(main)
 
 
-def dispatcher(ctx: typer.Context) -> None:
+def dispatcher(ctx: typer.Context, check_config: CheckConfig = False) -> None:
     """Deliver outbox messages (payment orders, notifications) as signed webhooks and e-mails until Ctrl-C.
 
     At start it waits for Postgres (up to CX_CONNECT_TIMEOUT_S), logging each attempt.
@@ -156,6 +179,8 @@ def dispatcher(ctx: typer.Context) -> None:
         config = DispatcherConfig.from_settings(settings)
     except ValueError as error:
         raise fail(str(error), ExitCode.USAGE) from None
+    if check_config:
+        _report_config("dispatcher", lambda: check.common_lines(settings, temporal=False))
     log = get_logger("cx.dispatcher")
     # Its Postgres queries and webhook requests become spans (asyncpg and httpx instrumentation).
     tracing = _tracing(settings, "dispatcher")
@@ -183,6 +208,7 @@ def api(
     ctx: typer.Context,
     host: Annotated[str, typer.Option("--host", help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port")] = 8000,
+    check_config: CheckConfig = False,
 ) -> None:
     """Serve the REST API (OpenAPI at /openapi.json, docs at /docs); bearer tokens from CX_API_TOKENS.
 
@@ -200,6 +226,17 @@ def api(
         tokens = parse_tokens(settings.api_tokens.get_secret_value() if settings.api_tokens else None)
     except TokenConfigError as error:
         raise fail(str(error), ExitCode.USAGE) from None
+    if check_config:
+        roles = sorted({principal.role for principal in tokens.values()})
+        _report_config(
+            "api",
+            lambda: [
+                *check.common_lines(settings),
+                f"listen     {host}:{port}",
+                f"tokens     {len(tokens)} ({', '.join(roles) or 'none: every call will be refused'})",
+                f"evidence   {settings.evidence_dir}",
+            ],
+        )
     tracing = _tracing(settings, "api")
     run(lambda: serve_api(settings, tokens, host, port, tracing))
 
@@ -213,9 +250,7 @@ async def serve_api(
     from clients.api import create_app
 
     # Both wait for their server (with backoff, up to CX_CONNECT_TIMEOUT_S) on the process's one Temporal runtime.
-    temporal = await connect_temporal(
-        resolve_temporal_address(settings), settings.temporal_namespace, timeout_s=settings.connect_timeout_s
-    )
+    temporal = await connect_temporal(resolve_temporal_connection(settings), timeout_s=settings.connect_timeout_s)
     client = ExchangeClient(traced_client(temporal, tracing), settings.task_queue)
     async with postgres_pool(resolve_database_url(settings), timeout_s=settings.connect_timeout_s) as pool:
         app = create_app(
@@ -253,8 +288,9 @@ def temporal_setup(ctx: typer.Context) -> None:
     settings = settings_of(ctx)
 
     async def main() -> list[str]:
-        temporal = await connect_temporal(resolve_temporal_address(settings), settings.temporal_namespace, timeout_s=0)
-        return await register_search_attributes(temporal, settings.temporal_namespace)
+        connection = resolve_temporal_connection(settings)
+        temporal = await connect_temporal(connection, timeout_s=0)
+        return await register_search_attributes(temporal, connection.namespace)
 
     added = run(main)
     console.print(f"search attributes added: {', '.join(added)}" if added else "search attributes already in place")
@@ -286,9 +322,10 @@ def temporal_promote(
         )
 
     async def main() -> str | None:
-        temporal = await connect_temporal(resolve_temporal_address(settings), settings.temporal_namespace, timeout_s=0)
+        connection = resolve_temporal_connection(settings)
+        temporal = await connect_temporal(connection, timeout_s=0)
         try:
-            return await promote(temporal, settings.temporal_namespace, Deployment(name, build), timeout_s=wait_s)
+            return await promote(temporal, connection.namespace, Deployment(name, build), timeout_s=wait_s)
         except PromotionError as error:
             raise fail(str(error), ExitCode.UNAVAILABLE) from None
 

@@ -30,6 +30,7 @@ from temporalio.runtime import Runtime, TelemetryConfig
 from ledger.pool import Backoff, wait_for
 from schemas.converter import DATA_CONVERTER
 from workers.metrics import runtime_with_metrics
+from workers.temporal_config import TemporalConnection
 
 T = TypeVar("T")
 # The SDK reports every failure to connect as a RuntimeError with this prefix (no narrower type exists).
@@ -70,27 +71,32 @@ def _temporal_reason(error: BaseException) -> str:
     return str(error).removeprefix(f"{TEMPORAL_CONNECT_FAILED}: ") or type(error).__name__
 
 
-def check_temporal_address(address: str) -> None:
-    """Refuse a TEMPORAL_ADDRESS that is not host:port before waiting on it for minutes."""
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError(f"TEMPORAL_ADDRESS={address!r}: must be host:port, e.g. temporal:7233")
-
-
 async def connect_temporal(
-    address: str,
-    namespace: str,
+    connection: TemporalConnection,
     *,
     timeout_s: float,
     runtime: Runtime | None = None,
     backoff: Backoff | None = None,
 ) -> Client:
-    """A Temporal client with the engine's data converter on the process's runtime, waiting up to timeout_s."""
-    check_temporal_address(address)
+    """A Temporal client with the engine's data converter on the process's runtime, waiting up to timeout_s.
+
+    `connection` comes from temporalio.envconfig (workers/temporal_config.py): address, namespace, TLS or
+    mTLS, API key and gRPC headers, as the SDKs and the `temporal` CLI read them.
+    """
+    address = connection.address
+    assert address is not None, "resolve the address first (workers/runtime.py resolve_temporal_connection)"
     chosen = runtime or temporal_runtime()
 
     async def attempt() -> Client:
-        return await Client.connect(address, namespace=namespace, data_converter=DATA_CONVERTER, runtime=chosen)
+        return await Client.connect(
+            address,
+            namespace=connection.namespace,
+            api_key=connection.api_key,
+            tls=connection.tls or False,
+            rpc_metadata=dict(connection.rpc_metadata),
+            data_converter=DATA_CONVERTER,
+            runtime=chosen,
+        )
 
     return await wait_for(
         "Temporal",

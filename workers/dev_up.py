@@ -32,6 +32,7 @@ from clients.client import ExchangeClient
 from clients.demo import demo_samples, drive
 from ledger.evidence import EvidenceStore, store_evidence
 from ledger.migrate import apply_migrations
+from ledger.pool import redact_dsn
 from ledger.progress import exchange_progress
 from ledger.store import LedgerStore
 from schemas.exchange import EvidenceItem
@@ -110,12 +111,13 @@ def _logging_and_signals(settings: Settings) -> tuple[Path, asyncio.Event]:
 
 async def _prepare_stores(settings: Settings, database_url: str, temporal: TemporalEndpoint) -> None:
     """Say where the stores are, make sure ops' search attributes exist on a server of ours, and migrate."""
-    console.print(f"Postgres   {_redact(database_url)}")
-    console.print(f"Temporal   {temporal.address}  (namespace {settings.temporal_namespace})")
+    console.print(f"Postgres   {redact_dsn(database_url)}")
+    namespace = temporal.client.namespace
+    console.print(f"Temporal   {temporal.address}  (namespace {namespace})")
     if temporal.ui_url:
         console.print(f"Temporal UI [link]{temporal.ui_url}[/link]")
-    if settings.temporal_address:  # an existing server: make sure ops' search attributes exist
-        await register_search_attributes(temporal.client, settings.temporal_namespace)
+    else:  # an existing server: make sure ops' search attributes exist
+        await register_search_attributes(temporal.client, namespace)
     applied = await apply_migrations(database_url)
     console.print(f"Migrations {', '.join(applied) if applied else 'up to date'}")
 
@@ -329,15 +331,6 @@ def euros(cents: int) -> str:
     sign = "-" if cents < 0 else ""
     whole, rest = divmod(abs(cents), 100)
     return f"{sign}{whole:,}.{rest:02d}"
-
-
-def _redact(dsn: str) -> str:
-    if "@" not in dsn or "://" not in dsn:
-        return dsn
-    scheme, rest = dsn.split("://", 1)
-    credentials, host = rest.rsplit("@", 1)
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}@{host}"
 
 
 def demo_boarding_pass(application_id: str) -> bytes:

@@ -31,8 +31,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from schemas.converter import DATA_CONVERTER
 from schemas.search import SEARCH_ATTRIBUTES
+from workers.connect import connect_temporal
 from workers.logging import get_logger
 from workers.settings import Settings
+from workers.temporal_config import load_connection
 
 log = get_logger(__name__)
 
@@ -256,14 +258,11 @@ class TemporalEndpoint:
 @contextlib.asynccontextmanager
 async def temporal_dev_server(settings: Settings, runtime: Runtime | None = None) -> AsyncIterator[TemporalEndpoint]:
     """Connect to TEMPORAL_ADDRESS, or run the embedded dev server (with UI, SQLite under state_dir)."""
-    if settings.temporal_address:
-        client = await Client.connect(
-            settings.temporal_address,
-            namespace=settings.temporal_namespace,
-            data_converter=DATA_CONVERTER,
-            runtime=runtime,
-        )
-        yield TemporalEndpoint(client=client, address=settings.temporal_address, ui_url=None)
+    connection = load_connection(settings)
+    if connection.address is not None:
+        # A configured server (TEMPORAL_ADDRESS or a profile), with its TLS and API key (workers/temporal_config.py).
+        client = await connect_temporal(connection, timeout_s=0, runtime=runtime)
+        yield TemporalEndpoint(client=client, address=connection.address, ui_url=None)
         return
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     database_path = settings.state_dir / "temporal.db"

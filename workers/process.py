@@ -16,7 +16,7 @@ from clients.command import fail
 from clients.config import ClientConfig, ConfigSource
 from clients.exit_codes import ExitCode
 from workers.connect import connect_temporal
-from workers.runtime import resolve_database_url, resolve_temporal_address
+from workers.runtime import resolve_database_url, resolve_temporal_connection
 from workers.settings import Settings, SettingsError
 
 
@@ -38,8 +38,7 @@ class Process(ConfigSource):
 
         async def temporal_client() -> Client:
             # One attempt (a command does not wait for a server), on the process's one runtime (workers/connect.py).
-            address = resolve_temporal_address(settings)
-            return await connect_temporal(address, settings.temporal_namespace, timeout_s=0)
+            return await connect_temporal(resolve_temporal_connection(settings), timeout_s=0)
 
         return ClientConfig(
             temporal_namespace=settings.temporal_namespace,

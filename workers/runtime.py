@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ledger.pool import ServerUnreachable
 from workers.settings import Settings
+from workers.temporal_config import TemporalConnection, load_connection
 
 RUNTIME_FILE = "runtime.json"
 
@@ -63,12 +64,15 @@ def resolve_database_url(settings: Settings) -> str:
     return info.database_url
 
 
-def resolve_temporal_address(settings: Settings) -> str:
-    if settings.temporal_address:
-        return settings.temporal_address
+def resolve_temporal_connection(settings: Settings) -> TemporalConnection:
+    """The configured Temporal connection (workers/temporal_config.py), at the running `make run`'s address
+    when neither TEMPORAL_ADDRESS nor a profile names one. Raises SettingsError for a malformed one."""
+    connection = load_connection(settings)
+    if connection.address is not None:
+        return connection
     info = read_runtime(settings)
     if info is None:
         raise StackNotFound(
             "TEMPORAL_ADDRESS is not set and no `make run` is running: set TEMPORAL_ADDRESS or start `make run`"
         )
-    return info.temporal_address
+    return connection.at(info.temporal_address)

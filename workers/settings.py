@@ -11,16 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from clients.config import DEFAULT_API_ENGINE_TIMEOUT_S, DEFAULT_API_MAX_BODY_BYTES
 from schemas.ids import TASK_QUEUE
 from workers.versioning import Deployment
 
 DEFAULT_STATE_DIR = ".cx"
+# The variables of temporalio.envconfig (workers/temporal_config.py) all start with it.
+TEMPORAL_PREFIX = "TEMPORAL_"
 # A limit on everything: a day covers any start-up or answer; math.inf or NaN would never give up.
 MAX_SECONDS = 86_400
 # From 1 KiB (a request smaller than that is no request) to 16 MiB (a JSON body is a few KiB).
@@ -138,6 +140,10 @@ class Settings(BaseSettings):
     # is unversioned (the local stack, tests).
     worker_deployment: str | None = Field(default=None, validation_alias="CX_WORKER_DEPLOYMENT")
     build_id: str | None = Field(default=None, validation_alias="CX_BUILD_ID")
+    # Every TEMPORAL_* variable (TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE, ...),
+    # handed whole to temporalio.envconfig by workers/temporal_config.py: the SDKs' own names and rules, read
+    # here with the rest of the environment (`from_env` fills it; never from a variable of its own name).
+    temporal_environment: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
     # --- Observability (issue 15, item 6; workers/tracing.py, docs/adr/0018): OpenTelemetry's standard
     # variables, read here like every other; tracing is off, nothing installed, while the endpoint is unset.
     otel_exporter_otlp_endpoint: str | None = Field(default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -207,6 +213,18 @@ class Settings(BaseSettings):
         return self.evidence_dir_setting or self.state_dir / "evidence"
 
     @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment's TEMPORAL_* variables as one field, from pydantic-settings' own read of it.
+        return (init_settings, env_settings, _TemporalVariables(settings_cls))
+
+    @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """The settings of the process's environment, or of `environ` (tests, tools) and nothing else.
 
@@ -217,9 +235,22 @@ class Settings(BaseSettings):
             if environ is None:
                 return cls()
             # The mapping alone: pydantic-settings' sources (the process environment) are not consulted.
-            return cls.model_validate({name: value for name, value in environ.items() if value != ""})
+            values: dict[str, object] = {name: value for name, value in environ.items() if value != ""}
+            return cls.model_validate({**values, "temporal_environment": _temporal_variables(environ)})
         except ValidationError as error:
             raise SettingsError(_one_line(error)) from None
+
+
+class _TemporalVariables(EnvSettingsSource):
+    """`temporal_environment`: every non-empty TEMPORAL_* variable of the environment pydantic-settings read."""
+
+    def __call__(self) -> dict[str, Any]:
+        variables = {name: value for name, value in self.env_vars.items() if value is not None}
+        return {"temporal_environment": _temporal_variables(variables)}
+
+
+def _temporal_variables(environ: Mapping[str, str]) -> dict[str, str]:
+    return {name: value for name, value in environ.items() if name.startswith(TEMPORAL_PREFIX) and value != ""}
 
 
 def _one_line(error: ValidationError) -> str:

@@ -69,12 +69,14 @@ async def test_the_runtime_threads_are_gone_before_the_interpreter_exits(dev_cli
     script = f"""
 import asyncio, pathlib
 from workers.connect import connect_temporal, release_temporal_runtime
+from workers.temporal_config import TemporalConnection
 
 def threads():
     return sorted(p.read_text().strip() for p in pathlib.Path("/proc/self/task").glob("*/comm"))
 
 async def main():
-    client = await connect_temporal({dev_client.temporal.service_client.config.target_host!r}, "default", timeout_s=0)
+    connection = TemporalConnection({dev_client.temporal.service_client.config.target_host!r})
+    client = await connect_temporal(connection, timeout_s=0)
     await client.count_workflows()
 
 asyncio.run(main())
