@@ -51,7 +51,8 @@ async def test_api_and_worker_processes_export_one_trace_and_the_api_serves_its_
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http,
     ):
         await worker.wait_for_line("worker started")
-        await api.wait_for_line("Application startup complete")
+        # uvicorn binds its socket after the app's startup: this line comes once it listens.
+        await api.wait_for_line("Uvicorn running on")
         application = body(partnership)
         headers = {"Authorization": f"Bearer {TOKEN}"}
         started = await http.post("/exchanges", json=application, headers=headers)
