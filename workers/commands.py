@@ -27,6 +27,7 @@ from workers.logging import configure_logging, get_logger
 from workers.process import settings_of
 from workers.runtime import resolve_database_url, resolve_temporal_connection
 from workers.settings import Settings
+from workers.tracing import Role, Tracing, configure_tracing, shutdown_tracing, traced_client
 
 if TYPE_CHECKING:
     from clients.api.auth import Principal
@@ -111,6 +112,7 @@ def worker(ctx: typer.Context, check_config: CheckConfig = False) -> None:
     if check_config:
         _report_config("worker", lambda: check.worker_lines(settings, finance_webhook_url))
     log = get_logger("cx.worker")
+    tracing = _tracing(settings, "worker")
 
     async def main() -> None:
         stop = _stop_on_signals()
@@ -137,7 +139,7 @@ def worker(ctx: typer.Context, check_config: CheckConfig = False) -> None:
             return
         try:
             worker = build_worker(
-                temporal,
+                traced_client(temporal, tracing),  # its worker is traced too: one interceptor for both
                 pool,
                 settings.task_queue,
                 finance_webhook_url=finance_webhook_url,
@@ -157,6 +159,7 @@ def worker(ctx: typer.Context, check_config: CheckConfig = False) -> None:
                 await stop.wait()
         finally:
             await pool.close()
+            shutdown_tracing(tracing)
 
     run(main)
 
@@ -180,6 +183,8 @@ def dispatcher(ctx: typer.Context, check_config: CheckConfig = False) -> None:
     if check_config:
         _report_config("dispatcher", lambda: check.common_lines(settings, temporal=False))
     log = get_logger("cx.dispatcher")
+    # Its Postgres queries and webhook requests become spans (asyncpg and httpx instrumentation).
+    tracing = _tracing(settings, "dispatcher")
 
     async def main() -> None:
         stop = _stop_on_signals()
@@ -199,6 +204,7 @@ def dispatcher(ctx: typer.Context, check_config: CheckConfig = False) -> None:
                 metrics_server.close()
             await delivering.close()
             await pool.close()
+            shutdown_tracing(tracing)
 
     run(main)
 
@@ -236,18 +242,21 @@ def api(
                 f"evidence   {settings.evidence_dir}",
             ],
         )
-    run(lambda: serve_api(settings, tokens, host, port))
+    tracing = _tracing(settings, "api")
+    run(lambda: serve_api(settings, tokens, host, port, tracing))
 
 
-async def serve_api(settings: Settings, tokens: dict[str, Principal], host: str, port: int) -> None:
-    """Run the API until interrupted: one pool and one Temporal client per process."""
+async def serve_api(
+    settings: Settings, tokens: dict[str, Principal], host: str, port: int, tracing: Tracing | None = None
+) -> None:
+    """Run the API until interrupted: one pool and one Temporal client per process, traced when `tracing`."""
     import uvicorn  # only the serving process needs it
 
     from clients.api import create_app
 
     # Both wait for their server (with backoff, up to CX_CONNECT_TIMEOUT_S) on the process's one Temporal runtime.
     temporal = await connect_temporal(resolve_temporal_connection(settings), timeout_s=settings.connect_timeout_s)
-    client = ExchangeClient(temporal, settings.task_queue)
+    client = ExchangeClient(traced_client(temporal, tracing), settings.task_queue)
     async with postgres_pool(resolve_database_url(settings), timeout_s=settings.connect_timeout_s) as pool:
         app = create_app(
             client,
@@ -256,8 +265,24 @@ async def serve_api(settings: Settings, tokens: dict[str, Principal], host: str,
             evidence_store=EvidenceStore.from_settings(settings),
             max_body_bytes=settings.api_max_body_bytes,
             engine_timeout_s=settings.api_engine_timeout_s,
+            gauge_interval_s=settings.gauge_interval_s,
         )
-        await uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info")).serve()
+        if tracing is not None:
+            tracing.instrument_api(app)
+        # Our access log (clients/api/access_log.py) replaces uvicorn's, which would say each request twice.
+        config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False)
+        try:
+            await uvicorn.Server(config).serve()
+        finally:
+            shutdown_tracing(tracing)
+
+
+def _tracing(settings: Settings, role: Role) -> Tracing | None:
+    """The process's tracing (off unless OTEL_EXPORTER_OTLP_ENDPOINT is set), or a usage error naming the variable."""
+    try:
+        return configure_tracing(settings, role)
+    except ValueError as error:
+        raise fail(str(error), ExitCode.USAGE) from None
 
 
 def temporal_setup(ctx: typer.Context) -> None:

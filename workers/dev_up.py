@@ -281,6 +281,7 @@ def _api_server(
             evidence_store=EvidenceStore.from_settings(settings),
             max_body_bytes=settings.api_max_body_bytes,
             engine_timeout_s=settings.api_engine_timeout_s,
+            gauge_interval_s=settings.gauge_interval_s,  # the programme gauges at /metrics (issue 15)
         ),
         host="127.0.0.1",
         port=port,
