@@ -49,3 +49,18 @@ screenshots: $(STAMP)
 
 clean:
 	rm -rf .cx
+
+# Deployment (issue 15, items 2-5; docs/deploy.md, docs/adr/0017-packaging.md).
+# `make lock`: the image's dependencies, pinned with their hashes, from pyproject.toml's runtime `dependencies` (the
+# only target that needs PyPI); the build backend gets its own lock. tests/deploy/test_lock.py fails when they drift.
+LOCK := $(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 --python-platform linux \
+	--custom-compile-command "make lock"
+.PHONY: lock deploy-check
+lock: $(STAMP)
+	mkdir -p requirements
+	$(LOCK) pyproject.toml -o requirements/runtime.lock
+	echo "setuptools>=68" | $(LOCK) - -o requirements/build.lock
+
+# The deployment artefacts checked offline: compose, kustomize, Prometheus rules, Grafana, the lock, the entry point.
+deploy-check: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider tests/deploy $(ARGS)
