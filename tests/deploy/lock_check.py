@@ -54,6 +54,11 @@ def pinned_dependencies(pyproject: Path) -> dict[str, Requirement]:
     return {canonicalize_name(req.name): req for req in map(Requirement, project["dependencies"])}
 
 
+def _environment(extra: str) -> dict[str, str]:
+    """This interpreter's marker environment (Linux, CPython 3.11, like the image) with `extra` requested."""
+    return {**{name: str(value) for name, value in default_environment().items()}, "extra": extra}
+
+
 def closure(roots: dict[str, Requirement]) -> set[str]:
     """Every distribution the roots need, transitively, as the installed ones declare it for this platform."""
     needed: set[str] = set()
@@ -67,9 +72,7 @@ def closure(roots: dict[str, Requirement]) -> set[str]:
         needed.add(name)
         for line in metadata.requires(name) or []:
             req = Requirement(line)
-            if req.marker is None or any(
-                req.marker.evaluate({**default_environment(), "extra": extra}) for extra in (extras or {""})
-            ):
+            if req.marker is None or any(req.marker.evaluate(_environment(extra)) for extra in (extras or {""})):
                 todo.append((canonicalize_name(req.name), frozenset(req.extras)))
     return needed
 
@@ -88,11 +91,15 @@ def lock_problems(lock_text: str, pyproject: Path) -> list[str]:
         elif entries[name].version not in wanted:
             problems.append(f"{name}: the lock has {entries[name].version}, pyproject.toml {wanted.pop()}: make lock")
     needed = closure(pinned)
-    problems += [f"{name}: in the lock but nothing pinned needs it: run `make lock`" for name in sorted(set(entries) - needed)]
+    problems += [
+        f"{name}: in the lock but nothing pinned needs it: run `make lock`" for name in sorted(set(entries) - needed)
+    ]
     problems += [f"{name}: needed but not in the lock: run `make lock`" for name in sorted(needed - set(entries))]
     for name, entry in sorted(entries.items()):
         if entry.hashes == 0:
             problems.append(f"{name}: no --hash in the lock: run `make lock`")
         elif name in needed and metadata.version(name) != entry.version:
-            problems.append(f"{name}: locked {entry.version}, installed {metadata.version(name)}: reinstall or make lock")
+            problems.append(
+                f"{name}: locked {entry.version}, installed {metadata.version(name)}: reinstall or make lock"
+            )
     return problems

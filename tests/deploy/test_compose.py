@@ -38,7 +38,9 @@ def test_compose_follows_the_compose_spec() -> None:
 
 def test_a_compose_file_off_the_spec_is_refused(tmp_path: Path) -> None:
     """The validation can fail: a key the spec does not know (a typo of `deploy.replicas`) is refused."""
-    doctored = compose() | {"services": compose()["services"] | {"worker": compose()["services"]["worker"] | {"replica": 3}}}
+    doctored = compose() | {
+        "services": compose()["services"] | {"worker": compose()["services"]["worker"] | {"replica": 3}}
+    }
     (tmp_path / "compose.yaml").write_text(yaml.safe_dump(doctored))
     result = _validate(tmp_path / "compose.yaml")
     assert result.returncode != 0

@@ -30,11 +30,33 @@ CX = Path(sys.executable).parent / "cx"
 BLOCKER = Path(__file__).parent / "no_dev_servers"
 
 
+# `cx db migrate` and `cx temporal setup` have no --check-config (the lead's covers worker, dispatcher and api):
+# for them the same process runs the checks those commands make before they connect, on the same Settings.
+SET_UP_CHECKS = {
+    ("db", "migrate"): "from workers.check_config import common_lines; common_lines(settings, temporal=False)",
+    ("temporal", "setup"): "from workers.runtime import resolve_temporal_connection; "
+    "resolve_temporal_connection(settings).describe()",
+}
+SET_UP_SCRIPT = """
+import sys
+from workers.settings import Settings, SettingsError
+try:
+    settings = Settings.from_env()
+    {check}
+except (SettingsError, OSError) as error:
+    sys.exit(f"error: {{error}}")
+"""
+
+
 def check_config(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """`cx <args> --check-config` with `env` and nothing else (plus the dev-server blocker on PYTHONPATH)."""
     assert "PYTHONPATH" not in env, "a manifest sets PYTHONPATH: the image's venv would not be used as built"
+    set_up = SET_UP_CHECKS.get((args[0], args[1]) if len(args) == 2 else ("", ""))
+    command = (
+        [sys.executable, "-c", SET_UP_SCRIPT.format(check=set_up)] if set_up else [str(CX), *args, "--check-config"]
+    )
     return subprocess.run(
-        [str(CX), *args, "--check-config"],
+        command,
         env={**env, "PYTHONPATH": str(BLOCKER)},
         cwd=cwd,
         capture_output=True,
@@ -111,3 +133,13 @@ def test_a_missing_variable_is_named() -> None:
     result = check_config(["worker"], env, Path.cwd())
     assert result.returncode == 2
     assert "CX_FINANCE_WEBHOOK_URL" in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(("service", "variable"), [("migrate", "DATABASE_URL"), ("temporal-setup", "TEMPORAL_ADDRESS")])
+def test_the_set_up_checks_can_fail(service: str, variable: str, tmp_path: Path) -> None:
+    """The set-up jobs' checks are not vacuous: without the variable each needs, they fail naming it."""
+    env = _local_paths(compose_env(service), tmp_path)
+    del env[variable]
+    result = check_config(list(compose()["services"][service]["command"]), env, tmp_path)
+    assert result.returncode != 0
+    assert variable in result.stderr

@@ -48,7 +48,10 @@ def _doctored(lock: str, old: str, new: str) -> str:
         # A needed package missing (an entry deleted by hand).
         (lambda lock: re.sub(r"^idna==.*?(?=^\S)", "", lock, flags=re.M | re.S), "idna: needed but not in the lock"),
         # An entry without its hashes (`pip install --require-hashes` would refuse the whole file).
-        (lambda lock: re.sub(r"(^anyio==\S+) \\\n(    --hash=\S+ ?\\?\n)+", r"\1\n", lock, flags=re.M), "anyio: no --hash"),
+        (
+            lambda lock: re.sub(r"(^anyio==\S+) \\\n(    --hash=\S+ ?\\?\n)+", r"\1\n", lock, flags=re.M),
+            "anyio: no --hash",
+        ),
     ],
     ids=["version", "extra entry", "missing entry", "no hash"],
 )
