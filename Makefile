@@ -7,10 +7,13 @@ ARGS ?=
 
 .PHONY: run test lint typecheck check bench bench-lifecycle scaleout screenshots clean
 
-$(STAMP): pyproject.toml
+# The runtime dependencies at the versions the image ships (requirements/runtime.lock, its hashes stripped: pip takes
+# no hashes for an editable install), so the tests run on what is deployed (issue 15; docs/adr/0017-packaging.md).
+$(STAMP): pyproject.toml requirements/runtime.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	sed -e '/--hash=/d' -e 's/ \\$$//' requirements/runtime.lock > $(VENV)/runtime-constraints.txt
+	$(BIN)/python -m pip install --quiet -c $(VENV)/runtime-constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -56,7 +59,11 @@ clean:
 LOCK := $(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 --python-platform linux \
 	--custom-compile-command "make lock"
 .PHONY: lock deploy-check
-lock: $(STAMP)
+# Needs only uv (at its pin in pyproject.toml), not the constrained install: a new pin must be lockable.
+$(BIN)/uv:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "$$(grep -o '"uv==[^"]*"' pyproject.toml | tr -d '"')"
+lock: $(BIN)/uv
 	mkdir -p requirements
 	$(LOCK) pyproject.toml -o requirements/runtime.lock
 	echo "setuptools>=68" | $(LOCK) - -o requirements/build.lock
