@@ -143,3 +143,11 @@ def test_the_set_up_checks_can_fail(service: str, variable: str, tmp_path: Path)
     result = check_config(list(compose()["services"][service]["command"]), env, tmp_path)
     assert result.returncode != 0
     assert variable in result.stderr
+
+
+def test_a_certificate_path_without_its_mount_is_named(tmp_path: Path) -> None:
+    """The mTLS check is real: the overlay's certificate path, with no file behind it, stops the worker (exit 2)."""
+    env = _local_paths(workload_env(render("temporal-cloud-mtls"), "Deployment", "cx-worker"), tmp_path)
+    result = check_config(["worker"], env, tmp_path)
+    assert result.returncode == 2
+    assert "TEMPORAL_TLS_CLIENT_CERT_PATH" in result.stderr + result.stdout

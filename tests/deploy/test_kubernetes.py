@@ -124,3 +124,10 @@ def test_the_overlays_point_at_their_temporal() -> None:
         spec = pod_spec(find(mtls, kind, name))
         mount = next(m for m in spec["containers"][0]["volumeMounts"] if m["name"] == "temporal-tls")
         assert mount == {"name": "temporal-tls", "mountPath": "/etc/temporal-tls", "readOnly": True}
+        env = {var["name"]: var.get("value") for var in spec["containers"][0]["env"]}
+        assert env["TEMPORAL_TLS_CLIENT_CERT_PATH"] == "/etc/temporal-tls/tls.crt"
+    # A process that never talks to Temporal gets neither the key nor a path to a file it does not have.
+    for overlay in ("temporal-cloud", "temporal-cloud-mtls"):
+        for kind, name in [("Deployment", "cx-dispatcher"), ("Job", "cx-migrate")]:
+            names = {var["name"] for var in pod_spec(find(render(overlay), kind, name))["containers"][0].get("env", [])}
+            assert not {n for n in names if n.startswith("TEMPORAL_")}, f"{overlay} {name}: {names}"
