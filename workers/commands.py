@@ -181,7 +181,9 @@ def dispatcher(ctx: typer.Context, check_config: CheckConfig = False) -> None:
     except ValueError as error:
         raise fail(str(error), ExitCode.USAGE) from None
     if check_config:
-        _report_config("dispatcher", lambda: check.common_lines(settings, temporal=False))
+        auth = f"AUTH as {config.smtp_username}" if config.smtp_username else "no AUTH"
+        mail = f"smtp       {config.smtp_host}:{config.smtp_port} ({config.smtp_tls}, {auth})"
+        _report_config("dispatcher", lambda: [*check.common_lines(settings, temporal=False), mail])
     log = get_logger("cx.dispatcher")
     # Its Postgres queries and webhook requests become spans (asyncpg and httpx instrumentation).
     tracing = _tracing(settings, "dispatcher")

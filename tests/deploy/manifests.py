@@ -39,6 +39,8 @@ ROLES: dict[str, tuple[str, str]] = {
 DUMMY_SECRETS: dict[tuple[str, str], str] = {
     ("cx-database", "url"): "postgresql://cx:dummy-password@ledger-db.example.org:5432/cx",
     ("cx-dispatcher", "webhook-secret"): "dummy-0123456789abcdef0123456789abcdef",
+    ("cx-dispatcher", "smtp-username"): "clusterxchange",
+    ("cx-dispatcher", "smtp-password"): "dummy-smtp-password",
     ("cx-api", "tokens"): '{"dummy-officer-token-0123456789": {"subject": "officer-1", "role": "officer"}}',
     ("cx-temporal-cloud", "api-key"): "dummy-temporal-cloud-api-key",
 }
