@@ -154,3 +154,16 @@ def test_grafana_is_provisioned_with_the_datasource_the_dashboard_names() -> Non
     uid = datasource["datasources"][0]["uid"]
     dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "clusterxchange.json").read_text())
     assert {panel["datasource"]["uid"] for panel in dashboard["panels"]} == {uid}
+
+
+def test_every_engine_metric_of_the_contract_is_made_by_the_code() -> None:
+    """The contract is not a wish list: each cx_* family is named where the engine creates it (prometheus_client
+    adds `_total` to a counter's name, so the code names a counter without it)."""
+    root = DEPLOY.parent
+    code = "\n".join(
+        path.read_text()
+        for package in ("activities", "clients", "ledger", "workers")
+        for path in (root / package).rglob("*.py")
+    )
+    missing = {name for name in ENGINE if f'"{name}"' not in code and f'"{name.removesuffix("_total")}"' not in code}
+    assert missing == set(), f"metrics in the contract that no code creates: {sorted(missing)}"
