@@ -24,6 +24,7 @@ def common_lines(settings: Settings, *, temporal: bool = True) -> list[str]:
     if temporal:
         lines.append(f"temporal   {_temporal(settings)}")
         lines.append(f"task queue {settings.task_queue}")
+        lines.append(f"payloads   {_payloads(settings)}")
     if settings.metrics_address:
         check_host_port("CX_METRICS_ADDRESS", settings.metrics_address)
         lines.append(f"metrics    http://{settings.metrics_address}/metrics")
@@ -67,6 +68,13 @@ def _database_url(settings: Settings) -> str:
     if parts.scheme not in POSTGRES_SCHEMES:
         raise SettingsError(f"DATABASE_URL={redact_dsn(url)!r}: must be a postgresql:// URL")
     return url
+
+
+def _payloads(settings: Settings) -> str:
+    keys = settings.payload_keyring
+    if keys is None:
+        return "plaintext (CX_PAYLOAD_KEYS unset: the Temporal UI and database show every payload)"
+    return f"encrypted, AES-256-GCM, key {keys.current} ({len(keys.keys)} known)"
 
 
 def _temporal(settings: Settings) -> str:

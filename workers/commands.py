@@ -251,6 +251,7 @@ async def serve_api(settings: Settings, tokens: dict[str, Principal], host: str,
             evidence_store=EvidenceStore.from_settings(settings),
             max_body_bytes=settings.api_max_body_bytes,
             engine_timeout_s=settings.api_engine_timeout_s,
+            codec_cors_origin=settings.codec_cors_origin,
         )
         await uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info")).serve()
 

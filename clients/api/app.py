@@ -26,7 +26,7 @@ from clients.api.context import Api
 from clients.api.guards import Authenticate, Deadline
 from clients.api.openapi import build_openapi
 from clients.api.problems import Problem, ProblemError, invalid, problem_response, problem_type
-from clients.api.routers import budgets, evidence, exchanges, ops, oversight, policy, reviews
+from clients.api.routers import budgets, codec, evidence, exchanges, ops, oversight, policy, reviews
 from clients.client import ExchangeClient
 from clients.config import DEFAULT_API_ENGINE_TIMEOUT_S, DEFAULT_API_MAX_BODY_BYTES, DEFAULT_EVIDENCE_DIR
 from ledger.evidence import EvidenceStore
@@ -70,12 +70,14 @@ def create_app(
     evidence_store: EvidenceStore | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
     engine_timeout_s: float = ENGINE_TIMEOUT_S,
+    codec_cors_origin: str | None = None,
 ) -> FastAPI:
     """Build the API over one ExchangeClient and one pool; `tokens` maps bearer tokens to principals.
 
     `evidence_store` is where uploads go (the process passes CX_EVIDENCE_DIR's, as `cx evidence add` uses;
     without one, the default directory); `max_body_bytes` and `engine_timeout_s` are CX_API_MAX_BODY_BYTES
-    and CX_API_ENGINE_TIMEOUT_S.
+    and CX_API_ENGINE_TIMEOUT_S; `codec_cors_origin` is the Temporal UI's origin allowed to call the codec
+    server from a browser (CX_CODEC_CORS_ORIGIN; clients/api/routers/codec.py).
     """
     app = FastAPI(
         title="ClusterXchange",
@@ -113,6 +115,8 @@ def create_app(
     )
     app.add_middleware(Deadline, seconds=REQUEST_DEADLINE_FACTOR * engine_timeout_s)
     app.add_middleware(Authenticate, tokens=tokens)
+    # Outside the token check: a browser's preflight carries no token (the codec server's CORS, issue 16).
+    app.add_middleware(codec.CodecCors, origin=codec_cors_origin)
     routers = (
         ops.router,
         exchanges.router,
@@ -124,6 +128,8 @@ def create_app(
     )
     for router in routers:
         app.include_router(router)
+    # Temporal's remote codec protocol, not the engine's contract: served, but not in the OpenAPI document.
+    app.include_router(codec.router)
     _add_docs(app)
     _add_web(app, pool, tokens)
     app.openapi = lambda: build_openapi(app, routers)  # type: ignore[method-assign]
