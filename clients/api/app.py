@@ -76,8 +76,7 @@ def create_app(
 
     `evidence_store` is where uploads go (the process passes CX_EVIDENCE_DIR's, as `cx evidence add` uses;
     without one, the default directory); `max_body_bytes` and `engine_timeout_s` are CX_API_MAX_BODY_BYTES
-    and CX_API_ENGINE_TIMEOUT_S; `codec_cors_origin` is the Temporal UI's origin allowed to call the codec
-    server from a browser (CX_CODEC_CORS_ORIGIN; clients/api/routers/codec.py).
+    and CX_API_ENGINE_TIMEOUT_S; `codec_cors_origin` is CX_CODEC_CORS_ORIGIN (clients/api/routers/codec.py).
     """
     app = FastAPI(
         title="ClusterXchange",
@@ -115,8 +114,7 @@ def create_app(
     )
     app.add_middleware(Deadline, seconds=REQUEST_DEADLINE_FACTOR * engine_timeout_s)
     app.add_middleware(Authenticate, tokens=tokens)
-    # Outside the token check: a browser's preflight carries no token (the codec server's CORS, issue 16).
-    app.add_middleware(codec.CodecCors, origin=codec_cors_origin)
+    codec.serve_codec(app, codec_cors_origin)  # its CORS outside the token check: a preflight carries no token
     routers = (
         ops.router,
         exchanges.router,
@@ -128,8 +126,6 @@ def create_app(
     )
     for router in routers:
         app.include_router(router)
-    # Temporal's remote codec protocol, not the engine's contract: served, but not in the OpenAPI document.
-    app.include_router(codec.router)
     _add_docs(app)
     _add_web(app, pool, tokens)
     app.openapi = lambda: build_openapi(app, routers)  # type: ignore[method-assign]

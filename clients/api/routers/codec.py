@@ -24,7 +24,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, FastAPI, Header, Request, Response
 from google.protobuf import json_format
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -99,6 +99,15 @@ def _parse(raw: bytes) -> list[Payload]:
     if len(parsed.payloads) > MAX_PAYLOADS:
         raise invalid([("payloads", f"at most {MAX_PAYLOADS} payloads per call")])
     return list(parsed.payloads)
+
+
+def serve_codec(app: FastAPI, cors_origin: str | None) -> None:
+    """Add the codec routes to `app`, with their CORS outside every middleware added so far (the token check).
+
+    Temporal's remote codec protocol, not the engine's contract: served, but not in the OpenAPI document.
+    """
+    app.include_router(router)
+    app.add_middleware(CodecCors, origin=cors_origin)
 
 
 class CodecCors:
