@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import stat
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from schemas.converter import DATA_CONVERTER, data_converter
 from schemas.exchange import ApplicationInput
 from tests.factories import application
 from workers.payload_keys import KEY_FILE, stack_payload_keys
+from workers.runtime import RuntimeInfo, resolve_temporal_connection, write_runtime
 from workers.settings import Settings, SettingsError
 from workers.temporal_config import load_connection
 
@@ -154,3 +156,17 @@ def test_the_local_stack_keeps_one_key_in_its_state_dir(tmp_path: Path) -> None:
     assert stack_payload_keys(settings, create=True) == created
     configured = Settings.from_env({"CX_STATE_DIR": str(tmp_path), "CX_PAYLOAD_KEYS": f"k1:{b64(OLD)}"})
     assert stack_payload_keys(configured) == PayloadKeys({"k1": OLD}, "k1")
+
+
+def test_cx_commands_that_find_the_local_stack_use_its_key(tmp_path: Path) -> None:
+    """A `cx` command without TEMPORAL_ADDRESS reaches the running `make run` (runtime.json) with the stack's
+    key from the same directory; given TEMPORAL_ADDRESS, the same command ignores that file."""
+    settings = Settings.from_env({"CX_STATE_DIR": str(tmp_path)})
+    keys = stack_payload_keys(settings, create=True)
+    assert keys is not None
+    write_runtime(settings, RuntimeInfo("postgresql://x@127.0.0.1/x", "127.0.0.1:7233", None, os.getpid()))
+    codec = resolve_temporal_connection(settings).data_converter.payload_codec
+    assert isinstance(codec, EncryptionCodec)
+    assert codec.current_key_id == keys.current
+    elsewhere = Settings.from_env({"CX_STATE_DIR": str(tmp_path), "TEMPORAL_ADDRESS": "temporal:7233"})
+    assert resolve_temporal_connection(elsewhere).data_converter.payload_codec is None
