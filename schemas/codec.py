@@ -141,6 +141,11 @@ class EncryptionCodec(PayloadCodec):
     def current_key_id(self) -> str:
         return self._current
 
+    @property
+    def key_ids(self) -> frozenset[str]:
+        """Every key id this codec decrypts (the key material itself never leaves it)."""
+        return frozenset(self._ciphers)
+
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         return [self.encrypt(payload) for payload in payloads]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from ledger.pool import ServerUnreachable, redact_dsn
+from schemas.codec import EncryptionCodec
 from workers.runtime import resolve_database_url, resolve_temporal_connection
 from workers.settings import Settings, SettingsError
 
@@ -71,10 +72,11 @@ def _database_url(settings: Settings) -> str:
 
 
 def _payloads(settings: Settings) -> str:
-    keys = settings.payload_keyring
-    if keys is None:
+    # The codec the process would use: CX_PAYLOAD_KEYS', or a running `make run`'s own (workers/payload_keys.py).
+    codec = resolve_temporal_connection(settings).data_converter.payload_codec
+    if not isinstance(codec, EncryptionCodec):
         return "plaintext (CX_PAYLOAD_KEYS unset: the Temporal UI and database show every payload)"
-    return f"encrypted, AES-256-GCM, key {keys.current} ({len(keys.keys)} known)"
+    return f"encrypted, AES-256-GCM, key {codec.current_key_id} ({len(codec.key_ids)} known)"
 
 
 def _temporal(settings: Settings) -> str:

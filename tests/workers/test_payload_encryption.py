@@ -23,6 +23,7 @@ from schemas.codec import (
 from schemas.converter import DATA_CONVERTER, data_converter
 from schemas.exchange import ApplicationInput
 from tests.factories import application
+from tests.workers.test_check_config import check
 from workers.payload_keys import KEY_FILE, stack_payload_keys
 from workers.runtime import RuntimeInfo, resolve_temporal_connection, write_runtime
 from workers.settings import Settings, SettingsError
@@ -170,3 +171,19 @@ def test_cx_commands_that_find_the_local_stack_use_its_key(tmp_path: Path) -> No
     assert codec.current_key_id == keys.current
     elsewhere = Settings.from_env({"CX_STATE_DIR": str(tmp_path), "TEMPORAL_ADDRESS": "temporal:7233"})
     assert resolve_temporal_connection(elsewhere).data_converter.payload_codec is None
+
+
+def test_check_config_says_whether_payloads_are_encrypted_and_never_shows_a_key(tmp_path: Path) -> None:
+    """`cx worker --check-config` prints the current key id and how many keys decrypt, or says `plaintext`."""
+    base = {
+        "DATABASE_URL": "postgresql://cx@db.invalid:5432/cx",
+        "TEMPORAL_ADDRESS": "temporal.invalid:7233",
+        "CX_FINANCE_WEBHOOK_URL": "https://finance.invalid/orders",
+    }
+    keyed = check("worker", tmp_path, **base, CX_PAYLOAD_KEYS=f"k1:{b64(OLD)},k2:{b64(NEW)}", CX_PAYLOAD_KEY_ID="k2")
+    assert keyed.returncode == 0, keyed.stderr
+    assert "payloads   encrypted, AES-256-GCM, key k2 (2 known)" in keyed.stdout
+    assert b64(OLD) not in keyed.stdout + keyed.stderr
+    assert b64(NEW) not in keyed.stdout + keyed.stderr
+    plain = check("worker", tmp_path, **base)
+    assert "payloads   plaintext" in plain.stdout, plain.stdout + plain.stderr
