@@ -21,8 +21,7 @@ decoded payload holds personal data.
 # No `from __future__ import annotations`: FastAPI reads these signatures at run time.
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, FastAPI, Header, Request, Response
 from google.protobuf import json_format
@@ -46,7 +45,7 @@ PROTOCOL_SHAPE = '{"payloads": [{"metadata": {"encoding": "<base64>"}, "data": "
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix=CODEC_PREFIX, tags=["codec"], include_in_schema=False)
-Codec = Callable[[Sequence[Payload]], Awaitable[list[Payload]]]
+Direction = Literal["decode", "encode"]
 
 
 @router.post("/decode")
@@ -71,7 +70,7 @@ async def encode(
     return await _apply(request, api, permit, namespace, "encode")
 
 
-async def _apply(request: Request, api: Api, permit: Permit, namespace: str | None, direction: str) -> Response:
+async def _apply(request: Request, api: Api, permit: Permit, namespace: str | None, direction: Direction) -> Response:
     served = api.exchanges.temporal.namespace
     if namespace is not None and namespace != served:
         raise ProblemError(
@@ -80,8 +79,12 @@ async def _apply(request: Request, api: Api, permit: Permit, namespace: str | No
     payloads = _parse(await request.body())
     codec = api.exchanges.temporal.data_converter.payload_codec
     try:
-        # Without keys (CX_PAYLOAD_KEYS unset) the engine writes plaintext, and the codec is the identity.
-        coded = payloads if codec is None else await (codec.decode if direction == "decode" else codec.encode)(payloads)
+        if codec is None:  # no keys (CX_PAYLOAD_KEYS unset): the engine writes plaintext, the codec is the identity
+            coded = payloads
+        elif direction == "decode":
+            coded = await codec.decode(payloads)
+        else:
+            coded = await codec.encode(payloads)
     except PayloadDecryptionError as error:
         raise invalid([("payloads", str(error))]) from None
     # Who read what, for the audit: the principal and how many payloads, never their content.
