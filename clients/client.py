@@ -26,7 +26,8 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
-from schemas.converter import DATA_CONVERTER, describe_errors
+from schemas.codec import PayloadKeys
+from schemas.converter import data_converter, describe_errors
 from schemas.errors import Refusal
 from schemas.exchange import (
     ApplicationInput,
@@ -114,9 +115,16 @@ class ExchangeClient:
 
     @classmethod
     async def connect(
-        cls, address: str, namespace: str = "default", task_queue: str = TASK_QUEUE, runtime: Runtime | None = None
+        cls,
+        address: str,
+        namespace: str = "default",
+        task_queue: str = TASK_QUEUE,
+        runtime: Runtime | None = None,
+        payload_keys: PayloadKeys | None = None,
     ) -> ExchangeClient:
-        client = await Client.connect(address, namespace=namespace, data_converter=DATA_CONVERTER, runtime=runtime)
+        """Connect another Python service; `payload_keys` are the engine's (CX_PAYLOAD_KEYS), None for plaintext."""
+        converter = data_converter(payload_keys)
+        client = await Client.connect(address, namespace=namespace, data_converter=converter, runtime=runtime)
         return cls(client, task_queue)
 
     @property

@@ -36,7 +36,6 @@ from clients.exit_codes import ExitCode
 from clients.input_files import InputRefused, json_array_items, read_text, shown_path, with_lines
 from clients.money import format_eur, format_optional_eur
 from ledger.pool import postgres_pool
-from schemas.converter import DATA_CONVERTER
 from schemas.exchange import ApplicationInput
 from schemas.ids import exchange_workflow_id
 from schemas.organisations import Organisation
@@ -208,7 +207,7 @@ async def recorded_application(client: ExchangeClient, application_id: str) -> A
     try:
         async for event in handle.fetch_history_events(page_size=1):
             payloads = event.workflow_execution_started_event_attributes.input.payloads
-            decoded = await DATA_CONVERTER.decode(payloads, [ApplicationInput])
+            decoded = await client.temporal.data_converter.decode(payloads, [ApplicationInput])
             first = decoded[0] if decoded else None
             return first if isinstance(first, ApplicationInput) else None
     except ApplicationError:

@@ -11,6 +11,7 @@ the caller's SDK (docs/contract.md, "Refusals").
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import temporalio.api.common.v1
@@ -23,6 +24,7 @@ from temporalio.converter import (
     JSONPlainPayloadConverter,
 )
 
+from schemas.codec import EncryptionCodec, PayloadKeys
 from schemas.errors import Refusal, refused
 
 MAX_FIELD_ERRORS = 10  # a message names this many fields at most; the rest are counted
@@ -72,4 +74,16 @@ class StrictPydanticPayloadConverter(CompositePayloadConverter):
         )
 
 
+# Plaintext: payloads as JSON, readable by anyone who can read the history. Processes use `data_converter`.
 DATA_CONVERTER = DataConverter(payload_converter_class=StrictPydanticPayloadConverter)
+
+
+def data_converter(keys: PayloadKeys | None) -> DataConverter:
+    """The engine's converter, encrypting every payload with `keys` (schemas/codec.py); plaintext without keys.
+
+    Built once per process from its Settings (workers/temporal_config.py `load_connection`) and given to every
+    client and worker it connects, so no connection of the engine can forget the codec.
+    """
+    if keys is None:
+        return DATA_CONVERTER
+    return dataclasses.replace(DATA_CONVERTER, payload_codec=EncryptionCodec(keys))

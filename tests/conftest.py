@@ -7,7 +7,8 @@
 - `make_database`: a factory for a further fresh, migrated database when a test needs an empty one.
 - `pg_pool`: an asyncpg pool on `database_url`.
 - `time_skipping_env`: a time-skipping test server per test (its clock only moves forward, so each
-  test gets its own, starting at the real now); `dev_server_env`: one dev server for the session.
+  test gets its own, starting at the real now); `dev_server_env`: one dev server for the session. Both
+  encrypt every payload with TEST_PAYLOAD_KEYS, which `cx` subprocesses get as CX_PAYLOAD_KEYS.
 
 Every test has a time limit (pytest-timeout: `timeout` in pyproject.toml, or a test's own
 `@pytest.mark.timeout`), and tests/time_limits.py cancels a hung async test in its loop just before it.
@@ -27,8 +28,8 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from ledger.migrate import apply_migrations
-from schemas.converter import DATA_CONVERTER
 from schemas.search import SEARCH_ATTRIBUTES, register_search_attributes
+from tests.payload_keys import TEST_DATA_CONVERTER, TEST_PAYLOAD_KEYS
 from workers.devstack import (
     TEMPORAL_CLI,
     TEMPORAL_TEST_SERVER,
@@ -39,6 +40,11 @@ from workers.devstack import (
 )
 
 pytest_plugins = ["pytester", "tests.time_limits"]
+
+# The whole suite runs encrypted (issue 16, item 1): the session's servers get the converter with this key, and
+# every `cx` subprocess a test starts inherits it through the environment, as a deployment configures it.
+os.environ["CX_PAYLOAD_KEYS"] = TEST_PAYLOAD_KEYS.to_config()
+os.environ["CX_PAYLOAD_KEY_ID"] = TEST_PAYLOAD_KEYS.current
 
 
 @pytest.fixture(scope="session")
@@ -88,7 +94,7 @@ async def pg_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 @pytest_asyncio.fixture
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=DATA_CONVERTER,
+        data_converter=TEST_DATA_CONVERTER,
         test_server_existing_path=str(TEMPORAL_TEST_SERVER),
         port=free_port(),
     )
@@ -102,7 +108,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 @pytest_asyncio.fixture(scope="session")
 async def dev_server_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
-        data_converter=DATA_CONVERTER,
+        data_converter=TEST_DATA_CONVERTER,
         dev_server_existing_path=str(TEMPORAL_CLI),
         port=free_port(),
         ui=False,

@@ -12,6 +12,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from ledger.pool import ServerUnreachable, redact_dsn
+from schemas.codec import EncryptionCodec
 from workers.runtime import resolve_database_url, resolve_temporal_connection
 from workers.settings import Settings, SettingsError
 
@@ -24,6 +25,7 @@ def common_lines(settings: Settings, *, temporal: bool = True) -> list[str]:
     if temporal:
         lines.append(f"temporal   {_temporal(settings)}")
         lines.append(f"task queue {settings.task_queue}")
+        lines.append(f"payloads   {_payloads(settings)}")
     if settings.metrics_address:
         check_host_port("CX_METRICS_ADDRESS", settings.metrics_address)
         lines.append(f"metrics    http://{settings.metrics_address}/metrics")
@@ -67,6 +69,14 @@ def _database_url(settings: Settings) -> str:
     if parts.scheme not in POSTGRES_SCHEMES:
         raise SettingsError(f"DATABASE_URL={redact_dsn(url)!r}: must be a postgresql:// URL")
     return url
+
+
+def _payloads(settings: Settings) -> str:
+    # The codec the process would use: CX_PAYLOAD_KEYS', or a running `make run`'s own (workers/payload_keys.py).
+    codec = resolve_temporal_connection(settings).data_converter.payload_codec
+    if not isinstance(codec, EncryptionCodec):
+        return "plaintext (CX_PAYLOAD_KEYS unset: the Temporal UI and database show every payload)"
+    return f"encrypted, AES-256-GCM, key {codec.current_key_id} ({len(codec.key_ids)} known)"
 
 
 def _temporal(settings: Settings) -> str:

@@ -268,6 +268,7 @@ async def serve_api(
             max_body_bytes=settings.api_max_body_bytes,
             engine_timeout_s=settings.api_engine_timeout_s,
             gauge_interval_s=settings.gauge_interval_s,
+            codec_cors_origin=settings.codec_cors_origin,
         )
         if tracing is not None:
             tracing.instrument_api(app)

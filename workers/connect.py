@@ -28,7 +28,6 @@ from temporalio.client import Client
 from temporalio.runtime import Runtime, TelemetryConfig
 
 from ledger.pool import Backoff, wait_for
-from schemas.converter import DATA_CONVERTER
 from workers.metrics import runtime_with_metrics
 from workers.temporal_config import TemporalConnection
 
@@ -78,7 +77,7 @@ async def connect_temporal(
     runtime: Runtime | None = None,
     backoff: Backoff | None = None,
 ) -> Client:
-    """A Temporal client with the engine's data converter on the process's runtime, waiting up to timeout_s.
+    """A Temporal client with the connection's data converter on the process's runtime, waiting up to timeout_s.
 
     `connection` comes from temporalio.envconfig (workers/temporal_config.py): address, namespace, TLS or
     mTLS, API key and gRPC headers, as the SDKs and the `temporal` CLI read them.
@@ -94,7 +93,7 @@ async def connect_temporal(
             api_key=connection.api_key,
             tls=connection.tls or False,
             rpc_metadata=dict(connection.rpc_metadata),
-            data_converter=DATA_CONVERTER,
+            data_converter=connection.data_converter,
             runtime=chosen,
         )
 

@@ -162,6 +162,8 @@ async def _start_services(settings: Settings, client: Client, database_url: str,
     serving = asyncio.create_task(api_server.serve())
     console.print(f"API        {api_url}/docs", soft_wrap=True)
     console.print(f"Web app    {api_url}/app", soft_wrap=True)
+    # Payloads are encrypted (workers/payload_keys.py): histories read decoded through the API's codec server.
+    console.print(f"Codec      {api_url}/codec  (temporal workflow show --codec-endpoint ...)", soft_wrap=True)
     if dev_users:
         console.print(f"API token  {dev_users['officer']}  (an officer, for this run only)", soft_wrap=True)
         for role, token in dev_users.items():
@@ -282,6 +284,7 @@ def _api_server(
             max_body_bytes=settings.api_max_body_bytes,
             engine_timeout_s=settings.api_engine_timeout_s,
             gauge_interval_s=settings.gauge_interval_s,  # the programme gauges at /metrics (issue 15)
+            codec_cors_origin=settings.codec_cors_origin,
         ),
         host="127.0.0.1",
         port=port,

@@ -29,10 +29,11 @@ from temporalio.client import Client
 from temporalio.runtime import Runtime
 from temporalio.testing import WorkflowEnvironment
 
-from schemas.converter import DATA_CONVERTER
+from schemas.converter import data_converter
 from schemas.search import SEARCH_ATTRIBUTES
 from workers.connect import connect_temporal
 from workers.logging import get_logger
+from workers.payload_keys import stack_payload_keys
 from workers.settings import Settings
 from workers.temporal_config import load_connection
 
@@ -272,7 +273,8 @@ async def temporal_dev_server(settings: Settings, runtime: Runtime | None = None
     ui_port = settings.temporal_ui_port or free_port()
     env = await WorkflowEnvironment.start_local(
         namespace=settings.temporal_namespace,
-        data_converter=DATA_CONVERTER,
+        # Encrypted like production, with the stack's own key unless configured (workers/payload_keys.py).
+        data_converter=data_converter(stack_payload_keys(settings, create=True)),
         runtime=runtime,
         search_attributes=SEARCH_ATTRIBUTES,
         port=port,

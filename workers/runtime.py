@@ -6,12 +6,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ledger.pool import ServerUnreachable
+from schemas.converter import data_converter
+from workers.payload_keys import stack_payload_keys
 from workers.settings import Settings
 from workers.temporal_config import TemporalConnection, load_connection
 
@@ -75,4 +78,6 @@ def resolve_temporal_connection(settings: Settings) -> TemporalConnection:
         raise StackNotFound(
             "TEMPORAL_ADDRESS is not set and no `make run` is running: set TEMPORAL_ADDRESS or start `make run`"
         )
-    return connection.at(info.temporal_address)
+    # The stack's histories are encrypted with its own key unless CX_PAYLOAD_KEYS names one (workers/payload_keys.py).
+    local = dataclasses.replace(connection, data_converter=data_converter(stack_payload_keys(settings)))
+    return local.at(info.temporal_address)

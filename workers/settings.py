@@ -9,7 +9,9 @@ that names the variable and the rule, e.g. `CX_API_PORT='http': must be a TCP po
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -17,6 +19,7 @@ from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_v
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from clients.config import DEFAULT_API_ENGINE_TIMEOUT_S, DEFAULT_API_MAX_BODY_BYTES
+from schemas.codec import PayloadKeyError, PayloadKeys, parse_payload_keys
 from schemas.ids import TASK_QUEUE
 from workers.versioning import Deployment
 
@@ -45,6 +48,8 @@ TRACES_SAMPLERS = frozenset(
         "parentbased_traceidratio",
     }
 )
+# A browser's Origin header: what CX_CODEC_CORS_ORIGIN must look like (issue 16, item 1).
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 
 class SettingsError(ValueError):
@@ -147,6 +152,12 @@ class Settings(BaseSettings):
     # is unversioned (the local stack, tests).
     worker_deployment: str | None = Field(default=None, validation_alias="CX_WORKER_DEPLOYMENT")
     build_id: str | None = Field(default=None, validation_alias="CX_BUILD_ID")
+    # Payload encryption and the codec server (issue 16, item 1; schemas/codec.py, docs/adr/0022): the keys
+    # (JSON or id:base64, never printed), the id of the one that encrypts, and the Temporal UI's origin that
+    # may call the API's /codec endpoints from a browser (CORS).
+    payload_keys: SecretStr | None = Field(default=None, validation_alias="CX_PAYLOAD_KEYS", repr=False)
+    payload_key_id: str | None = Field(default=None, validation_alias="CX_PAYLOAD_KEY_ID")
+    codec_cors_origin: str | None = Field(default=None, validation_alias="CX_CODEC_CORS_ORIGIN")
     # Every TEMPORAL_* variable (TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE, ...),
     # handed whole to temporalio.envconfig by workers/temporal_config.py: the SDKs' own names and rules, read
     # here with the rest of the environment (`from_env` fills it; never from a variable of its own name).
@@ -207,6 +218,33 @@ class Settings(BaseSettings):
             raise ValueError("CX_WORKER_DEPLOYMENT and CX_BUILD_ID: set both (a versioned worker) or neither")
         return self
 
+    @model_validator(mode="after")
+    def _payload_keys(self) -> Settings:
+        # A model validator, not a field's: a field's refusal quotes the value, and this one is a secret.
+        if self.payload_keys is None and self.payload_key_id is not None:
+            raise ValueError("CX_PAYLOAD_KEY_ID: set without CX_PAYLOAD_KEYS (the keys it chooses from)")
+        try:
+            _ = self.payload_keyring
+        except PayloadKeyError as error:
+            raise ValueError(str(error)) from None
+        return self
+
+    @field_validator("codec_cors_origin")
+    @classmethod
+    def _origin(cls, origin: str | None) -> str | None:
+        if origin is not None and not _ORIGIN.fullmatch(origin):
+            raise ValueError(
+                "must be an origin, scheme://host[:port] with no path, e.g. https://temporal-ui.example.org"
+            )
+        return origin
+
+    @property
+    def payload_keyring(self) -> PayloadKeys | None:
+        """The payload keys of CX_PAYLOAD_KEYS and CX_PAYLOAD_KEY_ID (checked when Settings were read), or None."""
+        if self.payload_keys is None:
+            return None
+        return parse_payload_keys(self.payload_keys.get_secret_value(), self.payload_key_id)
+
     @property
     def deployment(self) -> Deployment | None:
         """This worker build under Worker Versioning, when CX_WORKER_DEPLOYMENT and CX_BUILD_ID are set."""
@@ -228,6 +266,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        if _MAPPING_ONLY.get():
+            return (init_settings,)
         # The environment's TEMPORAL_* variables as one field, from pydantic-settings' own read of it.
         return (init_settings, env_settings, _TemporalVariables(settings_cls))
 
@@ -241,11 +281,20 @@ class Settings(BaseSettings):
         try:
             if environ is None:
                 return cls()
-            # The mapping alone: pydantic-settings' sources (the process environment) are not consulted.
-            values: dict[str, object] = {name: value for name, value in environ.items() if value != ""}
-            return cls.model_validate({**values, "temporal_environment": _temporal_variables(environ)})
+            # The mapping alone: pydantic-settings' sources (the process environment) are not consulted, not even
+            # for a field the mapping leaves out (model_validate alone would still read them).
+            values: dict[str, Any] = {name: value for name, value in environ.items() if value != ""}
+            token = _MAPPING_ONLY.set(True)
+            try:
+                return cls(**values, temporal_environment=_temporal_variables(environ))
+            finally:
+                _MAPPING_ONLY.reset(token)
         except ValidationError as error:
             raise SettingsError(_one_line(error)) from None
+
+
+# Set while `from_env` parses a given mapping: the sources are then that mapping and nothing else.
+_MAPPING_ONLY: ContextVar[bool] = ContextVar("settings_from_mapping_only", default=False)
 
 
 class _TemporalVariables(EnvSettingsSource):

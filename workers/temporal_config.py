@@ -20,13 +20,16 @@ then with a line naming the variable, not on the first TLS handshake minutes lat
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfigProfile, ClientConfigTLS
 from temporalio.service import TLSConfig
 
+from schemas.converter import DATA_CONVERTER, data_converter
 from workers.settings import Settings, SettingsError
 
 DEFAULT_NAMESPACE = "default"
@@ -52,10 +55,12 @@ class TemporalConnection:
     tls: TLSConfig | None = None
     api_key: str | None = field(default=None, repr=False)
     rpc_metadata: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # The payload codec travels with the connection (issue 16, item 1): whatever connects, encrypts.
+    data_converter: DataConverter = field(default=DATA_CONVERTER, repr=False, compare=False)
 
     def at(self, address: str) -> TemporalConnection:
         """The same connection to another address (the one a running `make run` recorded)."""
-        return TemporalConnection(address, self.namespace, self.tls, self.api_key, self.rpc_metadata)
+        return dataclasses.replace(self, address=address)
 
     def describe(self) -> str:
         """One line for ops: where, which namespace, how secured (never the key or a certificate)."""
@@ -91,6 +96,7 @@ def load_connection(settings: Settings) -> TemporalConnection:
         tls=tls,
         api_key=profile.api_key,
         rpc_metadata=dict(profile.grpc_meta),
+        data_converter=data_converter(settings.payload_keyring),
     )
 
 

@@ -415,6 +415,7 @@ def _oversight() -> dict[str, Action]:
         Action("listStuckExchanges", "GET /stuck-exchanges", "list stuck exchanges", PROGRAMME_SIDE),
         Action("getExchangeTimeline", "GET /exchanges/{id}/timeline", "read the audit trail", officers_and_ops),
         Action("listPaymentOrders", "GET /payment-orders", "read payment orders", PROGRAMME_SIDE),
+        Action("usePayloadCodec", "POST /codec/*", "use the payload codec", {Kind.OFFICER: Grant(), Kind.OPS: Grant()}),
         Action(
             "importApplications",
             "POST /imports",

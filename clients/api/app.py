@@ -28,7 +28,7 @@ from clients.api.guards import Authenticate, Deadline
 from clients.api.metrics import ApiMetrics, add_metrics_route, gauge_lifespan
 from clients.api.openapi import build_openapi
 from clients.api.problems import Problem, ProblemError, invalid, problem_response, problem_type
-from clients.api.routers import budgets, evidence, exchanges, ops, oversight, policy, reviews
+from clients.api.routers import budgets, codec, evidence, exchanges, ops, oversight, policy, reviews
 from clients.client import ExchangeClient
 from clients.config import DEFAULT_API_ENGINE_TIMEOUT_S, DEFAULT_API_MAX_BODY_BYTES, DEFAULT_EVIDENCE_DIR
 from ledger.evidence import EvidenceStore
@@ -80,12 +80,14 @@ def create_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     engine_timeout_s: float = ENGINE_TIMEOUT_S,
     gauge_interval_s: float | None = None,
+    codec_cors_origin: str | None = None,
 ) -> FastAPI:
     """Build the API over one ExchangeClient and one pool; `tokens` maps bearer tokens to principals.
 
     `evidence_store` is where uploads go (the process passes CX_EVIDENCE_DIR's, as `cx evidence add` uses;
     without one, the default directory); `max_body_bytes` and `engine_timeout_s` are CX_API_MAX_BODY_BYTES
     and CX_API_ENGINE_TIMEOUT_S; `gauge_interval_s` CX_GAUGE_INTERVAL_S (None: no refresher; clients/api/metrics.py).
+    and CX_API_ENGINE_TIMEOUT_S; `codec_cors_origin` is CX_CODEC_CORS_ORIGIN (clients/api/routers/codec.py).
     """
     metrics = ApiMetrics()
     app = FastAPI(
@@ -121,7 +123,8 @@ def create_app(
     )
     app.add_middleware(Deadline, seconds=REQUEST_DEADLINE_FACTOR * engine_timeout_s)
     app.add_middleware(Authenticate, tokens=tokens)
-    # Outermost: logs and counts every request, the guards' refusals included.
+    codec.serve_codec(app, codec_cors_origin)  # its CORS outside the token check: a preflight carries no token
+    # Outermost: logs and counts every request, the guards' refusals and the codec's preflights included.
     app.add_middleware(AccessLog, metrics=metrics)
     routers = (
         ops.router,

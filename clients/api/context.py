@@ -28,7 +28,6 @@ from clients.api.problems import ProblemError, forbidden, not_found
 from clients.client import ExchangeClient
 from ledger.evidence import EvidenceStore
 from ledger.store import LedgerStore
-from schemas.converter import DATA_CONVERTER
 from schemas.exchange import ApplicationInput, Party
 from schemas.ids import exchange_workflow_id
 
@@ -227,7 +226,7 @@ async def original_application(api: Api, application_id: str) -> ApplicationInpu
         async with engine_call(api):
             async for event in handle.fetch_history_events():
                 payloads = event.workflow_execution_started_event_attributes.input.payloads
-                decoded = await DATA_CONVERTER.decode(payloads, [ApplicationInput])
+                decoded = await api.exchanges.temporal.data_converter.decode(payloads, [ApplicationInput])
                 first = decoded[0] if decoded else None
                 return first if isinstance(first, ApplicationInput) else None
     except (RPCError, ApplicationError):

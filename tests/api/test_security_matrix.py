@@ -29,6 +29,7 @@ from clients.api import Principal, create_app
 from clients.api.access import ACTIONS, Actor, Grant, Reach, grant_for
 from clients.api.examples import MESSAGE_EXAMPLES
 from clients.api.openapi import camel
+from clients.api.routers.codec import CODEC_OPERATION
 from clients.api.security_matrix import render
 from clients.client import ExchangeClient
 from ledger.evidence import EvidenceStore
@@ -285,6 +286,8 @@ def request(world: World, case: Case, who: Principal | None) -> tuple[str, str, 
         # The exchange's own application again: already started (or refused for its submitter), starts nothing.
         "importApplications": ("POST", "/imports", {"files": {"file": ("one.json", import_file, "application/json")}}),
         "dryRunPolicy": ("POST", "/policies/dry-run", {"json": {"toml": "not a policy"}}),
+        # Temporal's codec protocol (clients/api/routers/codec.py): an empty batch decodes to an empty batch.
+        "usePayloadCodec": ("POST", "/codec/decode", {"json": {"payloads": []}}),
     }
     return requests[op]
 
@@ -300,7 +303,8 @@ async def test_every_operation_has_a_row_and_a_case(world: World) -> None:
     """Every operation of the OpenAPI document (but the probes) has a row in the table and is tried below."""
     document = (await world.api.get("/openapi.json")).json()
     operations = {op["operationId"] for item in document["paths"].values() for op in item.values()}
-    assert operations - {"getHealth", "getReadiness"} == set(ACTIONS)
+    # The codec server is Temporal's protocol, served but not documented in OpenAPI (its row is still tried).
+    assert operations - {"getHealth", "getReadiness"} == set(ACTIONS) - {CODEC_OPERATION}
     assert {case.operation_id for case in CASES} == set(ACTIONS)
 
 

@@ -14,7 +14,8 @@ from temporalio.client import Client
 
 from activities.payments import PaymentActivities
 from ledger.store import LedgerStore
-from schemas.converter import DATA_CONVERTER
+from schemas.codec import parse_payload_keys
+from schemas.converter import data_converter
 from schemas.payment import PostPaymentInput, PostPaymentResult
 from workers.main import DEV_FINANCE_WEBHOOK_URL, build_worker, database_pool
 
@@ -27,7 +28,9 @@ class CrashAfterCommit(PaymentActivities):
 
 
 async def main() -> None:
-    client = await Client.connect(os.environ["TEMPORAL_ADDRESS"], data_converter=DATA_CONVERTER)
+    # The suite's payload key, inherited from the test (tests/conftest.py), as every worker of the suite has it.
+    keys = parse_payload_keys(os.environ["CX_PAYLOAD_KEYS"], os.environ.get("CX_PAYLOAD_KEY_ID"))
+    client = await Client.connect(os.environ["TEMPORAL_ADDRESS"], data_converter=data_converter(keys))
     async with database_pool(os.environ["DATABASE_URL"]) as pool:
         # Configured as the healthy worker is: a retry must enqueue the very same outbox message.
         payments = CrashAfterCommit(pool, LedgerStore(pool), DEV_FINANCE_WEBHOOK_URL)

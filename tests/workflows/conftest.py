@@ -20,6 +20,7 @@ from ledger.store import LedgerStore
 from schemas.exchange import ExchangeOutcome, ExchangeStatus, Party
 from schemas.review import Reviewer, ReviewerRole
 from schemas.stages import Stage
+from tests.codec_server import CodecEndpoint, serving_codec
 from tests.reporting.documents import pdf
 from tests.waiting import eventually, within
 from workers.main import build_worker
@@ -41,6 +42,13 @@ async def dev_client(dev_server_env: WorkflowEnvironment, pg_pool: asyncpg.Pool)
     worker = build_worker(dev_server_env.client, pg_pool, task_queue)
     async with worker:
         yield ExchangeClient(dev_server_env.client, task_queue)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def codec_endpoint(dev_client: ExchangeClient, pg_pool: asyncpg.Pool) -> AsyncIterator[CodecEndpoint]:
+    """The API's codec server for the session's dev server, for the `temporal` CLI (payloads are encrypted)."""
+    async with serving_codec(dev_client, pg_pool) as endpoint:
+        yield endpoint
 
 
 @pytest_asyncio.fixture(scope="session")

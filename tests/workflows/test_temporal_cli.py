@@ -1,8 +1,9 @@
 """The contract from outside: one exchange started and driven to PAID with the official `temporal` CLI.
 
 Nothing here goes through our Python client or pydantic: the CLI sends plain JSON, exactly as the
-contract (docs/contract.md, schemas/json/) tells another team's service to do. Bad input sent the same
-way is refused with the contract's typed, non-retryable failures.
+contract (docs/contract.md, schemas/json/) tells another team's service to do, encrypted and decrypted
+through the API's codec server (`--codec-endpoint`) as the contract's payload encryption requires. Bad
+input sent the same way is refused with the contract's typed, non-retryable failures.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from clients.client import ExchangeClient
 from rules.calendar import working_days
+from tests.codec_server import CodecEndpoint
 from tests.factories import application
 from tests.waiting import eventually
 from tests.workflows.conftest import REVIEWERS, add_review_panel, panel_member, review, uploaded_evidence
@@ -31,13 +33,15 @@ WAIT_S = 30
 class Cli:
     """The `temporal` CLI against the session's dev server."""
 
-    def __init__(self, env: WorkflowEnvironment, task_queue: str) -> None:
+    def __init__(self, env: WorkflowEnvironment, task_queue: str, codec: CodecEndpoint) -> None:
         self._address = env.client.service_client.config.target_host
         self.task_queue = task_queue
+        self._codec = codec.cli_args()
 
     def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
+        # Payloads are encrypted (issue 16): the CLI encodes and decodes them through the API's codec server.
         return subprocess.run(
-            [str(TEMPORAL_CLI), *args, "--address", self._address, "--namespace", "default"],
+            [str(TEMPORAL_CLI), *args, "--address", self._address, "--namespace", "default", *self._codec],
             capture_output=True,
             text=True,
             timeout=CLI_TIMEOUT_S,
@@ -95,11 +99,15 @@ def stay_that_ended_weeks_ago(country: str) -> tuple[date, date]:
 
 
 async def test_an_exchange_is_driven_to_paid_with_the_temporal_cli(
-    dev_server_env: WorkflowEnvironment, dev_client: ExchangeClient, pg_pool: asyncpg.Pool, funded_partnership: Any
+    dev_server_env: WorkflowEnvironment,
+    dev_client: ExchangeClient,
+    pg_pool: asyncpg.Pool,
+    funded_partnership: Any,
+    codec_endpoint: CodecEndpoint,
 ) -> None:
     """Start, review, agree, report, validate and confirm payment with `temporal workflow ...` and plain JSON;
     a bad start and a bad update sent the same way come back as typed, non-retryable failures."""
-    cli = Cli(dev_server_env, dev_client.task_queue)
+    cli = Cli(dev_server_env, dev_client.task_queue, codec_endpoint)
     partnership = await funded_partnership(500_000)
     await add_review_panel(pg_pool, partnership)
     start, end = stay_that_ended_weeks_ago("FR")

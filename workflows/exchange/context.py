@@ -142,7 +142,9 @@ class Exchange:
         self.stage = stage
         self.deadlines = {key: due for key, due in self.deadlines.items() if key.stage is stage}
         self.history.append(Transition(stage=stage, at=at, actor_id=actor_id, reason=reason))
-        workflow.logger.info("stage %s", stage.value, extra={"stage": stage.value, "reason": reason})
+        # The stage only: a reason is free text (a cancellation's, an officer's) and may name people; it is in
+        # the audit trail, and logs carry no personal data (issue 16, tests/workflows/test_personal_data.py).
+        workflow.logger.info("stage %s", stage.value, extra={"stage": stage.value})
 
     def alert(self, name: EventName, message: str) -> None:
         self.alerts.append(f"{name.value}: {message}")
