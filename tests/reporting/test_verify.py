@@ -14,7 +14,7 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.reporting import EvidenceActivities
-from ledger.evidence import EvidenceStore
+from ledger.evidence_store import FileEvidenceStore
 from schemas.converter import DATA_CONVERTER
 from schemas.reporting import VerifyEvidenceInput, VerifyEvidenceResult
 from tests.reporting.documents import jpeg, pdf
@@ -26,7 +26,7 @@ async def test_verify_evidence_flags_a_missing_and_a_mismatched_item(pg_pool: as
     """Of three items, the uploaded one passes, one never uploaded is missing, and one whose size and kind
     differ from the upload is mismatched with both differences named."""
     application_id, another = await started(pg_pool), await started(pg_pool)
-    store = EvidenceStore(tmp_path)
+    store = FileEvidenceStore(tmp_path)
     async with pg_pool.acquire() as conn:
         good = await upload(conn, store, application_id, pdf(unique_tag()))
         other = await upload(conn, store, application_id, jpeg(unique_tag()), kind="accommodation_invoice")
@@ -55,7 +55,7 @@ async def test_verify_evidence_passes_a_report_whose_items_were_all_uploaded(
     """Items exactly as uploaded (the name being only a label) pass, and the result survives the data converter."""
     application_id = await started(pg_pool)
     async with pg_pool.acquire() as conn:
-        item = await upload(conn, EvidenceStore(tmp_path), application_id, pdf(unique_tag()))
+        item = await upload(conn, FileEvidenceStore(tmp_path), application_id, pdf(unique_tag()))
     renamed = item.model_copy(update={"name": "Boarding pass, outbound"})
 
     result = await EvidenceActivities(pg_pool).verify_evidence(
@@ -100,7 +100,7 @@ async def test_the_activity_name_is_stable(
     async with worker:
         application_id = await started(pg_pool)
         async with pg_pool.acquire() as conn:
-            item = await upload(conn, EvidenceStore(tmp_path), application_id, pdf(unique_tag()))
+            item = await upload(conn, FileEvidenceStore(tmp_path), application_id, pdf(unique_tag()))
         request = VerifyEvidenceInput(application_id=application_id, items=(item,))
         run = dev_server_env.client.execute_workflow(
             VerifyEvidenceByName.run, request, id=f"verify-by-name-{uuid.uuid4().hex}", task_queue=task_queue
