@@ -27,6 +27,8 @@ def evidence_store(raw: object) -> object:
 
 
 def endpoint_url(raw: object) -> object:
+    if raw is None:  # unset (Settings validates its defaults too)
+        return raw
     text = str(raw)
     url = urlsplit(text)
     if url.scheme not in {"http", "https"} or not url.hostname or url.query or url.fragment:
@@ -35,6 +37,8 @@ def endpoint_url(raw: object) -> object:
 
 
 def region(raw: object) -> object:
+    if raw is None:
+        return raw
     if not _REGION.fullmatch(str(raw)):
         raise ValueError("must be a region name such as eu-west-1 (lowercase letters, digits, hyphens)")
     return str(raw)
