@@ -36,6 +36,8 @@ from schemas.text import FileName
 # A report has a handful of documents; this bound on a listing is far above that and only stops a
 # runaway request (TIGER_STYLE).
 MAX_EVIDENCE_LISTED = 1000
+# Stored copies read at once when a report is checked (`unreadable_copies`): bounds the worker's memory.
+READS_AT_ONCE = 4
 
 _APPLICATION_ID = TypeAdapter(ApplicationId)
 _ACTOR_ID = TypeAdapter(ActorId)
@@ -158,15 +160,23 @@ async def list_evidence(
 async def unreadable_copies(store: EvidenceStore, items: Sequence[EvidenceItem]) -> dict[str, EvidenceUnreadable]:
     """The items whose stored copy cannot be read back intact, by SHA-256: missing or damaged in the store.
 
-    Read one at a time (a report has at most a few dozen files of at most 10 MiB); a store that cannot be
-    reached raises, so the activity is retried rather than a report refused for an outage.
+    A few at a time (READS_AT_ONCE files of at most 10 MiB in memory), so a report of a few dozen files is
+    read well within the activity's 30 s; a store that cannot be reached raises, so the activity is retried
+    rather than a report refused for an outage.
     """
     problems: dict[str, EvidenceUnreadable] = {}
-    for sha256 in dict.fromkeys(item.sha256 for item in items):
-        try:
-            await store.get(sha256)
-        except EvidenceUnreadable as problem:
-            problems[sha256] = problem
+    at_once = asyncio.Semaphore(READS_AT_ONCE)
+
+    async def read(sha256: str) -> None:
+        async with at_once:
+            try:
+                await store.get(sha256)
+            except EvidenceUnreadable as problem:
+                problems[sha256] = problem
+
+    # The first outage propagates as itself (not an ExceptionGroup); reads still running end within the
+    # store's own bounds and their results are dropped.
+    await asyncio.gather(*(read(sha256) for sha256 in dict.fromkeys(item.sha256 for item in items)))
     return problems
 
 
