@@ -240,7 +240,7 @@ def api(
                 *check.common_lines(settings),
                 f"listen     {host}:{port}",
                 f"tokens     {len(tokens)} ({', '.join(roles) or 'none: every call will be refused'})",
-                f"evidence   {settings.evidence_dir}",
+                f"evidence   {check.evidence_location(settings)}",
             ],
         )
     tracing = _tracing(settings, "api")
