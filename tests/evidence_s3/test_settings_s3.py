@@ -10,6 +10,7 @@ from ledger.evidence_store import FileEvidenceStore
 from tests.evidence_s3.conftest import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, Bucket
 from tests.reporting.documents import pdf
 from tests.reporting.test_store import unique_tag
+from workers import check_config
 from workers.evidence_store import open_evidence_store
 from workers.settings import Settings, SettingsError
 
@@ -66,3 +67,20 @@ def test_a_malformed_value_is_refused_naming_the_variable(environ: dict[str, str
         Settings.from_env(environ)
     assert message in str(refused.value)
     assert "\n" not in str(refused.value)
+
+
+def test_check_config_names_the_store() -> None:
+    """`cx worker|api --check-config` print the directory, or the bucket and its server (never the keys)."""
+    assert check_config.evidence_location(Settings.from_env({"CX_EVIDENCE_DIR": "/srv/evidence"})) == "/srv/evidence"
+    s3 = Settings.from_env(
+        {
+            "CX_EVIDENCE_STORE": "s3://cx-evidence/prod",
+            "CX_S3_ENDPOINT_URL": "https://minio.internal:9000",
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
+        }
+    )
+    assert check_config.evidence_location(s3) == "s3://cx-evidence/prod at https://minio.internal:9000"
+    assert check_config.evidence_location(Settings.from_env({"CX_EVIDENCE_STORE": "s3://cx-evidence"})).endswith(
+        "at AWS S3"
+    )

@@ -107,3 +107,24 @@ async def test_the_activity_name_is_stable(
         )
         result = await within(run, "the run that calls verify_evidence by name", within_s=30)
     assert result == VerifyEvidenceResult()
+
+
+async def test_verify_evidence_reads_the_stored_copies(pg_pool: asyncpg.Pool, tmp_path: Path) -> None:
+    """With the worker's store, an item recorded as it should be but whose file is gone from the store, or
+    damaged there, is a mismatch asking for the file again; an intact one passes; no store, no reading."""
+    application_id = await started(pg_pool)
+    store = FileEvidenceStore(tmp_path)
+    async with pg_pool.acquire() as conn:
+        intact = await upload(conn, store, application_id, pdf(unique_tag()))
+        lost = await upload(conn, store, application_id, pdf(unique_tag()))
+        damaged = await upload(conn, store, application_id, jpeg(unique_tag()), kind="accommodation_invoice")
+    store.path_for(lost.sha256).unlink()
+    store.path_for(damaged.sha256).write_bytes(b"\xff\xd8 not the upload")
+    request = VerifyEvidenceInput(application_id=application_id, items=(intact, lost, damaged))
+
+    result = await EvidenceActivities(pg_pool, store=store).verify_evidence(request)
+
+    assert result.missing == ()
+    assert [m.item for m in result.mismatched] == [lost, damaged]
+    assert all("the stored copy is missing or damaged; upload the file again" in m.message for m in result.mismatched)
+    assert (await EvidenceActivities(pg_pool).verify_evidence(request)).ok, "records only, as before"
