@@ -31,7 +31,8 @@ from temporalio.client import Client
 from bench.bare import BARE_WORKFLOW_TYPE, SIGNAL_NAME, UPDATE_NAME, PhaseNotifier
 from bench.plan import BarePlan
 from clients.client import DecisionRefused
-from ledger.evidence import EvidenceStore, store_evidence
+from ledger.evidence import store_evidence
+from ledger.evidence_store import FileEvidenceStore
 from rules.calendar import working_days
 from schemas.errors import Refusal
 from schemas.exchange import ApplicationInput, Party
@@ -102,7 +103,7 @@ async def upload_evidence(pool: asyncpg.Pool, store_dir: Path, application_id: s
     async with pool.acquire() as conn:
         item = await store_evidence(
             conn,
-            EvidenceStore(store_dir),
+            FileEvidenceStore(store_dir),
             application_id=application_id,
             path_or_bytes=content,
             name="boarding-pass.pdf",

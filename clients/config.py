@@ -17,6 +17,8 @@ from pathlib import Path
 import typer
 from temporalio.client import Client
 
+from ledger.evidence_store import EvidenceStore
+
 # The REST API's bounds when nothing configures them (CX_API_MAX_BODY_BYTES, CX_API_ENGINE_TIMEOUT_S): a
 # JSON body of an exchange is a few KiB; Temporal answers a healthy query in milliseconds.
 DEFAULT_API_MAX_BODY_BYTES = 1024 * 1024
@@ -32,7 +34,8 @@ class ClientConfig:
 
     temporal_namespace: str
     task_queue: str
-    evidence_dir: Path
+    # Where evidence files are stored and read (CX_EVIDENCE_STORE), built when a command first needs it.
+    evidence_store: Callable[[], EvidenceStore]
     # The database's address: DATABASE_URL, or what a running `make run` recorded; raises
     # ledger.pool.ServerUnreachable (exit UNAVAILABLE) when there is neither.
     database_url: Callable[[], str]

@@ -27,7 +27,8 @@ from rich.table import Table
 from clients.command import CommandFailed, console, run
 from clients.config import ClientConfig, client_config
 from clients.exit_codes import ExitCode
-from ledger.evidence import ApplicationUnknown, EvidenceRecord, EvidenceStore, list_evidence, store_evidence
+from ledger.evidence import ApplicationUnknown, EvidenceRecord, list_evidence, store_evidence
+from ledger.evidence_store import EvidenceStoreUnavailable
 from ledger.pool import connect_postgres
 from rules.evidence import EVIDENCE_KINDS, EvidenceRefused, check_evidence, read_upload
 from schemas.exchange import EvidenceItem
@@ -42,7 +43,7 @@ async def _connect(config: ClientConfig) -> asyncpg.Connection:
 
 
 async def _add(config: ClientConfig, application_id: str, file: Path, name: str, kind: str, actor: str) -> EvidenceItem:
-    store = EvidenceStore(config.evidence_dir)
+    store = config.evidence_store()
     # Check the file before contacting anything, so a wrong file is refused even with no database running.
     try:
         data = read_upload(file)
@@ -58,6 +59,8 @@ async def _add(config: ClientConfig, application_id: str, file: Path, name: str,
         raise CommandFailed(f"{error}; nothing was stored", ExitCode.NOT_FOUND) from None
     except EvidenceRefused as error:
         raise CommandFailed(str(error), ExitCode.USAGE) from None
+    except EvidenceStoreUnavailable as error:
+        raise CommandFailed(f"evidence store: {error}; nothing was recorded", ExitCode.UNAVAILABLE) from None
     finally:
         await conn.close()
 

@@ -1,15 +1,16 @@
 """REPORTING: evidence files of closing reports (boarding passes, invoices), stored by content and recorded.
 
-- `EvidenceStore` keeps the bytes under `<root>/<sha256[:2]>/<sha256>`, written atomically (a temporary
-  file in the same directory, fsynced, then renamed), so a reader never sees half a file and the same
-  bytes are stored once whoever uploads them.
+- The bytes go to an `EvidenceStore` (ledger/evidence_store.py): a local directory by default, or
+  S3-compatible object storage (ledger/evidence_s3.py); addressed by SHA-256 in both, so the same bytes are
+  stored once whoever uploads them.
 - `store_evidence` refuses an upload for an application that started no exchange (`ApplicationUnknown`),
   checks the file by the rules (rules/evidence.py), stores it, records it in `evidence_files` and returns
   the `EvidenceItem` to put in `submit_report`. Uploading the same bytes again returns the same record.
   Who may upload for which exchange is the caller's to decide (the REST API: its submitter, officers and
   services; `cx evidence`: the back office, docs/operations.md).
-- `verify` compares a report's items with what was recorded; the Exchange workflow's `verify_evidence`
-  activity (activities/reporting.py) runs it.
+- `verify` compares a report's items with what was recorded and, given what `unreadable_copies` found in
+  the store, names the items whose stored copy is missing or damaged; the Exchange workflow's
+  `verify_evidence` activity (activities/reporting.py) runs both.
 
 These functions take the caller's connection (a plain one for `cx evidence`, a pool's for the API and
 the activities): the one way clients reach these rows (docs/adr/0014-one-way-imports.md).
@@ -18,15 +19,13 @@ the activities): the one way clients reach these rows (docs/adr/0014-one-way-imp
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import os
-import tempfile
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
+from ledger.evidence_store import EvidenceStore, EvidenceUnreadable
 from ledger.store import DbConnection
 from rules.evidence import DEFAULT_LIMITS, EvidenceLimits, EvidenceRefused, check_evidence, read_upload
 from schemas.exchange import EvidenceItem
@@ -37,6 +36,8 @@ from schemas.text import FileName
 # A report has a handful of documents; this bound on a listing is far above that and only stops a
 # runaway request (TIGER_STYLE).
 MAX_EVIDENCE_LISTED = 1000
+# Stored copies read at once when a report is checked (`unreadable_copies`): bounds the worker's memory.
+READS_AT_ONCE = 4
 
 _APPLICATION_ID = TypeAdapter(ApplicationId)
 _ACTOR_ID = TypeAdapter(ActorId)
@@ -74,67 +75,6 @@ class EvidenceRecord(BaseModel):
         )
 
 
-class _HasEvidenceDir(Protocol):
-    """What the store needs of a configuration (the process's settings, or clients' config)."""
-
-    @property
-    def evidence_dir(self) -> Path: ...
-
-
-class EvidenceStore:
-    """Evidence bytes on disk, addressed by their SHA-256: `<root>/<sha256[:2]>/<sha256>`.
-
-    The two-character fan-out keeps any one directory small. Methods are blocking; async callers run
-    them in a thread (`store_evidence` does).
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    @classmethod
-    def from_settings(cls, settings: _HasEvidenceDir) -> EvidenceStore:
-        """The store at the configured directory (`CX_EVIDENCE_DIR`, else `<state_dir>/evidence`)."""
-        return cls(settings.evidence_dir)
-
-    def path_for(self, sha256: str) -> Path:
-        # The digest is the only thing that becomes a path, and it is checked to be hex first, so no
-        # uploader-supplied text can ever reach the file system.
-        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
-            raise ValueError(f"sha256 {sha256!r}: not a lowercase hex SHA-256")
-        return self.root / sha256[:2] / sha256
-
-    def put(self, data: bytes) -> str:
-        """Store `data` (once) and return its SHA-256; an existing intact copy is left as it is."""
-        sha256 = hashlib.sha256(data).hexdigest()
-        target = self.path_for(sha256)
-        if target.is_file() and hashlib.sha256(target.read_bytes()).hexdigest() == sha256:
-            return sha256
-        # A copy that does not hash to its name (a disk error, an interrupted copy by hand) is replaced.
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            # Same directory, so the rename is atomic: readers see the old state or the whole file.
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        _fsync_directory(target.parent)
-        return sha256
-
-
-def _fsync_directory(directory: Path) -> None:
-    # Without this the rename itself may be lost in a crash, leaving a row that points at nothing.
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 async def store_evidence(
     conn: DbConnection,
     store: EvidenceStore,
@@ -168,7 +108,7 @@ async def store_evidence(
     name = _FILE_NAME.validate_python(name)  # as the EvidenceItem will hold it (trimmed)
     # Bytes first, row second: a crash in between leaves an unreferenced file that the retry reuses,
     # never a row pointing at nothing.
-    sha256 = await asyncio.to_thread(store.put, data)
+    sha256 = await store.put(data)
     async with conn.transaction():
         # ON CONFLICT DO NOTHING waits for a concurrent upload of the same bytes to commit, and the
         # SELECT after it (a new snapshot under READ COMMITTED) then sees that upload's row.
@@ -217,11 +157,40 @@ async def list_evidence(
     return [EvidenceRecord.model_validate(dict(row)) for row in rows]
 
 
-async def verify(conn: DbConnection, request: VerifyEvidenceInput) -> VerifyEvidenceResult:
+async def unreadable_copies(store: EvidenceStore, items: Sequence[EvidenceItem]) -> dict[str, EvidenceUnreadable]:
+    """The items whose stored copy cannot be read back intact, by SHA-256: missing or damaged in the store.
+
+    A few at a time (READS_AT_ONCE files of at most 10 MiB in memory), so a report of a few dozen files is
+    read well within the activity's 30 s; a store that cannot be reached raises, so the activity is retried
+    rather than a report refused for an outage.
+    """
+    problems: dict[str, EvidenceUnreadable] = {}
+    at_once = asyncio.Semaphore(READS_AT_ONCE)
+
+    async def read(sha256: str) -> None:
+        async with at_once:
+            try:
+                await store.get(sha256)
+            except EvidenceUnreadable as problem:
+                problems[sha256] = problem
+
+    # The first outage propagates as itself (not an ExceptionGroup); reads still running end within the
+    # store's own bounds and their results are dropped.
+    await asyncio.gather(*(read(sha256) for sha256 in dict.fromkeys(item.sha256 for item in items)))
+    return problems
+
+
+async def verify(
+    conn: DbConnection, request: VerifyEvidenceInput, unreadable: Mapping[str, EvidenceUnreadable] | None = None
+) -> VerifyEvidenceResult:
     """Compare a report's evidence items with what was recorded for the application.
 
-    The name is a label and is not compared; the SHA-256 (identity), size and kind are.
+    The name is a label and is not compared; the SHA-256 (identity), size and kind are. An item recorded
+    as it should be whose stored copy is `unreadable` (found by `unreadable_copies`) is a mismatch that asks
+    for the file again: uploading the same bytes restores the copy (every store replaces a damaged one), and
+    the record stays as it was.
     """
+    unreadable = unreadable or {}
     rows = await conn.fetch(
         "SELECT sha256, size_bytes, kind FROM evidence_files WHERE application_id = $1 AND sha256 = ANY($2::text[])",
         request.application_id,
@@ -240,6 +209,8 @@ async def verify(conn: DbConnection, request: VerifyEvidenceInput) -> VerifyEvid
             differences.append(f"size_bytes is {item.size_bytes} but the upload was {row['size_bytes']}")
         if row["kind"] != item.kind:
             differences.append(f"kind is {item.kind} but the upload was recorded as {row['kind']}")
+        if not differences and item.sha256 in unreadable:
+            differences.append("the stored copy is missing or damaged; upload the file again")
         if differences:
             mismatched.append(
                 EvidenceMismatch(

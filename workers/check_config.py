@@ -39,11 +39,18 @@ def worker_lines(settings: Settings, finance_webhook_url: str) -> list[str]:
     return [
         *common_lines(settings),
         f"finance    {finance_webhook_url}",
-        f"evidence   {settings.evidence_dir}",
+        f"evidence   {evidence_location(settings)}",
         f"build      {build.name} {build.build_id}" if build else "build      unversioned",
         f"tuning     {settings.worker_activity_slots} activity slots, {settings.worker_pool_size} connections, "
         f"{settings.worker_cached_workflows} cached exchanges",
     ]
+
+
+def evidence_location(settings: Settings) -> str:
+    """Where the process stores and reads evidence (CX_EVIDENCE_STORE): the directory, or the bucket and server."""
+    if settings.evidence_s3 is None:
+        return str(settings.evidence_dir)
+    return f"{settings.evidence_store_setting} at {settings.s3_endpoint_url or 'AWS S3'}"
 
 
 def check_http_url(variable: str, url: str) -> None:

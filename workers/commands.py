@@ -18,11 +18,11 @@ import typer
 from clients.client import ExchangeClient
 from clients.command import console, fail, run
 from clients.exit_codes import ExitCode
-from ledger.evidence import EvidenceStore
 from ledger.pool import connect_postgres_pool, postgres_pool
 from schemas.search import register_search_attributes
 from workers import check_config as check
 from workers.connect import connect_temporal, temporal_runtime, unless_stopped
+from workers.evidence_store import open_evidence_store
 from workers.logging import configure_logging, get_logger
 from workers.process import settings_of
 from workers.runtime import resolve_database_url, resolve_temporal_connection
@@ -147,6 +147,7 @@ def worker(ctx: typer.Context, check_config: CheckConfig = False) -> None:
                 deployment=settings.deployment,
                 activity_slots=settings.worker_activity_slots,
                 cached_workflows=settings.worker_cached_workflows,
+                evidence_store=open_evidence_store(settings),
             )
             async with worker:
                 build = settings.deployment
@@ -241,7 +242,7 @@ def api(
                 *check.common_lines(settings),
                 f"listen     {host}:{port}",
                 f"tokens     {len(tokens)} ({', '.join(roles) or 'none: every call will be refused'})",
-                f"evidence   {settings.evidence_dir}",
+                f"evidence   {check.evidence_location(settings)}",
             ],
         )
     tracing = _tracing(settings, "api")
@@ -264,7 +265,7 @@ async def serve_api(
             client,
             pool,
             tokens,
-            evidence_store=EvidenceStore.from_settings(settings),
+            evidence_store=open_evidence_store(settings),
             max_body_bytes=settings.api_max_body_bytes,
             engine_timeout_s=settings.api_engine_timeout_s,
             gauge_interval_s=settings.gauge_interval_s,

@@ -30,7 +30,7 @@ from temporalio.client import Client
 from clients.api import Principal, create_app, parse_tokens
 from clients.client import ExchangeClient
 from clients.demo import demo_samples, drive
-from ledger.evidence import EvidenceStore, store_evidence
+from ledger.evidence import store_evidence
 from ledger.migrate import apply_migrations
 from ledger.pool import redact_dsn
 from ledger.progress import exchange_progress
@@ -39,6 +39,7 @@ from schemas.exchange import EvidenceItem
 from schemas.search import register_search_attributes
 from workers.devstack import EmbeddedPostgres, TemporalEndpoint, free_port, temporal_dev_server
 from workers.dispatcher import Dispatcher, DispatcherConfig
+from workers.evidence_store import open_evidence_store
 from workers.finance_stub import FinanceStub
 from workers.logging import configure_logging
 from workers.main import database_pool, run_worker
@@ -152,7 +153,14 @@ async def _start_services(settings: Settings, client: Client, database_url: str,
     finance_url = settings.finance_webhook_url or finance.url
     console.print(f"Finance    payment orders are delivered to {finance_url}")
     worker = asyncio.create_task(
-        run_worker(client, database_url, settings.task_queue, worker_stop, finance_webhook_url=finance_url)
+        run_worker(
+            client,
+            database_url,
+            settings.task_queue,
+            worker_stop,
+            finance_webhook_url=finance_url,
+            evidence_store=open_evidence_store(settings),
+        )
     )
     # CX_SMTP_* apply here too (a local relay without STARTTLS needs CX_SMTP_TLS=none); retries come sooner.
     dispatcher_config = DispatcherConfig.from_settings(settings, webhook_secret=secret)
@@ -182,7 +190,7 @@ async def _run_demo(
     """DEMO MODE: submit the samples, act for their people until they settle (or `stop`), print the summary."""
     console.rule("[bold yellow]DEMO MODE: acting for reviewers, signatories, travellers and finance")
     client = ExchangeClient(temporal.client, settings.task_queue)
-    evidence_store = EvidenceStore.from_settings(settings)
+    evidence_store = open_evidence_store(settings)
 
     async def upload(application_id: str) -> EvidenceItem:
         """The traveller's boarding pass: a small real PDF, one per exchange."""
@@ -280,7 +288,7 @@ def _api_server(
             exchanges,
             pool,
             tokens,
-            evidence_store=EvidenceStore.from_settings(settings),
+            evidence_store=open_evidence_store(settings),
             max_body_bytes=settings.api_max_body_bytes,
             engine_timeout_s=settings.api_engine_timeout_s,
             gauge_interval_s=settings.gauge_interval_s,  # the programme gauges at /metrics (issue 15)

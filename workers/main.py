@@ -24,6 +24,7 @@ from activities.reporting import EvidenceActivities
 from activities.review import ReviewActivities
 from activities.screening import VisitActivities, screen_application
 from activities.submission import SubmissionActivities
+from ledger.evidence_store import EvidenceStore
 from ledger.pool import keep_session
 from ledger.store import LedgerStore
 from workers.log_context import ExchangeLogContext
@@ -82,20 +83,23 @@ def build_worker(
     activity_slots: int = DEFAULT_ACTIVITY_SLOTS,
     cached_workflows: int = DEFAULT_CACHED_WORKFLOWS,
     interceptors: Sequence[Interceptor] = (),
+    evidence_store: EvidenceStore | None = None,
 ) -> Worker:
     """The worker with every workflow and activity; `payments` and `projection` let fault tests swap in a
     stand-in that crashes or refuses, in tests about the workflow's own logic. With a `deployment`, the
     worker runs under Worker Versioning as that build (workers/versioning.py); `activity_slots` and
-    `cached_workflows` are the worker's tuning (docs/performance.md, "Sizing"). Every activity's log lines carry
-    its exchange_id (workers/log_context.py); `interceptors` adds others. Tracing comes with the client: a
-    client made by workers/tracing.py `traced_client` gives its worker the same interceptor (the SDK prepends
-    a client's worker interceptors), so it is not passed here too, or every span would be made twice."""
+    `cached_workflows` are the worker's tuning (docs/performance.md, "Sizing"); `evidence_store` is where
+    `verify_evidence` reads the uploaded files (CX_EVIDENCE_STORE; without one it compares the records
+    only). Every activity's log lines carry its exchange_id (workers/log_context.py); `interceptors` adds
+    others. Tracing comes with the client: a client made by workers/tracing.py `traced_client` gives its
+    worker the same interceptor (the SDK prepends a client's worker interceptors), so it is not passed here
+    too, or every span would be made twice."""
     store = LedgerStore(pool)
     ledger = LedgerActivities(store)
     submission = SubmissionActivities(pool, notify_email)
     review = ReviewActivities(pool, notify_email)
     funding = FundingActivities(pool, store, notify_email)
-    evidence = EvidenceActivities(pool, notify_email)
+    evidence = EvidenceActivities(pool, notify_email, evidence_store)
     payments = payments or PaymentActivities(pool, store, finance_webhook_url, notify_email)
     closing = ClosingActivities(pool, store, notify_email)
     projection = projection or ProjectionActivities(pool, notify_email)
@@ -142,11 +146,17 @@ async def run_worker(
     *,
     finance_webhook_url: str = DEV_FINANCE_WEBHOOK_URL,
     notify_email: str | None = None,
+    evidence_store: EvidenceStore | None = None,
 ) -> None:
     """Run the worker until `stop` is set, then drain in-flight tasks and close the pool."""
     async with database_pool(database_url) as pool:
         worker = build_worker(
-            client, pool, task_queue, finance_webhook_url=finance_webhook_url, notify_email=notify_email
+            client,
+            pool,
+            task_queue,
+            finance_webhook_url=finance_webhook_url,
+            notify_email=notify_email,
+            evidence_store=evidence_store,
         )
         async with worker:
             await stop.wait()

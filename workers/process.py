@@ -16,6 +16,7 @@ from clients.command import fail
 from clients.config import ClientConfig, ConfigSource
 from clients.exit_codes import ExitCode
 from workers.connect import connect_temporal
+from workers.evidence_store import open_evidence_store
 from workers.runtime import resolve_database_url, resolve_temporal_connection
 from workers.settings import Settings, SettingsError
 
@@ -43,7 +44,7 @@ class Process(ConfigSource):
         return ClientConfig(
             temporal_namespace=settings.temporal_namespace,
             task_queue=settings.task_queue,
-            evidence_dir=settings.evidence_dir,
+            evidence_store=lambda: open_evidence_store(settings),
             database_url=lambda: resolve_database_url(settings),
             temporal_client=temporal_client,
         )

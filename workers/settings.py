@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSetti
 from clients.config import DEFAULT_API_ENGINE_TIMEOUT_S, DEFAULT_API_MAX_BODY_BYTES
 from schemas.codec import PayloadKeyError, PayloadKeys, parse_payload_keys
 from schemas.ids import TASK_QUEUE
+from workers.evidence_settings import endpoint_url, evidence_store, region
 from workers.versioning import Deployment
 
 DEFAULT_STATE_DIR = ".cx"
@@ -198,6 +199,41 @@ class Settings(BaseSettings):
         return seconds
 
     # --- end of observability
+
+    # Evidence storage (issue 15, item 7; docs/adr/0020-evidence-beyond-one-disk.md): `file` keeps the files in
+    # CX_EVIDENCE_DIR; `s3://bucket/prefix` in S3-compatible object storage, at CX_S3_ENDPOINT_URL (MinIO, Ceph)
+    # or AWS itself, with these keys or, without them, the AWS default chain (role, web identity).
+    evidence_store_setting: Annotated[str, BeforeValidator(evidence_store)] = Field(
+        default="file", validation_alias="CX_EVIDENCE_STORE"
+    )
+    s3_endpoint_url: Annotated[str | None, BeforeValidator(endpoint_url)] = Field(
+        default=None, validation_alias="CX_S3_ENDPOINT_URL"
+    )
+    s3_region: Annotated[str | None, BeforeValidator(region)] = Field(default=None, validation_alias="CX_S3_REGION")
+    aws_access_key_id: str | None = Field(default=None, validation_alias="AWS_ACCESS_KEY_ID")
+    aws_secret_access_key: SecretStr | None = Field(default=None, validation_alias="AWS_SECRET_ACCESS_KEY")
+
+    @model_validator(mode="after")
+    def _evidence_store_parts(self) -> Settings:
+        # A variable that would be silently ignored is refused: it says the operator meant another store.
+        if self.evidence_s3 is None:
+            if self.s3_endpoint_url is not None or self.s3_region is not None:
+                raise ValueError("CX_S3_ENDPOINT_URL and CX_S3_REGION: set only with CX_EVIDENCE_STORE=s3://bucket")
+        elif self.evidence_dir_setting is not None:
+            raise ValueError("CX_EVIDENCE_DIR: not used with CX_EVIDENCE_STORE=s3://...; unset one of them")
+        elif (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):
+            raise ValueError("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: set both, or neither for the default chain")
+        return self
+
+    @property
+    def evidence_s3(self) -> tuple[str, str] | None:
+        """The bucket and key prefix of CX_EVIDENCE_STORE=s3://bucket/prefix, None for the local directory."""
+        if self.evidence_store_setting == "file":
+            return None
+        bucket, _, prefix = self.evidence_store_setting.removeprefix("s3://").partition("/")
+        return bucket, prefix
+
+    # --- end of evidence storage
 
     @field_validator("state_dir", "evidence_dir_setting")
     @classmethod

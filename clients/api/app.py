@@ -31,7 +31,7 @@ from clients.api.problems import Problem, ProblemError, invalid, problem_respons
 from clients.api.routers import budgets, codec, evidence, exchanges, ops, oversight, policy, reviews
 from clients.client import ExchangeClient
 from clients.config import DEFAULT_API_ENGINE_TIMEOUT_S, DEFAULT_API_MAX_BODY_BYTES, DEFAULT_EVIDENCE_DIR
-from ledger.evidence import EvidenceStore
+from ledger.evidence_store import EvidenceStore, EvidenceStoreUnavailable, FileEvidenceStore
 from ledger.store import LedgerStore
 
 __all__ = ["Principal", "TokenConfigError", "create_app", "load_tokens", "parse_tokens"]
@@ -105,7 +105,7 @@ def create_app(
         exchanges=exchanges_client,
         pool=pool,
         tokens=tokens,
-        evidence_store=evidence_store or EvidenceStore(DEFAULT_EVIDENCE_DIR.resolve()),
+        evidence_store=evidence_store or FileEvidenceStore(DEFAULT_EVIDENCE_DIR.resolve()),
         ledger=LedgerStore(pool),
         engine_timeout_s=engine_timeout_s,
         request_deadline_s=REQUEST_DEADLINE_FACTOR * engine_timeout_s,
@@ -174,6 +174,13 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     for database_error in (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
         app.add_exception_handler(database_error, on_database_down)
+
+    async def on_store_down(_: Request, error: Exception) -> JSONResponse:
+        # The evidence store (CX_EVIDENCE_STORE) did not answer: as for the database, 503 and nothing recorded.
+        title = "Evidence store unavailable"
+        return problem_response(Problem(type=problem_type(title), title=title, status=503, detail=str(error)))
+
+    app.add_exception_handler(EvidenceStoreUnavailable, on_store_down)
 
 
 def _field_of(loc: tuple[int | str, ...]) -> str:

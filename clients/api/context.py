@@ -26,7 +26,7 @@ from clients.api.access import ACTIONS, Action, Facts, Grant, Kind, Reach, actor
 from clients.api.auth import Principal
 from clients.api.problems import ProblemError, forbidden, not_found
 from clients.client import ExchangeClient
-from ledger.evidence import EvidenceStore
+from ledger.evidence_store import EvidenceStore
 from ledger.store import LedgerStore
 from schemas.exchange import ApplicationInput, Party
 from schemas.ids import exchange_workflow_id

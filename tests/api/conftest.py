@@ -16,7 +16,7 @@ import pytest_asyncio
 from clients.api import Principal, create_app
 from clients.api.app import ENGINE_TIMEOUT_S, MAX_BODY_BYTES
 from clients.client import ExchangeClient
-from ledger.evidence import EvidenceStore
+from ledger.evidence_store import FileEvidenceStore
 from tests.api.helpers import token_table
 from tests.workflows.conftest import add_review_panel
 from tests.workflows.conftest import dev_client as dev_client  # the fixture: a worker on the dev server
@@ -50,7 +50,7 @@ async def make_api(dev_client: ExchangeClient, pg_pool: asyncpg.Pool, evidence_d
                 dev_client,
                 pg_pool,
                 tokens,
-                evidence_store=EvidenceStore(evidence_dir),
+                evidence_store=FileEvidenceStore(evidence_dir),
                 engine_timeout_s=engine_timeout_s,
                 max_body_bytes=max_body_bytes,
             )

@@ -16,7 +16,7 @@ from schemathesis.generation.case import Case
 
 from clients.api import Principal, create_app
 from clients.client import ExchangeClient
-from ledger.evidence import EvidenceStore
+from ledger.evidence_store import FileEvidenceStore
 from ledger.store import LedgerStore
 
 TOKENS = {
@@ -65,7 +65,7 @@ async def fuzz(
     dev_client: ExchangeClient, pg_pool: asyncpg.Pool, evidence_dir: Path, mode: GenerationMode, tokens: list[str]
 ) -> list[str]:
     """Send EXAMPLES_PER_RUN generated requests; return a line per 5xx answer."""
-    app = create_app(dev_client, pg_pool, TOKENS, evidence_store=EvidenceStore(evidence_dir))
+    app = create_app(dev_client, pg_pool, TOKENS, evidence_store=FileEvidenceStore(evidence_dir))
     schema = schemathesis.openapi.from_dict(app.openapi())
     loop = asyncio.get_running_loop()
     server_errors: list[str] = []

@@ -32,7 +32,7 @@ from clients.api.openapi import camel
 from clients.api.routers.codec import CODEC_OPERATION
 from clients.api.security_matrix import render
 from clients.client import ExchangeClient
-from ledger.evidence import EvidenceStore
+from ledger.evidence_store import FileEvidenceStore
 from schemas.exchange import Party
 from schemas.messages import UPDATES
 from tests.api.helpers import (
@@ -126,7 +126,7 @@ async def world(dev_client: ExchangeClient, pg_pool: asyncpg.Pool, evidence_dir:
     partnership = f"p-matrix-{uuid.uuid4().hex[:8]}"
     await add_review_panel(pg_pool, partnership)
     setup_tokens = token_table(partnership)
-    app = create_app(dev_client, pg_pool, setup_tokens, evidence_store=EvidenceStore(evidence_dir))
+    app = create_app(dev_client, pg_pool, setup_tokens, evidence_store=FileEvidenceStore(evidence_dir))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as setup:
         registered = await setup.put(f"/partnerships/{partnership}", json={"name": partnership}, headers=auth(OFFICER))
         assert registered.status_code in (200, 201), registered.text
@@ -173,7 +173,7 @@ async def world(dev_client: ExchangeClient, pg_pool: asyncpg.Pool, evidence_dir:
         dev_client,
         pg_pool,
         {tokens[name]: principal for name, principal in principals.items()},
-        evidence_store=EvidenceStore(evidence_dir),
+        evidence_store=FileEvidenceStore(evidence_dir),
     )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as api:
         yield World(api, partnership, data, principals, tokens, standing)

@@ -10,7 +10,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from ledger.evidence import EvidenceStore, list_evidence, store_evidence
+from ledger.evidence import list_evidence, store_evidence
+from ledger.evidence_store import FileEvidenceStore
 from rules.evidence import EvidenceRefused
 from rules.evidence_content import MAX_IMAGE_PIXELS
 from tests.reporting.documents import (
@@ -146,7 +147,7 @@ async def test_hostile_files_are_refused_naming_the_file_and_the_rule(
     """Each hostile file is refused by the shared store function with the field and the rule, the file's
     name in the message; no row is recorded and no byte is stored."""
     application_id = await started(pg_pool)
-    store = EvidenceStore(tmp_path)
+    store = FileEvidenceStore(tmp_path)
     async with pg_pool.acquire() as conn:
         with pytest.raises(EvidenceRefused) as refused:
             await store_evidence(
@@ -193,7 +194,7 @@ async def test_real_documents_at_the_edges_of_the_rules_pass(
     """White space after `%%EOF`, a PDF that restricts printing but opens without a password, several pages
     and an image of just under 40 megapixels are all accepted and stored."""
     application_id = await started(pg_pool)
-    store = EvidenceStore(tmp_path)
+    store = FileEvidenceStore(tmp_path)
     data = make(unique_tag())
     async with pg_pool.acquire() as conn:
         item = await store_evidence(

@@ -12,12 +12,14 @@ import asyncpg
 import pytest
 from asyncpg.pool import PoolConnectionProxy
 
-from ledger.evidence import ApplicationUnknown, EvidenceStore, list_evidence, store_evidence
+from ledger.evidence import ApplicationUnknown, list_evidence, store_evidence
+from ledger.evidence_store import EvidenceDamaged, EvidenceNotStored, EvidenceStore, FileEvidenceStore
 from rules.evidence import MIB, EvidenceLimits, EvidenceRefused, check_evidence
 from schemas.exchange import EvidenceItem
 from schemas.stages import Stage
 from tests.factories import application, project
 from tests.reporting.documents import jpeg, pdf, png, pypdf_pdf
+from workers.evidence_store import open_evidence_store
 from workers.settings import Settings
 
 
@@ -68,7 +70,7 @@ async def test_pdf_png_and_jpeg_are_stored_with_their_sha256_and_size(
     application_id, data = await started(pg_pool), make(unique_tag())
     path = tmp_path / file_name
     path.write_bytes(data)
-    store = EvidenceStore(tmp_path / "evidence")
+    store = FileEvidenceStore(tmp_path / "evidence")
     async with pg_pool.acquire() as conn:
         item = await store_evidence(
             conn,
@@ -91,7 +93,7 @@ async def test_pdf_png_and_jpeg_are_stored_with_their_sha256_and_size(
 async def test_the_same_bytes_twice_make_one_record_and_one_file(pg_pool: asyncpg.Pool, tmp_path: Path) -> None:
     """Uploading the same bytes twice (even under another name) returns the first record and stores one file."""
     application_id, data = await started(pg_pool), pdf(unique_tag())
-    store = EvidenceStore(tmp_path)
+    store = FileEvidenceStore(tmp_path)
     async with pg_pool.acquire() as conn:
         first = await store_evidence(
             conn,
@@ -121,7 +123,7 @@ async def test_the_same_bytes_twice_make_one_record_and_one_file(pg_pool: asyncp
 async def test_the_same_bytes_for_another_application_are_refused(pg_pool: asyncpg.Pool, tmp_path: Path) -> None:
     """A document already evidence of one application is refused for another, naming the field `file`."""
     data = pdf(unique_tag())
-    store = EvidenceStore(tmp_path)
+    store = FileEvidenceStore(tmp_path)
     first, second = await started(pg_pool), await started(pg_pool)
     async with pg_pool.acquire() as conn:
         await upload(conn, store, first, data)
@@ -137,7 +139,7 @@ async def test_a_file_over_the_size_limit_is_refused_before_it_is_read(pg_pool: 
     big = tmp_path / "scan.pdf"
     with big.open("wb") as handle:
         handle.truncate(int(12.3 * MIB))  # sparse: proves the refusal comes from the size, not the content
-    store = EvidenceStore(tmp_path / "evidence")
+    store = FileEvidenceStore(tmp_path / "evidence")
     async with pg_pool.acquire() as conn:
         with pytest.raises(EvidenceRefused) as refused:
             await store_evidence(
@@ -195,7 +197,7 @@ async def test_refusals_name_the_field_and_the_rule(
         with pytest.raises(EvidenceRefused) as refused:
             await store_evidence(
                 conn,
-                EvidenceStore(tmp_path),
+                FileEvidenceStore(tmp_path),
                 application_id=application_id,
                 path_or_bytes=data,
                 name=name,
@@ -211,7 +213,7 @@ async def test_refusals_name_the_field_and_the_rule(
 
 async def test_a_missing_file_and_a_bad_application_id_are_refused(pg_pool: asyncpg.Pool, tmp_path: Path) -> None:
     """A path that does not exist is refused on `file`, an invalid application id on `application_id`."""
-    store = EvidenceStore(tmp_path)
+    store = FileEvidenceStore(tmp_path)
     application_id = await started(pg_pool)
     async with pg_pool.acquire() as conn:
         with pytest.raises(EvidenceRefused) as missing:
@@ -245,7 +247,7 @@ async def test_evidence_for_an_application_that_started_no_exchange_is_refused(
     """A valid PDF for an application id no exchange was started with is refused (`ApplicationUnknown`, field
     `application_id`): no row, no file. An exchange whose run has claimed its id, before its first projection,
     already counts as started."""
-    store = EvidenceStore(tmp_path)
+    store = FileEvidenceStore(tmp_path)
     never = f"app-never-{unique_tag()}"
     async with pg_pool.acquire() as conn:
         with pytest.raises(ApplicationUnknown) as refused:
@@ -267,15 +269,29 @@ async def test_evidence_for_an_application_that_started_no_exchange_is_refused(
         assert [r.sha256 for r in await list_evidence(conn, just_started)] == [item.sha256]
 
 
-def test_a_damaged_copy_in_the_store_is_replaced_atomically(tmp_path: Path) -> None:
-    """A stored copy that no longer hashes to its name is rewritten, and no temporary file is left behind."""
-    store = EvidenceStore(tmp_path)
+async def test_a_damaged_copy_in_the_store_is_replaced_atomically(tmp_path: Path) -> None:
+    """A stored copy that no longer hashes to its name is refused on read and rewritten by the next put of
+    the same bytes, and no temporary file is left behind."""
+    store = FileEvidenceStore(tmp_path)
     data = png(unique_tag())
-    digest = store.put(data)
+    digest = await store.put(data)
+    assert await store.get(digest) == data
     store.path_for(digest).write_bytes(b"damaged")
-    assert store.put(data) == digest
-    assert store.path_for(digest).read_bytes() == data
+    with pytest.raises(EvidenceDamaged, match="hashes to"):
+        await store.get(digest)
+    assert await store.put(data) == digest
+    assert await store.get(digest) == data
     assert files_in(tmp_path) == [store.path_for(digest)]
+
+
+async def test_a_copy_never_stored_is_named_so(tmp_path: Path) -> None:
+    """Reading an address with nothing stored raises EvidenceNotStored; `exists` says no without raising."""
+    store = FileEvidenceStore(tmp_path)
+    assert not await store.exists("a" * 64)
+    with pytest.raises(EvidenceNotStored, match="not in the store"):
+        await store.get("a" * 64)
+    with pytest.raises(ValueError, match="not a lowercase hex SHA-256"):
+        await store.get("../../etc/passwd")
 
 
 def test_limits_refuse_a_media_type_that_cannot_be_detected() -> None:
@@ -290,8 +306,12 @@ def test_limits_refuse_a_media_type_that_cannot_be_detected() -> None:
 def test_the_store_root_is_cx_evidence_dir_else_under_the_state_dir(tmp_path: Path) -> None:
     """`CX_EVIDENCE_DIR` wins; without it the store is `<CX_STATE_DIR>/evidence`."""
     settings = Settings.from_env({"CX_STATE_DIR": str(tmp_path / "state")})
-    assert EvidenceStore.from_settings(settings).root == tmp_path / "state" / "evidence"
+    store = open_evidence_store(settings)
+    assert isinstance(store, FileEvidenceStore)
+    assert store.root == tmp_path / "state" / "evidence"
     chosen = Settings.from_env(
         {"CX_STATE_DIR": str(tmp_path / "state"), "CX_EVIDENCE_DIR": str(tmp_path / "elsewhere")}
     )
-    assert EvidenceStore.from_settings(chosen).root == tmp_path / "elsewhere"
+    chosen_store = open_evidence_store(chosen)
+    assert isinstance(chosen_store, FileEvidenceStore)
+    assert chosen_store.root == tmp_path / "elsewhere"

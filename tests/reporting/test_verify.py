@@ -14,7 +14,7 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.reporting import EvidenceActivities
-from ledger.evidence import EvidenceStore
+from ledger.evidence_store import FileEvidenceStore
 from schemas.converter import DATA_CONVERTER
 from schemas.reporting import VerifyEvidenceInput, VerifyEvidenceResult
 from tests.reporting.documents import jpeg, pdf
@@ -26,7 +26,7 @@ async def test_verify_evidence_flags_a_missing_and_a_mismatched_item(pg_pool: as
     """Of three items, the uploaded one passes, one never uploaded is missing, and one whose size and kind
     differ from the upload is mismatched with both differences named."""
     application_id, another = await started(pg_pool), await started(pg_pool)
-    store = EvidenceStore(tmp_path)
+    store = FileEvidenceStore(tmp_path)
     async with pg_pool.acquire() as conn:
         good = await upload(conn, store, application_id, pdf(unique_tag()))
         other = await upload(conn, store, application_id, jpeg(unique_tag()), kind="accommodation_invoice")
@@ -55,7 +55,7 @@ async def test_verify_evidence_passes_a_report_whose_items_were_all_uploaded(
     """Items exactly as uploaded (the name being only a label) pass, and the result survives the data converter."""
     application_id = await started(pg_pool)
     async with pg_pool.acquire() as conn:
-        item = await upload(conn, EvidenceStore(tmp_path), application_id, pdf(unique_tag()))
+        item = await upload(conn, FileEvidenceStore(tmp_path), application_id, pdf(unique_tag()))
     renamed = item.model_copy(update={"name": "Boarding pass, outbound"})
 
     result = await EvidenceActivities(pg_pool).verify_evidence(
@@ -100,10 +100,31 @@ async def test_the_activity_name_is_stable(
     async with worker:
         application_id = await started(pg_pool)
         async with pg_pool.acquire() as conn:
-            item = await upload(conn, EvidenceStore(tmp_path), application_id, pdf(unique_tag()))
+            item = await upload(conn, FileEvidenceStore(tmp_path), application_id, pdf(unique_tag()))
         request = VerifyEvidenceInput(application_id=application_id, items=(item,))
         run = dev_server_env.client.execute_workflow(
             VerifyEvidenceByName.run, request, id=f"verify-by-name-{uuid.uuid4().hex}", task_queue=task_queue
         )
         result = await within(run, "the run that calls verify_evidence by name", within_s=30)
     assert result == VerifyEvidenceResult()
+
+
+async def test_verify_evidence_reads_the_stored_copies(pg_pool: asyncpg.Pool, tmp_path: Path) -> None:
+    """With the worker's store, an item recorded as it should be but whose file is gone from the store, or
+    damaged there, is a mismatch asking for the file again; an intact one passes; no store, no reading."""
+    application_id = await started(pg_pool)
+    store = FileEvidenceStore(tmp_path)
+    async with pg_pool.acquire() as conn:
+        intact = await upload(conn, store, application_id, pdf(unique_tag()))
+        lost = await upload(conn, store, application_id, pdf(unique_tag()))
+        damaged = await upload(conn, store, application_id, jpeg(unique_tag()), kind="accommodation_invoice")
+    store.path_for(lost.sha256).unlink()
+    store.path_for(damaged.sha256).write_bytes(b"\xff\xd8 not the upload")
+    request = VerifyEvidenceInput(application_id=application_id, items=(intact, lost, damaged))
+
+    result = await EvidenceActivities(pg_pool, store=store).verify_evidence(request)
+
+    assert result.missing == ()
+    assert [m.item for m in result.mismatched] == [lost, damaged]
+    assert all("the stored copy is missing or damaged; upload the file again" in m.message for m in result.mismatched)
+    assert (await EvidenceActivities(pg_pool).verify_evidence(request)).ok, "records only, as before"

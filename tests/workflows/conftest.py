@@ -14,7 +14,8 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from clients.client import ExchangeClient
-from ledger.evidence import EvidenceStore, store_evidence
+from ledger.evidence import store_evidence
+from ledger.evidence_store import FileEvidenceStore
 from ledger.review import add_reviewer
 from ledger.store import LedgerStore
 from schemas.exchange import ExchangeOutcome, ExchangeStatus, Party
@@ -155,7 +156,7 @@ async def agree(client: ExchangeClient, application_id: str) -> None:
 
 async def uploaded_evidence(pool: asyncpg.Pool, application_id: str) -> list[dict[str, object]]:
     """Upload a small boarding pass (a real one-page PDF, unique bytes) for the exchange; return report items."""
-    store = EvidenceStore(Path(tempfile.gettempdir()) / "cx-test-evidence")
+    store = FileEvidenceStore(Path(tempfile.gettempdir()) / "cx-test-evidence")
     content = pdf(f"boarding pass for {application_id}")
     async with pool.acquire() as conn:
         item = await store_evidence(

@@ -23,7 +23,7 @@ from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, 
 
 from clients.api import create_app
 from clients.client import ExchangeClient
-from ledger.evidence import EvidenceStore
+from ledger.evidence_store import FileEvidenceStore
 from tests.api.helpers import seed_over_http, token_table
 from tests.web.browser.harness import (
     AXE_RESULTS,
@@ -97,7 +97,7 @@ async def browser(chromium: Path) -> AsyncIterator[Browser]:
 async def site(dev_client: ExchangeClient, pg_pool: asyncpg.Pool, evidence_dir: Path) -> AsyncIterator[Site]:
     partnership = f"p-web-{uuid.uuid4().hex[:8]}"
     tokens = token_table(partnership)
-    app = create_app(dev_client, pg_pool, tokens, evidence_store=EvidenceStore(evidence_dir))
+    app = create_app(dev_client, pg_pool, tokens, evidence_store=FileEvidenceStore(evidence_dir))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as api:
         await seed_over_http(api, partnership, budget_cents=BUDGET_CENTS)
         async with serving(app) as base_url:
