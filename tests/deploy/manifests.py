@@ -43,6 +43,8 @@ DUMMY_SECRETS: dict[tuple[str, str], str] = {
     ("cx-dispatcher", "smtp-password"): "dummy-smtp-password",
     ("cx-api", "tokens"): '{"dummy-officer-token-0123456789": {"subject": "officer-1", "role": "officer"}}',
     ("cx-temporal-cloud", "api-key"): "dummy-temporal-cloud-api-key",
+    ("cx-evidence-s3", "access-key-id"): "AKIADUMMYDUMMYDUMMY0",
+    ("cx-evidence-s3", "secret-access-key"): "dummy-secret-access-key-0123456789abcdef",
 }
 Doc = dict[str, Any]
 
