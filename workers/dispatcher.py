@@ -53,6 +53,8 @@ class DispatcherConfig:
     """How the dispatcher delivers: from the one Settings (`from_settings`), passed down."""
 
     webhook_secret: str = field(repr=False)
+    # The secret before the last rotation (CX_WEBHOOK_PREVIOUS_SECRET): webhooks carry a signature with each.
+    previous_webhook_secret: str | None = field(default=None, repr=False)
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
     smtp_sender: str = "clusterxchange@localhost"
@@ -73,7 +75,7 @@ class DispatcherConfig:
     def __post_init__(self) -> None:
         if not self.webhook_secret:
             raise ValueError("webhook_secret must not be empty: webhooks are always signed")
-        signing_key(self.webhook_secret)  # a malformed whsec_ secret is refused at start, not at the first webhook
+        self.signing_keys()  # a malformed whsec_ secret is refused at start, not at the first webhook
         if not 1 <= self.batch_size <= 100:
             raise ValueError("batch_size must be within 1..100")
         if not 1 <= self.max_attempts <= 100:
@@ -120,6 +122,11 @@ class DispatcherConfig:
             max_connections=self.batch_size,
         )
 
+    def signing_keys(self) -> tuple[bytes, ...]:
+        """The current key first, then the previous one during a rotation."""
+        secrets = (self.webhook_secret, self.previous_webhook_secret)
+        return tuple(signing_key(secret) for secret in secrets if secret is not None)
+
     def backoff_s(self, attempts: int) -> float:
         """Delay before the next attempt after `attempts` failed ones: doubling, capped."""
         return float(min(self.max_backoff_s, self.base_backoff_s * 2 ** max(0, attempts - 1)))
@@ -133,8 +140,10 @@ class DispatcherConfig:
         secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else webhook_secret
         if secret is None:
             raise ValueError("CX_WEBHOOK_SECRET is not set: the dispatcher signs every webhook with it")
+        previous = settings.webhook_previous_secret
         return cls(
             webhook_secret=secret,
+            previous_webhook_secret=previous.get_secret_value() if previous else None,
             smtp_host=settings.smtp_host,
             smtp_port=settings.smtp_port,
             smtp_sender=settings.smtp_sender,
@@ -204,7 +213,7 @@ class Dispatcher:
         # The global provider's tracer unless one is given (tests): workers/tracing.py sets the provider, and
         # without one every span is a no-op that still carries the enqueuer's trace context onwards.
         self._tracer = tracer or trace.get_tracer(__name__)
-        self._webhooks = WebhookSender(signing_key(config.webhook_secret), config.webhook_policy)
+        self._webhooks = WebhookSender(config.signing_keys(), config.webhook_policy)
         self._gauges_read_at = -float("inf")
 
     async def close(self) -> None:

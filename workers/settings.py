@@ -129,6 +129,8 @@ class Settings(BaseSettings):
     api_tokens: SecretStr | None = Field(default=None, validation_alias="CX_API_TOKENS")
     # The outbox dispatcher's (workers/dispatcher.py): the key signing every webhook, and the mail relay.
     webhook_secret: SecretStr | None = Field(default=None, validation_alias="CX_WEBHOOK_SECRET")
+    # The secret before a rotation (issue 16, item 5): every webhook carries a signature with each of the two.
+    webhook_previous_secret: SecretStr | None = Field(default=None, validation_alias="CX_WEBHOOK_PREVIOUS_SECRET")
     smtp_host: str = Field(default="127.0.0.1", validation_alias="CX_SMTP_HOST")
     smtp_port: Port = Field(default=25, validation_alias="CX_SMTP_PORT")
     smtp_sender: str = Field(default="clusterxchange@localhost", validation_alias="CX_SMTP_SENDER")

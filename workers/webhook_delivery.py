@@ -84,8 +84,8 @@ def retry_after_s(value: str | None, now: datetime | None = None) -> float | Non
 class WebhookSender:
     """Posts outbox messages as signed webhooks over one pooled client; `aclose()` when done."""
 
-    def __init__(self, signing_key: bytes, policy: WebhookPolicy) -> None:
-        self._key = signing_key
+    def __init__(self, signing_keys: tuple[bytes, ...], policy: WebhookPolicy) -> None:
+        self._keys = signing_keys
         self._policy = policy
         self._client = httpx.AsyncClient(
             # Explicit per phase: connect, write, read of each chunk, and waiting for a pooled connection.
@@ -132,7 +132,7 @@ class WebhookSender:
         # A fresh timestamp and signature on every try, the same webhook-id: the receiver deduplicates on it.
         headers = {
             "Content-Type": "application/json",
-            **signed_headers(self._key, message.dedup_key, int(time.time()), body),
+            **signed_headers(self._keys, message.dedup_key, int(time.time()), body),
             # Kept from the first scheme (ADR 0007) for receivers that deduplicate on it; equal to webhook-id.
             "X-CX-Dedup-Key": message.dedup_key,
             "X-CX-Topic": message.topic,

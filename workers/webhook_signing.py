@@ -16,7 +16,7 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
 SIGNATURE_VERSION = "v1"
@@ -51,17 +51,26 @@ def sign(key: bytes, webhook_id: str, timestamp: int, body: bytes) -> str:
     return f"{SIGNATURE_VERSION},{base64.b64encode(digest).decode()}"
 
 
-def signed_headers(key: bytes, webhook_id: str, timestamp: int, body: bytes) -> dict[str, str]:
-    """The three Standard Webhooks headers of one delivery."""
+def signed_headers(keys: bytes | Sequence[bytes], webhook_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    """The three Standard Webhooks headers of one delivery, signed with every key given (space-separated).
+
+    During a rotation the dispatcher holds the new secret and the previous one (CX_WEBHOOK_SECRET,
+    CX_WEBHOOK_PREVIOUS_SECRET): a receiver that knows either accepts the delivery, so receivers can move to
+    the new secret at their own pace.
+    """
     return {
         "webhook-id": webhook_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(key, webhook_id, timestamp, body),
+        "webhook-signature": " ".join(sign(key, webhook_id, timestamp, body) for key in _keys(keys)),
     }
 
 
+def _keys(keys: bytes | Sequence[bytes]) -> tuple[bytes, ...]:
+    return (keys,) if isinstance(keys, bytes) else tuple(keys)
+
+
 def verify(
-    key: bytes,
+    keys: bytes | Sequence[bytes],
     headers: Mapping[str, str],
     body: bytes,
     *,
@@ -86,8 +95,9 @@ def verify(
         raise WebhookVerificationError(
             f"webhook-timestamp {timestamp} is outside the {tolerance_s:.0f} s replay window around {now:.0f}"
         )
-    expected = sign(key, webhook_id, timestamp, body).encode()
-    for candidate in signatures.split(" "):
-        if hmac.compare_digest(candidate.encode(), expected):
-            return webhook_id
+    for key in _keys(keys):  # a receiver in the middle of a rotation accepts either of its two secrets
+        expected = sign(key, webhook_id, timestamp, body).encode()
+        for candidate in signatures.split(" "):
+            if hmac.compare_digest(candidate.encode(), expected):
+                return webhook_id
     raise WebhookVerificationError("no webhook-signature matches the body")

@@ -83,6 +83,24 @@ def test_one_valid_signature_among_several_suffices_for_key_rotation() -> None:
     assert verify(key, headers, b"{}", now=1_700_000_000) == "id-2"
 
 
+def test_during_a_rotation_each_webhook_is_signed_with_both_secrets() -> None:
+    """With CX_WEBHOOK_SECRET and CX_WEBHOOK_PREVIOUS_SECRET the dispatcher signs with both: a receiver still on
+    the old secret and one already on the new accept it, a receiver with neither refuses it (issue 16, item 5)."""
+    from workers.dispatcher import DispatcherConfig
+
+    config = DispatcherConfig(
+        webhook_secret="whsec_" + base64.b64encode(b"new").decode(), previous_webhook_secret="old"
+    )
+    headers = signed_headers(config.signing_keys(), "id-3", 1_700_000_000, b"{}")
+    assert len(headers["webhook-signature"].split(" ")) == 2
+    for receiver in (signing_key("old"), base64.b64decode(base64.b64encode(b"new"))):
+        assert verify(receiver, headers, b"{}", now=1_700_000_000) == "id-3"
+    assert verify([signing_key("other"), signing_key("old")], headers, b"{}", now=1_700_000_000) == "id-3"
+    with pytest.raises(WebhookVerificationError, match="no webhook-signature matches"):
+        verify(signing_key("other"), headers, b"{}", now=1_700_000_000)
+    assert DispatcherConfig(webhook_secret="only").signing_keys() == (b"only",)
+
+
 def test_the_contracts_verification_snippet_works() -> None:
     """The snippet docs/contract.md gives finance's implementers accepts our signatures and the spec's vector,
     and refuses a tampered body and a stale timestamp."""
