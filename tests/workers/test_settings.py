@@ -3,6 +3,7 @@ whether read from the process environment or from a mapping (docs/adr/0014-one-w
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -42,10 +43,18 @@ VARIABLES = {
 }
 
 
+def forget_the_sessions_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Remove the test session's own settings (its payload key, DATABASE_URL): only the test's variables count."""
+    for name in list(os.environ):
+        if name.startswith(("CX_", "TEMPORAL_", "OTEL_", "AWS_")) or name == "DATABASE_URL":
+            monkeypatch.delenv(name)
+
+
 def test_every_documented_variable_is_read_the_same_from_the_environment_and_from_a_mapping(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The process's own read (pydantic-settings) and a mapping's give equal Settings, each field from its variable."""
+    forget_the_sessions_variables(monkeypatch)
     for name, value in VARIABLES.items():
         monkeypatch.setenv(name, value)
     from_process = Settings.from_env()
@@ -67,6 +76,7 @@ def test_every_documented_variable_is_read_the_same_from_the_environment_and_fro
 
 def test_unset_and_empty_variables_take_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     """An empty variable counts as unset; the defaults are the documented ones, and the API's are the clients'."""
+    forget_the_sessions_variables(monkeypatch)
     for name in VARIABLES:
         monkeypatch.setenv(name, "")
     settings = Settings.from_env()
