@@ -38,7 +38,7 @@ from workers.devstack import (
     free_port,
 )
 
-pytest_plugins = ["pytester", "tests.time_limits"]
+pytest_plugins = ["pytester", "tests.time_limits", "tests.fuzz_options"]
 
 
 @pytest.fixture(scope="session")
