@@ -24,3 +24,12 @@ def fuzz_examples(request: pytest.FixtureRequest) -> int | None:
     value = request.config.getoption("--fuzz-examples")
     assert value is None or value > 0, "--fuzz-examples must be a positive number"
     return value if value is None else int(value)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A longer fuzz (`--fuzz-examples`) runs as long as it takes: its tests' CI time limit is lifted."""
+    if config.getoption("--fuzz-examples") is None:
+        return
+    for item in items:
+        if item.get_closest_marker("fuzz") is not None:
+            item.add_marker(pytest.mark.timeout(0), append=False)

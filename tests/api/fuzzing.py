@@ -24,6 +24,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
+from schemathesis.core.result import Ok
 from schemathesis.generation.case import Case
 from schemathesis.schemas import APIOperation
 from schemathesis.specs.openapi.checks import (
@@ -153,8 +154,12 @@ class Fuzzer:
         self.schema = schemathesis.openapi.from_dict(app.openapi())
         self.tally = Tally()
 
-    def operations(self) -> list[APIOperation]:
-        return [result.ok() for result in self.schema.get_all_operations()]
+    def operations(self) -> list[APIOperation[Any, Any, Any, Any]]:
+        found: list[APIOperation[Any, Any, Any, Any]] = []
+        for result in self.schema.get_all_operations():
+            assert isinstance(result, Ok), f"the document has an operation schemathesis cannot read: {result}"
+            found.append(result.ok())
+        return found
 
     def send(self, case: Case[Any], token: str) -> None:
         kwargs = case.as_transport_kwargs(base_url=BASE_URL, headers={"Authorization": f"Bearer {token}"})
@@ -197,7 +202,7 @@ class Fuzzer:
             self.tally.failures.append(f"{where} -> {response.status_code}: {error} | {response.text[:300]}")
 
     def run_operation(
-        self, operation: APIOperation, mode: GenerationMode, tokens: Iterable[str], examples: int
+        self, operation: APIOperation[Any, Any, Any, Any], mode: GenerationMode, tokens: Iterable[str], examples: int
     ) -> None:
         """`examples` generated cases of one operation in one mode, each with one of `tokens`."""
 

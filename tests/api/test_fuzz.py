@@ -50,6 +50,7 @@ def report(name: str, tally: Tally, ledger_rows_changed: int) -> None:
         print(f"  {line}")  # noqa: T201
 
 
+@pytest.mark.fuzz
 @pytest.mark.timeout(300)
 async def test_refused_principals_get_documented_answers_and_change_no_ledger_row(
     dev_client: ExchangeClient, pg_pool: asyncpg.Pool, evidence_dir: Path, fuzz_examples: int | None
@@ -67,6 +68,7 @@ async def test_refused_principals_get_documented_answers_and_change_no_ledger_ro
     assert tally.requests >= MIN_REQUESTS_PER_RUN * examples // EXAMPLES_PER_OPERATION
 
 
+@pytest.mark.fuzz
 @pytest.mark.timeout(300)
 async def test_an_officer_gets_documented_answers_and_only_accepted_writes_reach_the_ledger(
     dev_client: ExchangeClient, pg_pool: asyncpg.Pool, evidence_dir: Path, fuzz_examples: int | None
