@@ -147,11 +147,18 @@ def named_ids(case: Case[Any]) -> set[str]:
 class Fuzzer:
     """Sends generated cases to one app over ASGI from Hypothesis' thread, checking and counting each answer."""
 
-    def __init__(self, app: Any, loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        app: Any,
+        loop: asyncio.AbstractEventLoop,
+        client: httpx.AsyncClient,
+        document: dict[str, Any] | None = None,
+    ) -> None:
+        """`document`: the OpenAPI document to hold the answers to (the app's own unless a test changes it)."""
         self.app = app
         self.loop = loop
         self.client = client
-        self.schema = schemathesis.openapi.from_dict(app.openapi())
+        self.schema = schemathesis.openapi.from_dict(document or app.openapi())
         self.tally = Tally()
 
     def operations(self) -> list[APIOperation[Any, Any, Any, Any]]:

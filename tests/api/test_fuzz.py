@@ -12,6 +12,7 @@ CI sends about 1,100 requests (EXAMPLES_PER_OPERATION positive and as many negat
 from __future__ import annotations
 
 import asyncio
+import copy
 from pathlib import Path
 
 import asyncpg
@@ -83,3 +84,28 @@ async def test_an_officer_gets_documented_answers_and_only_accepted_writes_reach
     assert tally.failures == []
     assert unaccounted(changes, tally.accepted_ids) == []
     assert tally.requests >= MIN_REQUESTS_PER_RUN * examples // EXAMPLES_PER_OPERATION
+
+
+async def test_the_checks_fail_on_an_undocumented_status(
+    dev_client: ExchangeClient, pg_pool: asyncpg.Pool, evidence_dir: Path
+) -> None:
+    """The harness can fail: against a document that no longer lists 401, an unknown token's answers are flagged."""
+    app = create_app(dev_client, pg_pool, TOKENS, evidence_store=EvidenceStore(evidence_dir))
+    document = copy.deepcopy(app.openapi())
+    for item in document["paths"].values():
+        for operation in item.values():
+            operation["responses"].pop("401", None)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL) as client:
+        fuzzer = Fuzzer(app, asyncio.get_running_loop(), client, document)
+        tally = await fuzzer.run(["unknown-token"], 1)
+    assert tally.by_status[401] > 0
+    assert sum("UndefinedStatusCode" in line for line in tally.failures) == tally.by_status[401], tally.failures[:3]
+
+
+def test_a_transfer_no_accepted_write_named_is_unaccounted() -> None:
+    """The officer run's ledger rule can fail: a new transfer is explained only by a partnership or exchange that an
+    accepted write named (its debit and credit accounts' partnership and exchange ids are columns 5-8)."""
+    transfer = (7, "p-x:top-up:r1", "allocate", 100, None, None, None, "p-x", None)
+    changes = {"transfers": {transfer}}
+    assert unaccounted(changes, {"p-x"}) == []
+    assert unaccounted(changes, {"p-y", "app-1"}) == [transfer]
