@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,8 +153,12 @@ class Fuzzer:
         loop: asyncio.AbstractEventLoop,
         client: httpx.AsyncClient,
         document: dict[str, Any] | None = None,
+        known_ids: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
-        """`document`: the OpenAPI document to hold the answers to (the app's own unless a test changes it)."""
+        """`document`: the OpenAPI document to hold the answers to (the app's own unless a test changes it);
+        `known_ids`: path parameter -> ids that exist (a live exchange, a funded partnership), aimed at by half
+        the cases whose path has that parameter, so they reach the workflow and the ledger, not only a 404."""
+        self.known_ids = dict(known_ids or {})
         self.app = app
         self.loop = loop
         self.client = client
@@ -208,6 +212,12 @@ class Fuzzer:
         except AssertionError as error:  # a single failed check is raised on its own
             self.tally.failures.append(f"{where} -> {response.status_code}: {error} | {response.text[:300]}")
 
+    def aim(self, case: Case[Any], pick: int) -> None:
+        """With pick 0 or 1 (half the cases), a path parameter with known ids names one of them."""
+        for name, ids in self.known_ids.items():
+            if pick < 2 and ids and name in (case.path_parameters or {}):
+                case.path_parameters[name] = ids[pick % len(ids)]
+
     def run_operation(
         self, operation: APIOperation[Any, Any, Any, Any], mode: GenerationMode, tokens: Iterable[str], examples: int
     ) -> None:
@@ -221,8 +231,13 @@ class Fuzzer:
             phases=[Phase.generate],  # no shrinking: a failure is recorded, never raised, so there is nothing to shrink
             suppress_health_check=list(HealthCheck),
         )
-        @given(case=operation.as_strategy(generation_mode=mode), token=st.sampled_from(list(tokens)))
-        def fuzz_one(case: Case[Any], token: str) -> None:
+        @given(
+            case=operation.as_strategy(generation_mode=mode),
+            token=st.sampled_from(list(tokens)),
+            pick=st.integers(min_value=0, max_value=3),
+        )
+        def fuzz_one(case: Case[Any], token: str, pick: int) -> None:
+            self.aim(case, pick)
             self.send(case, token)
 
         try:
@@ -232,7 +247,7 @@ class Fuzzer:
             assert mode is GenerationMode.NEGATIVE, f"{operation.label}: no valid request could be generated"
             self.tally.no_negative.append(operation.label)
 
-    async def run(self, tokens: list[str], examples_per_operation: int) -> Tally:
+    async def run(self, tokens: Sequence[str], examples_per_operation: int) -> Tally:
         """Every operation, positive then negative cases, `examples_per_operation` of each."""
         started = time.monotonic()
         for operation in self.operations():
