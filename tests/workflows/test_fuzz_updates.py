@@ -4,10 +4,11 @@ The caller is a bare temporalio Client with the SDK's default converter: plain J
 as a Go or TypeScript service would send them. Hypothesis generates, for each message of the contract,
 valid-shaped payloads from another actor, near-valid ones (the contract's example with a field dropped,
 added or replaced by garbage) and garbage (any JSON value). Every update must be refused with a typed,
-non-retryable ApplicationError (docs/contract.md, "Refusals") but `withdraw` and `cancel`, which any actor
-may send (fuzzed last); every signal is dropped or ignored. Afterwards the exchange still answers `status`,
-was still in REVIEW and still took a valid review, its history holds no failed workflow task, and the
-ledger is row for row what it was: nothing was held in REVIEW, so no accepted message could book either.
+non-retryable ApplicationError (docs/contract.md, "Refusals") but those the contract lets any actor send
+(`withdraw` and `cancel`, fuzzed last; `amend_dates` in AGREEMENT); every signal is dropped or ignored.
+Two exchanges: one in REVIEW (nothing held: the ledger must not change at all; afterwards it still takes a
+valid review) and one in AGREEMENT with its grant held (no ledger row changes but this exchange's, and only
+through an accepted message: the void on the way out). Neither history holds a failed workflow task.
 """
 
 from __future__ import annotations
@@ -32,10 +33,18 @@ from schemas.errors import Refusal
 from schemas.ids import exchange_workflow_id
 from schemas.messages import SIGNALS, UPDATES
 from schemas.stages import Stage
-from tests.api.fuzzing import ledger_changes, ledger_snapshot
+from tests.api.fuzzing import ledger_changes, ledger_snapshot, unaccounted
 from tests.factories import application
 from tests.waiting import within
-from tests.workflows.conftest import Fund, assigned, review, send_update
+from tests.workflows.conftest import (
+    Fund,
+    approve,
+    assigned,
+    result_of,
+    review,
+    send_update,
+    wait_for_stage,
+)
 
 # Per message: 19 messages x 40 = 760 messages per CI run (about 12 s); `make fuzz` sends --fuzz-examples of each.
 EXAMPLES_PER_MESSAGE = 40
@@ -45,7 +54,10 @@ REFUSALS = {refusal.value for refusal in Refusal}
 # who may; Temporal access is trusted), so a valid-shaped one is accepted and ends the exchange. These two
 # are fuzzed last, after the proof that the exchange still takes a valid decision; every other update must
 # be refused.
-ENDING = ("withdraw", "cancel")
+ENDING = frozenset({"withdraw", "cancel"})
+# In AGREEMENT (and TRAVEL before the stay) `amend_dates` has no actor rule either: accepted, it re-prices and
+# may re-hold this exchange's grant (docs/contract.md). Its effects are checked to stay on this exchange.
+AMENDING = frozenset({"amend_dates"})
 # Nobody on this exchange: a valid-shaped decision from them is refused, never applied.
 STRANGERS = st.sampled_from(["fuzz-stranger", "rev-anna", "officer-olga", "vo-vera", "ho-hanna"])
 
@@ -93,7 +105,11 @@ def payloads(name: str) -> st.SearchStrategy[Any]:
 class MessageFuzz:
     """Sends generated messages to one exchange from Hypothesis' thread; counts and checks each outcome."""
 
-    def __init__(self, handle: WorkflowHandle[Any, Any], loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, handle: WorkflowHandle[Any, Any], loop: asyncio.AbstractEventLoop, may_accept: frozenset[str] = ENDING
+    ) -> None:
+        """`may_accept`: the updates the contract lets any actor send in this stage; every other must be refused."""
+        self.may_accept = may_accept
         self.handle = handle
         self.loop = loop
         self.outcomes: Counter[str] = Counter()
@@ -114,12 +130,12 @@ class MessageFuzz:
             return
         except RPCError as error:
             # Only after an ending update was accepted: the closed workflow takes no more updates.
-            if self.outcomes["update accepted"] and error.status is RPCStatusCode.NOT_FOUND:
+            if name in ENDING and error.status is RPCStatusCode.NOT_FOUND:
                 self.outcomes["update after the exchange closed"] += 1
                 return
             raise
         self.outcomes["update accepted"] += 1
-        if name not in ENDING:
+        if name not in self.may_accept:
             self.wrong.append(f"{name} {json.dumps(payload)[:200]}: accepted")
 
     def signal(self, name: str, payload: Any) -> None:
@@ -175,7 +191,7 @@ async def test_fuzzed_updates_and_signals_are_refused_typed_and_leave_the_exchan
     assert during.stage is Stage.REVIEW
     reviewer = next(a.reviewer_id for a in status.review.assignments if a.status == "open")
     await send_update(handle, "submit_review", review(reviewer))  # a valid decision is still taken
-    for name in ENDING:
+    for name in sorted(ENDING):
         await asyncio.to_thread(fuzz.run, name, examples)
     seconds = time.monotonic() - started
     changes = ledger_changes(before, await ledger_snapshot(pg_pool))
@@ -188,4 +204,48 @@ async def test_fuzzed_updates_and_signals_are_refused_typed_and_leave_the_exchan
     # Nothing was held yet in REVIEW, so even an accepted withdraw or cancel has nothing to void.
     assert changes == {}, "refused messages wrote to the ledger"
     await within(dev_client.status(app.application_id), "the status query at the end", MESSAGE_WITHIN_S)
+    assert await failed_workflow_tasks(handle) == 0
+
+
+@pytest.mark.fuzz
+@pytest.mark.timeout(300)
+async def test_fuzzed_messages_to_an_exchange_holding_money_never_touch_its_hold(
+    dev_client: ExchangeClient, funded_partnership: Fund, pg_pool: asyncpg.Pool, fuzz_examples: int | None
+) -> None:
+    """In AGREEMENT, with the grant held: every update but amend_dates (any actor may) and withdraw/cancel refused
+    typed, signals (a fake `funds_held`, a `confirm_payment`) ignored, no ledger row changed but by an accepted
+    amend_dates on this exchange; then an accepted withdraw or cancel voids this exchange's hold, nothing else."""
+    examples = fuzz_examples or EXAMPLES_PER_MESSAGE
+    partnership = await funded_partnership(500_000)
+    app = application(visitor_partnership_id=partnership)
+    await dev_client.start_exchange(app)
+    await approve(dev_client, app.application_id)
+    await wait_for_stage(dev_client, app.application_id, Stage.AGREEMENT)
+    raw = Client(dev_client.temporal.service_client, namespace=dev_client.temporal.namespace)
+    handle = raw.get_workflow_handle(exchange_workflow_id(app.application_id))
+    before = await ledger_snapshot(pg_pool)
+    fuzz = MessageFuzz(handle, asyncio.get_running_loop(), ENDING | AMENDING)
+    started = time.monotonic()
+    for name in [*(u for u in UPDATES if u not in ENDING), *SIGNALS]:
+        await asyncio.to_thread(fuzz.run, name, examples)
+    assert fuzz.wrong == [], fuzz.wrong[:20]
+    during = await within(dev_client.status(app.application_id), "the status query after the fuzz", MESSAGE_WITHIN_S)
+    assert during.stage is Stage.AGREEMENT
+    assert during.held_cents > 0
+    changes = ledger_changes(before, await ledger_snapshot(pg_pool))
+    if not fuzz.outcomes["update accepted"]:
+        assert changes == {}, "refused messages touched the ledger"
+    assert unaccounted(changes, {app.application_id}) == [], "only an accepted amend_dates re-holds, this exchange's"
+    for name in sorted(ENDING):
+        await asyncio.to_thread(fuzz.run, name, examples)
+    seconds = time.monotonic() - started
+    await within(result_of(dev_client, app.application_id), "the exchange to close", MESSAGE_WITHIN_S)
+    changes = ledger_changes(before, await ledger_snapshot(pg_pool))
+    print(  # noqa: T201
+        f"\nfuzz[temporal, money held]: {sum(fuzz.outcomes.values())} messages in {seconds:.1f} s: "
+        f"{dict(fuzz.outcomes)}; ledger rows changed: {sum(len(r) for r in changes.values())}"
+    )
+    assert fuzz.wrong == [], fuzz.wrong[:20]
+    assert any(row[2] == "void" for row in changes.get("transfers", set())), "the hold was voided on the way out"
+    assert unaccounted(changes, {app.application_id}) == [], "every new transfer is this exchange's"
     assert await failed_workflow_tasks(handle) == 0
