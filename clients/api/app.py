@@ -26,6 +26,7 @@ from clients.api.body import BodyLimit, BodyTooLarge, too_large_response
 from clients.api.context import Api
 from clients.api.guards import Authenticate, Deadline
 from clients.api.metrics import ApiMetrics, add_metrics_route, gauge_lifespan
+from clients.api.methods import allowed_methods
 from clients.api.openapi import build_openapi
 from clients.api.problems import Problem, ProblemError, invalid, problem_response, problem_type
 from clients.api.routers import budgets, codec, evidence, exchanges, ops, oversight, policy, reviews
@@ -159,13 +160,17 @@ def _add_error_handlers(app: FastAPI) -> None:
         return problem_response(invalid(errors).problem)
 
     @app.exception_handler(StarletteHTTPException)
-    async def on_http(_: Request, error: Exception) -> JSONResponse:
+    async def on_http(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, StarletteHTTPException)
         if isinstance(error, BodyTooLarge):
             return too_large_response(error.limit_bytes)
         title = _TITLES.get(error.status_code, "HTTP error")
         problem = Problem(type=problem_type(title), title=title, status=error.status_code, detail=str(error.detail))
-        return problem_response(problem, error.headers)
+        headers = dict(error.headers or {})
+        allow = allowed_methods(app.openapi(), request.url.path) if error.status_code == 405 else None
+        if allow:  # every method of the path, not only the first route's (clients/api/methods.py)
+            headers["Allow"] = allow
+        return problem_response(problem, headers)
 
     async def on_database_down(_: Request, error: Exception) -> JSONResponse:
         # A database that does not answer is the engine's trouble, not the caller's: 503, never a bare 500.
