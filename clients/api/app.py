@@ -25,8 +25,8 @@ from clients.api.auth import Principal, TokenConfigError, load_tokens, parse_tok
 from clients.api.body import BodyLimit, BodyTooLarge, too_large_response
 from clients.api.context import Api
 from clients.api.guards import Authenticate, Deadline
-from clients.api.metrics import ApiMetrics, add_metrics_route, gauge_lifespan
 from clients.api.methods import allowed_methods
+from clients.api.metrics import ApiMetrics, add_metrics_route, gauge_lifespan
 from clients.api.openapi import build_openapi
 from clients.api.problems import Problem, ProblemError, invalid, problem_response, problem_type
 from clients.api.routers import budgets, codec, evidence, exchanges, ops, oversight, policy, reviews
