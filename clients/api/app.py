@@ -9,6 +9,7 @@ Swagger UI served from this package (clients/api/static/swagger-ui), so it works
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +21,16 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from clients.api.auth import Principal, TokenConfigError, load_tokens, parse_tokens
+from clients.api.auth import Principal, TokenConfigError
 from clients.api.body import BodyLimit, BodyTooLarge, too_large_response
 from clients.api.context import Api
 from clients.api.guards import Authenticate, Deadline
+from clients.api.identities import Identities
 from clients.api.openapi import build_openapi
 from clients.api.problems import Problem, ProblemError, invalid, problem_response, problem_type
+from clients.api.rate_limits import RateLimits
 from clients.api.routers import budgets, evidence, exchanges, ops, oversight, policy, reviews
+from clients.api.static_tokens import load_tokens, parse_tokens
 from clients.client import ExchangeClient
 from clients.config import DEFAULT_API_ENGINE_TIMEOUT_S, DEFAULT_API_MAX_BODY_BYTES, DEFAULT_EVIDENCE_DIR
 from ledger.evidence import EvidenceStore
@@ -65,13 +69,16 @@ TAGS: list[dict[str, Any]] = [
 def create_app(
     exchanges_client: ExchangeClient,
     pool: asyncpg.Pool,
-    tokens: dict[str, Principal],
+    tokens: Mapping[str, Principal] | Identities,
     *,
+    rate_limits: RateLimits | None = None,
     evidence_store: EvidenceStore | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
     engine_timeout_s: float = ENGINE_TIMEOUT_S,
 ) -> FastAPI:
-    """Build the API over one ExchangeClient and one pool; `tokens` maps bearer tokens to principals.
+    """Build the API over one ExchangeClient and one pool; `tokens` says who a bearer token stands for (the
+    process's Identities: static tokens and OIDC, or a plain table of principals); `rate_limits` bound writes
+    and failed authentications (none: unlimited, as in most tests).
 
     `evidence_store` is where uploads go (the process passes CX_EVIDENCE_DIR's, as `cx evidence add` uses;
     without one, the default directory); `max_body_bytes` and `engine_timeout_s` are CX_API_MAX_BODY_BYTES
@@ -91,10 +98,11 @@ def create_app(
         docs_url=None,  # served below from packaged assets, never from a CDN
         redoc_url=None,
     )
+    identities = Identities.of(tokens)
     app.state.api = Api(
         exchanges=exchanges_client,
         pool=pool,
-        tokens=tokens,
+        identities=identities,
         evidence_store=evidence_store or EvidenceStore(DEFAULT_EVIDENCE_DIR.resolve()),
         ledger=LedgerStore(pool),
         engine_timeout_s=engine_timeout_s,
@@ -112,7 +120,7 @@ def create_app(
         },
     )
     app.add_middleware(Deadline, seconds=REQUEST_DEADLINE_FACTOR * engine_timeout_s)
-    app.add_middleware(Authenticate, tokens=tokens)
+    app.add_middleware(Authenticate, identities=identities, limits=rate_limits)
     routers = (
         ops.router,
         exchanges.router,
@@ -125,7 +133,7 @@ def create_app(
     for router in routers:
         app.include_router(router)
     _add_docs(app)
-    _add_web(app, pool, tokens)
+    _add_web(app, pool, identities, rate_limits)
     app.openapi = lambda: build_openapi(app, routers)  # type: ignore[method-assign]
     # Built now, so that an operation without an id, an example or the shared Problem fails at start-up.
     app.openapi()
@@ -169,11 +177,11 @@ def _field_of(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-def _add_web(app: FastAPI, pool: asyncpg.Pool, tokens: dict[str, Principal]) -> None:
+def _add_web(app: FastAPI, pool: asyncpg.Pool, identities: Identities, rate_limits: RateLimits | None) -> None:
     """The web app for people at /app (clients/web/), calling this app in process; `/` leads there."""
     from clients.web import create_web
 
-    app.mount("/app", create_web(app, pool, tokens))
+    app.mount("/app", create_web(app, pool, identities, rate_limits))
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:
