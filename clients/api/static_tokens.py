@@ -27,6 +27,9 @@ MIN_TOKEN_LENGTH = 32
 # token of 32 URL-safe characters has about 25 distinct ones; a hex one 14, and fails these rules about once in
 # 30,000 draws (then draw another).
 MIN_DISTINCT_CHARACTERS = 8
+# A word repeated (`password-password-...`) has many characters yet repeats its three-letter pieces; in a random
+# token nearly every piece is new: at least this share of them must be distinct.
+MIN_DISTINCT_TRIGRAM_SHARE = 0.75
 # A token mostly made of one character (`aaaa...` with a few others to pass the count above) is not random:
 # no character may make up more than this share of it.
 MAX_SHARE_OF_ONE_CHARACTER = 1 / 3
@@ -46,6 +49,9 @@ def strength_refusal(token: str) -> str | None:
         return f"has only {distinct} distinct characters (at least {MIN_DISTINCT_CHARACTERS}): it is not random"
     if token in (token + token)[1:-1]:
         return "repeats a shorter pattern: it is not random"
+    trigrams = [token[i : i + 3] for i in range(len(token) - 2)]
+    if len(set(trigrams)) < MIN_DISTINCT_TRIGRAM_SHARE * len(trigrams):
+        return "repeats its own pieces (a word or pattern over and over): it is not random"
     most = max(token.count(character) for character in set(token))
     if most > MAX_SHARE_OF_ONE_CHARACTER * len(token):
         return f"repeats one character {most} times: it is not random"
