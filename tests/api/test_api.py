@@ -100,7 +100,7 @@ async def test_authentication_and_roles(api: httpx.AsyncClient, partnership: str
     assert anonymous.json()["detail"] == "a bearer token is required"
     unknown = await api.get("/exchanges", headers=auth("not-a-configured-token"))
     assert unknown.status_code == 401
-    assert unknown.headers["www-authenticate"] == 'Bearer error="invalid_token"', "RFC 6750: a token was sent and refused"
+    assert unknown.headers["www-authenticate"] == 'Bearer error="invalid_token"', "RFC 6750: sent, refused"
     ops_start = await api.post("/exchanges", json=application_body(partnership), headers=auth(OPS))
     assert ops_start.status_code == 403
     assert ops_start.json()["title"] == "Forbidden"
