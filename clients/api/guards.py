@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,6 +28,7 @@ PUBLIC_PATHS = frozenset({"/", "/healthz", "/readyz", "/docs", "/openapi.json", 
 # The web app (/app) signs people in with its own session cookie and reaches the API with their token
 # (clients/web/door.py), so its requests pass here; everything it does is checked by the API behind.
 PUBLIC_PREFIXES = ("/static/swagger-ui/", "/app/")
+DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 # A key no server puts in a request's scope: only clients/web/door.py's transport sets it (`InProcess`).
 IN_PROCESS = "cx.in_process"
 
@@ -61,6 +63,13 @@ class Authenticate:
             found = await self._principal(scope)
         except ProblemError as error:
             await problem_response(error.problem, error.headers)(scope, receive, send)
+            return
+        except DATABASE_ERRORS as error:
+            # The rate limits' counts are in Postgres: without it nothing can be counted, so nothing is let
+            # through (503, as every route answers when the database is down), rather than an unbounded door.
+            title = "Read model unavailable"
+            problem = Problem(type=problem_type(title), title=title, status=503, detail=f"postgres: {error}")
+            await problem_response(problem)(scope, receive, send)
             return
         scope.setdefault("state", {})["principal"] = found
         await self.app(scope, receive, send)
