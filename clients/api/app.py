@@ -76,9 +76,8 @@ def create_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     engine_timeout_s: float = ENGINE_TIMEOUT_S,
 ) -> FastAPI:
-    """Build the API over one ExchangeClient and one pool; `tokens` says who a bearer token stands for (the
-    process's Identities: static tokens and OIDC, or a plain table of principals); `rate_limits` bound writes
-    and failed authentications (none: unlimited, as in most tests).
+    """Build the API over one ExchangeClient and one pool; `tokens` says who a bearer token stands for
+    (Identities, or a plain table of principals); `rate_limits` bound writes and failed authentications.
 
     `evidence_store` is where uploads go (the process passes CX_EVIDENCE_DIR's, as `cx evidence add` uses;
     without one, the default directory); `max_body_bytes` and `engine_timeout_s` are CX_API_MAX_BODY_BYTES
@@ -98,11 +97,10 @@ def create_app(
         docs_url=None,  # served below from packaged assets, never from a CDN
         redoc_url=None,
     )
-    identities = Identities.of(tokens)
     app.state.api = Api(
         exchanges=exchanges_client,
         pool=pool,
-        identities=identities,
+        identities=(identities := Identities.of(tokens)),
         evidence_store=evidence_store or EvidenceStore(DEFAULT_EVIDENCE_DIR.resolve()),
         ledger=LedgerStore(pool),
         engine_timeout_s=engine_timeout_s,
