@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
+from datetime import UTC, datetime
 
 from clients.api.auth import Principal, TokenConfigError
 from clients.api.identities import Identities
@@ -84,11 +85,14 @@ def plain_http_warning(host: str) -> str | None:
 
 def describe(settings: Settings, found: Identities, host: str) -> list[str]:
     """`cx api --check-config`'s lines about identities and limits (counts and names, never a token)."""
-    roles = sorted({entry.principal.role for entry in found.static.entries().values()})
+    entries = found.static.entries().values()
+    roles = sorted({entry.principal.role for entry in entries})
+    now = datetime.now(UTC)
+    expired = sum(not entry.live(now) for entry in entries)
     source = "CX_API_TOKENS_FILE (re-read when it changes)" if settings.api_tokens_file else "CX_API_TOKENS"
     limits = rate_limit_settings(settings)
     lines = [
-        f"tokens     {len(found.static.entries())} from {source} ({', '.join(roles)})",
+        f"tokens     {len(entries)} from {source} ({', '.join(roles)})" + (f", {expired} expired" if expired else ""),
         f"oidc       {settings.oidc_issuer} for {settings.oidc_audience}" if found.oidc else "oidc       off",
         f"limits     {limits.writes_per_minute or 'unlimited'} writes/min per principal, "
         f"{limits.auth_failures or 'unlimited'} failed authentications per {limits.auth_failure_window_s} s "

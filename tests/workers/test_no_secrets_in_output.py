@@ -137,3 +137,29 @@ def test_one_token_source_and_a_whole_oidc_configuration() -> None:
     with pytest.raises(SettingsError, match="CX_OIDC_ISSUER and CX_OIDC_AUDIENCE"):
         Settings.from_env({"CX_OIDC_ISSUER": "https://login.example.org"})
     assert Settings.from_env({}).api_write_rate == 120
+
+
+def test_check_config_reads_the_token_file_and_counts_expired_tokens(tmp_path: Path) -> None:
+    """With CX_API_TOKENS_FILE, `cx api --check-config` loads the file, counts its expired tokens and prints none;
+    a weak token in the file is refused naming the file's entry, not the token."""
+    path = tmp_path / "tokens.json"
+    expired = {"subject": "old-officer", "role": "officer", "expires": "2020-01-01T00:00:00Z"}
+    path.write_text(json.dumps({TOKEN: {"subject": "anna", "role": "officer"}, WRONG_TOKEN: expired}))
+    environment = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("CX_API_TOKENS", "CX_OIDC"))},
+        "CX_API_TOKENS_FILE": str(path),
+        "DATABASE_URL": "postgresql://cx@127.0.0.1:5432/cx",
+        "TEMPORAL_ADDRESS": "127.0.0.1:7233",
+    }
+    command = [str(ROOT / ".venv/bin/cx"), "api", "--check-config"]
+    checked = subprocess.run(
+        command, cwd=ROOT, env=environment, capture_output=True, text=True, check=False, timeout=60
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "tokens     2 from CX_API_TOKENS_FILE (re-read when it changes) (officer), 1 expired" in checked.stdout
+    assert TOKEN not in checked.stdout + checked.stderr
+    path.write_text(json.dumps({"a" * 16: {"subject": "weak", "role": "officer"}}))
+    weak = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, check=False, timeout=60)
+    assert weak.returncode == 2, weak.stdout + weak.stderr
+    assert "entry #1 ('weak')" in weak.stderr
+    assert "a" * 16 not in weak.stderr
