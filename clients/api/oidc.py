@@ -17,6 +17,7 @@ costs the issuer one request per interval, not one per request.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ ACCEPTED_ALGORITHMS = frozenset(ALGORITHM_OF_KEY_TYPE.values())
 # A JWKS or a discovery document is a few KiB; this only stops a runaway answer.
 MAX_DOCUMENT_BYTES = 1024 * 1024
 DISCOVERY_PATH = "/.well-known/openid-configuration"
+logger = logging.getLogger(__name__)
 
 
 class Unauthenticated(Exception):
@@ -95,9 +97,10 @@ class JwksCache:
             self.fetches += 1
             try:
                 keys = await self._fetch_keys()
-            except (httpx.HTTPError, ValueError, Unauthenticated):
+            except (httpx.HTTPError, ValueError, Unauthenticated) as error:
                 # The issuer is unreachable or answered nonsense: keep the keys already held (tokens they
                 # signed stay valid); a token needing a new key is refused until the next attempt.
+                logger.warning("OIDC keys not fetched from %s: %s", self._config.issuer, type(error).__name__)
                 return
             self._keys = keys
 

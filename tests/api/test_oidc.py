@@ -163,3 +163,17 @@ async def test_the_api_takes_oidc_tokens_beside_static_ones(
         foreign = await api.get("/exchanges", headers=auth(issuer.token(rsa_key, aud="other")))
         assert foreign.status_code == 401
         assert issuer.token(rsa_key, aud="other") not in foreign.text, "a token is never echoed"
+
+
+async def test_keys_held_stay_in_use_while_the_issuer_is_down(rsa_key: SigningKey) -> None:
+    """Once the issuer stops answering, tokens signed by a key already held are still accepted (even past the
+    keys' age, each retry bounded), and a token naming a new key is refused until the issuer answers again."""
+    clock = Clock()
+    with running_issuer(rsa_key) as issuer:
+        verifier = verifier_of(issuer, clock, keys_max_age_s=60.0, fetch_timeout_s=2.0)
+        token = issuer.token(rsa_key)
+        assert (await verifier.principal(token)).role == "officer"
+    clock.now += 61
+    assert (await verifier.principal(token)).role == "officer", "the issuer is down: the held key still verifies"
+    assert verifier.keys.fetches == 2, "one attempt to refresh, which failed"
+    assert "kid" in await refused(verifier, issuer.token(SigningKey.rsa()))
