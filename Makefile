@@ -5,12 +5,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: run test lint typecheck check bench bench-lifecycle screenshots clean
+.PHONY: run test lint typecheck check bench bench-lifecycle scaleout screenshots clean
 
-$(STAMP): pyproject.toml
+# The runtime dependencies at the versions the image ships (requirements/runtime.lock, its hashes stripped: pip takes
+# no hashes for an editable install), so the tests run on what is deployed (issue 15; docs/adr/0017-packaging.md).
+$(STAMP): pyproject.toml requirements/runtime.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	sed -e '/--hash=/d' -e 's/ \\$$//' requirements/runtime.lock > $(VENV)/runtime-constraints.txt
+	$(BIN)/python -m pip install --quiet -c $(VENV)/runtime-constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -36,6 +39,12 @@ bench: $(STAMP)
 bench-lifecycle: $(STAMP)
 	$(BIN)/python -m bench.lifecycle $(ARGS)
 
+# Scale-out (issue 15): 1 then 3 `cx worker` processes, with 2 dispatchers and 2 APIs, drive the same batch to PAID;
+# a worker and a dispatcher are killed mid-run; prints the ratio, lost, double and the ledger check (bench/scaleout.py).
+# Options through ARGS, e.g. `make scaleout ARGS="--exchanges 20 --repeats 3"`.
+scaleout: $(STAMP)
+	$(BIN)/python -m bench.scaleout $(ARGS)
+
 # PNGs of the web app's main pages in docs/screenshots/ (issue 14), taken by the browser tests' harness in headless
 # Chromium over the real stack (tests/web/browser/screenshots.py; Chromium installed from Debian's packages if missing).
 screenshots: $(STAMP)
@@ -43,3 +52,22 @@ screenshots: $(STAMP)
 
 clean:
 	rm -rf .cx
+
+# Deployment (issue 15, items 2-5; docs/deploy.md, docs/adr/0017-packaging.md).
+# `make lock`: the image's dependencies, pinned with their hashes, from pyproject.toml's runtime `dependencies` (the
+# only target that needs PyPI); the build backend gets its own lock. tests/deploy/test_lock.py fails when they drift.
+LOCK := $(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 --python-platform linux \
+	--custom-compile-command "make lock"
+.PHONY: lock deploy-check
+# Needs only uv (at its pin in pyproject.toml), not the constrained install: a new pin must be lockable.
+$(BIN)/uv:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "$$(grep -o '"uv==[^"]*"' pyproject.toml | tr -d '"')"
+lock: $(BIN)/uv
+	mkdir -p requirements
+	$(LOCK) pyproject.toml -o requirements/runtime.lock
+	echo "setuptools>=68" | $(LOCK) - -o requirements/build.lock
+
+# The deployment artefacts checked offline: compose, kustomize, Prometheus rules, Grafana, the lock, the entry point.
+deploy-check: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider tests/deploy $(ARGS)

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from ledger.store import DbConnection
@@ -81,6 +82,19 @@ class OutboxMessage(BaseModel):
     payload: dict[str, JsonValue]
     attempts: int
     created_at: datetime
+    # The W3C traceparent of the span that enqueued it (migration 0012), None without a tracer.
+    trace_context: str | None = None
+
+
+def current_traceparent() -> str | None:
+    """The W3C `traceparent` of the current OpenTelemetry span, or None when there is no recording one.
+
+    Only the OpenTelemetry API is used here: with no tracer provider configured (tests, `make run` without
+    tracing) the current span is invalid and nothing is injected, so the outbox row gets NULL.
+    """
+    carrier: dict[str, str] = {}
+    TraceContextTextMapPropagator().inject(carrier)
+    return carrier.get("traceparent")
 
 
 def encode_payload(payload: dict[str, Any]) -> str:
@@ -101,14 +115,15 @@ async def enqueue(
 
     Idempotent on `dedup_key`: if the key is already there (a retried activity after a commit), the
     existing row's id is returned and nothing is written; the first payload wins. A key already used
-    for another topic, channel or destination raises `OutboxConflict`.
+    for another topic, channel or destination raises `OutboxConflict`. The current span's traceparent
+    is stored with the row, so the delivery continues the trace that caused the message.
     """
     message = NewOutboxMessage(
         dedup_key=dedup_key, topic=topic, channel=channel, destination=destination, payload=payload
     )
     inserted: int | None = await conn.fetchval(
-        """INSERT INTO outbox (dedup_key, topic, channel, destination, payload)
-           VALUES ($1, $2, $3, $4, $5::jsonb)
+        """INSERT INTO outbox (dedup_key, topic, channel, destination, payload, trace_context)
+           VALUES ($1, $2, $3, $4, $5::jsonb, $6)
            ON CONFLICT (dedup_key) DO NOTHING
            RETURNING id""",
         message.dedup_key,
@@ -116,6 +131,7 @@ async def enqueue(
         message.channel,
         message.destination,
         encode_payload(message.payload),
+        current_traceparent(),
     )
     if inserted is not None:
         return inserted

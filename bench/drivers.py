@@ -16,13 +16,13 @@ import contextlib
 import io
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 from pypdf import PdfWriter
@@ -30,7 +30,7 @@ from temporalio.client import Client
 
 from bench.bare import BARE_WORKFLOW_TYPE, SIGNAL_NAME, UPDATE_NAME, PhaseNotifier
 from bench.plan import BarePlan
-from clients.client import DecisionRefused, ExchangeClient
+from clients.client import DecisionRefused
 from ledger.evidence import EvidenceStore, store_evidence
 from rules.calendar import working_days
 from schemas.errors import Refusal
@@ -244,8 +244,31 @@ class ReadModel:
 Upload = Callable[[str], Awaitable[dict[str, Any]]]
 
 
+class ExchangeActions(Protocol):
+    """What the actors send: `ExchangeClient` (through Temporal) or bench/api_actors.py (over the REST API)."""
+
+    async def start_exchange(self, application: ApplicationInput) -> object: ...
+
+    async def decide(self, application_id: str, update: str, payload: Mapping[str, Any]) -> object: ...
+
+    async def confirm_payment(self, application_id: str, confirmation: Mapping[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Finance:
+    """How finance learns of an exchange's payment order (id, amount), and how the driver sees it PAID."""
+
+    payment_order: Callable[[str], Awaitable[tuple[str, int]]]
+    paid: Callable[[str], Awaitable[None]]
+
+
 async def drive_exchange(
-    client: ExchangeClient, app: ApplicationInput, upload: Upload, read_model: ReadModel, record: Recorder
+    client: ExchangeActions,
+    app: ApplicationInput,
+    upload: Upload,
+    read_model: ReadModel,
+    record: Recorder,
+    finance: Finance,
 ) -> None:
     """One exchange from start to PAID, every person acting as soon as the read model shows their turn."""
     app_id = app.application_id
@@ -253,7 +276,7 @@ async def drive_exchange(
     await client.start_exchange(app)
     for reviewer in await read_model.reviewers(app_id):
         review = {"actor_id": reviewer, "recommendation": "approve", "scores": dict.fromkeys(REVIEW_CRITERIA, 4)}
-        await record.update(workflow_id, "submit_review", partial(client.submit_review, app_id, review))
+        await record.update(workflow_id, "submit_review", partial(client.decide, app_id, "submit_review", review))
     await read_model.stage(app_id, Stage.AGREEMENT)
     parties = {
         Party.HOST_ORGANISATION: app.host.organisation_id,
@@ -263,17 +286,18 @@ async def drive_exchange(
     }
     for party, on_behalf_of in parties.items():
         signature = {"actor_id": f"signatory-{party.value}", "party": party.value, "on_behalf_of": on_behalf_of}
-        await record.update(workflow_id, "sign_commitment", partial(client.sign_commitment, app_id, signature))
+        sign = partial(client.decide, app_id, "sign_commitment", signature)
+        await record.update(workflow_id, "sign_commitment", sign)
     for side, party in (("host", Party.HOST_ORGANISATION), ("visitor", Party.VISITOR_ORGANISATION)):
         match = {"actor_id": f"{side}-contact", "side": side, "on_behalf_of": parties[party]}
         await record.update(workflow_id, "confirm_match", partial(client.decide, app_id, "confirm_match", match))
     await read_model.stage(app_id, Stage.REPORTING)
     evidence = await upload(app_id)  # evidence is uploaded for a started exchange, then reported
     report = {"actor_id": "visitor-traveller", "summary": "Closing report: goals met.", "evidence": [evidence]}
-    await record.update(workflow_id, "submit_report", partial(client.submit_report, app_id, report))
+    await record.update(workflow_id, "submit_report", partial(client.decide, app_id, "submit_report", report))
     validation = {"actor_id": "vop-validator", "decision": "accept", "on_behalf_of": app.visitor_partnership_id}
-    await record.update(workflow_id, "validate_report", partial(client.validate_report, app_id, validation))
-    order_id, amount_cents = await read_model.payment_order(app_id)
+    await record.update(workflow_id, "validate_report", partial(client.decide, app_id, "validate_report", validation))
+    order_id, amount_cents = await finance.payment_order(app_id)
     confirmation = {
         "payment_order_id": order_id,
         "amount_cents": amount_cents,
@@ -282,9 +306,7 @@ async def drive_exchange(
     }
     await client.confirm_payment(app_id, confirmation)
     record.signals_sent += 1
-    outcome = await asyncio.wait_for(client.result(app_id), WAIT_LIMIT_S)
-    if outcome.stage is not Stage.PAID:
-        raise RuntimeError(f"{app_id}: ended {outcome.stage.value}, not PAID ({outcome.reason})")
+    await finance.paid(app_id)
 
 
 async def drive_bare(

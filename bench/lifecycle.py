@@ -32,13 +32,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import json
 import math
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -52,19 +50,19 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest, GetSystemInfoRequest
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from bench import actions, procfs
 from bench.actions import ActionCount, DriverCounts, count_actions
 from bench.bare import BARE_WORKFLOW_TYPE, PhaseNotifier
+from bench.children import BIN_DIR, ChildWorker, progress, start_child, start_dev_server, wait_for_poller
 from bench.drivers import (
     READ_MODEL_INTERVAL_S,
     READY_FOR_REVIEW_SQL,
+    WAIT_LIMIT_S,
+    Finance,
     ReadModel,
     Recorder,
     bench_application,
@@ -78,9 +76,8 @@ from clients.client import ExchangeClient
 from ledger.checks import check_ledger
 from ledger.migrate import apply_migrations
 from ledger.store import LedgerStore
-from schemas.converter import DATA_CONVERTER
-from schemas.search import SEARCH_ATTRIBUTES
-from workers.devstack import TEMPORAL_CLI, EmbeddedPostgres, create_database, drop_database, free_port
+from schemas.stages import Stage
+from workers.devstack import EmbeddedPostgres, create_database, drop_database, free_port
 from workers.seed import PARTNERSHIPS, seed_partnerships
 
 WARM_UP_EXCHANGES = 2
@@ -90,48 +87,11 @@ START_BATCH = 500  # start requests in flight at once in a burst
 PARK_BATCH = 500  # exchanges parked at a time by --park (fewer than the worker's cache holds)
 INTAKE_POLL_S = 0.1  # how often the intake reads how many exchanges wait in REVIEW
 SETTLE_S = 3.0  # after a burst, before reading the worker's memory: its last tasks and their garbage
-CHILD_START_LIMIT_S = 90.0
 MIB = 1024 * 1024
-REPO = Path(__file__).resolve().parent.parent
-BIN_DIR = Path(sys.executable).parent
-# Loaded before any thread exists: the forked child only calls it (see workers/devstack.py).
-_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
-_PR_SET_PDEATHSIG = 1
-
 READY_COUNT_SQL = f"SELECT count(*) FROM ({READY_FOR_REVIEW_SQL}) ready"  # noqa: S608 - constant SQL only
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: end with the benchmark, even if it is killed."""
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
-
-
 # --- the stack ----------------------------------------------------------------------------------
-
-
-@dataclass
-class ChildWorker:
-    """A worker process of our own: its pid, its log, and how to stop it."""
-
-    name: str
-    task_queue: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    metrics_address: str
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
 
 
 @dataclass
@@ -160,16 +120,6 @@ class Stack:
         if self.postgres_pid:
             parts["postgres"] = procfs.tree_cpu_seconds(self.postgres_pid, children)
         return parts
-
-
-def start_child(name: str, argv: list[str], env: dict[str, str], log_dir: Path, metrics_address: str) -> ChildWorker:
-    log_path = log_dir / f"{name}.log"
-    with open(log_path, "wb") as log_file:
-        process = subprocess.Popen(
-            argv, cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
-        )
-    task_queue = env.get("CX_TASK_QUEUE", "")
-    return ChildWorker(name, task_queue, process, log_path, metrics_address)
 
 
 # The SDK's worker counters the benchmark reads (summed over labels), and the cache size gauge.
@@ -206,49 +156,6 @@ async def worker_counters(child: ChildWorker) -> dict[str, float]:
 def counters_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     """What the counters counted in between; the cache size as it is after."""
     return {k: after[k] - before[k] for k in WORKER_COUNTERS.values()} | {"cached now": after["cached now"]}
-
-
-async def wait_for_poller(client: Client, child: ChildWorker, task_queue: str) -> None:
-    """A worker is ready when the server sees it polling its task queue."""
-    request = DescribeTaskQueueRequest(
-        namespace=client.namespace,
-        task_queue=TaskQueue(name=task_queue),
-        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-    )
-    deadline = time.monotonic() + CHILD_START_LIMIT_S
-    while time.monotonic() < deadline:
-        if child.process.poll() is not None:
-            raise RuntimeError(
-                f"{child.name} exited at start-up; see {child.log_path}:\n{child.log_path.read_text()[-3000:]}"
-            )
-        if (await client.workflow_service.describe_task_queue(request)).pollers:
-            return
-        await asyncio.sleep(0.2)
-    raise TimeoutError(
-        f"{child.name} did not poll {task_queue} within {CHILD_START_LIMIT_S:.0f} s; see {child.log_path}"
-    )
-
-
-async def start_dev_server(attempts: int = 3) -> tuple[WorkflowEnvironment, int]:
-    """The dev server on a free port; on a shared machine another process may take the port first: try again."""
-    for attempt in range(1, attempts + 1):
-        port = free_port()
-        try:
-            env = await WorkflowEnvironment.start_local(
-                data_converter=DATA_CONVERTER,
-                dev_server_existing_path=str(TEMPORAL_CLI),
-                port=port,
-                ui=False,
-                search_attributes=SEARCH_ATTRIBUTES,
-                dev_server_log_level="error",
-            )
-        except RuntimeError:
-            if attempt == attempts:
-                raise
-            _progress(f"the dev server did not start on port {port} (taken meanwhile?); trying another")
-            continue
-        return env, port
-    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 @contextlib.asynccontextmanager
@@ -418,6 +325,12 @@ class Lifecycle:
             apps.append(bench_application(f"{self.run}-{label}-{i:05d}", partnership, self.today))
         return apps
 
+    async def paid(self, application_id: str) -> None:
+        """The workflow's result (through Temporal), as the lifecycle bench has always waited for it."""
+        outcome = await asyncio.wait_for(self.exchanges.result(application_id), WAIT_LIMIT_S)
+        if outcome.stage is not Stage.PAID:
+            raise RuntimeError(f"{application_id}: ended {outcome.stage.value}, not PAID ({outcome.reason})")
+
     async def upload(self, application_id: str) -> dict[str, Any]:
         return await upload_evidence(self.st.pool, self.st.evidence_dir, application_id)
 
@@ -426,7 +339,8 @@ class Lifecycle:
         async with ReadModel(self.st.pool).running() as read_model:
 
             async def drive(recorder: Recorder) -> None:
-                calls = [drive_exchange(self.exchanges, a, self.upload, read_model, recorder) for a in apps]
+                finance = Finance(payment_order=read_model.payment_order, paid=self.paid)
+                calls = [drive_exchange(self.exchanges, a, self.upload, read_model, recorder, finance) for a in apps]
                 if one_at_a_time:
                     for call in calls:
                         await call
@@ -478,7 +392,7 @@ class Lifecycle:
                 _, batch_marks = await self._into_review(apps[first : first + PARK_BATCH], started)
                 marks += batch_marks
                 rss_mb = procfs.rss_bytes(self.st.ours.pid) / MIB
-                _progress(f"  {open_before + first + len(batch_marks):,} open, worker RSS {rss_mb:,.0f} MB")
+                progress(f"  {open_before + first + len(batch_marks):,} open, worker RSS {rss_mb:,.0f} MB")
             return None, marks
 
         return await self._burst("park", self.st.ours, count, open_before + count, batches)
@@ -629,45 +543,41 @@ async def run(admin_dsn: str, embedded_pid: int | None, args: argparse.Namespace
 async def measure_all(bench: Lifecycle, res: Results) -> None:
     """Every part the options ask for, in order, each one's figures added to `res` as soon as it ends."""
     args, st = res.args, bench.st
-    _progress("warm-up: 2 exchanges to PAID, then 2 bare runs")
+    progress("warm-up: 2 exchanges to PAID, then 2 bare runs")
     res.plan = await bench.warm_up()
     res.idle_rss = {"ours": procfs.rss_bytes(st.ours.pid), "bare": procfs.rss_bytes(st.bare.pid)}
     if args.probe:
-        _progress(f"low load: {args.probe} exchanges one at a time, then {args.probe} bare runs")
+        progress(f"low load: {args.probe} exchanges one at a time, then {args.probe} bare runs")
         res.probe.append(await bench.ours("probe", args.probe, 0, one_at_a_time=True))
         res.probe.append(await bench.bare("probe", args.probe, 0, one_at_a_time=True))
     if not args.skip_lifecycle:
         for pair in range(1, args.pairs + 1):
             for variant in ("ours", "bare"):
-                _progress(f"pair {pair}/{args.pairs}: {args.exchanges} {variant} runs at once")
+                progress(f"pair {pair}/{args.pairs}: {args.exchanges} {variant} runs at once")
                 run = bench.ours if variant == "ours" else bench.bare
                 rep = await run(f"{variant[0]}{pair}", args.exchanges, pair)
                 res.reps.append(rep)
-                _progress(
+                progress(
                     f"  {rep.workflows} in {rep.seconds:.1f} s: {rep.per_s:.2f}/s, "
                     f"{rep.actions.total / rep.workflows:.1f} actions each"
                 )
     if not args.skip_intake:
         for variant in ("intake", "bare"):
-            _progress(f"intake: {args.intake:,} {'applications' if variant == 'intake' else 'bare runs'} in a burst")
+            progress(f"intake: {args.intake:,} {'applications' if variant == 'intake' else 'bare runs'} in a burst")
             intake = await (bench.intake_ours(args.intake) if variant == "intake" else bench.intake_bare(args.intake))
             res.intake.append(intake)
-            _progress(
+            progress(
                 f"  {intake.count:,} waiting after {intake.seconds:.1f} s; worker RSS {intake.rss_parked / MIB:,.0f} MB"
             )
     if args.park:
         open_before = 0 if args.skip_intake else args.intake
-        _progress(f"park: {args.park:,} more exchanges into REVIEW, for the worker's memory")
+        progress(f"park: {args.park:,} more exchanges into REVIEW, for the worker's memory")
         park = await bench.park(args.park, open_before)
         res.intake.append(park)
-        _progress(f"  {park.open_after:,} open; worker RSS {park.rss_parked / MIB:,.0f} MB")
+        progress(f"  {park.open_after:,} open; worker RSS {park.rss_parked / MIB:,.0f} MB")
     report = await check_ledger(st.pool)
     res.ledger_breaches = [check.name for check in report.checks if not check.ok]
-    _progress(f"cx ledger check: {', '.join(res.ledger_breaches) or 'clean'}")
-
-
-def _progress(text: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+    progress(f"cx ledger check: {', '.join(res.ledger_breaches) or 'clean'}")
 
 
 def main() -> int:

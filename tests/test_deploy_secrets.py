@@ -20,10 +20,17 @@ _ASSIGNMENT = re.compile(
 )
 # A password inside a URL: postgresql://user:password@host
 _URL_PASSWORD = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^:/\s@]+:(?P<value>[^@\s/]+)@")
-_REFERENCE = re.compile(r"^(\$\{?[A-Za-z_]|\{|<|valueFrom|secretKeyRef|/|\$\()")
+_REFERENCE = re.compile(
+    r"^(\$\{?[A-Za-z_]|\{\{|\{\s*(secretKeyRef|secretName|name|valueFrom)\b|<|valueFrom|secretKeyRef|/|\$\()"
+)
+# A template's placeholder (`change-me-...` in deploy/secrets/*.example) is not a password: nothing runs with it
+# (the compose site reads the copies, never the examples; the API refuses a `change-me` token).
+_PLACEHOLDER = re.compile(r"(?i)^[{\"' ]*(change-?me|<)")
 
 
 def _is_reference(value: str) -> bool:
+    if _PLACEHOLDER.match(value):
+        return True
     value = value.strip("\"'")
     return value == "" or bool(_REFERENCE.match(value)) or value.lower() in {"null", "~", "true", "false"}
 
@@ -52,11 +59,10 @@ def test_the_scanner_finds_planted_passwords_and_passes_references() -> None:
             "environment: {POSTGRES_USER: cx, POSTGRES_PASSWORD: cx, POSTGRES_DB: cx}",
             "  CX_WEBHOOK_SECRET: 'hunter2'",
             "DATABASE_URL=postgresql://cx:s3cret@db:5432/cx",
-            "  - name: CX_API_TOKENS",
-            '    value: "{}"',
+            'CX_API_TOKENS={"Zq4-Wn8xKt1RmC6vLp0YsH3dBf7JgE5a": {"subject": "officer-1"}}',
         ]
     )
-    assert len(literal_passwords(planted)) == 3, literal_passwords(planted)
+    assert len(literal_passwords(planted)) == 4, literal_passwords(planted)
     references = "\n".join(
         [
             "POSTGRES_PASSWORD: ${POSTGRES_PASSWORD:?set it}",
@@ -66,6 +72,9 @@ def test_the_scanner_finds_planted_passwords_and_passes_references() -> None:
             "# POSTGRES_PASSWORD: example-in-a-comment",
             "password: {{ .Values.password }}",
             "valueFrom: {secretKeyRef: {name: cx-database, key: url}}",
+            "secret: {secretName: cx-temporal-mtls, defaultMode: 0440}",
+            'CX_API_TOKENS={"change-me-officer-token-0123456789": {"subject": "officer-1"}}',
+            "DATABASE_URL=postgresql://cx:change-me-ledger-db-password@ledger-db:5432/cx",
         ]
     )
     assert literal_passwords(references) == []

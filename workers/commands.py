@@ -27,6 +27,7 @@ from workers.logging import configure_logging, get_logger
 from workers.process import settings_of
 from workers.runtime import resolve_database_url, resolve_temporal_connection
 from workers.settings import Settings
+from workers.tracing import Role, Tracing, configure_tracing, shutdown_tracing, traced_client
 
 if TYPE_CHECKING:
     from clients.api.identities import Identities
@@ -111,6 +112,7 @@ def worker(ctx: typer.Context, check_config: CheckConfig = False) -> None:
     if check_config:
         _report_config("worker", lambda: check.worker_lines(settings, finance_webhook_url))
     log = get_logger("cx.worker")
+    tracing = _tracing(settings, "worker")
 
     async def main() -> None:
         stop = _stop_on_signals()
@@ -137,7 +139,7 @@ def worker(ctx: typer.Context, check_config: CheckConfig = False) -> None:
             return
         try:
             worker = build_worker(
-                temporal,
+                traced_client(temporal, tracing),  # its worker is traced too: one interceptor for both
                 pool,
                 settings.task_queue,
                 finance_webhook_url=finance_webhook_url,
@@ -157,6 +159,7 @@ def worker(ctx: typer.Context, check_config: CheckConfig = False) -> None:
                 await stop.wait()
         finally:
             await pool.close()
+            shutdown_tracing(tracing)
 
     run(main)
 
@@ -164,7 +167,8 @@ def worker(ctx: typer.Context, check_config: CheckConfig = False) -> None:
 def dispatcher(ctx: typer.Context, check_config: CheckConfig = False) -> None:
     """Deliver outbox messages (payment orders, notifications) as signed webhooks and e-mails until Ctrl-C.
 
-    At start it waits for Postgres (up to CX_CONNECT_TIMEOUT_S), logging each attempt.
+    At start it waits for Postgres (up to CX_CONNECT_TIMEOUT_S), logging each attempt. With CX_METRICS_ADDRESS
+    it serves Prometheus metrics (deliveries, durations, outbox backlog, oldest age, dead letters) at /metrics.
 
     Example: CX_WEBHOOK_SECRET=... CX_SMTP_HOST=mail.example.org DATABASE_URL=postgresql://cx@db/cx cx dispatcher
     """
@@ -177,8 +181,12 @@ def dispatcher(ctx: typer.Context, check_config: CheckConfig = False) -> None:
     except ValueError as error:
         raise fail(str(error), ExitCode.USAGE) from None
     if check_config:
-        _report_config("dispatcher", lambda: check.common_lines(settings, temporal=False))
+        auth = f"AUTH as {config.smtp_username}" if config.smtp_username else "no AUTH"
+        mail = f"smtp       {config.smtp_host}:{config.smtp_port} ({config.smtp_tls}, {auth})"
+        _report_config("dispatcher", lambda: [*check.common_lines(settings, temporal=False), mail])
     log = get_logger("cx.dispatcher")
+    # Its Postgres queries and webhook requests become spans (asyncpg and httpx instrumentation).
+    tracing = _tracing(settings, "dispatcher")
 
     async def main() -> None:
         stop = _stop_on_signals()
@@ -188,12 +196,17 @@ def dispatcher(ctx: typer.Context, check_config: CheckConfig = False) -> None:
         if pool is None:
             return
         delivering = Dispatcher(pool, config)
+        # Its /metrics answering 200 is the dispatcher's liveness (issue 15); served only when asked for.
+        metrics_server = delivering.metrics.serve(settings.metrics_address) if settings.metrics_address else None
         try:
-            log.info("dispatcher started")
+            log.info("dispatcher started", metrics_address=settings.metrics_address)
             await delivering.run(stop)
         finally:
-            delivering.close()
+            if metrics_server is not None:
+                metrics_server.close()
+            await delivering.close()
             await pool.close()
+            shutdown_tracing(tracing)
 
     run(main)
 
@@ -235,11 +248,14 @@ def api(
                 f"evidence   {settings.evidence_dir}",
             ],
         )
-    run(lambda: serve_api(settings, identities, host, port))
+    tracing = _tracing(settings, "api")
+    run(lambda: serve_api(settings, identities, host, port, tracing))
 
 
-async def serve_api(settings: Settings, identities: Identities, host: str, port: int) -> None:
-    """Run the API until interrupted: one pool and one Temporal client per process."""
+async def serve_api(
+    settings: Settings, identities: Identities, host: str, port: int, tracing: Tracing | None = None
+) -> None:
+    """Run the API until interrupted: one pool and one Temporal client per process, traced when `tracing`."""
     import uvicorn  # only the serving process needs it
 
     from clients.api import create_app
@@ -251,7 +267,7 @@ async def serve_api(settings: Settings, identities: Identities, host: str, port:
         get_logger("cx.api").warning("plain HTTP", detail=warning)
     # Both wait for their server (with backoff, up to CX_CONNECT_TIMEOUT_S) on the process's one Temporal runtime.
     temporal = await connect_temporal(resolve_temporal_connection(settings), timeout_s=settings.connect_timeout_s)
-    client = ExchangeClient(temporal, settings.task_queue)
+    client = ExchangeClient(traced_client(temporal, tracing), settings.task_queue)
     async with postgres_pool(resolve_database_url(settings), timeout_s=settings.connect_timeout_s) as pool:
         app = create_app(
             client,
@@ -261,8 +277,24 @@ async def serve_api(settings: Settings, identities: Identities, host: str, port:
             evidence_store=EvidenceStore.from_settings(settings),
             max_body_bytes=settings.api_max_body_bytes,
             engine_timeout_s=settings.api_engine_timeout_s,
+            gauge_interval_s=settings.gauge_interval_s,
         )
-        await uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info")).serve()
+        if tracing is not None:
+            tracing.instrument_api(app)
+        # Our access log (clients/api/access_log.py) replaces uvicorn's, which would say each request twice.
+        config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False)
+        try:
+            await uvicorn.Server(config).serve()
+        finally:
+            shutdown_tracing(tracing)
+
+
+def _tracing(settings: Settings, role: Role) -> Tracing | None:
+    """The process's tracing (off unless OTEL_EXPORTER_OTLP_ENDPOINT is set), or a usage error naming the variable."""
+    try:
+        return configure_tracing(settings, role)
+    except ValueError as error:
+        raise fail(str(error), ExitCode.USAGE) from None
 
 
 def temporal_setup(ctx: typer.Context) -> None:

@@ -16,7 +16,7 @@ import os
 import secrets
 import signal
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -157,7 +157,9 @@ async def _start_services(settings: Settings, client: Client, database_url: str,
     worker = asyncio.create_task(
         run_worker(client, database_url, settings.task_queue, worker_stop, finance_webhook_url=finance_url)
     )
-    dispatcher = Dispatcher(pool, DispatcherConfig(webhook_secret=secret, base_backoff_s=1.0))
+    # CX_SMTP_* apply here too (a local relay without STARTTLS needs CX_SMTP_TLS=none); retries come sooner.
+    dispatcher_config = DispatcherConfig.from_settings(settings, webhook_secret=secret)
+    dispatcher = Dispatcher(pool, replace(dispatcher_config, base_backoff_s=1.0))
     dispatching = asyncio.create_task(dispatcher.run(worker_stop))
     api_server, api_url, dev_users = _api_server(ExchangeClient(client, settings.task_queue), pool, settings)
     serving = asyncio.create_task(api_server.serve())
@@ -243,7 +245,7 @@ async def _stop_within(
             task.cancel()
         await asyncio.gather(serving, *tasks, return_exceptions=True)
     finally:
-        dispatcher.close()
+        await dispatcher.close()
         await finance.close()
 
 
@@ -285,6 +287,7 @@ def _api_server(
             evidence_store=EvidenceStore.from_settings(settings),
             max_body_bytes=settings.api_max_body_bytes,
             engine_timeout_s=settings.api_engine_timeout_s,
+            gauge_interval_s=settings.gauge_interval_s,  # the programme gauges at /metrics (issue 15)
         ),
         host="127.0.0.1",
         port=port,

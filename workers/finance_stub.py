@@ -1,29 +1,44 @@
 """DEMO MODE: a local stand-in for finance's payment-order endpoint, for `make run` only.
 
-It listens on 127.0.0.1 (a free port), checks each webhook's HMAC signature the way finance must,
-and remembers which payment orders arrived, so the demo's "finance" confirms a payment only after
-its order really came through the outbox and the dispatcher.
+It listens on 127.0.0.1 (a free port), verifies each webhook the way finance must (docs/contract.md,
+"Outbox messages"): the Standard Webhooks signature, a timestamp within the replay window (5 minutes
+either way), and the webhook-id deduplicated, so a redelivery is acknowledged but recorded once. It
+remembers which payment orders arrived, so the demo's "finance" confirms a payment only after its order
+really came through the outbox and the dispatcher.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
+import time
+from collections.abc import Callable
 
-from workers.dispatcher import webhook_signature
 from workers.logging import get_logger
+from workers.webhook_signing import DEFAULT_TOLERANCE_S, WebhookVerificationError, signing_key, verify
 
 log = get_logger(__name__)
 _MAX_BODY_BYTES = 64 * 1024
 
 
 class FinanceStub:
-    def __init__(self, webhook_secret: str) -> None:
-        self._secret = webhook_secret
+    def __init__(
+        self,
+        webhook_secret: str,
+        *,
+        tolerance_s: float = DEFAULT_TOLERANCE_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._key = signing_key(webhook_secret)
+        self._tolerance_s = tolerance_s
+        self._clock = clock
         self._server: asyncio.Server | None = None
         self.received: dict[str, dict[str, object]] = {}  # application id -> payment order
+        # webhook-ids already taken: a redelivery (at-least-once) answers 200 and changes nothing.
+        self.seen_webhook_ids: set[str] = set()
+        self.duplicates = 0
+        self.refused: list[str] = []  # why each refused webhook was refused
 
     @property
     def url(self) -> str:
@@ -51,14 +66,7 @@ class FinanceStub:
             length = int(headers.get("content-length", "0"))
             if 0 < length <= _MAX_BODY_BYTES:
                 body = await asyncio.wait_for(reader.readexactly(length), timeout=5)
-                expected = webhook_signature(self._secret, headers.get("x-cx-timestamp", ""), body)
-                if hmac.compare_digest(expected, headers.get("x-cx-signature", "")):
-                    order = json.loads(body)["payload"]  # the dispatcher's envelope: dedup_key, topic, payload
-                    self.received[str(order["application_id"])] = order
-                    status = "200 OK"
-                else:
-                    status = "401 Unauthorized"
-                    log.warning("finance stub: bad signature", dedup_key=headers.get("x-cx-dedup-key"))
+                status = self._accept(headers, body)
         except (TimeoutError, asyncio.IncompleteReadError, ValueError, KeyError, TypeError, asyncio.LimitOverrunError):
             pass
         finally:
@@ -66,3 +74,19 @@ class FinanceStub:
             with contextlib.suppress(ConnectionError):
                 await writer.drain()
             writer.close()
+
+    def _accept(self, headers: dict[str, str], body: bytes) -> str:
+        """Verify one webhook, then record its payment order once; the HTTP status line to answer."""
+        try:
+            webhook_id = verify(self._key, headers, body, now=self._clock(), tolerance_s=self._tolerance_s)
+        except WebhookVerificationError as error:
+            self.refused.append(str(error))
+            log.warning("finance stub: webhook refused", reason=str(error), webhook_id=headers.get("webhook-id"))
+            return "401 Unauthorized"
+        if webhook_id in self.seen_webhook_ids:
+            self.duplicates += 1
+            return "200 OK"
+        order = json.loads(body)["payload"]  # the dispatcher's envelope: dedup_key, topic, payload
+        self.received[str(order["application_id"])] = order
+        self.seen_webhook_ids.add(webhook_id)
+        return "200 OK"

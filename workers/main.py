@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import asyncpg
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import Interceptor, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.closing import ClosingActivities
@@ -26,6 +26,7 @@ from activities.screening import VisitActivities, screen_application
 from activities.submission import SubmissionActivities
 from ledger.pool import keep_session
 from ledger.store import LedgerStore
+from workers.log_context import ExchangeLogContext
 from workers.settings import DEFAULT_ACTIVITY_SLOTS, DEFAULT_CACHED_WORKFLOWS, DEFAULT_WORKER_POOL_SIZE
 from workers.versioning import Deployment
 from workflows.exchange import ExchangeWorkflow
@@ -37,7 +38,18 @@ WORKFLOWS = [ExchangeWorkflow, FundsWorkflow]
 # import per workflow cost a tenth of the worker's CPU and most of its memory (docs/performance.md).
 SANDBOX = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(
-        "workflows", "activities", "rules", "schemas", "ledger", "pydantic", "pydantic_core", "holidays", "asyncpg"
+        "workflows",
+        "activities",
+        "rules",
+        "schemas",
+        "ledger",
+        "pydantic",
+        "pydantic_core",
+        "holidays",
+        "asyncpg",
+        # The tracing interceptor's workflow side (workers/tracing.py) uses the OpenTelemetry API inside the
+        # sandbox; a second import of it there would give workflows a context and provider of their own.
+        "opentelemetry",
     )
 )
 
@@ -69,11 +81,15 @@ def build_worker(
     deployment: Deployment | None = None,
     activity_slots: int = DEFAULT_ACTIVITY_SLOTS,
     cached_workflows: int = DEFAULT_CACHED_WORKFLOWS,
+    interceptors: Sequence[Interceptor] = (),
 ) -> Worker:
     """The worker with every workflow and activity; `payments` and `projection` let fault tests swap in a
     stand-in that crashes or refuses, in tests about the workflow's own logic. With a `deployment`, the
     worker runs under Worker Versioning as that build (workers/versioning.py); `activity_slots` and
-    `cached_workflows` are the worker's tuning (docs/performance.md, "Sizing")."""
+    `cached_workflows` are the worker's tuning (docs/performance.md, "Sizing"). Every activity's log lines carry
+    its exchange_id (workers/log_context.py); `interceptors` adds others. Tracing comes with the client: a
+    client made by workers/tracing.py `traced_client` gives its worker the same interceptor (the SDK prepends
+    a client's worker interceptors), so it is not passed here too, or every span would be made twice."""
     store = LedgerStore(pool)
     ledger = LedgerActivities(store)
     submission = SubmissionActivities(pool, notify_email)
@@ -114,6 +130,7 @@ def build_worker(
         deployment_config=deployment.config() if deployment else None,
         max_concurrent_activities=activity_slots,
         max_cached_workflows=cached_workflows,
+        interceptors=[ExchangeLogContext(), *interceptors],
     )
 
 

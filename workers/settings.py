@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
@@ -33,6 +33,18 @@ BODY_BYTES_RANGE = (1024, 16 * 1024 * 1024)
 DEFAULT_ACTIVITY_SLOTS = 100
 DEFAULT_WORKER_POOL_SIZE = 10
 DEFAULT_CACHED_WORKFLOWS = 1000
+# Observability (issue 15, item 6): the OTLP transport we ship, and the samplers of OTEL_TRACES_SAMPLER we map.
+OTLP_PROTOCOL = "http/protobuf"
+TRACES_SAMPLERS = frozenset(
+    {
+        "always_on",
+        "always_off",
+        "traceidratio",
+        "parentbased_always_on",
+        "parentbased_always_off",
+        "parentbased_traceidratio",
+    }
+)
 
 
 class SettingsError(ValueError):
@@ -107,7 +119,7 @@ class Settings(BaseSettings):
     api_engine_timeout_s: Seconds = Field(
         default=DEFAULT_API_ENGINE_TIMEOUT_S, validation_alias="CX_API_ENGINE_TIMEOUT_S"
     )
-    # The API's bearer tokens as JSON, parsed by the API itself (clients/api/auth.py `parse_tokens`).
+    # The API's bearer tokens as JSON, parsed by the API itself (clients/api/static_tokens.py).
     api_tokens: SecretStr | None = Field(default=None, validation_alias="CX_API_TOKENS")
     # Identities, rate limits and secrets hygiene (issue 16, items 3 and 6; ADR 0023). Static tokens from a file
     # re-read when it changes (instead of CX_API_TOKENS, not with it); OIDC bearer tokens of the organisation's
@@ -136,6 +148,13 @@ class Settings(BaseSettings):
     smtp_host: str = Field(default="127.0.0.1", validation_alias="CX_SMTP_HOST")
     smtp_port: Port = Field(default=25, validation_alias="CX_SMTP_PORT")
     smtp_sender: str = Field(default="clusterxchange@localhost", validation_alias="CX_SMTP_SENDER")
+    # The dispatcher on maintained parts (issue 15, item 8; docs/adr/0019): SMTP transport security (starttls is
+    # required by default; none only for a relay on the same host), AUTH, and a private CA for the relay's
+    # certificate (workers/email_delivery.py).
+    smtp_tls: Literal["starttls", "tls", "none"] = Field(default="starttls", validation_alias="CX_SMTP_TLS")
+    smtp_username: str | None = Field(default=None, validation_alias="CX_SMTP_USERNAME")
+    smtp_password: SecretStr | None = Field(default=None, validation_alias="CX_SMTP_PASSWORD")
+    smtp_ca_file: Path | None = Field(default=None, validation_alias="CX_SMTP_CA_FILE")
     # A worker's tuning, chosen by measurement (docs/performance.md, "Sizing").
     worker_activity_slots: Annotated[int, Field(ge=1, le=1000)] = Field(
         default=DEFAULT_ACTIVITY_SLOTS, validation_alias="CX_WORKER_ACTIVITY_SLOTS"
@@ -154,6 +173,42 @@ class Settings(BaseSettings):
     # handed whole to temporalio.envconfig by workers/temporal_config.py: the SDKs' own names and rules, read
     # here with the rest of the environment (`from_env` fills it; never from a variable of its own name).
     temporal_environment: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
+    # --- Observability (issue 15, item 6; workers/tracing.py, docs/adr/0018): OpenTelemetry's standard
+    # variables, read here like every other; tracing is off, nothing installed, while the endpoint is unset.
+    otel_exporter_otlp_endpoint: str | None = Field(default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
+    otel_exporter_otlp_protocol: str = Field(default="http/protobuf", validation_alias="OTEL_EXPORTER_OTLP_PROTOCOL")
+    otel_exporter_otlp_headers: SecretStr | None = Field(default=None, validation_alias="OTEL_EXPORTER_OTLP_HEADERS")
+    otel_service_name: str | None = Field(default=None, validation_alias="OTEL_SERVICE_NAME")
+    otel_traces_sampler: str = Field(default="parentbased_always_on", validation_alias="OTEL_TRACES_SAMPLER")
+    otel_traces_sampler_arg: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=1.0, validation_alias="OTEL_TRACES_SAMPLER_ARG"
+    )
+    # How often `cx api` refreshes the programme gauges it serves at /metrics (ledger/gauges.py).
+    gauge_interval_s: Seconds = Field(default=15.0, validation_alias="CX_GAUGE_INTERVAL_S")
+
+    @field_validator("otel_exporter_otlp_protocol")
+    @classmethod
+    def _otlp_protocol(cls, protocol: str) -> str:
+        # Only the HTTP exporter is installed: the gRPC one would bring grpcio's wheels for one transport.
+        if protocol != OTLP_PROTOCOL:
+            raise ValueError(f"must be {OTLP_PROTOCOL!r} (the gRPC exporter is not installed)")
+        return protocol
+
+    @field_validator("otel_traces_sampler")
+    @classmethod
+    def _sampler(cls, sampler: str) -> str:
+        if sampler not in TRACES_SAMPLERS:
+            raise ValueError(f"must be one of {', '.join(sorted(TRACES_SAMPLERS))}")
+        return sampler
+
+    @field_validator("gauge_interval_s")
+    @classmethod
+    def _gauge_interval(cls, seconds: float) -> float:
+        if seconds < 1:
+            raise ValueError("must be at least 1 second (each refresh runs a few queries on Postgres)")
+        return seconds
+
+    # --- end of observability
 
     @field_validator("state_dir", "evidence_dir_setting")
     @classmethod

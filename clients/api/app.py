@@ -14,18 +14,20 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from clients.api.access_log import AccessLog, bind_exchange_id
 from clients.api.auth import Principal, TokenConfigError
 from clients.api.body import BodyLimit, BodyTooLarge, too_large_response
 from clients.api.context import Api
 from clients.api.guards import Authenticate, Deadline
 from clients.api.identities import Identities
+from clients.api.metrics import ApiMetrics, add_metrics_route, gauge_lifespan
 from clients.api.openapi import build_openapi
 from clients.api.problems import Problem, ProblemError, invalid, problem_response, problem_type
 from clients.api.rate_limits import RateLimits
@@ -48,6 +50,22 @@ ENGINE_TIMEOUT_S = DEFAULT_API_ENGINE_TIMEOUT_S
 # update), each call bounded by the engine timeout; the whole request gets this many of them.
 REQUEST_DEADLINE_FACTOR = 3
 _TITLES = {404: "Not found", 405: "Method not allowed"}
+ROUTERS = (
+    ops.router,
+    exchanges.router,
+    evidence.router,
+    reviews.router,
+    budgets.router,
+    policy.router,
+    oversight.router,
+)
+DESCRIPTION = (
+    "Start and drive exchanges of the ClusterXchange grant scheme. Bearer tokens map to principals: a "
+    "role (officer, reviewer, applicant, service, ops) and the organisations and partnerships they act "
+    "for; who may do what, where and for which party is docs/security.md. Bodies are JSON validated "
+    "strictly, exactly as the workflow validates them. Errors are RFC 9457 problem documents "
+    "(application/problem+json). Every POST that changes something takes an `Idempotency-Key`."
+)
 
 TAGS: list[dict[str, Any]] = [
     {"name": "exchanges", "description": "Start, read and list exchanges; explanation and ledger history."},
@@ -75,32 +93,32 @@ def create_app(
     evidence_store: EvidenceStore | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
     engine_timeout_s: float = ENGINE_TIMEOUT_S,
+    gauge_interval_s: float | None = None,
 ) -> FastAPI:
     """Build the API over one ExchangeClient and one pool; `tokens` says who a bearer token stands for
     (Identities, or a plain table of principals); `rate_limits` bound writes and failed authentications.
 
     `evidence_store` is where uploads go (the process passes CX_EVIDENCE_DIR's, as `cx evidence add` uses;
     without one, the default directory); `max_body_bytes` and `engine_timeout_s` are CX_API_MAX_BODY_BYTES
-    and CX_API_ENGINE_TIMEOUT_S.
+    and CX_API_ENGINE_TIMEOUT_S; `gauge_interval_s` CX_GAUGE_INTERVAL_S (None: no refresher; clients/api/metrics.py).
     """
+    metrics = ApiMetrics()
     app = FastAPI(
         title="ClusterXchange",
         version="1",
-        description=(
-            "Start and drive exchanges of the ClusterXchange grant scheme. Bearer tokens map to principals: a "
-            "role (officer, reviewer, applicant, service, ops) and the organisations and partnerships they act "
-            "for; who may do what, where and for which party is docs/security.md. Bodies are JSON validated "
-            "strictly, exactly as the workflow validates them. Errors are RFC 9457 problem documents "
-            "(application/problem+json). Every POST that changes something takes an `Idempotency-Key`."
-        ),
+        description=DESCRIPTION,
         openapi_tags=TAGS,
         docs_url=None,  # served below from packaged assets, never from a CDN
         redoc_url=None,
+        lifespan=gauge_lifespan(metrics, pool, gauge_interval_s),
+        dependencies=[Depends(bind_exchange_id)],  # route log lines name their exchange (issue 15)
     )
+    app.state.metrics = metrics
+    identities = Identities.of(tokens)
     app.state.api = Api(
         exchanges=exchanges_client,
         pool=pool,
-        identities=(identities := Identities.of(tokens)),
+        identities=identities,
         evidence_store=evidence_store or EvidenceStore(DEFAULT_EVIDENCE_DIR.resolve()),
         ledger=LedgerStore(pool),
         engine_timeout_s=engine_timeout_s,
@@ -119,20 +137,14 @@ def create_app(
     )
     app.add_middleware(Deadline, seconds=REQUEST_DEADLINE_FACTOR * engine_timeout_s)
     app.add_middleware(Authenticate, identities=identities, limits=rate_limits)
-    routers = (
-        ops.router,
-        exchanges.router,
-        evidence.router,
-        reviews.router,
-        budgets.router,
-        policy.router,
-        oversight.router,
-    )
-    for router in routers:
+    # Outermost: logs and counts every request, the guards' refusals included.
+    app.add_middleware(AccessLog, metrics=metrics)
+    for router in ROUTERS:
         app.include_router(router)
     _add_docs(app)
+    add_metrics_route(app, metrics)
     _add_web(app, pool, identities, rate_limits)
-    app.openapi = lambda: build_openapi(app, routers)  # type: ignore[method-assign]
+    app.openapi = lambda: build_openapi(app, ROUTERS)  # type: ignore[method-assign]
     # Built now, so that an operation without an id, an example or the shared Problem fails at start-up.
     app.openapi()
     return app

@@ -24,7 +24,8 @@ from clients.api.identities import Identities, Unauthenticated
 from clients.api.problems import Problem, ProblemError, problem_response, problem_type
 from clients.api.rate_limits import WRITE_METHODS, RateLimits
 
-PUBLIC_PATHS = frozenset({"/", "/healthz", "/readyz", "/docs", "/openapi.json", "/app"})
+# /metrics is Prometheus' (programme totals, no exchange's data), scraped without a token like the probes.
+PUBLIC_PATHS = frozenset({"/", "/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/app"})
 # The web app (/app) signs people in with its own session cookie and reaches the API with their token
 # (clients/web/door.py), so its requests pass here; everything it does is checked by the API behind.
 PUBLIC_PREFIXES = ("/static/swagger-ui/", "/app/")

@@ -30,6 +30,8 @@ MIN_DISTINCT_CHARACTERS = 8
 # A word repeated (`password-password-...`) has many characters yet repeats its three-letter pieces; in a random
 # token nearly every piece is new: at least this share of them must be distinct.
 MIN_DISTINCT_TRIGRAM_SHARE = 0.75
+# Words of templates and examples (deploy/secrets/*.example): a token copied from one is known to everybody.
+PLACEHOLDER_WORDS = ("change-me", "changeme", "change_me", "example", "placeholder", "password")
 # A token mostly made of one character (`aaaa...` with a few others to pass the count above) is not random:
 # no character may make up more than this share of it.
 MAX_SHARE_OF_ONE_CHARACTER = 1 / 3
@@ -44,6 +46,8 @@ def strength_refusal(token: str) -> str | None:
     """Why `token` is too weak to stand for anyone, or None. Never quotes the token."""
     if len(token) < MIN_TOKEN_LENGTH:
         return f"must be at least {MIN_TOKEN_LENGTH} characters: make one with Python's secrets.token_urlsafe(32)"
+    if any(word in token.lower() for word in PLACEHOLDER_WORDS):
+        return "is a template's placeholder (it says change-me, example or password): make a random one"
     distinct = len(set(token))
     if distinct < MIN_DISTINCT_CHARACTERS:
         return f"has only {distinct} distinct characters (at least {MIN_DISTINCT_CHARACTERS}): it is not random"

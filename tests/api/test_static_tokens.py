@@ -25,7 +25,9 @@ OFFICER = {"subject": "anna", "role": "officer"}
         ("a" * 64, "distinct"),
         ("abcdefgh" * 4, "shorter pattern"),
         ("a" * 24 + "bcdefghijk", "repeats"),
-        ("password-password-password-12345", "repeats its own pieces"),
+        ("password-password-password-12345", "placeholder"),
+        ("change-me-officer-token-0123456789", "placeholder"),
+        ("pa55-wOrd-pa55-wOrd-pa55-wOrd-xyz", "repeats its own pieces"),
     ],
 )
 def test_weak_tokens_are_refused_naming_the_entry_never_the_token(token: str, rule: str) -> None:

@@ -6,101 +6,31 @@ Each test gets its own fresh database, because a dispatcher delivers every due r
 from __future__ import annotations
 
 import asyncio
-import email
+import base64
 import hashlib
 import hmac
 import json
-import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
-from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import pytest
-import pytest_asyncio
+import standardwebhooks
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from activities.outbox import enqueue, payment_order_dedup_key
+from tests.outbox.receivers import (
+    SECRET,
+    RecordingHandler,
+    WebhookReceiver,
+    dispatcher_config,
+    enqueue_webhook,
+    make_dispatcher,
+)
 from tests.waiting import eventually
 from workers.devstack import free_port
 from workers.dispatcher import Dispatcher, DispatcherConfig
-
-SECRET = "test-secret-not-for-production"
-
-
-@dataclass
-class WebhookReceiver:
-    """A local HTTP endpoint that records every POST and answers with scripted statuses (then 200)."""
-
-    statuses: list[int] = field(default_factory=list)
-    delay_s: float = 0.0
-    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    url: str = ""
-
-    def respond(self, headers: dict[str, str], body: bytes) -> int:
-        time.sleep(self.delay_s)
-        with self.lock:
-            self.received.append((headers, body))
-            return self.statuses.pop(0) if self.statuses else 200
-
-    def dedup_keys(self) -> list[str]:
-        with self.lock:
-            return [h["X-CX-Dedup-Key"] for h, _ in self.received]
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    state = WebhookReceiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            status = state.respond(dict(self.headers.items()), body)
-            try:
-                self.send_response(status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-            except OSError:
-                pass  # the dispatcher gave up waiting (the timeout test) and closed the connection
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/finance"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-@pytest_asyncio.fixture
-async def pool(make_database: Callable[[], Awaitable[str]]) -> AsyncIterator[asyncpg.Pool]:
-    created = await asyncpg.create_pool(await make_database(), min_size=1, max_size=10)
-    try:
-        yield created
-    finally:
-        await created.close()
-
-
-def _config(**overrides: Any) -> DispatcherConfig:
-    settings: dict[str, Any] = {"webhook_secret": SECRET, "base_backoff_s": 0.0, "timeout_s": 2.0, **overrides}
-    return DispatcherConfig(**settings)
-
-
-def _dispatcher(pool: asyncpg.Pool, **overrides: Any) -> Dispatcher:
-    return Dispatcher(pool, _config(**overrides))
 
 
 class CountingDispatcher(Dispatcher):
@@ -114,37 +44,29 @@ class CountingDispatcher(Dispatcher):
         return claimed
 
 
-async def _enqueue_webhook(pool: asyncpg.Pool, url: str, application_id: str) -> int:
-    async with pool.acquire() as conn, conn.transaction():
-        return await enqueue(
-            conn,
-            dedup_key=payment_order_dedup_key(application_id),
-            topic="payment_order",
-            channel="webhook",
-            destination=url,
-            payload={"application_id": application_id, "amount_cents": 45_000},
-        )
-
-
 async def test_webhook_is_delivered_with_a_signature_the_receiver_can_verify(
     pool: asyncpg.Pool, receiver: WebhookReceiver
 ) -> None:
-    """A payment order is POSTed once as JSON whose X-CX-Signature is the HMAC-SHA256 of "<timestamp>.<body>"."""
-    outbox_id = await _enqueue_webhook(pool, receiver.url, "app-1")
-    dispatcher = _dispatcher(pool)
+    """A payment order is POSTed once as JSON signed per Standard Webhooks: webhook-id is the dedup key and
+    webhook-signature is v1,base64(HMAC-SHA256 of "<id>.<timestamp>.<body>") keyed with the raw secret's bytes."""
+    outbox_id = await enqueue_webhook(pool, receiver.url, "app-1")
+    dispatcher = make_dispatcher(pool)
     try:
         assert await dispatcher.run_once() == 1
         assert await dispatcher.run_once() == 0
     finally:
-        dispatcher.close()
+        await dispatcher.close()
 
     [(headers, body)] = receiver.received
-    # Verified independently of the dispatcher's helper, as a receiver would.
-    expected = hmac.new(SECRET.encode(), headers["X-CX-Timestamp"].encode() + b"." + body, hashlib.sha256)
-    assert hmac.compare_digest(headers["X-CX-Signature"], f"sha256={expected.hexdigest()}")
-    assert abs(int(headers["X-CX-Timestamp"]) - time.time()) < 60
-    assert headers["X-CX-Dedup-Key"] == "payment-order:app-1"
-    assert headers["Content-Type"] == "application/json"
+    # Verified independently of the dispatcher's helpers, as a receiver would.
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+    expected = base64.b64encode(hmac.new(SECRET.encode(), signed, hashlib.sha256).digest()).decode()
+    assert hmac.compare_digest(headers["webhook-signature"], f"v1,{expected}")
+    assert abs(int(headers["webhook-timestamp"]) - time.time()) < 60
+    assert headers["webhook-id"] == "payment-order:app-1"
+    assert headers["x-cx-dedup-key"] == "payment-order:app-1"
+    assert "traceparent" not in headers  # nothing enqueued it inside a trace
+    assert headers["content-type"] == "application/json"
     document = json.loads(body)
     assert document["dedup_key"] == "payment-order:app-1"
     assert document["topic"] == "payment_order"
@@ -165,8 +87,8 @@ async def test_failing_endpoint_is_retried_with_backoff_then_delivered_once(
     one only if a dispatcher crashed between the delivery and recording it, hence the dedup key.
     """
     receiver.statuses = [500, 500]
-    outbox_id = await _enqueue_webhook(pool, receiver.url, "app-2")
-    dispatcher = _dispatcher(pool, base_backoff_s=0.3)
+    outbox_id = await enqueue_webhook(pool, receiver.url, "app-2")
+    dispatcher = make_dispatcher(pool, base_backoff_s=0.3)
     until_due = "SELECT extract(epoch FROM next_attempt_at - now())::float8 FROM outbox WHERE id = $1"
     try:
         assert await dispatcher.run_once() == 1  # 500: retry in 0.3 s
@@ -181,7 +103,7 @@ async def test_failing_endpoint_is_retried_with_backoff_then_delivered_once(
         assert await dispatcher.run_once() == 1  # recovered: 200
         assert await dispatcher.run_once() == 0
     finally:
-        dispatcher.close()
+        await dispatcher.close()
 
     assert receiver.dedup_keys() == ["payment-order:app-2"] * 3
     row = await pool.fetchrow("SELECT attempts, delivered_at, dead_at, last_error FROM outbox WHERE id = $1", outbox_id)
@@ -193,18 +115,19 @@ async def test_failing_endpoint_is_retried_with_backoff_then_delivered_once(
 
 
 async def test_message_is_parked_as_dead_after_max_attempts(pool: asyncpg.Pool, receiver: WebhookReceiver) -> None:
-    """An endpoint that always fails gets max_attempts requests, then the row is dead with its last error."""
+    """An endpoint that always answers 503 gets max_attempts outbox attempts of retry_attempts tries each (the
+    short in-delivery retries), then the row is dead with its last error."""
     receiver.statuses = [503] * 10
-    outbox_id = await _enqueue_webhook(pool, receiver.url, "app-3")
-    dispatcher = _dispatcher(pool, max_attempts=3)
+    outbox_id = await enqueue_webhook(pool, receiver.url, "app-3")
+    dispatcher = make_dispatcher(pool, max_attempts=3, retry_attempts=3)
     try:
         for _ in range(3):
             assert await dispatcher.run_once() == 1
         assert await dispatcher.run_once() == 0
     finally:
-        dispatcher.close()
+        await dispatcher.close()
 
-    assert len(receiver.received) == 3
+    assert len(receiver.received) == 3 * 3
     row = await pool.fetchrow("SELECT attempts, delivered_at, dead_at, last_error FROM outbox WHERE id = $1", outbox_id)
     assert row is not None
     assert row["attempts"] == 3
@@ -216,14 +139,14 @@ async def test_message_is_parked_as_dead_after_max_attempts(pool: asyncpg.Pool, 
 async def test_slow_endpoint_takes_the_timeout_branch(pool: asyncpg.Pool, receiver: WebhookReceiver) -> None:
     """An endpoint slower than timeout_s counts as a failed attempt, recorded as a timeout, and is retried later."""
     receiver.delay_s = 1.5
-    outbox_id = await _enqueue_webhook(pool, receiver.url, "app-4")
-    dispatcher = _dispatcher(pool, timeout_s=0.3, base_backoff_s=60.0)
+    outbox_id = await enqueue_webhook(pool, receiver.url, "app-4")
+    dispatcher = make_dispatcher(pool, timeout_s=0.3, base_backoff_s=60.0)
     started = time.monotonic()
     try:
         assert await dispatcher.run_once() == 1
         elapsed_s = time.monotonic() - started
     finally:
-        dispatcher.close()
+        await dispatcher.close()
     assert elapsed_s < 1.2
     row = await pool.fetchrow(
         "SELECT attempts, delivered_at, last_error, next_attempt_at > now() + interval '50 seconds' AS later "
@@ -239,32 +162,20 @@ async def test_slow_endpoint_takes_the_timeout_branch(pool: asyncpg.Pool, receiv
 
 async def test_row_abandoned_by_a_lost_dispatcher_on_its_last_attempt_is_parked(pool: asyncpg.Pool) -> None:
     """A row whose last attempt never recorded an outcome (its dispatcher died) is parked once its lease expires."""
-    outbox_id = await _enqueue_webhook(pool, "http://127.0.0.1:9/unused", "app-5")
+    outbox_id = await enqueue_webhook(pool, "http://127.0.0.1:9/unused", "app-5")
     # As a claim on the last attempt leaves it, with the lease already expired.
     await pool.execute(
         "UPDATE outbox SET attempts = 3, next_attempt_at = now() - interval '1 second' WHERE id = $1", outbox_id
     )
-    dispatcher = _dispatcher(pool, max_attempts=3)
+    dispatcher = make_dispatcher(pool, max_attempts=3)
     try:
         assert await dispatcher.run_once() == 0
     finally:
-        dispatcher.close()
+        await dispatcher.close()
     row = await pool.fetchrow("SELECT dead_at, last_error FROM outbox WHERE id = $1", outbox_id)
     assert row is not None
     assert row["dead_at"] is not None
     assert "dispatcher lost" in row["last_error"]
-
-
-class RecordingHandler:
-    """aiosmtpd handler keeping every message it accepts."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 - aiosmtpd's name
-        content = envelope.original_content or b""
-        self.messages.append(email.message_from_bytes(content))
-        return "250 Message accepted for delivery"
 
 
 async def test_email_is_delivered_over_smtp_with_a_message_id_from_the_dedup_key(pool: asyncpg.Pool) -> None:
@@ -284,11 +195,13 @@ async def test_email_is_delivered_over_smtp_with_a_message_id_from_the_dedup_key
                 destination="vop@example.org",
                 payload={"subject": "Report due in 7 days", "text": "Please submit the closing report."},
             )
-        dispatcher = _dispatcher(pool, smtp_host="127.0.0.1", smtp_port=port, smtp_sender="grants@clusterxchange.test")
+        dispatcher = make_dispatcher(
+            pool, smtp_host="127.0.0.1", smtp_port=port, smtp_sender="grants@clusterxchange.test", smtp_tls="none"
+        )
         try:
             assert await dispatcher.run_once() == 1
         finally:
-            dispatcher.close()
+            await dispatcher.close()
     finally:
         controller.stop()
 
@@ -316,8 +229,8 @@ async def test_two_dispatchers_on_the_same_rows_deliver_each_message_once(
     count = 40
     try:
         for n in range(count):
-            await _enqueue_webhook(pools[0], receiver.url, f"app-{n}")
-        dispatchers = [CountingDispatcher(p, _config(batch_size=5, poll_interval_s=0.05)) for p in pools]
+            await enqueue_webhook(pools[0], receiver.url, f"app-{n}")
+        dispatchers = [CountingDispatcher(p, dispatcher_config(batch_size=5, poll_interval_s=0.05)) for p in pools]
         stop = asyncio.Event()
         runs = [asyncio.create_task(d.run(stop)) for d in dispatchers]
         try:
@@ -333,7 +246,7 @@ async def test_two_dispatchers_on_the_same_rows_deliver_each_message_once(
             async with asyncio.timeout(5):
                 await asyncio.gather(*runs)
             for d in dispatchers:
-                d.close()
+                await d.close()
         attempts = await pools[0].fetch("SELECT DISTINCT attempts FROM outbox")
     finally:
         for p in pools:
@@ -354,6 +267,10 @@ def test_config_from_env_reads_the_documented_variables() -> None:
             "CX_SMTP_HOST": "smtp.internal",
             "CX_SMTP_PORT": "2525",
             "CX_SMTP_SENDER": "grants@example.org",
+            "CX_SMTP_TLS": "tls",
+            "CX_SMTP_USERNAME": "cx",
+            "CX_SMTP_PASSWORD": "mail-pass",
+            "CX_SMTP_CA_FILE": "/etc/cx/relay-ca.pem",
         }
     )
     assert (config.webhook_secret, config.smtp_host, config.smtp_port, config.smtp_sender) == (
@@ -362,6 +279,12 @@ def test_config_from_env_reads_the_documented_variables() -> None:
         2525,
         "grants@example.org",
     )
+    assert (config.smtp_tls, config.smtp_username, str(config.smtp_ca_file)) == ("tls", "cx", "/etc/cx/relay-ca.pem")
+    assert config.smtp_password is not None
+    assert config.smtp_password.get_secret_value() == "mail-pass"
+    assert "mail-pass" not in repr(config)
+    assert "s3cret" not in repr(config)
+    assert DispatcherConfig.from_env({"CX_WEBHOOK_SECRET": "s"}).smtp_tls == "starttls"  # required by default
     assert config.backoff_s(1) == config.base_backoff_s
     assert config.backoff_s(100) == config.max_backoff_s
     assert config.lease_s > config.timeout_s
@@ -369,3 +292,36 @@ def test_config_from_env_reads_the_documented_variables() -> None:
         DispatcherConfig.from_env({})
     with pytest.raises(ValueError, match="CX_SMTP_PORT"):
         DispatcherConfig.from_env({"CX_WEBHOOK_SECRET": "s", "CX_SMTP_PORT": "smtp"})
+    with pytest.raises(ValueError, match="CX_SMTP_TLS"):
+        DispatcherConfig.from_env({"CX_WEBHOOK_SECRET": "s", "CX_SMTP_TLS": "ssl"})
+    with pytest.raises(ValueError, match="in clear"):
+        DispatcherConfig.from_env(
+            {"CX_WEBHOOK_SECRET": "s", "CX_SMTP_TLS": "none", "CX_SMTP_USERNAME": "cx", "CX_SMTP_PASSWORD": "p"}
+        )
+    with pytest.raises(ValueError, match="set both"):
+        DispatcherConfig.from_env({"CX_WEBHOOK_SECRET": "s", "CX_SMTP_USERNAME": "cx"})
+    with pytest.raises(ValueError, match="base64"):
+        DispatcherConfig.from_env({"CX_WEBHOOK_SECRET": "whsec_not*base64"})
+
+
+async def test_a_standard_webhooks_library_verifies_what_the_dispatcher_sends(
+    pool: asyncpg.Pool, receiver: WebhookReceiver
+) -> None:
+    """The reference Standard Webhooks library, as finance might use it, accepts a real delivery signed with a raw
+    CX_WEBHOOK_SECRET (given to it as whsec_ + base64) and with a whsec_ secret, and refuses a tampered body."""
+    whsec = "whsec_" + base64.b64encode(b"a-key-of-32-bytes-for-the-tests!").decode()
+    for secret, application_id in ((SECRET, "app-ref-raw"), (whsec, "app-ref-whsec")):
+        await enqueue_webhook(pool, receiver.url, application_id)
+        dispatcher = make_dispatcher(pool, webhook_secret=secret)
+        try:
+            assert await dispatcher.run_once() == 1
+        finally:
+            await dispatcher.close()
+        headers, body = receiver.received[-1]
+        as_finance_configures_it = (
+            secret if secret.startswith("whsec_") else "whsec_" + base64.b64encode(secret.encode()).decode()
+        )
+        verified = standardwebhooks.Webhook(as_finance_configures_it).verify(body, headers)
+        assert verified["payload"]["application_id"] == application_id
+        with pytest.raises(standardwebhooks.WebhookVerificationError):
+            standardwebhooks.Webhook(as_finance_configures_it).verify(body.replace(b"45000", b"95000"), headers)

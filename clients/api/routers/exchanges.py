@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
+import structlog
 from fastapi import APIRouter, Depends, Header, Path, Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
@@ -174,6 +175,8 @@ async def start_exchange(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     check_start(permit, body)
+    # The exchange this request concerns, on every line logged from here on (its id is in the body).
+    structlog.contextvars.bind_contextvars(exchange_id=body.application_id)
     if any(_officer_field_set(body, name) for name in OFFICER_FIELDS):
         # The workflow records the fields in the SUBMITTED audit row under the submitter's name; this line
         # says which principal sent them.
