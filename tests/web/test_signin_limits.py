@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from clients.api import create_app
 from clients.api.rate_limits import RateLimits, RateLimitSettings
 from clients.client import ExchangeClient
-from ledger.evidence import EvidenceStore
+from ledger.evidence_store import FileEvidenceStore
 from tests.api.helpers import OFFICER, token_table
 from tests.web.test_sessions import sign_in
 
@@ -36,7 +36,7 @@ async def test_wrong_tokens_in_the_sign_in_form_end_in_429(
         pg_pool,
         token_table(partnership),
         rate_limits=RateLimits(pg_pool, LIMITS),
-        evidence_store=EvidenceStore(evidence_dir),
+        evidence_store=FileEvidenceStore(evidence_dir),
     )
     async with browser(app, f"198.51.100.{uuid.uuid4().int % 250}-{uuid.uuid4().hex[:6]}") as guesser:
         for _ in range(2):
