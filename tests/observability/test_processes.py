@@ -22,7 +22,7 @@ from tests.workers.test_connect import cx_process
 from tests.workflows.conftest import add_review_panel
 from workers.devstack import free_port
 
-TOKEN = "tok-process-officer-0000"
+TOKEN = "tok-process-officer-Vb7Qx2Lm9Kp4Rz8Wn3Jd"
 WITHIN_S = 60
 
 

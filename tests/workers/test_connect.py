@@ -179,7 +179,7 @@ async def test_after_the_limit_a_process_exits_unavailable_naming_the_server(com
         "DATABASE_URL": database_url,
         "CX_CONNECT_TIMEOUT_S": "2",
         "CX_FINANCE_WEBHOOK_URL": "http://127.0.0.1:9/payment-orders",
-        "CX_API_TOKENS": json.dumps({"a-token-of-sixteen-chars": {"subject": "anna", "role": "officer"}}),
+        "CX_API_TOKENS": json.dumps({"Zq8vR2mK7xWp4nTa9cLd3fHs6jYb1uEg": {"subject": "anna", "role": "officer"}}),
     }
     args = ["api", "--port", str(free_port())] if command == "api" else [command]
     async with cx_process(*args, env=env) as process:

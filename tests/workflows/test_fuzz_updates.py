@@ -14,6 +14,7 @@ through an accepted message: the void on the way out). Neither history holds a f
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections import Counter
@@ -25,16 +26,19 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from clients.client import ExchangeClient
+from schemas.codec import EncryptionCodec
 from schemas.errors import Refusal
 from schemas.ids import exchange_workflow_id
 from schemas.messages import SIGNALS, UPDATES
 from schemas.stages import Stage
 from tests.api.fuzzing import ledger_changes, ledger_snapshot, unaccounted
 from tests.factories import application
+from tests.payload_keys import TEST_PAYLOAD_KEYS
 from tests.waiting import within
 from tests.workflows.conftest import (
     Fund,
@@ -166,6 +170,13 @@ async def failed_workflow_tasks(handle: WorkflowHandle[Any, Any]) -> int:
 
 @pytest.mark.fuzz
 @pytest.mark.timeout(300)
+def bare_client(dev_client: ExchangeClient) -> Client:
+    """Another SDK's client: the default JSON converter (no pydantic) with the payload codec every caller must
+    configure (docs/contract.md, "Payload encryption"), on the session's server."""
+    converter = dataclasses.replace(DataConverter.default, payload_codec=EncryptionCodec(TEST_PAYLOAD_KEYS))
+    return Client(dev_client.temporal.service_client, namespace=dev_client.temporal.namespace, data_converter=converter)
+
+
 async def test_fuzzed_updates_and_signals_are_refused_typed_and_leave_the_exchange_working(
     dev_client: ExchangeClient, funded_partnership: Fund, pg_pool: asyncpg.Pool, fuzz_examples: int | None
 ) -> None:
@@ -178,7 +189,7 @@ async def test_fuzzed_updates_and_signals_are_refused_typed_and_leave_the_exchan
     status = await assigned(dev_client, app.application_id)
     assert status.review is not None
     # The SDK's default converter: JSON from dicts, nothing of ours on the caller's side.
-    raw = Client(dev_client.temporal.service_client, namespace=dev_client.temporal.namespace)
+    raw = bare_client(dev_client)
     handle = raw.get_workflow_handle(exchange_workflow_id(app.application_id))
     before = await ledger_snapshot(pg_pool)
     fuzz = MessageFuzz(handle, asyncio.get_running_loop())
@@ -221,7 +232,7 @@ async def test_fuzzed_messages_to_an_exchange_holding_money_never_touch_its_hold
     await dev_client.start_exchange(app)
     await approve(dev_client, app.application_id)
     await wait_for_stage(dev_client, app.application_id, Stage.AGREEMENT)
-    raw = Client(dev_client.temporal.service_client, namespace=dev_client.temporal.namespace)
+    raw = bare_client(dev_client)
     handle = raw.get_workflow_handle(exchange_workflow_id(app.application_id))
     before = await ledger_snapshot(pg_pool)
     fuzz = MessageFuzz(handle, asyncio.get_running_loop(), ENDING | AMENDING)
