@@ -28,7 +28,7 @@ from clients.api.guards import Authenticate, Deadline
 from clients.api.metrics import ApiMetrics, add_metrics_route, gauge_lifespan
 from clients.api.openapi import build_openapi
 from clients.api.problems import Problem, ProblemError, invalid, problem_response, problem_type
-from clients.api.routers import budgets, codec, evidence, exchanges, ops, oversight, policy, reviews
+from clients.api.routers import budgets, codec, evidence, exchanges, ops, oversight, policy, privacy, reviews
 from clients.client import ExchangeClient
 from clients.config import DEFAULT_API_ENGINE_TIMEOUT_S, DEFAULT_API_MAX_BODY_BYTES, DEFAULT_EVIDENCE_DIR
 from ledger.evidence_store import EvidenceStore, EvidenceStoreUnavailable, FileEvidenceStore
@@ -67,6 +67,7 @@ TAGS: list[dict[str, Any]] = [
         "description": "The back office's views (counts, waitlists, stuck exchanges, timelines, payment orders) "
         "and the bulk import of applications.",
     },
+    {"name": "privacy", "description": "A person's data as one document (GDPR art. 15): officers only."},
     {"name": "ops", "description": "Probes (no token)."},
 ]
 
@@ -134,6 +135,7 @@ def create_app(
         budgets.router,
         policy.router,
         oversight.router,
+        privacy.router,  # issue 16, item 2
     )
     for router in routers:
         app.include_router(router)

@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 from pydantic import TypeAdapter
 
 from clients.api.body import body_models
-from clients.api.routers import budgets, evidence, exchanges, ops, oversight, policy, reviews
+from clients.api.routers import budgets, evidence, exchanges, ops, oversight, policy, privacy, reviews
 from clients.client import parse
 from schemas.messages import SIGNALS, UPDATES
 
@@ -23,6 +23,7 @@ ROUTERS = (
     budgets.router,
     policy.router,
     oversight.router,
+    privacy.router,
 )
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 CAMEL_CASE = re.compile(r"^[a-z][a-zA-Z0-9]*$")
@@ -51,6 +52,7 @@ EXPECTED_OPERATIONS = {
     "topUpBudget",
     "listPolicyVersions",
     "dryRunPolicy",
+    "exportPersonalData",
     "getHealth",
     "getReadiness",
 }
