@@ -16,7 +16,6 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
-from rich.table import Table
 
 from clients.command import CommandFailed, console, fail, run
 from clients.config import ClientConfig, client_config
@@ -38,18 +37,13 @@ def retention(as_json: Annotated[bool, typer.Option("--json", help="print the sc
     if as_json:
         sys.stdout.write(schedule.model_dump_json(indent=2) + "\n")
         return
-    table = Table("category", "kept", "counted from", "where", "lawful basis", "erasable today")
-    for category, rule in schedule.categories.items():
-        table.add_row(
-            category.value,
-            rule.period(),
-            rule.counts_from.value.replace("_", " "),
-            ", ".join(rule.holds),
-            rule.lawful_basis,
-            "yes" if rule.erasable_today else "no",
-        )
+    # One block per category rather than a table: the lawful bases are sentences, unreadable in narrow columns.
     console.print(f"retention schedule {schedule.version}, in force from {schedule.effective_from.isoformat()}")
-    console.print(table)
+    for category, rule in schedule.categories.items():
+        console.print(f"\n{category.value}: {rule.period()} after {rule.counts_from.value.replace('_', ' ')}")
+        console.print(f"  where:          {', '.join(rule.holds)}")
+        console.print(f"  lawful basis:   {rule.lawful_basis}")
+        console.print(f"  erasable today: {'yes' if rule.erasable_today else 'no'}")
 
 
 async def _export(config: ClientConfig, identifiers: list[str], emails: list[str]) -> PersonalDataExport:

@@ -98,12 +98,13 @@ class ExportTooLarge(Exception):
 class Source:
     """One table's rows naming the person: the columns exported (personal and context), and which match.
 
-    `where` uses $1 (actor identifiers) and $2 (lower-cased e-mail addresses)."""
+    `where` tests $1: the person's actor identifiers, or their lower-cased e-mail addresses (`by_address`)."""
 
     table: str
     columns: str
     where: str
     order_by: str
+    by_address: bool = False
 
 
 SOURCES: tuple[Source, ...] = (
@@ -160,8 +161,9 @@ SOURCES: tuple[Source, ...] = (
     Source(
         "outbox",
         "dedup_key, topic, channel, destination, payload, created_at, delivered_at, dead_at",
-        "channel = 'email' AND lower(destination) = ANY($2::text[])",
+        "channel = 'email' AND lower(destination) = ANY($1::text[])",
         "created_at, dedup_key",
+        by_address=True,
     ),
 )
 
@@ -173,7 +175,7 @@ async def rows_naming(conn: DbConnection, source: Source, person: PersonIdentifi
         f"SELECT to_jsonb(r)::text AS row FROM (SELECT {source.columns} FROM {source.table} "  # noqa: S608
         f"WHERE {source.where} ORDER BY {source.order_by} LIMIT {MAX_ROWS_PER_SOURCE + 1}) r"
     )
-    records = await conn.fetch(query, person.actor_ids(), person.addresses())
+    records = await conn.fetch(query, person.addresses() if source.by_address else person.actor_ids())
     if len(records) > MAX_ROWS_PER_SOURCE:
         raise ExportTooLarge(source.table)
     return [ExportItem(source=source.table, row=json.loads(record["row"])) for record in records]
