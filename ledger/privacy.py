@@ -134,6 +134,16 @@ SOURCES: tuple[Source, ...] = (
         "actor_id = ANY($1::text[])",
         "at, application_id, sequence",
     ),
+    # System rows that name a person in their details (a review reminder lists the silent reviewers, a PAID
+    # row who confirmed): a JSON string equal to an identifier anywhere in `details`. This reads the whole
+    # table, acceptable for a request that comes a few times a year, and misses nothing a key path would.
+    Source(
+        "audit_events",
+        "application_id, sequence, event, stage, actor_id, reason, policy_version, details, at",
+        "actor_id <> ALL($1::text[]) AND EXISTS (SELECT 1 FROM unnest($1::text[]) AS named (identifier) "
+        "WHERE strpos(details::text, to_jsonb(named.identifier)::text) > 0)",
+        "at, application_id, sequence",
+    ),
     Source(
         "evidence_files",
         "sha256, application_id, name, kind, media_type, size_bytes, stored_at, uploaded_by",

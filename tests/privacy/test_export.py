@@ -154,6 +154,14 @@ async def _truth(pool: asyncpg.Pool, ids: list[str], emails: list[str]) -> dict[
         count = await pool.fetchval(query, values)
         if count:
             counts[table] = count
+    # System rows naming the person in their details (the reviewers_assigned row lists both reviewers).
+    named = await pool.fetchval(
+        """SELECT count(*) FROM audit_events WHERE actor_id <> ALL($1::text[])
+             AND EXISTS (SELECT 1 FROM unnest($1::text[]) i WHERE details::text LIKE '%"' || i || '"%')""",
+        ids,
+    )
+    if named:
+        counts["audit_events"] = counts.get("audit_events", 0) + named
     return counts
 
 
@@ -174,7 +182,8 @@ async def test_each_export_holds_every_row_of_its_person_and_nothing_of_another(
 ) -> None:
     """For the applicant, a reviewer (by id and e-mail) and finance's confirmer, the export has exactly the rows
     that name them in each table (counted by the database independently), the ones the workflow wrote and the
-    planted ones; no other person's id appears anywhere in a person's document."""
+    planted ones, system rows naming them in their details included; every row names its person, and no
+    other person's id appears but in a row that names both (the reviewers' assignment)."""
     partnership = await funded_partnership(500_000)
     people = People()
     app_id, reviewers = await _drive_to_paid(ts_client, time_skipping_env, pg_pool, partnership, people)
@@ -206,11 +215,21 @@ async def test_each_export_holds_every_row_of_its_person_and_nothing_of_another(
     (session,) = [i.row for i in applicant.items if i.source == "web_sessions"]
     assert set(session) == {"subject", "created_at", "expires_at"}  # no CSRF token, no session id hash
 
-    everyone = {people.applicant, reviewer, other_reviewer, people.finance, people.vop, *people.signers.values()}
+    # Every row names its person; a row naming nobody else but them belongs in no other person's document.
     for document, own in ((applicant, people.applicant), (as_reviewer, reviewer), (finance, people.finance)):
+        assert all(own.lower() in json.dumps(item.row).lower() for item in document.items), (
+            f"{own}'s export has a row not naming them"
+        )
+    (shared,) = [i.row for i in as_reviewer.items if i.source == "audit_events" and i.row["actor_id"] == "system"]
+    assert shared["event"] == "reviewers_assigned"  # names both reviewers: in each one's export
+    everyone = {people.applicant, reviewer, other_reviewer, people.finance, people.vop, *people.signers.values()}
+    for document, own in ((applicant, people.applicant), (finance, people.finance)):
         text = json.dumps([item.row for item in document.items])
         strangers = sorted(p for p in everyone - {own} if p in text)
         assert strangers == [], f"{own}'s export names {strangers}"
+    reviewer_text = json.dumps([i.row for i in as_reviewer.items if i.row is not shared])
+    assert other_reviewer not in reviewer_text
+    assert people.applicant not in reviewer_text
 
 
 async def test_the_command_writes_the_document_for_its_owner_only(
