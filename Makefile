@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: run test lint typecheck check bench bench-lifecycle scaleout screenshots clean
+.PHONY: run test lint typecheck check bench bench-lifecycle scaleout screenshots fuzz clean
 
 # The runtime dependencies at the versions the image ships (requirements/runtime.lock, its hashes stripped: pip takes
 # no hashes for an editable install), so the tests run on what is deployed (issue 15; docs/adr/0017-packaging.md).
@@ -49,6 +49,14 @@ scaleout: $(STAMP)
 # Chromium over the real stack (tests/web/browser/screenshots.py; Chromium installed from Debian's packages if missing).
 screenshots: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider tests/web/browser/screenshots.py $(ARGS)
+
+# Every door fuzzed, longer than CI (issue 16, item 4; docs/adr/0024-every-door-fuzzed.md): the REST fuzz
+# (tests/api/test_fuzz.py) and the Temporal update/signal fuzz (tests/workflows/test_fuzz_updates.py) with
+# FUZZ_EXAMPLES cases per operation/message and mode (CI: 12 and 40). `make fuzz FUZZ_EXAMPLES=1000`.
+FUZZ_EXAMPLES ?= 230
+fuzz: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider -s tests/api/test_fuzz.py tests/workflows/test_fuzz_updates.py \
+		--fuzz-examples $(FUZZ_EXAMPLES) $(ARGS)
 
 clean:
 	rm -rf .cx

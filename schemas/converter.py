@@ -18,6 +18,7 @@ import temporalio.api.common.v1
 from pydantic import TypeAdapter, ValidationError
 from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
 from temporalio.converter import (
+    BinaryNullPayloadConverter,
     CompositePayloadConverter,
     DataConverter,
     DefaultPayloadConverter,
@@ -61,14 +62,38 @@ class StrictPydanticJSONConverter(PydanticJSONPlainPayloadConverter):
             raise refused(Refusal.INVALID_INPUT, refusal_message(describe_errors(error), name)) from None
 
 
+class StrictNullConverter(BinaryNullPayloadConverter):
+    """A null (`binary/null`, what every SDK sends for None/nil/null) only where the type takes None.
+
+    The SDK's own converter hands None to any handler, whatever it declares: an update with a null
+    payload reached its validator as None and failed with an untyped AttributeError, and a null signal
+    would fail its workflow task (found by the Temporal fuzz, issue 16). Refused like any other bad input.
+    """
+
+    def from_payload(self, payload: temporalio.api.common.v1.Payload, type_hint: type | None = None) -> Any:
+        if type_hint is None or type_hint is Any:
+            return None
+        try:
+            TypeAdapter(type_hint).validate_python(None, strict=True)
+        except ValidationError as error:
+            name = getattr(type_hint, "__name__", str(type_hint))
+            raise refused(Refusal.INVALID_INPUT, refusal_message(describe_errors(error), name)) from None
+        return None
+
+
 class StrictPydanticPayloadConverter(CompositePayloadConverter):
-    """The default converters, with JSON handled by StrictPydanticJSONConverter."""
+    """The default converters, with JSON handled by StrictPydanticJSONConverter and null by StrictNullConverter."""
 
     def __init__(self) -> None:
         strict_json = StrictPydanticJSONConverter()
+        strict_null = StrictNullConverter()
         super().__init__(
             *(
-                strict_json if isinstance(converter, JSONPlainPayloadConverter) else converter
+                strict_json
+                if isinstance(converter, JSONPlainPayloadConverter)
+                else strict_null
+                if isinstance(converter, BinaryNullPayloadConverter)
+                else converter
                 for converter in DefaultPayloadConverter.default_encoding_payload_converters
             )
         )

@@ -13,6 +13,7 @@ from schemas.organisations import Organisation
 from schemas.review_state import ReviewState
 from schemas.stages import Stage
 from schemas.text import (
+    ONE_LINE_PATTERN,
     Criterion,
     FileName,
     Line,
@@ -107,7 +108,16 @@ class ApplicationInput(_Message):
         **{
             "if": {"properties": {"host_agency_approved": {"const": True}}, "required": ["host_agency_approved"]},
             "then": {
-                "properties": {"host_agency_approval_reference": {"type": "string"}},
+                # Present and not null: the Line it is otherwise (schemas/text.py), stated whole so the
+                # document bounds every string a caller sends (issue 16).
+                "properties": {
+                    "host_agency_approval_reference": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 128,
+                        "pattern": ONE_LINE_PATTERN,
+                    }
+                },
                 "required": ["host_agency_approval_reference"],
             },
         },
@@ -209,7 +219,7 @@ class SignCommitmentInput(_Message):
 class EvidenceItem(_Message):
     name: FileName
     kind: Literal["boarding_pass", "travel_invoice", "accommodation_invoice", "other"]
-    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$", min_length=64, max_length=64)]
     size_bytes: int = Field(gt=0)
 
 

@@ -12,12 +12,16 @@ from schemas.text import Line
 TASK_QUEUE = "clusterxchange"
 EXCHANGE_WORKFLOW_TYPE = "Exchange"
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+# The pattern's own bounds, stated beside it so the JSON Schema says them too (issue 16: constrained strings
+# described exactly); they refuse nothing the pattern accepts.
+ID_MIN_LENGTH, ID_MAX_LENGTH = 1, 64
+_ID = StringConstraints(pattern=_ID_PATTERN, min_length=ID_MIN_LENGTH, max_length=ID_MAX_LENGTH)
 
-ApplicationId = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]
-PartnershipId = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]
-OrganisationId = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]
+ApplicationId = Annotated[str, _ID]
+PartnershipId = Annotated[str, _ID]
+OrganisationId = Annotated[str, _ID]
 # The organisation or partnership a person acts for (the parties of R10: HO, VO, HOP, VOP).
-PartyId = Annotated[str, StringConstraints(pattern=_ID_PATTERN)]
+PartyId = Annotated[str, _ID]
 # Who acted: one line of text, trimmed, no control characters (schemas/text.py).
 ActorId = Line
 

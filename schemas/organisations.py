@@ -17,8 +17,18 @@ def _country_code(value: str) -> str:
     return value
 
 
-# The JSON Schema states the same rule as the validator (which words the refusal for people).
-CountryCode = Annotated[str, AfterValidator(_country_code), WithJsonSchema({"type": "string", "pattern": "^[A-Z]{2}$"})]
+# The JSON Schema states the same rule as the validator (which words the refusal for people): any two capital
+# letters. Whether the country takes part in the programme is rule R4 of the exchange's policy version
+# (`participating_countries`), screened after the start so the refusal names the rule; not a format.
+COUNTRY_CODE_SCHEMA = {
+    "type": "string",
+    "pattern": "^[A-Z]{2}$",
+    "minLength": 2,
+    "maxLength": 2,
+    "description": "ISO 3166-1 alpha-2 code in capitals (Kosovo: XK); whether it takes part in the programme is "
+    "screened by rule R4 against the policy version's participating countries",
+}
+CountryCode = Annotated[str, AfterValidator(_country_code), WithJsonSchema(COUNTRY_CODE_SCHEMA)]
 
 
 class OrganisationType(StrEnum):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.events import ProjectionBatch
 from schemas.exchange import APPLICATION_EXAMPLE, ApplicationInput, examples
 from schemas.ids import ActorId, ApplicationId, OrganisationId, PartnershipId
+from schemas.organisations import CountryCode
 from schemas.review_state import AssignmentStatus, ReviewerState, ReviewState
 from schemas.text import Justification, Name
 
@@ -37,7 +37,7 @@ class Reviewer(_Message):
     reviewer_id: ActorId
     name: Name
     organisation_id: OrganisationId
-    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+    country: CountryCode
     partnership_id: PartnershipId
     roles: frozenset[ReviewerRole] = Field(min_length=1)
     conflicts: frozenset[OrganisationId] = Field(default_factory=frozenset, description="declared conflicts")

@@ -54,7 +54,8 @@ def _checker(controls: str, what: str) -> Any:
 # One line (names, ids, references) or free text (tab and line breaks allowed); required or optional.
 _ONE_LINE = AfterValidator(_checker(_CONTROLS, "one line of text"))
 _FREE_TEXT = AfterValidator(_checker(_FREE_TEXT_CONTROLS, "tab and line breaks are allowed"))
-_ONE_LINE_REQUIRED = Field(json_schema_extra={"pattern": _pattern(_CONTROLS, required=True)})
+ONE_LINE_PATTERN = _pattern(_CONTROLS, required=True)  # one line, more than whitespace: the JSON Schema's rule
+_ONE_LINE_REQUIRED = Field(json_schema_extra={"pattern": ONE_LINE_PATTERN})
 _FREE_TEXT_REQUIRED = Field(json_schema_extra={"pattern": _pattern(_FREE_TEXT_CONTROLS, required=True)})
 _FREE_TEXT_OPTIONAL = Field(json_schema_extra={"pattern": _pattern(_FREE_TEXT_CONTROLS, required=False)})
 

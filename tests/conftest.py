@@ -39,7 +39,7 @@ from workers.devstack import (
     free_port,
 )
 
-pytest_plugins = ["pytester", "tests.time_limits"]
+pytest_plugins = ["pytester", "tests.time_limits", "tests.fuzz_options"]
 
 # The whole suite runs encrypted (issue 16, item 1): the session's servers get the converter with this key, and
 # every `cx` subprocess a test starts inherits it through the environment, as a deployment configures it.

@@ -30,7 +30,7 @@ from workers.settings import Settings
 from workers.tracing import Role, Tracing, configure_tracing, shutdown_tracing, traced_client
 
 if TYPE_CHECKING:
-    from clients.api.auth import Principal
+    from clients.api.identities import Identities
 
 
 def mount(app: typer.Typer) -> None:
@@ -214,49 +214,58 @@ def dispatcher(ctx: typer.Context, check_config: CheckConfig = False) -> None:
 
 def api(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option("--host", help="interface to listen on")] = "127.0.0.1",
+    host: Annotated[
+        str,
+        typer.Option("--host", help="interface to listen on (plain HTTP: another than 127.0.0.1 needs TLS in front)"),
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port")] = 8000,
     check_config: CheckConfig = False,
 ) -> None:
-    """Serve the REST API (OpenAPI at /openapi.json, docs at /docs); bearer tokens from CX_API_TOKENS.
+    """Serve the REST API (OpenAPI at /openapi.json, docs at /docs); bearer tokens from CX_API_TOKENS or
+    CX_API_TOKENS_FILE, and OIDC tokens when CX_OIDC_ISSUER and CX_OIDC_AUDIENCE are set.
 
     At start it waits for Temporal and Postgres (up to CX_CONNECT_TIMEOUT_S), logging each attempt.
 
-    Example: CX_API_TOKENS='{"s3cret-token-of-16+": {"subject": "anna", "role": "officer"}}' cx api --port 8080
+    Example: CX_API_TOKENS_FILE=/run/secrets/cx-tokens.json cx api --port 8080
     """
     # The API and its web app (FastAPI, Jinja2, every router) load only for the command that serves them:
     # about a second of every other `cx` command's start.
-    from clients.api.auth import TokenConfigError, parse_tokens
+    from clients.api.auth import TokenConfigError
+    from workers import api_identities
 
     settings = settings_of(ctx)
     configure_logging(settings.log_format)
     try:
-        tokens = parse_tokens(settings.api_tokens.get_secret_value() if settings.api_tokens else None)
+        identities = api_identities.identities(settings)
     except TokenConfigError as error:
         raise fail(str(error), ExitCode.USAGE) from None
     if check_config:
-        roles = sorted({principal.role for principal in tokens.values()})
         _report_config(
             "api",
             lambda: [
                 *check.common_lines(settings),
                 f"listen     {host}:{port}",
-                f"tokens     {len(tokens)} ({', '.join(roles) or 'none: every call will be refused'})",
+                *api_identities.describe(settings, identities, host),
                 f"evidence   {check.evidence_location(settings)}",
             ],
         )
     tracing = _tracing(settings, "api")
-    run(lambda: serve_api(settings, tokens, host, port, tracing))
+    run(lambda: serve_api(settings, identities, host, port, tracing))
 
 
 async def serve_api(
-    settings: Settings, tokens: dict[str, Principal], host: str, port: int, tracing: Tracing | None = None
+    settings: Settings, identities: Identities, host: str, port: int, tracing: Tracing | None = None
 ) -> None:
     """Run the API until interrupted: one pool and one Temporal client per process, traced when `tracing`."""
     import uvicorn  # only the serving process needs it
 
     from clients.api import create_app
+    from clients.api.rate_limits import RateLimits
+    from workers.api_identities import plain_http_warning, rate_limit_settings
 
+    warning = plain_http_warning(host)
+    if warning:
+        get_logger("cx.api").warning("plain HTTP", detail=warning)
     # Both wait for their server (with backoff, up to CX_CONNECT_TIMEOUT_S) on the process's one Temporal runtime.
     temporal = await connect_temporal(resolve_temporal_connection(settings), timeout_s=settings.connect_timeout_s)
     client = ExchangeClient(traced_client(temporal, tracing), settings.task_queue)
@@ -264,7 +273,8 @@ async def serve_api(
         app = create_app(
             client,
             pool,
-            tokens,
+            identities,
+            rate_limits=RateLimits(pool, rate_limit_settings(settings)),
             evidence_store=open_evidence_store(settings),
             max_body_bytes=settings.api_max_body_bytes,
             engine_timeout_s=settings.api_engine_timeout_s,

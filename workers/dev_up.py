@@ -27,7 +27,9 @@ from rich.console import Console
 from rich.table import Table
 from temporalio.client import Client
 
-from clients.api import Principal, create_app, parse_tokens
+from clients.api import Principal, create_app
+from clients.api.rate_limits import RateLimits
+from clients.api.static_tokens import strength_refusal
 from clients.client import ExchangeClient
 from clients.demo import demo_samples, drive
 from ledger.evidence import store_evidence
@@ -37,6 +39,7 @@ from ledger.progress import exchange_progress
 from ledger.store import LedgerStore
 from schemas.exchange import EvidenceItem
 from schemas.search import register_search_attributes
+from workers import api_identities
 from workers.devstack import EmbeddedPostgres, TemporalEndpoint, free_port, temporal_dev_server
 from workers.dispatcher import Dispatcher, DispatcherConfig
 from workers.evidence_store import open_evidence_store
@@ -267,27 +270,30 @@ class _EmbeddedApiServer(uvicorn.Server):
 def _api_server(
     exchanges: ExchangeClient, pool: asyncpg.Pool, settings: Settings
 ) -> tuple[uvicorn.Server, str, dict[str, str]]:
-    """The REST API and web app on a free (or CX_API_PORT) port; tokens from CX_API_TOKENS, else dev users.
+    """The REST API and web app on a free (or CX_API_PORT) port; tokens from CX_API_TOKENS(_FILE), else dev users.
 
     The dev users (returned as role -> token, printed by `make run`) are made for this run only: an officer,
     a reviewer of the first demo exchange's partnership, that exchange's visitor organisation as an
     applicant, and ops, so that each role's pages can be opened at once (docs/adr/0016-web-app.md).
     """
     dev_users: dict[str, str] = {}
-    if settings.api_tokens is not None:
-        tokens = parse_tokens(settings.api_tokens.get_secret_value())
-    else:
-        tokens = {}
+    dev_principals: dict[str, Principal] | None = None
+    if settings.api_tokens is None and settings.api_tokens_file is None:
+        dev_principals = {}
         for role, who in _dev_principals().items():
+            # 32 URL-safe characters (192 bits): strong by the rule every static token must meet.
             token = secrets.token_urlsafe(24)
-            tokens[token] = who
+            assert strength_refusal(token) is None, "a dev token meets the strength rule"
+            dev_principals[token] = who
             dev_users[role] = token
+    tokens = api_identities.identities(settings, dev_principals)
     port = settings.api_port or free_port()
     config = uvicorn.Config(
         create_app(
             exchanges,
             pool,
             tokens,
+            rate_limits=RateLimits(pool, api_identities.rate_limit_settings(settings)),
             evidence_store=open_evidence_store(settings),
             max_body_bytes=settings.api_max_body_bytes,
             engine_timeout_s=settings.api_engine_timeout_s,

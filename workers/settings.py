@@ -125,8 +125,30 @@ class Settings(BaseSettings):
     api_engine_timeout_s: Seconds = Field(
         default=DEFAULT_API_ENGINE_TIMEOUT_S, validation_alias="CX_API_ENGINE_TIMEOUT_S"
     )
-    # The API's bearer tokens as JSON, parsed by the API itself (clients/api/auth.py `parse_tokens`).
+    # The API's bearer tokens as JSON, parsed by the API itself (clients/api/static_tokens.py).
     api_tokens: SecretStr | None = Field(default=None, validation_alias="CX_API_TOKENS")
+    # Identities, rate limits and secrets hygiene (issue 16, items 3 and 6; ADR 0023). Static tokens from a file
+    # re-read when it changes (instead of CX_API_TOKENS, not with it); OIDC bearer tokens of the organisation's
+    # sign-in when an issuer and an audience are set; the API's rate limits (0 turns one off).
+    api_tokens_file: Path | None = Field(default=None, validation_alias="CX_API_TOKENS_FILE")
+    oidc_issuer: str | None = Field(default=None, validation_alias="CX_OIDC_ISSUER")
+    oidc_audience: str | None = Field(default=None, validation_alias="CX_OIDC_AUDIENCE")
+    oidc_jwks_url: str | None = Field(default=None, validation_alias="CX_OIDC_JWKS_URL")
+    oidc_role_claim: str = Field(default="cx_role", min_length=1, validation_alias="CX_OIDC_ROLE_CLAIM")
+    oidc_organisations_claim: str = Field(
+        default="cx_organisations", min_length=1, validation_alias="CX_OIDC_ORGANISATIONS_CLAIM"
+    )
+    oidc_partnerships_claim: str = Field(
+        default="cx_partnerships", min_length=1, validation_alias="CX_OIDC_PARTNERSHIPS_CLAIM"
+    )
+    api_write_rate: Annotated[int, Field(ge=0, le=1_000_000)] = Field(default=120, validation_alias="CX_API_WRITE_RATE")
+    api_auth_failures: Annotated[int, Field(ge=0, le=1_000_000)] = Field(
+        default=20, validation_alias="CX_API_AUTH_FAILURES"
+    )
+    api_auth_failure_window_s: Annotated[int, Field(ge=1, le=MAX_SECONDS)] = Field(
+        default=600, validation_alias="CX_API_AUTH_FAILURE_WINDOW_S"
+    )
+    # End of identities, rate limits and secrets hygiene.
     # The outbox dispatcher's (workers/dispatcher.py): the key signing every webhook, and the mail relay.
     webhook_secret: SecretStr | None = Field(default=None, validation_alias="CX_WEBHOOK_SECRET")
     # The secret before a rotation (issue 16, item 5): every webhook carries a signature with each of the two.
@@ -282,6 +304,16 @@ class Settings(BaseSettings):
         if self.payload_keys is None:
             return None
         return parse_payload_keys(self.payload_keys.get_secret_value(), self.payload_key_id)
+
+    @model_validator(mode="after")
+    def _one_token_source_and_whole_oidc(self) -> Settings:
+        # Identities (issue 16): two token tables would leave it unclear which one rotation edits; an issuer
+        # without an audience would accept tokens minted for any other application of the organisation.
+        if self.api_tokens is not None and self.api_tokens_file is not None:
+            raise ValueError("CX_API_TOKENS and CX_API_TOKENS_FILE: set one of them, not both")
+        if (self.oidc_issuer is None) != (self.oidc_audience is None):
+            raise ValueError("CX_OIDC_ISSUER and CX_OIDC_AUDIENCE: set both (OIDC bearer tokens) or neither")
+        return self
 
     @property
     def deployment(self) -> Deployment | None:

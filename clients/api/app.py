@@ -9,6 +9,7 @@ Swagger UI served from this package (clients/api/static/swagger-ui), so it works
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +22,18 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clients.api.access_log import AccessLog, bind_exchange_id
-from clients.api.auth import Principal, TokenConfigError, load_tokens, parse_tokens
+from clients.api.auth import Principal, TokenConfigError
 from clients.api.body import BodyLimit, BodyTooLarge, too_large_response
 from clients.api.context import Api
 from clients.api.guards import Authenticate, Deadline
+from clients.api.identities import Identities
+from clients.api.methods import allowed_methods
 from clients.api.metrics import ApiMetrics, add_metrics_route, gauge_lifespan
 from clients.api.openapi import build_openapi
 from clients.api.problems import Problem, ProblemError, invalid, problem_response, problem_type
+from clients.api.rate_limits import RateLimits
 from clients.api.routers import budgets, codec, evidence, exchanges, ops, oversight, policy, privacy, reviews
+from clients.api.static_tokens import load_tokens, parse_tokens
 from clients.client import ExchangeClient
 from clients.config import DEFAULT_API_ENGINE_TIMEOUT_S, DEFAULT_API_MAX_BODY_BYTES, DEFAULT_EVIDENCE_DIR
 from ledger.evidence_store import EvidenceStore, EvidenceStoreUnavailable, FileEvidenceStore
@@ -46,6 +51,16 @@ ENGINE_TIMEOUT_S = DEFAULT_API_ENGINE_TIMEOUT_S
 # update), each call bounded by the engine timeout; the whole request gets this many of them.
 REQUEST_DEADLINE_FACTOR = 3
 _TITLES = {404: "Not found", 405: "Method not allowed"}
+ROUTERS = (
+    ops.router,
+    exchanges.router,
+    evidence.router,
+    reviews.router,
+    budgets.router,
+    policy.router,
+    oversight.router,
+    privacy.router,  # issue 16, item 2
+)
 DESCRIPTION = (
     "Start and drive exchanges of the ClusterXchange grant scheme. Bearer tokens map to principals: a "
     "role (officer, reviewer, applicant, service, ops) and the organisations and partnerships they act "
@@ -71,32 +86,21 @@ TAGS: list[dict[str, Any]] = [
     {"name": "ops", "description": "Probes (no token)."},
 ]
 
-# Every router the app includes, in the order the OpenAPI document lists them (a module constant, so that
-# create_app stays within the 70 lines of tests/test_architecture.py).
-ROUTERS = (
-    ops.router,
-    exchanges.router,
-    evidence.router,
-    reviews.router,
-    budgets.router,
-    policy.router,
-    oversight.router,
-    privacy.router,  # issue 16, item 2
-)
-
 
 def create_app(
     exchanges_client: ExchangeClient,
     pool: asyncpg.Pool,
-    tokens: dict[str, Principal],
+    tokens: Mapping[str, Principal] | Identities,
     *,
+    rate_limits: RateLimits | None = None,
     evidence_store: EvidenceStore | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
     engine_timeout_s: float = ENGINE_TIMEOUT_S,
     gauge_interval_s: float | None = None,
     codec_cors_origin: str | None = None,
 ) -> FastAPI:
-    """Build the API over one ExchangeClient and one pool; `tokens` maps bearer tokens to principals.
+    """Build the API over one ExchangeClient and one pool; `tokens` says who a bearer token stands for
+    (Identities, or a plain table of principals); `rate_limits` bound writes and failed authentications.
 
     `evidence_store` is where uploads go (the process passes CX_EVIDENCE_DIR's, as `cx evidence add` uses;
     without one, the default directory); `max_body_bytes` and `engine_timeout_s` are CX_API_MAX_BODY_BYTES
@@ -115,10 +119,11 @@ def create_app(
         dependencies=[Depends(bind_exchange_id)],  # route log lines name their exchange (issue 15)
     )
     app.state.metrics = metrics
+    identities = Identities.of(tokens)
     app.state.api = Api(
         exchanges=exchanges_client,
         pool=pool,
-        tokens=tokens,
+        identities=identities,
         evidence_store=evidence_store or FileEvidenceStore(DEFAULT_EVIDENCE_DIR.resolve()),
         ledger=LedgerStore(pool),
         engine_timeout_s=engine_timeout_s,
@@ -136,7 +141,7 @@ def create_app(
         },
     )
     app.add_middleware(Deadline, seconds=REQUEST_DEADLINE_FACTOR * engine_timeout_s)
-    app.add_middleware(Authenticate, tokens=tokens)
+    app.add_middleware(Authenticate, identities=identities, limits=rate_limits)
     codec.serve_codec(app, codec_cors_origin)  # its CORS outside the token check: a preflight carries no token
     # Outermost: logs and counts every request, the guards' refusals and the codec's preflights included.
     app.add_middleware(AccessLog, metrics=metrics)
@@ -144,7 +149,7 @@ def create_app(
         app.include_router(router)
     _add_docs(app)
     add_metrics_route(app, metrics)
-    _add_web(app, pool, tokens)
+    _add_web(app, pool, identities, rate_limits)
     app.openapi = lambda: build_openapi(app, ROUTERS)  # type: ignore[method-assign]
     # Built now, so that an operation without an id, an example or the shared Problem fails at start-up.
     app.openapi()
@@ -164,13 +169,17 @@ def _add_error_handlers(app: FastAPI) -> None:
         return problem_response(invalid(errors).problem)
 
     @app.exception_handler(StarletteHTTPException)
-    async def on_http(_: Request, error: Exception) -> JSONResponse:
+    async def on_http(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, StarletteHTTPException)
         if isinstance(error, BodyTooLarge):
             return too_large_response(error.limit_bytes)
         title = _TITLES.get(error.status_code, "HTTP error")
         problem = Problem(type=problem_type(title), title=title, status=error.status_code, detail=str(error.detail))
-        return problem_response(problem, error.headers)
+        headers = dict(error.headers or {})
+        allow = allowed_methods(app.openapi(), request.url.path) if error.status_code == 405 else None
+        if allow:  # every method of the path, not only the first route's (clients/api/methods.py)
+            headers["Allow"] = allow
+        return problem_response(problem, headers)
 
     async def on_database_down(_: Request, error: Exception) -> JSONResponse:
         # A database that does not answer is the engine's trouble, not the caller's: 503, never a bare 500.
@@ -195,11 +204,11 @@ def _field_of(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-def _add_web(app: FastAPI, pool: asyncpg.Pool, tokens: dict[str, Principal]) -> None:
+def _add_web(app: FastAPI, pool: asyncpg.Pool, identities: Identities, rate_limits: RateLimits | None) -> None:
     """The web app for people at /app (clients/web/), calling this app in process; `/` leads there."""
     from clients.web import create_web
 
-    app.mount("/app", create_web(app, pool, tokens))
+    app.mount("/app", create_web(app, pool, identities, rate_limits))
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

@@ -22,8 +22,21 @@ from pydantic import BaseModel
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from clients.api.access import ACTIONS, Action, Facts, Grant, Kind, Reach, actor_refusal, grant_for, kind_of, reaches
+from clients.api.access import (
+    ACTIONS,
+    EXCHANGE_READ,
+    Action,
+    Facts,
+    Grant,
+    Kind,
+    Reach,
+    actor_refusal,
+    grant_for,
+    kind_of,
+    reaches,
+)
 from clients.api.auth import Principal
+from clients.api.identities import Identities, Unauthenticated
 from clients.api.problems import ProblemError, forbidden, not_found
 from clients.client import ExchangeClient
 from ledger.evidence_store import EvidenceStore
@@ -39,7 +52,7 @@ M = TypeVar("M", bound=BaseModel)
 
 @dataclass(frozen=True)
 class Api:
-    """The engine as the API reaches it: one Temporal client, one pool, the token table, the evidence store.
+    """The engine as the API reaches it: one Temporal client, one pool, the identities, the evidence store.
 
     `engine_timeout_s` bounds every call to Temporal; `request_deadline_s` bounds a whole request once its
     body has arrived (clients/api/guards.py), so that nothing, not even a locked row, holds a caller.
@@ -47,7 +60,7 @@ class Api:
 
     exchanges: ExchangeClient
     pool: asyncpg.Pool
-    tokens: dict[str, Principal]
+    identities: Identities
     evidence_store: EvidenceStore
     ledger: LedgerStore
     engine_timeout_s: float
@@ -64,13 +77,14 @@ Engine = Annotated[Api, Depends(get_api)]
 _bearer = HTTPBearer(auto_error=False)  # documents the scheme in OpenAPI; guards.Authenticate enforces it
 
 
-def unauthorised(has_credentials: bool) -> ProblemError:
+def unauthorised(reason: str | None) -> ProblemError:
+    """401: no token (`reason` None) or one that names no principal, saying why (never quoting the token)."""
     return ProblemError(
         401,
         "Unauthorized",
-        "unknown bearer token" if has_credentials else "a bearer token is required",
-        [("Authorization", "expected 'Bearer <token>' with a configured token")],
-        headers={"WWW-Authenticate": "Bearer"},
+        reason or "a bearer token is required",
+        [("Authorization", "expected 'Bearer <token>' with a configured token or a token of the sign-in")],
+        headers={"WWW-Authenticate": "Bearer" if reason is None else 'Bearer error="invalid_token"'},
     )
 
 
@@ -82,10 +96,12 @@ async def principal(
     known = getattr(request.state, "principal", None)
     if isinstance(known, Principal):
         return known
-    found = api.tokens.get(credentials.credentials) if credentials else None
-    if found is None:
-        raise unauthorised(credentials is not None)
-    return found
+    if credentials is None:
+        raise unauthorised(None)
+    try:
+        return await api.identities.principal(credentials.credentials)
+    except Unauthenticated as refused:
+        raise unauthorised(str(refused)) from None
 
 
 Caller = Annotated[Principal, Depends(principal)]
@@ -167,8 +183,8 @@ async def authorise(api: Api, permit: Permit, application_id: str, body: M | Non
     """Refuse (403) unless the caller reaches this exchange as their cell says and the body's actor is theirs
     to name; answer the body, with `on_behalf_of` filled in for a party's act when the caller left it out.
 
-    A refusal is the same whether the exchange exists or not, so a token learns nothing about exchanges it
-    may not reach.
+    A caller who may not read the exchange gets 404, exactly as for an exchange that does not exist, so a
+    token learns nothing about exchanges it may not reach; a caller who reads it and may not do this gets 403.
     """
     who, cell, action = permit.who, permit.cell, permit.action
     act = action.party_act
@@ -177,6 +193,9 @@ async def authorise(api: Api, permit: Permit, application_id: str, body: M | Non
     if Reach.ANY not in cell.reach or acted_for is not None:
         facts = await exchange_facts(api, application_id, who.subject if permit.kind is Kind.REVIEWER else None)
     if not reaches(who, cell, facts, acted_for):
+        if facts is None or not may_read(who, facts):
+            # Not theirs to know of: the very answer a non-existent exchange gets (issue 16, item 3).
+            raise no_such_exchange(application_id)
         if act is not None and acted_for is not None and facts is not None and acted_for in facts.parties:
             party_id = facts.parties[acted_for]
             raise forbidden(
@@ -208,12 +227,22 @@ async def authorise(api: Api, permit: Permit, application_id: str, body: M | Non
     return body
 
 
+def may_read(who: Principal, facts: Facts) -> bool:
+    """The caller may read this exchange (so may learn that it exists)."""
+    cell = EXCHANGE_READ.get(kind_of(who))
+    return cell is not None and reaches(who, cell, facts)
+
+
+def no_such_exchange(application_id: str) -> ProblemError:
+    return not_found("Exchange", "application_id", f"application_id {application_id!r}: no such exchange")
+
+
 async def require_exchange(api: Api, application_id: str) -> None:
     """404 unless the exchange exists (in the read model, or, just after its start, in Temporal)."""
     if await api.pool.fetchval("SELECT 1 FROM exchanges WHERE application_id = $1", application_id):
         return
     if await original_application(api, application_id) is None:
-        raise not_found("Exchange", "application_id", f"application_id {application_id!r}: no such exchange")
+        raise no_such_exchange(application_id)
 
 
 async def original_application(api: Api, application_id: str) -> ApplicationInput | None:

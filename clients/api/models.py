@@ -11,7 +11,9 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from ledger.errors import MAX_AMOUNT_CENTS
 from schemas.ids import ActorId, OrganisationId, PartnershipId
 from schemas.ledger import TransferKind
+from schemas.organisations import CountryCode
 from schemas.review import ReviewerRole
+from schemas.text import ONE_LINE_PATTERN, Name
 
 
 def _printable_reference(value: str) -> str:
@@ -22,7 +24,13 @@ def _printable_reference(value: str) -> str:
 
 # A decision's reference (top-ups), as `cx top-up --reference` takes it: 1 to 128 characters, not only
 # spaces, no control characters; it becomes part of the ledger idempotency key `<partnership>:top-up:<ref>`.
-Reference = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(_printable_reference)]
+# The JSON Schema says the same with the one-line pattern of schemas/text.py (no control character, not only spaces).
+Reference = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=128),
+    AfterValidator(_printable_reference),
+    Field(json_schema_extra={"pattern": ONE_LINE_PATTERN}),
+]
 
 
 class _Body(BaseModel):
@@ -150,7 +158,9 @@ class RegisterPartnershipInput(_Body):
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"name": "BIGINN"}]})
 
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+    # A name like any other of the contract (schemas/text.py): trimmed, 1 to 200 characters, one line. It was a
+    # bare length, which let control characters through and which no pattern in the OpenAPI document described.
+    name: Name
 
 
 class TopUpInput(_Body):
@@ -180,7 +190,7 @@ class ReviewerRecord(BaseModel):
     reviewer_id: ActorId
     name: str
     organisation_id: OrganisationId
-    country: str
+    country: CountryCode
     partnership_id: PartnershipId
     roles: list[ReviewerRole]
     conflicts: list[str]

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from clients.api.body import body_models, request_body_schema
-from clients.api.problems import Problem
+from clients.api.problems import Problem, problem_responses
 
 JSON = "application/json"
 COMPONENT_REF = "#/components/schemas/{model}"
@@ -76,6 +76,10 @@ def build_openapi(app: FastAPI, routers: Iterable[APIRouter]) -> dict[str, Any]:
             operations[route.operation_id]["requestBody"] = request_body_schema(found[0])
             bodies[found[0].model.__name__] = found[0].model
     _add_components(components, [*bodies.values(), Problem])
+    # Any path answers a method it does not take with 405 (Starlette's router, as a Problem): documented on
+    # each of the path's operations, since OpenAPI has no place for the methods a path lacks.
+    for operation in operations.values():
+        operation["responses"].setdefault("405", problem_responses(405)[405])
     _check(document)
     app.openapi_schema = document
     return document

@@ -182,6 +182,7 @@ _DESCRIPTIONS: Mapping[int, str] = {
     403: "the token's principal may not do this, not on this exchange, not as this actor or not for this party "
     "(no `refusal`); or the workflow refused this actor (refusal NotAllowed)",
     404: "no such resource; `errors` names the id",
+    405: "this path does not take that method (any operation's path answers so); `Allow` lists the ones it takes",
     409: "refused by the workflow (WrongStage, AlreadyRecorded, DuplicateApplication), conflicting with what exists, "
     "or a request with the same Idempotency-Key still in flight",
     413: "the body is larger than this operation accepts",
@@ -214,6 +215,12 @@ _EXAMPLES: Mapping[int, Problem] = {
         status=404,
         detail="application_id 'app-2026-0042': no such exchange",
         errors=[FieldError(field="application_id", message="application_id 'app-2026-0042': no such exchange")],
+    ),
+    405: Problem(
+        type=problem_type("Method not allowed"),
+        title="Method not allowed",
+        status=405,
+        detail="Method Not Allowed",
     ),
     409: Problem(
         type=f"{PROBLEM_TYPE_BASE}refusals/AlreadyRecorded",
@@ -268,15 +275,21 @@ _EXAMPLES: Mapping[int, Problem] = {
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries for these error statuses, each a $ref to the shared Problem component."""
-    return {
-        status: {
-            "description": _DESCRIPTIONS[status],
-            "content": {
-                PROBLEM_MEDIA_TYPE: {
-                    "schema": PROBLEM_SCHEMA_REF,
-                    "example": _EXAMPLES[status].model_dump(mode="json", exclude_none=True),
-                }
-            },
-        }
-        for status in statuses
+    return {status: _problem_response(status) for status in statuses}
+
+
+def _problem_response(status: int) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": _DESCRIPTIONS[status],
+        "content": {
+            PROBLEM_MEDIA_TYPE: {
+                "schema": PROBLEM_SCHEMA_REF,
+                "example": _EXAMPLES[status].model_dump(mode="json", exclude_none=True),
+            }
+        },
     }
+    if status == 405:
+        response["headers"] = {
+            "Allow": {"description": "the methods this path takes, comma-separated", "schema": {"type": "string"}}
+        }
+    return response

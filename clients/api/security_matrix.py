@@ -26,6 +26,7 @@ from clients.api.access import (
 from clients.api.app import ENGINE_TIMEOUT_S, MAX_BODY_BYTES, REQUEST_DEADLINE_FACTOR
 from clients.api.idempotency import KEEP_HOURS
 from clients.api.openapi import camel
+from clients.api.threat_model import THREAT_MODEL
 from schemas.exchange import Party
 
 PARTY_FIELD = {
@@ -43,7 +44,8 @@ enforces; do not edit by hand. `tests/api/test_security_matrix.py` checks that t
 sends every cell of the tables below over HTTP to the real stack (issue 11; ADR 0009 and ADR 0012).
 
 ## Principals
-A bearer token (`CX_API_TOKENS`) stands for a principal: a `subject` (the person or system), a `role`
+A bearer token stands for a principal (a static token of `CX_API_TOKENS` or `CX_API_TOKENS_FILE`, or an OIDC
+token of the organisation's sign-in whose claims name it; ADR 0023): a `subject` (the person or system), a `role`
 and the `organisations` and `partnerships` it may act for. The parties of an exchange (R10) are its host
 organisation (HO) and visitor organisation (VO), and its host partnership (HOP) and visitor partnership
 (VOP); a principal holds a party when its `organisations` (HO, VO) or `partnerships` (HOP, VOP) name that
@@ -85,13 +87,15 @@ PRINCIPLES = (
 ## Need to know
 - A reviewer reaches an exchange while their assignment stands (open, answered, or closed with the
   stage). A declared conflict (`recused`) or an officer's reassignment takes it away: the exchange
-  answers 403 and is in neither their list nor their inbox.
+  answers 404 and is in neither their list nor their inbox.
 - Applicants and the services of parties read the **party view**: the status without the back office's
   `alerts`, with the review as counts (`reviewers_assigned`, `reviews_submitted`) instead of the reviewers
   and their organisations, and with reviewers' ids replaced by "a reviewer" in transitions and reasons;
   the explanation keeps each review's recommendation, scores and comment under a pseudonym ("reviewer 1",
   in the order they first acted). Officers, programme services, ops and reviewers read the full status.
-- A refusal on an exchange the caller may not reach is the same 403 whether it exists or not.
+- **An exchange the caller may not read does not exist for them:** any operation on it answers 404 "Exchange
+  not found", the very answer of an id that was never used, so a token learns nothing of exchanges beyond its
+  reach. 403 is kept for what a caller may read but not do (another's actor, a party it does not hold).
 
 ## Requests
 """
@@ -100,7 +104,12 @@ PRINCIPLES = (
 REQUESTS = f"""\
 - **Authentication first.** The bearer token is checked before anything reads the body: a request with no
   token or an unknown one is 401, whatever its body (malformed, a multipart upload, or larger than any
-  limit). A kind that may not do an operation at all is 403 before its body is parsed.
+  limit); no exchange is looked up before it. A kind that may not do an operation at all is 403 before its
+  body is parsed. Static tokens are at least 32 varied characters and may expire; OIDC tokens of the
+  organisation's sign-in are checked against the issuer's keys (ADR 0023).
+- **Rate limits** (shared by every API process through Postgres): past `CX_API_WRITE_RATE` writes a minute a
+  principal gets 429 with `Retry-After`; past `CX_API_AUTH_FAILURES` wrong tokens from one address in
+  `CX_API_AUTH_FAILURE_WINDOW_S`, that address gets 429 before its token is even looked at.
 - **Bodies are bounded:** {MAX_BODY_BYTES // 1024} KiB for JSON by default (`CX_API_MAX_BODY_BYTES`), 10 MiB plus
   the multipart envelope for evidence uploads; a declared length past it is refused at once, a chunked body
   at the first byte too many (413).
@@ -123,7 +132,8 @@ person of its host and of its visitor organisation, its partnership's officer an
 service, an assigned, a recused and an unrelated reviewer, an unrelated applicant, ops, and no token) and
 every cell, the request is sent with a body that is valid and names the principal as its actor where the
 cell says "as themselves". **Refused** means 403 from the API's authorisation (a problem without
-`refusal`), or 401 without a token. **Allowed** means not refused by authorisation: the request reached
+`refusal`), 404 "Exchange not found" for the exchange (which exists), or 401 without a token. **Allowed**
+means not refused by authorisation: the request reached
 its operation, which may still refuse it for its own reasons (the exchange has ended: 409; the workflow's
 own refusal carries `refusal`; an unknown resource: 404). The exchange is cancelled first, so that
 allowed decisions change nothing.
@@ -184,8 +194,9 @@ def _party_value(name: str, party: Party) -> str:
 
 LEGEND = (
     """\
-Reading a cell: `—` refused (403). Otherwise the ways the principal must stand to the exchange, any one
-of them: "any exchange"; "submitted it" (`submitted_by` is the subject); "assigned, no conflict declared";
+Reading a cell: `—` refused (403, or 404 for an exchange the caller may not read). Otherwise the ways the
+principal must stand to the exchange, any one of them: "any exchange"; "submitted it" (`submitted_by` is the
+subject); "assigned, no conflict declared";
 "holds HO/VO/..." (its credentials name that party of the exchange); "holds the party acted for" (the party
 the body signs or confirms for, below). "as themselves (`field`)": the body's actor field must be the
 principal's subject; "`field` free": the service names its own person. "their own only": a reviewer's own
@@ -208,7 +219,7 @@ def render() -> str:
         "",
     ]
     lines += party_table()
-    lines += ["", PRINCIPLES.rstrip(), REQUESTS.rstrip(), ""]
+    lines += ["", PRINCIPLES.rstrip(), REQUESTS.rstrip(), "", THREAT_MODEL.rstrip(), ""]
     return "\n".join(lines)
 
 

@@ -19,7 +19,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from clients.api.auth import Principal
+from clients.api.guards import InProcess
+from clients.api.identities import Identities
+from clients.api.problems import ProblemError
+from clients.api.rate_limits import RateLimits
 from clients.web.context import (
     PREFIX,
     CheckedForm,
@@ -92,10 +95,19 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-def create_web(api_app: ASGIApp, pool: asyncpg.Pool, tokens: dict[str, Principal]) -> FastAPI:
-    """The web app over the API app `api_app` (called in process as each signed-in principal)."""
+def create_web(
+    api_app: ASGIApp, pool: asyncpg.Pool, identities: Identities, rate_limits: RateLimits | None = None
+) -> FastAPI:
+    """The web app over the API app `api_app` (called in process as each signed-in principal); `rate_limits`
+    count the sign-in form's wrong tokens per browser address, as the API does for its callers."""
     web = FastAPI(title="ClusterXchange web", docs_url=None, redoc_url=None, openapi_url=None)
-    web.state.web = WebContext(pool=pool, tokens=Tokens(tokens), transport=transport_to(api_app), templates=templates())
+    web.state.web = WebContext(
+        pool=pool,
+        tokens=Tokens(identities.static),
+        transport=transport_to(InProcess(api_app)),
+        templates=templates(),
+        rate_limits=rate_limits,
+    )
     web.add_middleware(SecurityHeaders)
     web.mount("/static", StaticFiles(directory=STATIC_DIR), name="web-static")
     _add_error_pages(web)
@@ -150,6 +162,22 @@ def _set_signin_cookie(response: Response, request: Request, double_submit: str)
     )
 
 
+async def _signin_refused(request: Request, next_path: str, status: int, error: str) -> Response:
+    """The sign-in page again with why, and a fresh double-submit token."""
+    fresh = new_secret()
+    response = await render(
+        request,
+        "signin.html",
+        None,
+        status_code=status,
+        next=_safe_next(next_path) or "",
+        signin_token=fresh,
+        error=error,
+    )
+    _set_signin_cookie(response, request, fresh)
+    return response
+
+
 def _add_signin(web: FastAPI) -> None:
     @web.get("/", include_in_schema=False)
     async def home(request: Request, who: Viewer) -> Response:
@@ -180,20 +208,17 @@ def _add_signin(web: FastAPI) -> None:
                 signin_token="",
                 error="The sign-in form had expired. Open the sign-in page again.",
             )
+        address = request.client.host if request.client else "unknown"
+        try:
+            if context.rate_limits is not None:
+                await context.rate_limits.refuse_blocked_address(address)
+        except ProblemError as error:
+            return await _signin_refused(request, next, error.problem.status, f"{error.problem.detail}. Try later.")
         who = context.tokens.find(token.strip())
         if who is None:
-            fresh = new_secret()
-            response = await render(
-                request,
-                "signin.html",
-                None,
-                status_code=401,
-                next=_safe_next(next) or "",
-                signin_token=fresh,
-                error="That token is not known. Check it and try again.",
-            )
-            _set_signin_cookie(response, request, fresh)
-            return response
+            if context.rate_limits is not None:
+                await context.rate_limits.count_failure(address)
+            return await _signin_refused(request, next, 401, "That token is not known. Check it and try again.")
         session_id = secrets.token_urlsafe(32)
         await open_session(
             context.pool,

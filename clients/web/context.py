@@ -22,6 +22,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
+from clients.api.rate_limits import RateLimits
 from clients.money import format_eur, format_optional_eur
 from clients.web.door import Door, Refused
 from clients.web.session import CSRF_FIELD, SignedIn, Tokens, csrf_valid, signed_in
@@ -49,6 +50,7 @@ class WebContext:
     tokens: Tokens
     transport: httpx.AsyncBaseTransport
     templates: Jinja2Templates
+    rate_limits: RateLimits | None = None
 
 
 def web_of(request: Request) -> WebContext:

@@ -1,7 +1,8 @@
 """Sign-in, session cookies and CSRF for the web app.
 
-A session is opened by signing in with a configured token (the same principals as the API; an OIDC
-sign-in would open the same session from an ID token's claims instead, docs/adr/0016-web-app.md). The
+A session is opened by signing in with a configured static token (the same principals as the API; an OIDC
+sign-in would replace this step, opening the same session from an ID token's claims: docs/adr/0016-web-app.md,
+docs/adr/0023-identities-rate-limits-secrets.md). The
 browser keeps a random id in an HttpOnly, SameSite=Lax cookie (`Secure` and `__Host-` prefixed on TLS);
 Postgres keeps its hash (ledger/web_sessions.py). Every form carries the session's CSRF token and every
 POST is refused (403) without it; the sign-in form, before any session, carries a double-submit token.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -20,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from clients.api.auth import Principal
+from clients.api.static_tokens import StaticToken, StaticTokens
 from ledger.web_sessions import WebSession, find_session
 
 SESSION_LIFETIME = timedelta(hours=8)  # a working day; then sign in again
@@ -51,17 +54,28 @@ class SignedIn:
 
 
 class Tokens:
-    """The configured tokens, found by their fingerprint (the session row holds only that)."""
+    """The configured static tokens, found by their fingerprint (the session row holds only that).
 
-    def __init__(self, tokens: dict[str, Principal]) -> None:
-        self._by_fingerprint = {sha256_hex(token): (token, who) for token, who in tokens.items()}
-        self._tokens = tokens
+    The table is the API's live one (clients/api/static_tokens.py): a token removed from CX_API_TOKENS_FILE or
+    past its `expires` ends its sessions at their next page, like a signed-out one.
+    """
+
+    def __init__(self, static: StaticTokens) -> None:
+        self._static = static
+        self._indexed: Mapping[str, StaticToken] | None = None
+        self._by_fingerprint: dict[str, str] = {}
 
     def find(self, token: str) -> Principal | None:
-        return self._tokens.get(token)
+        return self._static.find(token)
 
     def by_fingerprint(self, fingerprint: str) -> tuple[str, Principal] | None:
-        return self._by_fingerprint.get(fingerprint)
+        entries = self._static.entries()
+        if entries is not self._indexed:  # the file was re-read: index the new table once
+            self._by_fingerprint = {sha256_hex(token): token for token in entries}
+            self._indexed = entries
+        token = self._by_fingerprint.get(fingerprint)
+        who = self._static.find(token) if token is not None else None
+        return None if token is None or who is None else (token, who)
 
 
 def is_tls(request: Request) -> bool:

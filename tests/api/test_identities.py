@@ -51,6 +51,10 @@ def refusal(answer: httpx.Response) -> str | None:
     return value
 
 
+CRM_TOKEN = "Vq8-rT2mZk5LwX0pNc7Hs4YdBf9GjE1a"
+PHOTONICS_TOKEN = "p3Nw7Yc-Lm0KzR5tQx2VbH8sJd4Fg9Ue"
+
+
 def test_principals_name_the_parties_they_act_for() -> None:
     """CX_API_TOKENS entries carry organisations and partnerships; entries without them stay valid and act for no
     party; a misspelt key is refused naming it (it would otherwise grant nothing, silently)."""
@@ -58,8 +62,8 @@ def test_principals_name_the_parties_they_act_for() -> None:
         {
             "CX_API_TOKENS": json.dumps(
                 {
-                    "abcdefghijklmnopq": {"subject": "crm", "role": "service"},
-                    "bcdefghijklmnopqr": {
+                    CRM_TOKEN: {"subject": "crm", "role": "service"},
+                    PHOTONICS_TOKEN: {
                         "subject": "crm-photonics",
                         "role": "service",
                         "organisations": ["org-krakow-photonics"],
@@ -69,16 +73,18 @@ def test_principals_name_the_parties_they_act_for() -> None:
             )
         }
     )
-    assert tokens["abcdefghijklmnopq"] == Principal(subject="crm", role="service")
-    assert tokens["abcdefghijklmnopq"].organisations == frozenset() == tokens["abcdefghijklmnopq"].partnerships
-    assert tokens["bcdefghijklmnopqr"].partnerships == frozenset({"photonics4i"})
+    crm, photonics = tokens.find(CRM_TOKEN), tokens.find(PHOTONICS_TOKEN)
+    assert crm == Principal(subject="crm", role="service")
+    assert crm.organisations == frozenset() == crm.partnerships
+    assert photonics is not None
+    assert photonics.partnerships == frozenset({"photonics4i"})
     with pytest.raises(TokenConfigError, match="organisation"):
         load_tokens(
-            {"CX_API_TOKENS": '{"abcdefghijklmnopq": {"subject": "a", "role": "applicant", "organisation": []}}'}
+            {"CX_API_TOKENS": json.dumps({CRM_TOKEN: {"subject": "a", "role": "applicant", "organisation": []}})}
         )
     with pytest.raises(TokenConfigError, match="partnerships"):
         load_tokens(
-            {"CX_API_TOKENS": '{"abcdefghijklmnopq": {"subject": "a", "role": "officer", "partnerships": ["a b"]}}'}
+            {"CX_API_TOKENS": json.dumps({CRM_TOKEN: {"subject": "a", "role": "officer", "partnerships": ["a b"]}})}
         )
 
 

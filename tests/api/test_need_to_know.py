@@ -4,6 +4,8 @@ parties' side never learns who reviews them.
 
 from __future__ import annotations
 
+import json
+
 import httpx
 
 from clients.api.views import LEFT_OUT, RESHAPED, PartyExchangeView
@@ -26,8 +28,9 @@ from tests.workflows.conftest import REVIEWERS, panel_member, review
 async def test_a_declared_conflict_removes_the_exchange_from_the_reviewers_reads(
     api: httpx.AsyncClient, partnership: str
 ) -> None:
-    """Once a reviewer declares a conflict, the exchange's status, explanation and evidence answer them 403, and
-    it is in neither their list nor their inbox; the other reviewer still reads it."""
+    """Once a reviewer declares a conflict, the exchange's status, explanation and evidence answer them 404, the
+    very answer of an exchange that does not exist (issue 16: they may no longer learn it exists), and it is in
+    neither their list nor their inbox; the other reviewer still reads it."""
     data = body(partnership)
     assert (await api.post("/exchanges", json=data, headers=auth(OFFICER))).status_code == 201
     app_id = data["application_id"]
@@ -44,17 +47,27 @@ async def test_a_declared_conflict_removes_the_exchange_from_the_reviewers_reads
     assert declared.status_code == 200, declared.text
     for path in reads:
         answer = await api.get(path, headers=auth(token))
-        assert answer.status_code == 403, (path, answer.text)
+        assert answer.status_code == 404, (path, answer.text)
+        absent = await api.get(path.replace(app_id, f"{app_id}-none"), headers=auth(token))
+        assert absent.status_code == 404, (path, absent.text)
+        assert answer.json() == {**absent.json(), **_naming(absent.json(), app_id)}, "no difference to learn from"
     listed = (await api.get("/exchanges", params={"limit": 100}, headers=auth(token))).json()
     assert app_id not in {row["application_id"] for row in listed["items"]}
     inbox = (await api.get(f"/reviewers/{recusing}/inbox", headers=auth(token))).json()
     assert app_id not in {item["application_id"] for item in inbox}
     again = await api.post(f"/exchanges/{app_id}/updates/submit_review", json=review(recusing), headers=auth(token))
-    assert again.status_code == 403, "no longer theirs to review"
+    assert again.status_code == 404, "no longer theirs to review, nor to know of"
     assert "refusal" not in again.json(), "no longer theirs to review"
     other = reviewer_token(names[staying])
     assert (await api.get(reads[0], headers=auth(other))).status_code == 200
     await cancel(api, partnership, app_id)
+
+
+def _naming(problem: dict[str, object], app_id: str) -> dict[str, object]:
+    """`problem` (about `<app_id>-none`) as it reads for `app_id`: the id the caller sent is all that differs."""
+    text = json.dumps(problem).replace(f"{app_id}-none", app_id)
+    named: dict[str, object] = json.loads(text)
+    return named
 
 
 def test_the_party_view_is_the_status_less_the_reviewers() -> None:

@@ -11,9 +11,11 @@ from fastapi.routing import APIRoute
 from pydantic import TypeAdapter
 
 from clients.api.body import body_models
+from clients.api.problems import Problem
 from clients.api.routers import budgets, evidence, exchanges, ops, oversight, policy, privacy, reviews
 from clients.client import parse
 from schemas.messages import SIGNALS, UPDATES
+from tests.api.helpers import OPS, auth
 
 ROUTERS = (
     ops.router,
@@ -149,3 +151,106 @@ async def test_every_success_example_matches_its_response_model(api: httpx.Async
                 continue
             response = by_id[route.operation_id]["responses"][str(route.status_code or 200)]
             TypeAdapter(route.response_model).validate_python(response["content"]["application/json"]["example"])
+
+
+# The whole document's properties (issue 16, item 4): what schemathesis and client generators rely on.
+
+JSON_SCHEMA_STRING_LIMITS = {"maxLength", "enum", "const", "format"}
+COUNTRY_SCHEMA = {"type": "string", "pattern": "^[A-Z]{2}$", "minLength": 2, "maxLength": 2}
+
+
+def resolve(document: dict[str, Any], ref: str) -> Any:
+    """The node a local JSON pointer names, or None (a `$ref` to anywhere but this document is dangling too)."""
+    if not ref.startswith("#/"):
+        return None
+    node: Any = document
+    for part in ref[2:].split("/"):
+        part = part.replace("~1", "/").replace("~0", "~")
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def strings(node: Any, document: dict[str, Any], where: str, seen: set[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every string schema reachable from `node` (following $refs once each), with where it is."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            if ref not in seen:
+                seen.add(ref)
+                yield from strings(resolve(document, ref), document, ref, seen)
+            return
+        if node.get("type") == "string":
+            yield where, node
+        for key, value in node.items():
+            if key not in {"example", "examples", "description", "title", "default"}:
+                yield from strings(value, document, f"{where}/{key}", seen)
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from strings(value, document, f"{where}/{index}", seen)
+
+
+def named(node: Any, name: str, document: dict[str, Any], seen: set[str]) -> Iterator[dict[str, Any]]:
+    """Every schema of a property called `name` reachable from `node`."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref not in seen:
+            seen.add(ref)
+            yield from named(resolve(document, ref), name, document, seen)
+        for key, value in node.get("properties", {}).items():
+            if key == name:
+                yield value
+        for key, value in node.items():
+            if key not in {"example", "examples"}:
+                yield from named(value, name, document, seen)
+    elif isinstance(node, list):
+        for value in node:
+            yield from named(value, name, document, seen)
+
+
+async def test_the_whole_document_resolves_documents_its_errors_and_bounds_every_string(
+    api: httpx.AsyncClient,
+) -> None:
+    """Over every operation: each $ref resolves; 405 everywhere, 422 wherever there is input, 413 with a body,
+    415 with a JSON body, each the shared Problem (401/403/404/409/429 where returned: the fuzz checks each
+    answer's status is documented); every string a caller sends is bounded (maxLength, enum or format) and
+    every country code is exactly two capitals."""
+    document = (await api.get("/openapi.json")).json()
+    dangling = sorted({ref for ref in refs(document) if resolve(document, ref) is None})
+    assert dangling == [], f"dangling $refs: {dangling}"
+    for where, operation in operations(document):
+        responses = operation["responses"]
+        body = operation.get("requestBody", {}).get("content", {})
+        expected = {"405"}
+        expected |= {"422"} if body or operation.get("parameters") else set()
+        expected |= {"413"} if body else set()
+        expected |= {"415"} if "application/json" in body else set()
+        missing = expected - set(responses)
+        assert not missing, f"{where}: undocumented {sorted(missing)}"
+        for status in expected:
+            assert responses[status]["content"]["application/problem+json"]["schema"] == PROBLEM_REF, where
+        assert "Allow" in responses["405"]["headers"], f"{where}: a 405 names the methods in Allow"
+        sent = [operation.get("parameters", []), operation.get("requestBody", {})]
+        loose = [(w, s) for w, s in strings(sent, document, where, set()) if not JSON_SCHEMA_STRING_LIMITS & set(s)]
+        assert loose == [], f"{where}: strings without a bound: {loose}"
+    countries = list(named(document, "country", document, set()))
+    assert len(countries) >= 3, "the organisations' and the reviewers' countries"
+    for country in countries:
+        assert {k: v for k, v in country.items() if k in COUNTRY_SCHEMA} == COUNTRY_SCHEMA, country
+
+
+async def test_a_method_a_path_does_not_take_is_405_with_allow_as_documented(api: httpx.AsyncClient) -> None:
+    """Each path answers a method none of its operations takes with the documented 405 Problem and `Allow`."""
+    document = (await api.get("/openapi.json")).json()
+    checked = 0
+    for path, item in document["paths"].items():
+        concrete = re.sub(r"\{[^}]+\}", "x-1", path)
+        for method in sorted({"get", "post", "put", "delete", "patch"} - set(item)):
+            answer = await api.request(method.upper(), concrete, headers=auth(OPS))
+            assert answer.status_code == 405, (method, path, answer.status_code)
+            assert answer.headers["content-type"] == "application/problem+json", (method, path)
+            assert Problem.model_validate(answer.json()).status == 405
+            assert set(answer.headers["allow"].lower().replace(" ", "").split(",")) >= set(item), (method, path)
+            checked += 1
+    assert checked >= len(document["paths"]) * 3, "most paths take one or two methods: the rest answer 405"

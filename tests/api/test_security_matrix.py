@@ -6,7 +6,8 @@ reviewer, unrelated services and applicants, ops) and then cancelled, so that wh
 nothing. Every (principal, operation) pair is sent over HTTP; the expected answer is computed from the
 cell of the table (clients/api/access.py) and the relation written down here by hand, so the test checks
 that the app derives each relation from the read model and the assignments as the table says:
-- refused: 403 from the API's authorisation (a problem with no `refusal`), or 401 without a token;
+- refused: 403 from the API's authorisation (a problem with no `refusal`), or 404 "Exchange not found" for this
+  exchange, which exists (a caller who may not read it learns nothing of it: issue 16), or 401 without a token;
 - allowed: anything but those (the operation may still refuse for its own reasons: 409 for the ended
   exchange, 404 for an unknown resource, 422 for a file that is not a document), never a 5xx.
 """
@@ -324,7 +325,9 @@ async def test_every_cell_holds_over_http(world: World, who: Who, case: Case) ->
         return
     action = ACTIONS[case.operation_id]
     cell = grant_for(action, principal)
-    refused_by_authorisation = answer.status_code == 403 and "refusal" not in answer.json()
+    problem = answer.json() if answer.headers.get("content-type") == "application/problem+json" else {}
+    hidden = answer.status_code == 404 and problem.get("title") == "Exchange not found"
+    refused_by_authorisation = (answer.status_code == 403 and "refusal" not in problem) or hidden
     # A list is never refused for where the caller stands: it is filtered (checked below).
     listing = case.operation_id == "listExchanges"
     allowed = cell is not None if listing else expected_allowed(cell, who.relation, case)

@@ -41,7 +41,8 @@ DUMMY_SECRETS: dict[tuple[str, str], str] = {
     ("cx-dispatcher", "webhook-secret"): "dummy-0123456789abcdef0123456789abcdef",
     ("cx-dispatcher", "smtp-username"): "clusterxchange",
     ("cx-dispatcher", "smtp-password"): "dummy-smtp-password",
-    ("cx-api", "tokens"): '{"dummy-officer-token-0123456789": {"subject": "officer-1", "role": "officer"}}',
+    # A token of the API's strength rule (issue 16: 32+ random-looking characters, no template word).
+    ("cx-api", "tokens"): '{"Dq7-Lx2Vt9Kc4Rz1Hn6WsB3mYp8Fg0Ja": {"subject": "officer-1", "role": "officer"}}',
     ("cx-temporal-cloud", "api-key"): "dummy-temporal-cloud-api-key",
     ("cx-evidence-s3", "access-key-id"): "AKIADUMMYDUMMYDUMMY0",
     ("cx-evidence-s3", "secret-access-key"): "dummy-secret-access-key-0123456789abcdef",
@@ -82,6 +83,10 @@ def compose_env(service: str, spec: Mapping[str, Any] | None = None) -> dict[str
         path = DEPLOY / name
         env |= read_env_file(path.with_name(path.name + ".example") if path.parent.name == "secrets" else path)
     env |= {name: str(value) for name, value in (spec.get("environment") or {}).items()}
+    if "CX_API_TOKENS" in env:
+        # The example's `change-me` tokens are refused by the API on purpose (a copied template must not work,
+        # issue 16): the check stands in the operator's own tokens, as the Kubernetes checks do.
+        env["CX_API_TOKENS"] = DUMMY_SECRETS[("cx-api", "tokens")]
     return env
 
 

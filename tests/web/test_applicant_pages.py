@@ -241,10 +241,10 @@ async def test_an_applicant_withdraws_after_confirming_and_a_forged_form_does_no
 
 async def test_another_applicant_is_refused_the_exchange(make_api: MakeApi) -> None:
     """Need to know: an applicant who neither submitted the exchange nor acts for a party of it is refused its
-    page, and their list does not show it."""
+    page (404, as if it did not exist: issue 16), and their list does not show it."""
     programme = await imported(make_api, ended_weeks_ago=None)
     stranger = await programme.web("tok-applicant-11111111")
-    assert (await stranger.get(f"/app/exchanges/{programme.app_id}")).status_code == 403
+    assert (await stranger.get(f"/app/exchanges/{programme.app_id}")).status_code == 404
     mine = await stranger.get("/app/mine")
     assert mine.status_code == 200
     assert programme.app_id not in mine.text

@@ -152,10 +152,10 @@ async def test_a_reviewer_not_assigned_is_refused_the_exchange_and_its_forms(mak
     assert inbox.status_code == 200, inbox.text
     assert app_id not in inbox.text
     page = await web.get(f"/app/exchanges/{app_id}")
-    assert page.status_code == 403, page.text
+    assert page.status_code == 404, page.text  # not theirs to know of (issue 16)
     assert "Submit your review" not in page.text
     posted = await web.post(f"/app/exchanges/{app_id}/review", data=review_form(inbox.text))
-    assert posted.status_code == 403, posted.text
+    assert posted.status_code == 404, posted.text
     assert (await status(api, app_id))["review"]["submitted_by"] == []
 
 
@@ -188,7 +188,7 @@ async def test_a_reviewer_declares_a_conflict_and_the_exchange_leaves_their_inbo
     inbox = await web.get("/app/inbox")
     assert "conflict of interest" in inbox.text
     assert f'href="/app/exchanges/{app_id}"' not in inbox.text
-    assert (await web.get(f"/app/exchanges/{app_id}")).status_code == 403
+    assert (await web.get(f"/app/exchanges/{app_id}")).status_code == 404
     recused = [a for a in (await status(api, app_id))["review"]["assignments"] if a["reviewer_id"] == member]
     assert [a["status"] for a in recused] == ["recused"]
 

@@ -21,9 +21,11 @@ from clients.api.problems import ProblemError, not_found, problem_responses
 from clients.api.routers.exchanges import IdempotencyKey
 from clients.budgets import PartnershipView, partnership_known, partnerships, register_partnership, top_up
 from ledger.errors import IdempotencyConflict, InvalidRequest, LedgerError
-from schemas.ids import _ID_PATTERN
+from schemas.ids import _ID_PATTERN, ID_MAX_LENGTH, ID_MIN_LENGTH
 
-PartnershipIdPath = Annotated[str, Path(pattern=_ID_PATTERN, description="the partnership id")]
+PartnershipIdPath = Annotated[
+    str, Path(pattern=_ID_PATTERN, min_length=ID_MIN_LENGTH, max_length=ID_MAX_LENGTH, description="the partnership id")
+]
 
 router = APIRouter(tags=["budgets"])
 

@@ -13,11 +13,10 @@ from typing import Annotated, Any, Literal, cast, get_args
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException
 
 from clients.api import examples, idempotency
 from clients.api.access import actor_refusal
-from clients.api.body import text_problems
+from clients.api.body import multipart_form, text_problems
 from clients.api.context import Engine, Permit, authorise, permitted, require_exchange
 from clients.api.idempotency import Answer, body_sha256
 from clients.api.openapi import JSON, example_response
@@ -43,16 +42,24 @@ assert set(get_args(EvidenceKind)) == set(EVIDENCE_KINDS), "evidence kinds diffe
 # The form is read by the route itself, after the caller was authorised (FastAPI would parse File/Form
 # parameters before any dependency runs, so a caller who may not upload would have their body parsed
 # first): the document's schema is written here.
+# What text_problems refuses in a form's text, as a JSON Schema pattern (a lone surrogate cannot be sent as UTF-8).
+NO_NUL_PATTERN = "^[^\\u0000]*$"
 UPLOAD_FORM_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["file", "kind"],
     "properties": {
         "file": {"type": "string", "format": "binary", "description": "the document: PDF, PNG or JPEG, at most 10 MiB"},
         "kind": {"type": "string", "enum": list(get_args(EvidenceKind)), "description": "what the document proves"},
-        "name": {"type": "string", "maxLength": NAME_MAX_CHARS, "description": "the label in the report"},
+        "name": {
+            "type": "string",
+            "maxLength": NAME_MAX_CHARS,
+            "pattern": NO_NUL_PATTERN,
+            "description": "the label in the report",
+        },
         "uploaded_by": {
             "type": "string",
             "maxLength": UPLOADED_BY_MAX_CHARS,
+            "pattern": NO_NUL_PATTERN,
             "description": "who uploads; default: the caller (only a party's service names another)",
         },
     },
@@ -146,11 +153,8 @@ async def upload_evidence(
 ) -> Response:
     await authorise(api, permit, application_id)
     await require_exchange(api, application_id)
-    try:
-        async with request.form(max_files=1, max_fields=3, max_part_size=FORM_FIELD_MAX_BYTES) as form:
-            kind, label, uploader, data = await _read_upload(form, permit)
-    except MultiPartException as error:
-        raise invalid([("body", f"not a valid multipart/form-data body ({error.message})")]) from None
+    async with multipart_form(request, max_files=1, max_fields=3, max_part_size=FORM_FIELD_MAX_BYTES) as form:
+        kind, label, uploader, data = await _read_upload(form, permit)
     sha256 = hashlib.sha256(data).hexdigest()
     fingerprint = body_sha256({"sha256": sha256, "kind": kind, "name": label, "uploaded_by": uploader})
     once = idempotency.Request(

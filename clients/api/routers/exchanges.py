@@ -57,7 +57,7 @@ from clients.payments import (
     find_order,
 )
 from schemas.exchange import ApplicationInput, ConfirmPaymentInput, ExchangeStatus, Party
-from schemas.ids import _ID_PATTERN, exchange_workflow_id
+from schemas.ids import _ID_PATTERN, ID_MAX_LENGTH, ID_MIN_LENGTH, exchange_workflow_id
 from schemas.messages import SIGNALS, UPDATES
 from schemas.stages import TERMINAL_STAGES, Stage
 
@@ -68,7 +68,9 @@ LIST_OFFSET_MAX = 100_000
 PARTY_VIEW_KINDS = frozenset({Kind.APPLICANT, Kind.PARTY_SERVICE})
 
 # Ids are checked at the door (the pattern of schemas.ids), so nothing odd ever reaches SQL or Temporal.
-ApplicationIdPath = Annotated[str, Path(pattern=_ID_PATTERN, description="the application id")]
+ApplicationIdPath = Annotated[
+    str, Path(pattern=_ID_PATTERN, min_length=ID_MIN_LENGTH, max_length=ID_MAX_LENGTH, description="the application id")
+]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -280,7 +282,9 @@ async def list_exchanges(
     api: Engine,
     permit: Annotated[Permit, permitted("listExchanges")],
     stage: Stage | None = None,
-    partnership: Annotated[str | None, Query(pattern=_ID_PATTERN)] = None,
+    partnership: Annotated[
+        str | None, Query(pattern=_ID_PATTERN, min_length=ID_MIN_LENGTH, max_length=ID_MAX_LENGTH)
+    ] = None,
     late: bool = False,
     limit: Annotated[int, Query(ge=1, le=LIST_LIMIT_MAX)] = 50,
     offset: Annotated[int, Query(ge=0, le=LIST_OFFSET_MAX)] = 0,

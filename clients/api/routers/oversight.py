@@ -17,9 +17,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException
 
 from clients.api import idempotency
+from clients.api.body import multipart_form
 from clients.api.context import Api, Engine, Permit, authorise, engine_call, original_application, permitted
 from clients.api.idempotency import Answer, body_sha256
 from clients.api.openapi import example_response
@@ -43,7 +43,7 @@ from ledger.oversight import (
     waitlist,
 )
 from schemas.exchange import ApplicationInput
-from schemas.ids import _ID_PATTERN
+from schemas.ids import _ID_PATTERN, ID_MAX_LENGTH, ID_MIN_LENGTH
 from schemas.policy import load_policy
 from schemas.stages import Stage
 
@@ -259,7 +259,9 @@ async def get_timeline(
 async def list_payment_orders(
     api: Engine,
     permit: Annotated[Permit, permitted("listPaymentOrders")],
-    partnership: Annotated[str | None, Query(pattern=_ID_PATTERN)] = None,
+    partnership: Annotated[
+        str | None, Query(pattern=_ID_PATTERN, min_length=ID_MIN_LENGTH, max_length=ID_MAX_LENGTH)
+    ] = None,
 ) -> list[PaymentOrderRow]:
     sla_days = load_policy().deadlines.payment_sla_days
     now = datetime.now(UTC)
@@ -286,15 +288,12 @@ async def list_payment_orders(
 
 async def _read_import(request: Request) -> tuple[str, bytes]:
     """The uploaded file's name and bytes (422 naming `file` when there is none or it is too large)."""
-    try:
-        async with request.form(max_files=1, max_fields=0, max_part_size=1024) as form:
-            file = form.get("file")
-            if not isinstance(file, UploadFile):
-                raise invalid([("file", "Field required: the CSV or JSON file as a file part")])
-            data = await file.read(MAX_IMPORT_BYTES + 1)
-            name = file.filename or "import.csv"
-    except MultiPartException as error:
-        raise invalid([("body", f"not a valid multipart/form-data body ({error.message})")]) from None
+    async with multipart_form(request, max_files=1, max_fields=0, max_part_size=1024) as form:
+        file = form.get("file")
+        if not isinstance(file, UploadFile):
+            raise invalid([("file", "Field required: the CSV or JSON file as a file part")])
+        data = await file.read(MAX_IMPORT_BYTES + 1)
+        name = file.filename or "import.csv"
     if len(data) > MAX_IMPORT_BYTES:
         raise invalid([("file", f"at most {MAX_IMPORT_BYTES // 1024} KiB per import; split the file")])
     return name, data

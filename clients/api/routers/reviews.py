@@ -20,7 +20,7 @@ from clients.api.openapi import JSON, example_response
 from clients.api.problems import ProblemError, forbidden, not_found, problem_responses
 from clients.api.routers.exchanges import IdempotencyKey
 from ledger.review import InboxItem, UnknownReviewer, add_reviewer, get_reviewer, inbox, list_reviewers, set_unavailable
-from schemas.ids import _ID_PATTERN
+from schemas.ids import _ID_PATTERN, ID_MAX_LENGTH, ID_MIN_LENGTH
 from schemas.review import Reviewer
 
 # Reviewer ids are people's ids (often a login): any 1-128 characters without control characters or
@@ -60,7 +60,12 @@ def _unknown(reviewer_id: str) -> ProblemError:
 async def reviewers(
     api: Engine,
     permit: Annotated[Permit, permitted("listReviewers")],
-    partnership: Annotated[str | None, Query(pattern=_ID_PATTERN, description="only this partnership")] = None,
+    partnership: Annotated[
+        str | None,
+        Query(
+            pattern=_ID_PATTERN, min_length=ID_MIN_LENGTH, max_length=ID_MAX_LENGTH, description="only this partnership"
+        ),
+    ] = None,
 ) -> list[ReviewerWithLoad]:
     async with api.pool.acquire() as conn:
         loads = await list_reviewers(conn, partnership)
