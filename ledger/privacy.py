@@ -168,6 +168,14 @@ SOURCES: tuple[Source, ...] = (
         "principal = ANY($1::text[])",
         "created_at, key",
     ),
+    # Only a principal's write counter names them (`write:<subject>`); `auth-failure:<address>` names a client
+    # address, which no identifier given here is.
+    Source(
+        "api_rate_counts",
+        "bucket, window_start, window_end, count",
+        "bucket = ANY(ARRAY(SELECT 'write:' || named FROM unnest($1::text[]) AS named))",
+        "window_start, bucket",
+    ),
     Source(
         "outbox",
         "dedup_key, topic, channel, destination, payload, created_at, delivered_at, dead_at",

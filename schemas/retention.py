@@ -35,6 +35,7 @@ class Category(StrEnum):
     REVIEWER_CONTACT_DATA = "reviewer_contact_data"
     WEB_SESSIONS = "web_sessions"
     IDEMPOTENCY_KEYS = "idempotency_keys"
+    RATE_LIMIT_COUNTS = "rate_limit_counts"
     OUTBOX_PAYLOADS = "outbox_payloads"
     WORKFLOW_HISTORIES = "workflow_histories"
     LOGS = "logs"

@@ -14,6 +14,7 @@ import httpx
 
 from clients.api import Principal
 from ledger.privacy import PersonalDataExport, export_person, person_from
+from ledger.rate_counts import add_one
 from tests.api.conftest import MakeApi
 from tests.api.helpers import APPLICANT, OFFICER, OPS, auth, body, recorded, reviewer_token, token_table
 from tests.workflows.conftest import REVIEWERS
@@ -22,9 +23,10 @@ from tests.workflows.conftest import REVIEWERS
 async def test_an_officer_exports_a_person_and_nobody_else_may(
     api: httpx.AsyncClient, make_api: MakeApi, partnership: str, pg_pool: asyncpg.Pool
 ) -> None:
-    """The officer's export of an applicant holds their exchange, their audit rows and their idempotency key,
-    every row naming them and the document equal to the library's; the same request by the applicant
-    themself, a reviewer or ops is refused (403), without a token 401; a malformed person or e-mail is 422."""
+    """The officer's export of an applicant holds their exchange, their audit rows, their idempotency key and
+    their rate-limit counter, every row naming them and the document equal to the library's; the same request
+    by the applicant themself, a reviewer or ops is refused (403), without a token 401; a malformed person or
+    e-mail is 422."""
     subject = f"applicant-{uuid.uuid4().hex[:8]}"
     token = f"tok-privacy-applicant-{uuid.uuid4().hex}"
     client = make_api({**token_table(partnership), token: Principal(subject=subject, role="applicant")})
@@ -32,6 +34,8 @@ async def test_an_officer_exports_a_person_and_nobody_else_may(
     started = await client.post("/exchanges", json=data, headers={**auth(token), "Idempotency-Key": "k-1"})
     assert started.status_code == 201, started.text
     await recorded(client, OFFICER, data["application_id"])
+    # A rate-limit counter of theirs, as the API keeps per principal when it limits writes (ADR 0023).
+    await add_one(pg_pool, f"write:{subject}", 60)
 
     answer = await client.get(f"/privacy/people/{subject}/export", headers=auth(OFFICER))
     assert answer.status_code == 200, answer.text
@@ -41,7 +45,9 @@ async def test_an_officer_exports_a_person_and_nobody_else_may(
     (exchange,) = [item.row for item in document.items if item.source == "exchanges"]
     assert exchange["application_id"] == data["application_id"]
     naming = {"exchanges": "submitted_by", "audit_events": "actor_id", "idempotency_keys": "principal"}
-    assert all(item.row[naming[item.source]] == subject for item in document.items)
+    assert {i.row["bucket"] for i in document.items if i.source == "api_rate_counts"} == {f"write:{subject}"}
+    named = [item for item in document.items if item.source != "api_rate_counts"]
+    assert all(item.row[naming[item.source]] == subject for item in named)
     async with pg_pool.acquire() as conn:
         expected = await export_person(conn, person_from([subject], []))
     assert document.items == expected.items

@@ -144,6 +144,7 @@ def _truth_queries(ids: list[str], emails: list[str]) -> list[tuple[str, str, li
         ("web_sessions", "subject", ids),
         ("idempotency_keys", "principal", ids),
         ("outbox", "lower(destination)", [e.lower() for e in emails]),
+        ("api_rate_counts", "bucket", [f"write:{i}" for i in ids]),
     ]
 
 

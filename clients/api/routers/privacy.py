@@ -15,7 +15,15 @@ from pydantic import ValidationError
 from clients.api.context import Engine, Permit, permitted
 from clients.api.openapi import example_response
 from clients.api.problems import ProblemError, invalid, problem_responses
-from ledger.privacy import NOT_INCLUDED, ExportItem, ExportTooLarge, PersonalDataExport, export_person, person_from
+from ledger.privacy import (
+    NOT_INCLUDED,
+    EmailAddress,
+    ExportItem,
+    ExportTooLarge,
+    PersonalDataExport,
+    export_person,
+    person_from,
+)
 from ledger.privacy import PersonIdentifiers as Person
 
 PersonPath = Annotated[
@@ -80,7 +88,9 @@ async def export_personal_data(
     person: PersonPath,
     api: Engine,
     permit: Annotated[Permit, permitted("exportPersonalData")],
-    email: Annotated[list[str] | None, Query(max_length=20, description="the person's e-mail addresses")] = None,
+    email: Annotated[
+        list[EmailAddress] | None, Query(max_length=20, description="the person's e-mail addresses")
+    ] = None,
 ) -> PersonalDataExport:
     try:
         identifiers = person_from([person], email or [])
