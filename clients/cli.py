@@ -292,6 +292,7 @@ def mount(app: typer.Typer) -> None:
         ledger_commands,
         payment_commands,
         policy_commands,
+        privacy_commands,
         review_commands,
     )
 
@@ -308,6 +309,7 @@ def mount(app: typer.Typer) -> None:
     app.add_typer(review_commands.reviewers_app, name="reviewers")
     app.add_typer(review_commands.review_app, name="review")
     app.add_typer(evidence_commands.evidence_app, name="evidence")
+    app.add_typer(privacy_commands.privacy_app, name="privacy")  # personal data (issue 16, item 2)
     app.command("import")(import_commands.import_command)
     app.command("list")(import_commands.list_command)
     app.command("payments")(payment_commands.payments)

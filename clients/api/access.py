@@ -386,6 +386,7 @@ def _programme_actions() -> list[Action]:
             dict.fromkeys(Kind, NOT_AN_EXCHANGE),
         ),
         Action("dryRunPolicy", "POST /policies/dry-run", "dry-run policies", PROGRAMME_SIDE),
+        Action("exportPersonalData", "GET /privacy/people/{person}/export", "export a person's data", BACK_OFFICE),
     ]
 
 

@@ -12,7 +12,7 @@ from pydantic import TypeAdapter
 
 from clients.api.body import body_models
 from clients.api.problems import Problem
-from clients.api.routers import budgets, evidence, exchanges, ops, oversight, policy, reviews
+from clients.api.routers import budgets, evidence, exchanges, ops, oversight, policy, privacy, reviews
 from clients.client import parse
 from schemas.messages import SIGNALS, UPDATES
 from tests.api.helpers import OPS, auth
@@ -25,6 +25,7 @@ ROUTERS = (
     budgets.router,
     policy.router,
     oversight.router,
+    privacy.router,
 )
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 CAMEL_CASE = re.compile(r"^[a-z][a-zA-Z0-9]*$")
@@ -53,6 +54,7 @@ EXPECTED_OPERATIONS = {
     "topUpBudget",
     "listPolicyVersions",
     "dryRunPolicy",
+    "exportPersonalData",
     "getHealth",
     "getReadiness",
 }

@@ -289,6 +289,8 @@ def request(world: World, case: Case, who: Principal | None) -> tuple[str, str, 
         "dryRunPolicy": ("POST", "/policies/dry-run", {"json": {"toml": "not a policy"}}),
         # Temporal's codec protocol (clients/api/routers/codec.py): an empty batch decodes to an empty batch.
         "usePayloadCodec": ("POST", "/codec/decode", {"json": {"payloads": []}}),
+        # Reads only: the person may be on record or not (an empty export is still 200).
+        "exportPersonalData": ("GET", f"/privacy/people/{reviewer}/export", {}),
     }
     return requests[op]
 

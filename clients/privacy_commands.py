@@ -1,0 +1,94 @@
+"""`cx privacy`: the retention schedule, and a person's data as one JSON document (issue 16, item 2).
+
+`retention` prints schemas/retention.toml (the version in force: per category, where the data lives, the
+period and the event it counts from, the lawful basis, and whether the engine can erase it today).
+`export` gathers every row of the database that names a person (ledger/privacy.py) and writes it as JSON
+to stdout or `--output FILE`: the answer to a subject access request (GDPR art. 15). Who: `cx` holds the
+database's credentials, so whoever runs it acts as an officer; over HTTP only officers may export.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from clients.command import CommandFailed, console, fail, run
+from clients.config import ClientConfig, client_config
+from clients.exit_codes import ExitCode
+from ledger.pool import connect_postgres
+from ledger.privacy import ExportTooLarge, PersonalDataExport, export_person, person_from
+from schemas.retention import retention_schedule
+
+privacy_app = typer.Typer(no_args_is_help=True, help="Personal data: retention periods and exports.")
+
+
+@privacy_app.command("retention")
+def retention(as_json: Annotated[bool, typer.Option("--json", help="print the schedule as JSON")] = False) -> None:
+    """Print the retention schedule in force: per category of personal data, where and how long it is kept.
+
+    Example: cx privacy retention
+    """
+    schedule = retention_schedule()
+    if as_json:
+        sys.stdout.write(schedule.model_dump_json(indent=2) + "\n")
+        return
+    # One block per category rather than a table: the lawful bases are sentences, unreadable in narrow columns.
+    console.print(f"retention schedule {schedule.version}, in force from {schedule.effective_from.isoformat()}")
+    for category, rule in schedule.categories.items():
+        console.print(f"\n{category.value}: {rule.period()} after {rule.counts_from.value.replace('_', ' ')}")
+        console.print(f"  where:          {', '.join(rule.holds)}")
+        console.print(f"  lawful basis:   {rule.lawful_basis}")
+        console.print(f"  erasable today: {'yes' if rule.erasable_today else 'no'}")
+
+
+async def _export(config: ClientConfig, identifiers: list[str], emails: list[str]) -> PersonalDataExport:
+    try:
+        person = person_from(identifiers, emails)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'person'}: {e['msg']}" for e in error.errors())
+        raise CommandFailed(f"person: {problems}", ExitCode.USAGE) from None
+    conn = await connect_postgres(config.database_url(), timeout_s=0)
+    try:
+        return await export_person(conn, person)
+    except ExportTooLarge as error:
+        raise CommandFailed(str(error), ExitCode.USAGE) from None
+    finally:
+        await conn.close()
+
+
+@privacy_app.command("export")
+def export(
+    ctx: typer.Context,
+    person: Annotated[
+        list[str] | None,
+        typer.Argument(help="the person's actor ids (submitted_by, reviewer or officer id, signatory)"),
+    ] = None,
+    email: Annotated[list[str] | None, typer.Option("--email", help="an e-mail address of the person")] = None,
+    output: Annotated[Path | None, typer.Option("--output", help="write the JSON here instead of stdout")] = None,
+) -> None:
+    """Print every row that names a person as one JSON document, each with its source table (GDPR art. 15).
+
+    The person is known by their actor ids and/or e-mail addresses; each row that names any of them is
+    included. The evidence files' records are included, not their bytes; Temporal histories and logs are
+    not (the document says why). Reads only.
+
+    Example: cx privacy export rev-anna --email anna@example.org --output anna.json
+    """
+    if not person and not email:
+        raise fail("name the person: an actor id, or --email", ExitCode.USAGE)
+    config = client_config(ctx)
+    document = run(lambda: _export(config, list(person or []), list(email or [])))
+    text = document.model_dump_json(indent=2) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+        return
+    # The file holds personal data: readable by its owner only, from its creation on.
+    descriptor = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(text)
+    console.print(f"{len(document.items)} rows naming the person written to {output}")
