@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, TypeVar
+from urllib.parse import urlsplit
 
 import asyncpg
 import typer
@@ -56,11 +57,19 @@ _err = Console(stderr=True, highlight=False, soft_wrap=True)  # one line per err
 
 
 @db_app.command("migrate")
-def migrate(ctx: typer.Context) -> None:
+def migrate(
+    ctx: typer.Context,
+    check_config: Annotated[
+        bool,
+        typer.Option("--check-config", help="check DATABASE_URL, print it (no password), exit 0 or 2"),
+    ] = False,
+) -> None:
     """Apply every SQL migration not yet applied (ledger, read model); running it twice is harmless.
 
     Example: DATABASE_URL=postgresql://cx@localhost:5432/cx cx db migrate
     """
+    if check_config:
+        _check_migrate_config(ctx)
     dsn = _database_url(ctx)
 
     async def main() -> list[str]:
@@ -241,6 +250,20 @@ def _print_report(report: CheckReport) -> None:
 def _fail(message: str, code: ExitCode = ExitCode.UNAVAILABLE) -> typer.Exit:
     _err.print(f"[red]error:[/red] {escape(message)}")
     return typer.Exit(code)
+
+
+def _check_migrate_config(ctx: typer.Context) -> None:
+    """`cx db migrate --check-config`: the database it would migrate, or the line naming what is wrong (exit 2),
+    without connecting (the Kubernetes Job and the compose service are checked so in tests/deploy/)."""
+    try:
+        dsn = client_config(ctx).database_url()
+    except (ServerUnreachable, ValueError) as error:  # unset (no `make run` either), or a malformed setting
+        raise _fail(str(error), ExitCode.USAGE) from None
+    if urlsplit(dsn).scheme not in ("postgres", "postgresql"):
+        raise _fail(f"DATABASE_URL={redact_dsn(dsn)!r}: must be a postgresql:// URL", ExitCode.USAGE)
+    _out.print("cx db migrate: configuration complete")
+    _out.print(f"  postgres   {redact_dsn(dsn)}")
+    raise typer.Exit(0)
 
 
 def _database_url(ctx: typer.Context) -> str:

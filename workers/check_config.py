@@ -32,6 +32,11 @@ def common_lines(settings: Settings, *, temporal: bool = True) -> list[str]:
     return lines
 
 
+def temporal_lines(settings: Settings) -> list[str]:
+    """What `cx temporal setup` needs: the Temporal connection alone."""
+    return [f"temporal   {_temporal(settings)}"]
+
+
 def worker_lines(settings: Settings, finance_webhook_url: str) -> list[str]:
     """A worker's: the common part, where payment orders go, its build and tuning."""
     check_http_url("CX_FINANCE_WEBHOOK_URL", finance_webhook_url)

@@ -299,12 +299,14 @@ def _tracing(settings: Settings, role: Role) -> Tracing | None:
         raise fail(str(error), ExitCode.USAGE) from None
 
 
-def temporal_setup(ctx: typer.Context) -> None:
+def temporal_setup(ctx: typer.Context, check_config: CheckConfig = False) -> None:
     """Register the custom search attributes (CxStage, CxPartnership, ...) on the namespace; idempotent.
 
     Example: TEMPORAL_ADDRESS=temporal:7233 TEMPORAL_NAMESPACE=clusterxchange cx temporal setup
     """
     settings = settings_of(ctx)
+    if check_config:
+        _report_config("temporal setup", lambda: check.temporal_lines(settings))
 
     async def main() -> list[str]:
         connection = resolve_temporal_connection(settings)

@@ -30,33 +30,11 @@ CX = Path(sys.executable).parent / "cx"
 BLOCKER = Path(__file__).parent / "no_dev_servers"
 
 
-# `cx db migrate` and `cx temporal setup` have no --check-config (the lead's covers worker, dispatcher and api):
-# for them the same process runs the checks those commands make before they connect, on the same Settings.
-SET_UP_CHECKS = {
-    ("db", "migrate"): "from workers.check_config import common_lines; common_lines(settings, temporal=False)",
-    ("temporal", "setup"): "from workers.runtime import resolve_temporal_connection; "
-    "resolve_temporal_connection(settings).describe()",
-}
-SET_UP_SCRIPT = """
-import sys
-from workers.settings import Settings, SettingsError
-try:
-    settings = Settings.from_env()
-    {check}
-except (SettingsError, OSError) as error:
-    sys.exit(f"error: {{error}}")
-"""
-
-
 def check_config(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """`cx <args> --check-config` with `env` and nothing else (plus the dev-server blocker on PYTHONPATH)."""
     assert "PYTHONPATH" not in env, "a manifest sets PYTHONPATH: the image's venv would not be used as built"
-    set_up = SET_UP_CHECKS.get((args[0], args[1]) if len(args) == 2 else ("", ""))
-    command = (
-        [sys.executable, "-c", SET_UP_SCRIPT.format(check=set_up)] if set_up else [str(CX), *args, "--check-config"]
-    )
     return subprocess.run(
-        command,
+        [str(CX), *args, "--check-config"],
         env={**env, "PYTHONPATH": str(BLOCKER)},
         cwd=cwd,
         capture_output=True,
