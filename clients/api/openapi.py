@@ -78,8 +78,11 @@ def build_openapi(app: FastAPI, routers: Iterable[APIRouter]) -> dict[str, Any]:
     _add_components(components, [*bodies.values(), Problem])
     # Any path answers a method it does not take with 405 (Starlette's router, as a Problem): documented on
     # each of the path's operations, since OpenAPI has no place for the methods a path lacks.
+    # Likewise 429 (clients/api/rate_limits.py): an address past its failed authentications gets it on any path,
+    # before its token is looked at; a principal past its writes a minute on any write.
     for operation in operations.values():
         operation["responses"].setdefault("405", problem_responses(405)[405])
+        operation["responses"].setdefault("429", problem_responses(429)[429])
     _check(document)
     app.openapi_schema = document
     return document

@@ -189,6 +189,8 @@ _DESCRIPTIONS: Mapping[int, str] = {
     415: "the body is not JSON (send Content-Type: application/json)",
     422: "invalid input; `errors` names each field (refusals InvalidInput, AmendmentRefused, EvidenceRefused too); "
     "or an Idempotency-Key first used for another request",
+    429: "too many requests: a principal's writes past CX_API_WRITE_RATE a minute, or an address's failed "
+    "authentications past CX_API_AUTH_FAILURES in their window (any operation); `Retry-After` says when to retry",
     503: "Temporal or Postgres did not answer",
     504: "the engine (or the request as a whole) did not answer in time; the same request with the same "
     "Idempotency-Key applies it at most once",
@@ -251,6 +253,13 @@ _EXAMPLES: Mapping[int, Problem] = {
         detail="invalid input in: amount_cents",
         errors=[FieldError(field="amount_cents", message="Input should be a valid integer")],
     ),
+    429: Problem(
+        type=problem_type("Too many requests"),
+        title="Too many requests",
+        status=429,
+        detail="at most 120 writes a minute per principal",
+        errors=[FieldError(field="Retry-After", message="wait 25 s before trying again")],
+    ),
     503: Problem(
         type=problem_type("Engine unavailable"),
         title="Engine unavailable",
@@ -291,5 +300,9 @@ def _problem_response(status: int) -> dict[str, Any]:
     if status == 405:
         response["headers"] = {
             "Allow": {"description": "the methods this path takes, comma-separated", "schema": {"type": "string"}}
+        }
+    if status == 429:
+        response["headers"] = {
+            "Retry-After": {"description": "seconds to wait before trying again", "schema": {"type": "integer"}}
         }
     return response

@@ -254,3 +254,16 @@ async def test_a_method_a_path_does_not_take_is_405_with_allow_as_documented(api
             assert set(answer.headers["allow"].lower().replace(" ", "").split(",")) >= set(item), (method, path)
             checked += 1
     assert checked >= len(document["paths"]) * 3, "most paths take one or two methods: the rest answer 405"
+
+
+async def test_every_operation_documents_429_with_retry_after(api: httpx.AsyncClient) -> None:
+    """The rate limits (issue 16, item 3) can answer any operation with 429 before its token is looked at: each
+    operation documents it as the shared Problem with its `Retry-After` header, and the example is a Problem."""
+    document = (await api.get("/openapi.json")).json()
+    operations = [op for item in document["paths"].values() for op in item.values() if "operationId" in op]
+    assert operations
+    for operation in operations:
+        answer = operation["responses"]["429"]
+        assert answer["content"]["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/Problem"}
+        assert "Retry-After" in answer["headers"], operation["operationId"]
+        assert Problem.model_validate(answer["content"]["application/problem+json"]["example"]).status == 429
