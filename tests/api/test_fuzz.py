@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import copy
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -82,6 +83,24 @@ def report(name: str, tally: Tally, ledger_rows_changed: int) -> None:
         print(f"  {line}")  # noqa: T201
 
 
+async def fuzz_and_compare(
+    name: str,
+    principals: list[str],
+    examples: int,
+    dev_client: ExchangeClient,
+    pg_pool: asyncpg.Pool,
+    evidence_dir: Path,
+    funded_partnership: Fund,
+) -> tuple[Tally, dict[str, set[tuple[Any, ...]]]]:
+    """Fuzz a live exchange as `principals`; the tally, and the ledger rows that changed meanwhile (reported)."""
+    target = await live_exchange(dev_client, funded_partnership)
+    before = await ledger_snapshot(pg_pool)
+    tally = await fuzz(dev_client, pg_pool, evidence_dir, target, principals, examples)
+    changes = ledger_changes(before, await ledger_snapshot(pg_pool))
+    report(name, tally, sum(len(rows) for rows in changes.values()))
+    return tally, changes
+
+
 @pytest.mark.fuzz
 @pytest.mark.timeout(300)
 async def test_refused_principals_get_documented_answers_and_change_no_ledger_row(
@@ -93,11 +112,9 @@ async def test_refused_principals_get_documented_answers_and_change_no_ledger_ro
 ) -> None:
     """Valid and invalid requests from principals that may not write: documented 4xx, never 5xx, ledger untouched."""
     examples = fuzz_examples or EXAMPLES_PER_OPERATION
-    target = await live_exchange(dev_client, funded_partnership)
-    before = await ledger_snapshot(pg_pool)
-    tally = await fuzz(dev_client, pg_pool, evidence_dir, target, REFUSED, examples)
-    changes = ledger_changes(before, await ledger_snapshot(pg_pool))
-    report("refused", tally, sum(len(rows) for rows in changes.values()))
+    tally, changes = await fuzz_and_compare(
+        "refused", REFUSED, examples, dev_client, pg_pool, evidence_dir, funded_partnership
+    )
     assert tally.server_errors == []
     assert tally.failures == []
     assert tally.accepted_writes == [], "these principals may not write anything"
@@ -116,11 +133,9 @@ async def test_an_officer_gets_documented_answers_and_only_accepted_writes_reach
 ) -> None:
     """An officer's requests, valid or not: never 5xx, always documented; new transfers only for accepted writes."""
     examples = fuzz_examples or EXAMPLES_PER_OPERATION
-    target = await live_exchange(dev_client, funded_partnership)
-    before = await ledger_snapshot(pg_pool)
-    tally = await fuzz(dev_client, pg_pool, evidence_dir, target, OFFICER, examples)
-    changes = ledger_changes(before, await ledger_snapshot(pg_pool))
-    report("officer", tally, sum(len(rows) for rows in changes.values()))
+    tally, changes = await fuzz_and_compare(
+        "officer", OFFICER, examples, dev_client, pg_pool, evidence_dir, funded_partnership
+    )
     assert tally.server_errors == []
     assert tally.failures == []
     assert unaccounted(changes, tally.accepted_ids) == []

@@ -9,8 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from workers.devstack import free_port
+from workers.tracing import Tracing, instrument_libraries, tracing_with, uninstrument_libraries
 
 
 @dataclass(frozen=True)
@@ -68,3 +70,16 @@ def exported_spans(received: list[Received]) -> list[tuple[str, str, bytes]]:
                 (service, span.name, span.trace_id) for scope in resource_spans.scope_spans for span in scope.spans
             ]
     return spans
+
+
+@pytest.fixture
+def tracing() -> Iterator[tuple[Tracing, InMemorySpanExporter]]:
+    """Tracing to memory, asyncpg and httpx instrumented for this test only (the patch is process-wide)."""
+    exporter = InMemorySpanExporter()
+    tracing = tracing_with(exporter, service_name="cx-test", batch=False)
+    instrument_libraries(tracing)
+    try:
+        yield tracing, exporter
+    finally:
+        uninstrument_libraries()
+        tracing.shutdown()

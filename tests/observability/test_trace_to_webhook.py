@@ -10,10 +10,9 @@ StartWorkflow span. A database of its own, so the dispatcher delivers this excha
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
-import pytest
 import pytest_asyncio
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from temporalio.testing import WorkflowEnvironment
@@ -27,19 +26,7 @@ from tests.workflows.conftest import add_review_panel, wait_for_stage
 from tests.workflows.test_edges import drive_to_payment
 from workers.dispatcher import Dispatcher
 from workers.main import build_worker
-from workers.tracing import Tracing, instrument_libraries, traced_client, tracing_with, uninstrument_libraries
-
-
-@pytest.fixture
-def tracing() -> Iterator[tuple[Tracing, InMemorySpanExporter]]:
-    exporter = InMemorySpanExporter()
-    tracing = tracing_with(exporter, service_name="cx-test", batch=False)
-    instrument_libraries(tracing)
-    try:
-        yield tracing, exporter
-    finally:
-        uninstrument_libraries()
-        tracing.shutdown()
+from workers.tracing import Tracing, traced_client
 
 
 @pytest_asyncio.fixture

@@ -8,11 +8,10 @@ OpenTelemetry's in-memory exporter instead of a collector (the OTLP delivery has
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import asyncpg
 import httpx
-import pytest
 import pytest_asyncio
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -25,22 +24,9 @@ from tests.api.helpers import OFFICER, auth, body, officer_of, token_table
 from tests.waiting import eventually
 from tests.workflows.conftest import add_review_panel
 from workers.main import build_worker
-from workers.tracing import Tracing, instrument_libraries, traced_client, tracing_with, uninstrument_libraries
+from workers.tracing import Tracing, traced_client
 
 TRACE_WITHIN_S = 30
-
-
-@pytest.fixture
-def tracing() -> Iterator[tuple[Tracing, InMemorySpanExporter]]:
-    """Tracing to memory, asyncpg and httpx instrumented for this test only (the patch is process-wide)."""
-    exporter = InMemorySpanExporter()
-    tracing = tracing_with(exporter, service_name="cx-test", batch=False)
-    instrument_libraries(tracing)
-    try:
-        yield tracing, exporter
-    finally:
-        uninstrument_libraries()
-        tracing.shutdown()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

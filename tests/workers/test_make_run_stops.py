@@ -25,6 +25,28 @@ ROOT = Path(__file__).resolve().parents[2]
 START_WITHIN_S = 120
 
 
+def start_dev_stack(state_dir: Path, port: int, **environ: str) -> subprocess.Popen[str]:
+    """`cx dev up --no-demo` on the embedded servers (as on a fresh machine), its API on `port`, JSON logs, output
+    piped line by line; `environ` adds variables."""
+    environment = {
+        **os.environ,
+        "CX_STATE_DIR": str(state_dir),
+        "CX_API_PORT": str(port),
+        "CX_LOG_FORMAT": "json",
+        **environ,
+    }
+    environment.pop("DATABASE_URL", None)
+    environment.pop("TEMPORAL_ADDRESS", None)
+    return subprocess.Popen(
+        [str(ROOT / ".venv/bin/cx"), "dev", "up", "--no-demo"],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
 def _lines_until(process: subprocess.Popen[str], marker: str) -> list[str]:
     """The process's output lines up to the first with `marker`, read for at most START_WITHIN_S.
 
@@ -68,17 +90,7 @@ def test_sigterm_stops_make_run_while_a_request_hangs(tmp_path: Path) -> None:
     server it started within SHUTDOWN_LIMIT_S."""
     state_dir = tmp_path / "state"
     port = free_port()
-    environment = {**os.environ, "CX_STATE_DIR": str(state_dir), "CX_API_PORT": str(port), "CX_LOG_FORMAT": "json"}
-    environment.pop("DATABASE_URL", None)  # the embedded servers, as on a fresh machine
-    environment.pop("TEMPORAL_ADDRESS", None)
-    stack = subprocess.Popen(
-        [str(ROOT / ".venv/bin/cx"), "dev", "up", "--no-demo"],
-        cwd=ROOT,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    stack = start_dev_stack(state_dir, port)
     try:
         lines = _lines_until(stack, "Worker running")
         token = next(line.split()[2] for line in lines if line.startswith("API token"))

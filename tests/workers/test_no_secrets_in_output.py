@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.workers.test_make_run_stops import START_WITHIN_S, _leftovers, _lines_until
+from tests.workers.test_make_run_stops import START_WITHIN_S, _leftovers, _lines_until, start_dev_stack
 from workers.api_identities import plain_http_warning
 from workers.dev_up import SHUTDOWN_LIMIT_S
 from workers.devstack import free_port
@@ -58,24 +58,7 @@ def test_make_run_prints_and_logs_no_token_or_secret(tmp_path: Path) -> None:
     or the log file of `cx dev up`, though both calls were answered (200 and 401)."""
     state_dir = tmp_path / "state"
     port = free_port()
-    environment = {
-        **os.environ,
-        "CX_STATE_DIR": str(state_dir),
-        "CX_API_PORT": str(port),
-        "CX_LOG_FORMAT": "json",
-        "CX_API_TOKENS": TOKENS,
-        "CX_WEBHOOK_SECRET": WEBHOOK_SECRET,
-    }
-    environment.pop("DATABASE_URL", None)
-    environment.pop("TEMPORAL_ADDRESS", None)
-    stack = subprocess.Popen(
-        [str(ROOT / ".venv/bin/cx"), "dev", "up", "--no-demo"],
-        cwd=ROOT,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    stack = start_dev_stack(state_dir, port, CX_API_TOKENS=TOKENS, CX_WEBHOOK_SECRET=WEBHOOK_SECRET)
     try:
         lines = _lines_until(stack, "Worker running")
         assert _call(port, TOKEN) == 200
