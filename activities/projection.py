@@ -26,13 +26,15 @@ from temporalio.exceptions import ApplicationError
 
 from activities.metrics import count
 from activities.outbox import enqueue
+from ledger.persons import seal
 from ledger.review import MissingDeadline, UnknownReviewer
 from ledger.review import update as update_assignment
 from ledger.store import DbConnection
 from schemas.errors import ErrorType
 from schemas.events import NOTIFIED_EVENTS, ConfirmedPayment, ProjectedEvent, ProjectionBatch
-from schemas.exchange import ApplicationInput
+from schemas.exchange import PERSONAL_APPLICATION_FIELDS, ApplicationInput
 from schemas.review import UpdateAssignmentInput
+from schemas.stages import SYSTEM_ACTOR
 
 T = TypeVar("T")
 
@@ -58,6 +60,21 @@ ON CONFLICT (application_id) DO UPDATE SET
 WHERE exchanges.last_sequence < EXCLUDED.last_sequence"""
 
 
+async def _sealed_reasons(conn: DbConnection, events: tuple[ProjectedEvent, ...]) -> list[str]:
+    """Each event's reason, sealed under its author's key when a person wrote it (a comment, a justification:
+    ledger/persons.py); the system's own reasons are the engine's words and stay as they are."""
+    return [e.reason if e.actor_id == SYSTEM_ACTOR else await seal(conn, e.actor_id, e.reason) for e in events]
+
+
+async def _sealed_application(conn: DbConnection, app: ApplicationInput) -> str:
+    """The application as the read model keeps it: its free text sealed under the submitter's key."""
+    document = app.model_dump(mode="json")
+    for name in PERSONAL_APPLICATION_FIELDS:
+        if isinstance(document.get(name), str):
+            document[name] = await seal(conn, app.submitted_by, document[name])
+    return json.dumps(document)
+
+
 async def write_events(
     conn: DbConnection, app: ApplicationInput, events: tuple[ProjectedEvent, ...], notify_email: str | None
 ) -> None:
@@ -72,7 +89,7 @@ async def write_events(
         [e.event.value for e in events],
         [e.stage.value for e in events],
         [e.actor_id for e in events],
-        [e.reason for e in events],
+        await _sealed_reasons(conn, events),
         [e.policy_version for e in events],
         [json.dumps(e.details, default=str) for e in events],
         [e.at for e in events],
@@ -97,7 +114,7 @@ async def write_events(
         app.submitted_by,
         last.sequence,
         last.at,
-        app.model_dump_json(),
+        await _sealed_application(conn, app),
     )
     for event in events:
         count("cx_events", 1, "projected exchange events", event=event.event.value, stage=event.stage.value,
@@ -111,7 +128,10 @@ async def write_events(
                 destination=notify_email,
                 payload={
                     "subject": f"[ClusterXchange] {app.application_id}: {event.event.value.replace('_', ' ')}",
-                    "text": f"Exchange {app.application_id} ({event.stage.value}): {event.reason}\n",
+                    # The event, never its reason: a reason is a person's free text (sealed in the audit
+                    # trail, erasable); a copy in a mailbox would be out of erasure's reach (ADR 0025).
+                    "text": f"Exchange {app.application_id} ({event.stage.value}): "
+                    f"{event.event.value.replace('_', ' ')}. The reason is in the exchange's timeline.\n",
                     "application_id": app.application_id,
                     "event": event.event.value,
                 },

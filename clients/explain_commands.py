@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from clients.config import client_config
+from ledger.persons import reveal
 from ledger.pool import ServerUnreachable
 from ledger.store import DbConnection
 from schemas.events import EventName
@@ -82,13 +83,17 @@ async def explanation(conn: DbConnection, application_id: str) -> dict[str, Any]
             WHERE v.organisation_id = $1 ORDER BY v.claimed_at, v.id""",
         exchange["visitor_org_id"],
     )
-    return {
-        "exchange": dict(exchange),
-        "decisions": [
+    decisions = await reveal(
+        conn,
+        [
             {**dict(e), "details": json.loads(e["details"]), "at": e["at"].isoformat()}
             for e in events
             if e["event"] != EventName.STAGE_ENTERED or e["reason"]
         ],
+    )
+    return {
+        "exchange": dict(exchange),
+        "decisions": decisions,
         # R7's facts: every claim of the visitor organisation's one visit, this exchange's own included.
         "visit_claims": [
             {

@@ -3,7 +3,8 @@
 `retention` prints schemas/retention.toml (the version in force: per category, where the data lives, the
 period and the event it counts from, the lawful basis, and whether the engine can erase it today).
 `export` gathers every row of the database that names a person (ledger/privacy.py) and writes it as JSON
-to stdout or `--output FILE`: the answer to a subject access request (GDPR art. 15). Who: `cx` holds the
+to stdout or `--output FILE`: the answer to a subject access request (GDPR art. 15). `erase` erases a person
+(art. 17) while the money trail stays (clients/erasure.py, ledger/erasure.py). Who: `cx` holds the
 database's credentials, so whoever runs it acts as an officer; over HTTP only officers may export.
 """
 
@@ -14,17 +15,20 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import asyncpg
 import typer
 from pydantic import ValidationError
 
 from clients.command import CommandFailed, console, fail, run
 from clients.config import ClientConfig, client_config
+from clients.erasure import ErasureReport, erase
 from clients.exit_codes import ExitCode
+from ledger.erasure import PersonStillParty
 from ledger.pool import connect_postgres
 from ledger.privacy import ExportTooLarge, PersonalDataExport, export_person, person_from
 from schemas.retention import retention_schedule
 
-privacy_app = typer.Typer(no_args_is_help=True, help="Personal data: retention periods and exports.")
+privacy_app = typer.Typer(no_args_is_help=True, help="Personal data: retention periods, exports and erasure.")
 
 
 @privacy_app.command("retention")
@@ -92,3 +96,55 @@ def export(
     with os.fdopen(descriptor, "w", encoding="utf-8") as file:
         file.write(text)
     console.print(f"{len(document.items)} rows naming the person written to {output}")
+
+
+async def _erase(
+    config: ClientConfig, identifiers: list[str], emails: list[str], officer: str, reason: str
+) -> ErasureReport:
+    try:
+        person = person_from(identifiers, emails)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'person'}: {e['msg']}" for e in error.errors())
+        raise CommandFailed(f"person: {problems}", ExitCode.USAGE) from None
+    pool = await asyncpg.create_pool(config.database_url(), min_size=1, max_size=2)
+    try:
+        temporal = await config.temporal_client()
+        return await erase(pool, temporal, person.actor_ids(), person.addresses(), officer, reason)
+    except PersonStillParty as error:
+        raise CommandFailed(f"person: {error}", ExitCode.REFUSED) from None
+    finally:
+        await pool.close()
+
+
+@privacy_app.command("erase")
+def erase_command(
+    ctx: typer.Context,
+    person: Annotated[list[str] | None, typer.Argument(help="the person's actor ids")] = None,
+    email: Annotated[list[str] | None, typer.Option("--email", help="an e-mail address of the person")] = None,
+    by: Annotated[str, typer.Option("--by", help="the officer who erases (recorded)")] = "",
+    reason: Annotated[str, typer.Option("--reason", help="why: the request's reference, or 'retention'")] = "",
+) -> None:
+    """Erase a person (GDPR art. 17): their data keys destroyed, their ids replaced by a pseudonym, the
+    histories of their exchanges deleted; the ledger, amounts, dates and audit trail stay.
+
+    Refused (exit 1) while the person is party to an open exchange. A repeat changes nothing.
+
+    Example: cx privacy erase rev-anna --email anna@example.org --by officer-olga --reason "request DPO-2026-17"
+    """
+    if not person and not email:
+        raise fail("name the person: an actor id, or --email", ExitCode.USAGE)
+    if not by.strip() or not reason.strip():
+        raise fail("--by and --reason: required (who erases, and why, are recorded)", ExitCode.USAGE)
+    config = client_config(ctx)
+    report = run(lambda: _erase(config, list(person or []), list(email or []), by.strip(), reason.strip()))
+    result = report.erasure
+    if result.already_erased:
+        console.print("nothing names this person any more: already erased, or never known; nothing changed")
+        return
+    console.print(
+        f"erased as {result.person_ref} at {result.erased_at:%Y-%m-%d %H:%M:%S} UTC: {result.keys_destroyed} key(s) "
+        f"destroyed, {result.rows_pseudonymised} row(s) pseudonymised, "
+        f"{len(report.histories_deleted)} history(ies) deleted"
+    )
+    for workflow_id, why in report.histories_kept.items():
+        console.print(f"  history kept: {workflow_id}: {why}")

@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from ledger.persons import reveal
 from ledger.store import DbConnection
 from schemas.stages import TERMINAL_STAGES, Stage
 
@@ -134,4 +135,5 @@ async def timeline(conn: DbConnection, application_id: str) -> list[TimelineEven
     )
     if not known and not events:
         return None
-    return [TimelineEvent.model_validate({**dict(e), "details": json.loads(e["details"])}) for e in events]
+    opened = await reveal(conn, [{**dict(e), "details": json.loads(e["details"])} for e in events])
+    return [TimelineEvent.model_validate(e) for e in opened]

@@ -24,6 +24,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, JsonValue, StringConstraints, model_validator
 
+from ledger.persons import reveal
 from ledger.store import DbConnection
 from schemas.retention import retention_schedule
 
@@ -196,7 +197,9 @@ async def rows_naming(conn: DbConnection, source: Source, person: PersonIdentifi
     records = await conn.fetch(query, person.addresses() if source.by_address else person.actor_ids())
     if len(records) > MAX_ROWS_PER_SOURCE:
         raise ExportTooLarge(source.table)
-    return [ExportItem(source=source.table, row=json.loads(record["row"])) for record in records]
+    # Sealed text opened (ledger/persons.py): the person gets their words, "erased" where they were erased.
+    rows = await reveal(conn, [json.loads(record["row"]) for record in records])
+    return [ExportItem(source=source.table, row=row) for row in rows]
 
 
 async def export_person(conn: DbConnection, person: PersonIdentifiers) -> PersonalDataExport:

@@ -13,11 +13,14 @@ The workflow stays the source of truth for decisions; these rows serve inboxes a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
+from typing import Any
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 
+from ledger.persons import reveal, seal
 from ledger.store import DbConnection
 from rules.review import Candidate, choose_reviewers
 from schemas.review import (
@@ -229,7 +232,7 @@ async def update(conn: DbConnection, request: UpdateAssignmentInput) -> bool:
 # The reviewer records ------------------------------------------------------------------------------
 
 
-def _reviewer_fields(row: asyncpg.Record) -> dict[str, object]:
+def _reviewer_fields(row: Mapping[str, Any]) -> dict[str, object]:
     return {
         "reviewer_id": row["reviewer_id"],
         "name": row["name"],
@@ -260,7 +263,8 @@ async def add_reviewer(conn: DbConnection, reviewer: Reviewer) -> bool:
                    updated_at = now()
             RETURNING xmax = 0""",
         reviewer.reviewer_id,
-        reviewer.name,
+        # The name is the person's: sealed under their key (ledger/persons.py), "erased" after their erasure.
+        await seal(conn, reviewer.reviewer_id, reviewer.name),
         reviewer.organisation_id,
         reviewer.country,
         reviewer.partnership_id,
@@ -278,7 +282,7 @@ async def get_reviewer(conn: DbConnection, reviewer_id: str) -> Reviewer | None:
              FROM reviewers WHERE reviewer_id = $1""",
         reviewer_id,
     )
-    return None if row is None else Reviewer.model_validate(_reviewer_fields(row))
+    return None if row is None else Reviewer.model_validate(_reviewer_fields(await reveal(conn, dict(row))))
 
 
 async def list_reviewers(conn: DbConnection, partnership_id: str | None = None) -> list[ReviewerLoad]:
@@ -295,7 +299,8 @@ async def list_reviewers(conn: DbConnection, partnership_id: str | None = None) 
         partnership_id,
         MAX_REVIEWERS_LISTED,
     )
-    return [ReviewerLoad.model_validate({**_reviewer_fields(r), "open_load": r["open_load"]}) for r in rows]
+    opened = await reveal(conn, [dict(r) for r in rows])
+    return [ReviewerLoad.model_validate({**_reviewer_fields(r), "open_load": r["open_load"]}) for r in opened]
 
 
 async def set_unavailable(conn: DbConnection, reviewer_id: str, until: date | None) -> None:

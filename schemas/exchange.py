@@ -76,6 +76,12 @@ APPLICATION_EXAMPLE: dict[str, JsonValue] = {
 }
 
 
+# The application's fields that are a person's free text: sealed under the submitter's key in the read model
+# (activities/projection.py, ledger/persons.py) and gone with the submitter's erasure. Organisations are legal
+# persons, kept as the grant's record (docs/privacy.md).
+PERSONAL_APPLICATION_FIELDS = ("goals",)
+
+
 class ApplicationInput(_Message):
     """Start input of the Exchange workflow: one application for one exchange.
 

@@ -2,6 +2,9 @@
 
 from enum import StrEnum
 
+# The engine's own actor id in the audit trail: its reasons are the engine's words, never a person's.
+SYSTEM_ACTOR = "system"
+
 
 class Stage(StrEnum):
     SUBMITTED = "SUBMITTED"

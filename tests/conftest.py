@@ -27,7 +27,9 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
+from ledger import persons
 from ledger.migrate import apply_migrations
+from ledger.persons import PersonKeyring
 from schemas.search import SEARCH_ATTRIBUTES, register_search_attributes
 from tests.payload_keys import TEST_DATA_CONVERTER, TEST_PAYLOAD_KEYS
 from workers.devstack import (
@@ -45,6 +47,8 @@ pytest_plugins = ["pytester", "tests.time_limits", "tests.fuzz_options"]
 # every `cx` subprocess a test starts inherits it through the environment, as a deployment configures it.
 os.environ["CX_PAYLOAD_KEYS"] = TEST_PAYLOAD_KEYS.to_config()
 os.environ["CX_PAYLOAD_KEY_ID"] = TEST_PAYLOAD_KEYS.current
+# Personal text sealed under keys derived from the same key (ledger/persons.py), as every process of a deployment.
+persons.install(PersonKeyring.derive(TEST_PAYLOAD_KEYS.keys, TEST_PAYLOAD_KEYS.current))
 
 
 @pytest.fixture(scope="session")

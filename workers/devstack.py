@@ -33,7 +33,7 @@ from schemas.converter import data_converter
 from schemas.search import SEARCH_ATTRIBUTES
 from workers.connect import connect_temporal
 from workers.logging import get_logger
-from workers.payload_keys import stack_payload_keys
+from workers.payload_keys import install_person_keys, stack_payload_keys
 from workers.settings import Settings
 from workers.temporal_config import load_connection
 
@@ -260,6 +260,9 @@ class TemporalEndpoint:
 async def temporal_dev_server(settings: Settings, runtime: Runtime | None = None) -> AsyncIterator[TemporalEndpoint]:
     """Connect to TEMPORAL_ADDRESS, or run the embedded dev server (with UI, SQLite under state_dir)."""
     connection = load_connection(settings)
+    # Personal text is sealed under keys derived from the payload keys (ledger/persons.py): the local stack's
+    # own key is made here when nothing configures one, as for its histories.
+    install_person_keys(settings, create=connection.address is None)
     if connection.address is not None:
         # A configured server (TEMPORAL_ADDRESS or a profile), with its TLS and API key (workers/temporal_config.py).
         client = await connect_temporal(connection, timeout_s=0, runtime=runtime)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 
+from ledger import persons
+from ledger.persons import PersonKeyring
 from schemas.codec import PayloadKeys, parse_payload_keys
 from workers.settings import Settings, SettingsError
 
@@ -40,3 +42,10 @@ def stack_payload_keys(settings: Settings, *, create: bool = False) -> PayloadKe
         return parse_payload_keys(path.read_text(), None)
     except ValueError as error:
         raise SettingsError(f"{path}: {error} (delete it with `make clean` to start over)") from None
+
+
+def install_person_keys(settings: Settings, *, create: bool = False) -> None:
+    """The process's person keyring (ledger/persons.py), derived from the same payload keys: the programme keeps
+    one set of secrets, rotated together (docs/adr/0025-erasure-by-crypto-shredding.md)."""
+    keys = stack_payload_keys(settings, create=create)
+    persons.install(None if keys is None else PersonKeyring.derive(keys.keys, keys.current))

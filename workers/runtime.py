@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ledger.pool import ServerUnreachable
 from schemas.converter import data_converter
-from workers.payload_keys import stack_payload_keys
+from workers.payload_keys import install_person_keys, stack_payload_keys
 from workers.settings import Settings
 from workers.temporal_config import TemporalConnection, load_connection
 
@@ -57,6 +57,9 @@ def read_runtime(settings: Settings) -> RuntimeInfo | None:
 
 
 def resolve_database_url(settings: Settings) -> str:
+    """The database's address; also installs the person keyring every reader and writer of personal text needs
+    (ledger/persons.py): whoever opens the database gets the keys that seal and open what it holds."""
+    install_person_keys(settings)
     if settings.database_url:
         return settings.database_url
     info = read_runtime(settings)

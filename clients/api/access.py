@@ -387,6 +387,7 @@ def _programme_actions() -> list[Action]:
         ),
         Action("dryRunPolicy", "POST /policies/dry-run", "dry-run policies", PROGRAMME_SIDE),
         Action("exportPersonalData", "GET /privacy/people/{person}/export", "export a person's data", BACK_OFFICE),
+        Action("erasePerson", "POST /privacy/people/{person}/erasure", "erase a person", BACK_OFFICE),
     ]
 
 

@@ -45,6 +45,7 @@ EXPECTED_OPERATIONS = {
     "listPolicyVersions",
     "dryRunPolicy",
     "exportPersonalData",
+    "erasePerson",
     "getHealth",
     "getReadiness",
 }

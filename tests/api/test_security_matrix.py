@@ -291,6 +291,8 @@ def request(world: World, case: Case, who: Principal | None) -> tuple[str, str, 
         "usePayloadCodec": ("POST", "/codec/decode", {"json": {"payloads": []}}),
         # Reads only: the person may be on record or not (an empty export is still 200).
         "exportPersonalData": ("GET", f"/privacy/people/{reviewer}/export", {}),
+        # Nobody on record: an officer's erasure answers "already erased, or never known" and changes nothing.
+        "erasePerson": ("POST", f"/privacy/people/nobody-{uuid.uuid4().hex[:8]}/erasure", {"json": {"reason": "t"}}),
     }
     return requests[op]
 

@@ -38,10 +38,10 @@ with workflow.unsafe.imports_passed_through():
     from schemas.policy import Policy
     from schemas.review_state import AssignmentStatus
     from schemas.search import CX_GRANT_CENTS, CX_HOST_COUNTRY, CX_NEXT_DEADLINE, CX_PARTNERSHIP, CX_STAGE
-    from schemas.stages import Stage
+    from schemas.stages import SYSTEM_ACTOR, Stage
     from workflows import options
 
-SYSTEM_ACTOR = "system"
+__all__ = ["SYSTEM_ACTOR"]  # re-exported: the stages' modules take it from here
 
 
 class Ended(Exception):
