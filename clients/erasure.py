@@ -19,7 +19,7 @@ import asyncpg
 from pydantic import BaseModel
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
-from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
+from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest, DescribeWorkflowExecutionRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -60,20 +60,23 @@ async def erase(
 
 async def _delete_history(temporal: Client, workflow_id: str) -> str | None:
     """Delete the workflow's closed history; None when done (or already gone), else why it was kept."""
+    # The raw call: the SDK's `describe()` also decodes search attributes, which it need not (and cannot, from
+    # Temporal's time-skipping test server) do to learn whether the run is closed.
+    execution = WorkflowExecution(workflow_id=workflow_id)
     try:
-        description = await temporal.get_workflow_handle(workflow_id).describe()
+        description = await temporal.workflow_service.describe_workflow_execution(
+            DescribeWorkflowExecutionRequest(namespace=temporal.namespace, execution=execution)
+        )
     except RPCError as error:
         if error.status is RPCStatusCode.NOT_FOUND:
             return None  # deleted by an earlier attempt, or by the namespace's retention
         return f"not described: {error.message}"
-    if (
-        description.raw_description.workflow_execution_info.status
-        == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
-    ):
+    info = description.workflow_execution_info
+    if info.status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING:
         return "still running: deleting it would terminate it"
     request = DeleteWorkflowExecutionRequest(
         namespace=temporal.namespace,
-        workflow_execution=WorkflowExecution(workflow_id=workflow_id, run_id=description.run_id or ""),
+        workflow_execution=WorkflowExecution(workflow_id=workflow_id, run_id=info.execution.run_id),
     )
     try:
         await temporal.workflow_service.delete_workflow_execution(request)

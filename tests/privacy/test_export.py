@@ -52,20 +52,23 @@ class People:
         self.finance = f"finance-{tag}"
 
 
-async def _drive_to_paid(
-    client: ExchangeClient, env: WorkflowEnvironment, pool: asyncpg.Pool, partnership: str, people: People
-) -> tuple[str, list[str]]:
-    """The exchange from submission to PAID, every act by one of `people`; its id and its reviewers."""
+async def drive_to_paid(
+    client: ExchangeClient, env: WorkflowEnvironment, pool: asyncpg.Pool, partnership: str, people: People,
+    goals: str = "", comment: str = "",
+) -> tuple[str, list[str]]:  # fmt: skip
+    """The exchange from submission to PAID, every act by one of `people` (the application's `goals` and the
+    reviews' `comment` as given); its id and its reviewers."""
     app = application(
-        visitor_partnership_id=partnership, host_partnership_id=partnership, submitted_by=people.applicant
-    )
+        visitor_partnership_id=partnership, host_partnership_id=partnership, submitted_by=people.applicant,
+        goals=goals,
+    )  # fmt: skip
     app_id = app.application_id
     await client.start_exchange(app)
     status = await assigned(client, app_id)
     assert status.review is not None
     reviewers = [a.reviewer_id for a in status.review.assignments if a.status == "open"]
     for reviewer_id in reviewers:
-        await client.submit_review(app_id, review(reviewer_id))
+        await client.submit_review(app_id, {**review(reviewer_id), "comment": comment})
     await wait_for_stage(client, app_id, Stage.AGREEMENT)
     parties = (await client.status(app_id)).parties
     for party in Party:
@@ -187,7 +190,7 @@ async def test_each_export_holds_every_row_of_its_person_and_nothing_of_another(
     other person's id appears but in a row that names both (the reviewers' assignment)."""
     partnership = await funded_partnership(500_000)
     people = People()
-    app_id, reviewers = await _drive_to_paid(ts_client, time_skipping_env, pg_pool, partnership, people)
+    app_id, reviewers = await drive_to_paid(ts_client, time_skipping_env, pg_pool, partnership, people)
     reviewer, other_reviewer = reviewers[0], reviewers[1]
     reviewer_email = f"{reviewer}@example.org"
     await _plant(pg_pool, people, reviewer, reviewer_email)
@@ -242,7 +245,7 @@ async def test_the_command_writes_the_document_for_its_owner_only(
     a space is refused naming it (exit 2), and so is no identifier at all."""
     partnership = await funded_partnership(500_000)
     people = People()
-    app_id, _ = await _drive_to_paid(ts_client, time_skipping_env, pg_pool, partnership, people)
+    app_id, _ = await drive_to_paid(ts_client, time_skipping_env, pg_pool, partnership, people)
     env = {"DATABASE_URL": database_url}
     target = tmp_path / "export.json"
 
