@@ -10,9 +10,10 @@ The erasure is clients/erasure.py's: refused with 409 while the person is party 
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from clients.api.body import StrictBody
 from clients.api.context import Engine, Permit, permitted
 from clients.api.openapi import example_response
 from clients.api.problems import ProblemError, invalid, problem_responses
@@ -115,6 +116,8 @@ class ErasureRequest(BaseModel):
     email: list[EmailAddress] = Field(default_factory=list, max_length=20, description="the person's addresses")
 
 
+ERASURE_REQUEST_EXAMPLE = {"reason": "request DPO-2026-17", "email": ["anna@example.org"]}
+
 ERASURE_EXAMPLE = ErasureReport(
     erasure=ErasureResult(
         person_ref="psn_5f0c1e2a9b8d4c3e8f7a6b5c4d3e2f10",
@@ -141,7 +144,7 @@ ERASURE_EXAMPLE = ErasureReport(
 )
 async def erase_personal_data(
     person: PersonPath,
-    erasure: ErasureRequest,
+    erasure: Annotated[ErasureRequest, Depends(StrictBody(ErasureRequest, ERASURE_REQUEST_EXAMPLE))],
     api: Engine,
     permit: Annotated[Permit, permitted("erasePerson")],
 ) -> ErasureReport:
