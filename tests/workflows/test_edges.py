@@ -22,6 +22,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from clients.client import ExchangeClient
+from ledger.persons import reveal
 from schemas.errors import Refusal
 from schemas.exchange import ExchangeStatus
 from schemas.ids import EXCHANGE_WORKFLOW_TYPE, exchange_workflow_id
@@ -238,12 +239,14 @@ def confirmation(order_id: str, amount_cents: int, reference: str = "SEPA-1") ->
 
 
 async def ignored_confirmations(pool: asyncpg.Pool, application_id: str) -> list[str]:
-    rows = await pool.fetch(
-        """SELECT reason FROM audit_events WHERE application_id = $1 AND event = 'payment_confirmation_ignored'
-            ORDER BY sequence""",
-        application_id,
-    )
-    return [row["reason"] for row in rows]
+    """The reasons, opened: a reason recorded under a person's id is sealed under their key (ledger/persons.py)."""
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            """SELECT reason FROM audit_events WHERE application_id = $1 AND event = 'payment_confirmation_ignored'
+                ORDER BY sequence""",
+            application_id,
+        )
+        return await reveal(conn, [row["reason"] for row in rows])
 
 
 async def test_a_confirmation_counts_only_in_payment_for_this_order_and_amount(

@@ -140,7 +140,10 @@ ERASURE_EXAMPLE = ErasureReport(
     operation_id="erasePerson",
     summary="Erase a person (GDPR art. 17): keys destroyed, ids pseudonymised, histories deleted; the money "
     "trail stays; officers only; 409 while party to an open exchange",
-    responses={**example_response(ERASURE_EXAMPLE, "what was erased"), **problem_responses(401, 403, 409, 422, 503)},
+    responses={
+        **example_response(ERASURE_EXAMPLE, "what was erased"),
+        **problem_responses(401, 403, 409, 413, 415, 422, 503),
+    },
 )
 async def erase_personal_data(
     person: PersonPath,
