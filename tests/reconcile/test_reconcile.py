@@ -36,7 +36,7 @@ async def _column(world: World, table: str, column: str, app_id: str) -> Any:
     return await world.pool.fetchval(f"SELECT {column} FROM {table} WHERE application_id = $1", app_id)  # noqa: S608
 
 
-async def _update(world: World, table: str, column: str, app_id: str, value: object) -> Repair:
+async def update_column(world: World, table: str, column: str, app_id: str, value: object) -> Repair:
     """Set one column of one exchange's row; the repair puts the old value back."""
     old = await _column(world, table, column, app_id)
     sql = f"UPDATE {table} SET {column} = $2 WHERE application_id = $1"  # noqa: S608 - test's own constants
@@ -80,26 +80,26 @@ async def _behind_the_triggers(world: World, table: str, sql: str, *args: object
 
 
 async def read_model_stage(world: World) -> tuple[Expected, Repair]:
-    repair = await _update(world, "exchanges", "stage", world.agreement, "TRAVEL")
+    repair = await update_column(world, "exchanges", "stage", world.agreement, "TRAVEL")
     return {(FindingKind.WORKFLOW_STAGE, world.agreement)}, repair
 
 
 async def read_model_grant(world: World) -> tuple[Expected, Repair]:
     grant = await _column(world, "exchanges", "grant_cents", world.agreement)
-    repair = await _update(world, "exchanges", "grant_cents", world.agreement, grant + 100)
+    repair = await update_column(world, "exchanges", "grant_cents", world.agreement, grant + 100)
     return {(FindingKind.WORKFLOW_GRANT, world.agreement)}, repair
 
 
 async def read_model_held(world: World) -> tuple[Expected, Repair]:
     held = await _column(world, "exchanges", "held_cents", world.agreement)
     assert held > 0, "the AGREEMENT exchange holds its grant"
-    repair = await _update(world, "exchanges", "held_cents", world.agreement, held + 100)
+    repair = await update_column(world, "exchanges", "held_cents", world.agreement, held + 100)
     return {(FindingKind.LEDGER_HELD, world.agreement)}, repair
 
 
 async def order_amount(world: World) -> tuple[Expected, Repair]:
     amount = await _column(world, "payment_orders", "amount_cents", world.paid)
-    repair = await _update(world, "payment_orders", "amount_cents", world.paid, amount - 100)
+    repair = await update_column(world, "payment_orders", "amount_cents", world.paid, amount - 100)
     return {(FindingKind.PAYMENT_ORDER_LEDGER, world.paid)}, repair
 
 
