@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from schemas.reconcile import FindingKind
+from schemas.reconcile import Comparison, FindingKind
 from schemas.stages import Stage
 from tests.factories import application, project
 from tests.reconcile.conftest import PROGRAMME_ADDRESS, World, ledger_fingerprint, run_reconcile
@@ -22,7 +22,7 @@ async def test_a_healthy_programme_has_no_differences(world: World) -> None:
     result = await run_reconcile(world)
     assert result.findings == ()
     assert (result.differences, result.by_kind) == (0, {})
-    assert result.compared["workflows"] == 3
+    assert result.compared[Comparison.WORKFLOWS] == 3
     assert await ledger_fingerprint(world.pool) == before
 
 
