@@ -87,7 +87,7 @@ SELECT o.application_id, o.payment_order_id, o.amount_cents
 
 # One page of the read model for the workflow comparison, with the run that claimed each application id.
 _WORKFLOW_PAGE_SQL = """
-SELECT x.application_id, x.stage, x.grant_cents, r.run_id, x.updated_at >= $3 AS recent
+SELECT x.application_id, x.stage, x.grant_cents, x.updated_at, r.run_id, x.updated_at >= $3 AS recent
   FROM exchanges x
   LEFT JOIN exchange_runs r ON r.application_id = x.application_id
  WHERE x.application_id > $1
@@ -118,7 +118,8 @@ def cents(amount: int | None) -> str:
 
 
 async def workflow_page(conn: DbConnection, after: str, limit: int, cutoff: datetime) -> list[asyncpg.Record]:
-    """Up to `limit` read-model rows after `after`: id, stage, grant, claimed run id, moved since `cutoff`."""
+    """Up to `limit` read-model rows after `after`: id, stage, grant, last written, claimed run id, and whether
+    it moved since `cutoff`."""
     return await conn.fetch(_WORKFLOW_PAGE_SQL, after, limit, cutoff)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -215,6 +216,25 @@ async def test_each_broken_agreement_is_reported_with_its_kind(world: World, cas
     payload = json.loads(alert["payload"])
     assert payload["differences"] == result.differences
     assert all(kind.value in payload["text"] for kind, _ in expected)
+
+
+async def test_a_closed_exchange_past_the_namespace_retention_may_have_lost_its_workflow(world: World) -> None:
+    """Temporal deletes closed workflows after the namespace's retention: a REJECTED row last written a year ago
+    without its workflow is no difference, while one closed today without its workflow is `workflow_missing`."""
+    long_ago = application(visitor_partnership_id=world.partnership, host_partnership_id=world.partnership)
+    today = application(visitor_partnership_id=world.partnership, host_partnership_id=world.partnership)
+    await project(world.pool, long_ago, Stage.REJECTED, at=datetime.now(UTC) - timedelta(days=365))
+    await project(world.pool, today, Stage.REJECTED)
+    try:
+        result = await run_reconcile(world)
+    finally:
+        await world.pool.execute(
+            "DELETE FROM exchanges WHERE application_id = ANY($1::text[])",
+            [long_ago.application_id, today.application_id],
+        )
+    assert {(f.kind, f.application_id) for f in result.findings} == {
+        (FindingKind.WORKFLOW_MISSING, today.application_id)
+    }
 
 
 async def test_the_repairs_leave_a_healthy_programme(world: World) -> None:
