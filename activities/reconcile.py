@@ -11,6 +11,7 @@ or the payment orders (docs/adr/0026-reconciliation-schedule.md).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from functools import partial
@@ -41,6 +42,8 @@ from schemas.search import CX_GRANT_CENTS, CX_STAGE
 
 # One page of a comparison: (connection, after, limit, cutoff) -> (rows read, findings, next `after` or None).
 Page = Callable[[DbConnection, str, int, datetime], Awaitable[tuple[int, list[Finding], str | None]]]
+IN_LIST_IDS = 100  # workflow ids per visibility query
+HEARTBEAT_EVERY_S = 20.0  # well inside workflows/options.py RECONCILE's heartbeat timeout
 ENDED_BADLY = frozenset(
     {
         WorkflowExecutionStatus.FAILED,
@@ -88,7 +91,13 @@ class ReconcileActivities:
         return CompareResult(comparison=request.comparison, compared=compared, differences=differences)
 
     async def _invariants(self, request: CompareInput) -> CompareResult:
-        report = await check_ledger(self._pool)
+        # The checks read the whole ledger in one snapshot, with no page to heartbeat after: a beat every
+        # HEARTBEAT_EVERY_S while they run says the worker is alive (a dead one is still noticed in time).
+        beating = asyncio.create_task(_beat(HEARTBEAT_EVERY_S))
+        try:
+            report = await check_ledger(self._pool)
+        finally:
+            beating.cancel()
         found = rec.invariant_findings(report)
         async with self._pool.acquire() as conn:
             await self._record(conn, request.run_id, found)
@@ -146,15 +155,16 @@ class ReconcileActivities:
         return len(rows), found, rows[-1]["application_id"] if len(rows) == limit else None
 
     async def _executions(self, application_ids: list[str]) -> dict[str, list[WorkflowExecution]]:
-        """Every execution of these exchanges' workflow ids, from the visibility store (one list call)."""
+        """Every execution of these exchanges' workflow ids, from the visibility store (a list call per
+        IN_LIST_IDS ids, so a query stays short whatever the page size)."""
         ids = [_workflow_id(app_id) for app_id in application_ids]
         quoted = [f"'{workflow_id}'" for workflow_id in ids if _quotable(workflow_id)]
-        if not quoted:
-            return {}
-        query = f"WorkflowId IN ({', '.join(quoted)})"
         found: dict[str, list[WorkflowExecution]] = {}
-        async for execution in self._client.list_workflows(query, page_size=len(quoted) + 10):
-            found.setdefault(execution.id.removeprefix("exchange:"), []).append(execution)
+        for start in range(0, len(quoted), IN_LIST_IDS):
+            chunk = quoted[start : start + IN_LIST_IDS]
+            query = f"WorkflowId IN ({', '.join(chunk)})"
+            async for execution in self._client.list_workflows(query, page_size=len(chunk) + 10):
+                found.setdefault(execution.id.removeprefix("exchange:"), []).append(execution)
         return found
 
     async def _workflows_without_rows(
@@ -211,6 +221,13 @@ class ReconcileActivities:
             by_kind=by_kind,
             findings=tuple(listed),
         )
+
+
+async def _beat(every_s: float) -> None:
+    """Heartbeat every `every_s` seconds until cancelled."""
+    while True:
+        await asyncio.sleep(every_s)
+        activity.heartbeat()
 
 
 def _compare_run(row: asyncpg.Record, run: WorkflowExecution) -> list[Finding]:

@@ -11,8 +11,10 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from temporalio.testing import ActivityEnvironment
 
+from activities import reconcile as reconcile_activities
 from activities.reconcile import ReconcileActivities
 from schemas.reconcile import CompareInput, Comparison, FindingKind, ReportInput
 from tests.reconcile.conftest import PROGRAMME_ADDRESS, World
@@ -95,3 +97,23 @@ async def test_a_retry_resumes_after_the_last_page_it_heartbeated(world: World) 
     assert (fresh.differences, fresh.compared) == (1, 3)
     assert (after_first.differences, after_first.compared) == (0, 2)
     assert (second_pass.differences, second_pass.compared) == (0, 0)
+
+
+async def test_the_ledger_checks_heartbeat_while_they_run(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The invariants have no pages: a beat every HEARTBEAT_EVERY_S (shortened here) keeps a long check alive
+    under the heartbeat timeout, and the beats stop with the checks."""
+    monkeypatch.setattr(reconcile_activities, "HEARTBEAT_EVERY_S", 0.001)
+    beats: list[tuple[Any, ...]] = []
+    env = ActivityEnvironment()
+    env.on_heartbeat = lambda *details: beats.append(details)
+    run_id = f"beats-{uuid.uuid4().hex[:8]}"
+    request = CompareInput(
+        run_id=run_id, comparison=Comparison.LEDGER_INVARIANTS, cutoff=datetime.now(UTC), page_size=2
+    )
+    result = await env.run(_activities(world).compare, request)
+    assert result.compared > 0
+    assert result.differences == 0
+    assert beats, "no heartbeat while the ledger checks ran"
+    counted = len(beats)
+    await asyncio.sleep(0.05)
+    assert len(beats) == counted, "heartbeats went on after the checks ended"

@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
+import uuid
 from datetime import timedelta
 
-from temporalio.client import ScheduleActionStartWorkflow, ScheduleOverlapPolicy, ScheduleRange
+from temporalio.client import (
+    ScheduleActionStartWorkflow,
+    ScheduleOverlapPolicy,
+    ScheduleRange,
+    WorkflowExecutionStatus,
+)
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
@@ -46,6 +53,25 @@ async def test_cx_reconcile_exits_0_when_all_agree_and_7_listing_each_difference
     report = json.loads(as_json.stdout)
     assert (report["ok"], report["differences"], report["by_kind"]) == (False, 1, {"workflow_stage": 1})
     assert {(f.kind, f.application_id) for f in still_broken.findings} == expected
+
+
+async def test_cx_reconcile_that_does_not_finish_in_time_says_so_and_leaves_the_run_going(world: World) -> None:
+    """No worker polls the task queue: after --timeout, one line naming the run, exit 5; the run is still there
+    (a worker would pick it up), terminated here by the test."""
+    env = {
+        "TEMPORAL_ADDRESS": world.temporal.service_client.config.target_host,
+        "CX_TASK_QUEUE": f"cx-no-worker-{uuid.uuid4().hex[:8]}",
+    }
+    result = await asyncio.to_thread(cx, "reconcile", "--timeout", "1", env=env)
+    assert result.returncode == ExitCode.UNAVAILABLE, result.stderr
+    line = result.stderr.strip()
+    assert line.count("\n") == 0, line
+    assert "not finished after 1 s" in line, line
+    match = re.search(r"reconciliation (reconcile-now-\S+):", line)
+    assert match, line
+    handle = world.temporal.get_workflow_handle(match.group(1))
+    assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+    await handle.terminate(reason="test done: no worker on its task queue")
 
 
 async def test_cx_reconcile_without_temporal_is_unavailable() -> None:
