@@ -293,6 +293,7 @@ def mount(app: typer.Typer) -> None:
         payment_commands,
         policy_commands,
         privacy_commands,
+        reconcile_commands,
         review_commands,
     )
 
@@ -313,6 +314,7 @@ def mount(app: typer.Typer) -> None:
     app.command("import")(import_commands.import_command)
     app.command("list")(import_commands.list_command)
     app.command("payments")(payment_commands.payments)
+    app.command("reconcile")(reconcile_commands.reconcile)
     ops_app = typer.Typer(no_args_is_help=True, help="Ops views.")
     ops_app.command("late")(import_commands.late_command)
     app.add_typer(ops_app, name="ops")

@@ -18,6 +18,7 @@ class ExitCode(IntEnum):
     CONFLICT = 4  # contradicts what is already recorded (a reference reused for other content, a duplicate)
     UNAVAILABLE = 5  # a server cannot be reached or is not ready (not configured, down, login refused, not migrated)
     INTERNAL = 6  # an unexpected failure: a bug to report with the message
+    DIFFERENCES = 7  # `cx reconcile` ran to the end and found differences (each printed; nothing was changed)
     INTERRUPTED = 130  # stopped with Ctrl-C (128 + SIGINT, as shells report it)
 
     @property
@@ -33,5 +34,6 @@ _MEANINGS = {
     ExitCode.CONFLICT: "contradicts what is already recorded",
     ExitCode.UNAVAILABLE: "a server cannot be reached or is not ready",
     ExitCode.INTERNAL: "unexpected failure (a bug)",
+    ExitCode.DIFFERENCES: "the reconciliation found differences (listed; nothing was changed)",
     ExitCode.INTERRUPTED: "stopped with Ctrl-C",
 }

@@ -19,6 +19,7 @@ from clients.client import ExchangeClient
 from clients.command import console, fail, run
 from clients.exit_codes import ExitCode
 from ledger.pool import connect_postgres_pool, postgres_pool
+from schemas.reconcile import RECONCILE_SCHEDULE_ID
 from schemas.search import register_search_attributes
 from workers import check_config as check
 from workers.connect import connect_temporal, temporal_runtime, unless_stopped
@@ -300,21 +301,26 @@ def _tracing(settings: Settings, role: Role) -> Tracing | None:
 
 
 def temporal_setup(ctx: typer.Context, check_config: CheckConfig = False) -> None:
-    """Register the custom search attributes (CxStage, CxPartnership, ...) on the namespace; idempotent.
+    """Register the custom search attributes (CxStage, CxPartnership, ...) on the namespace and create or update
+    the nightly reconciliation schedule (cx-reconcile-nightly, 02:00 UTC); idempotent.
 
     Example: TEMPORAL_ADDRESS=temporal:7233 TEMPORAL_NAMESPACE=clusterxchange cx temporal setup
     """
+    from workers.schedules import ensure_reconcile_schedule
+
     settings = settings_of(ctx)
     if check_config:
         _report_config("temporal setup", lambda: check.temporal_lines(settings))
 
-    async def main() -> list[str]:
+    async def main() -> tuple[list[str], str]:
         connection = resolve_temporal_connection(settings)
         temporal = await connect_temporal(connection, timeout_s=0)
-        return await register_search_attributes(temporal, connection.namespace)
+        added = await register_search_attributes(temporal, connection.namespace)
+        return added, await ensure_reconcile_schedule(temporal, settings.task_queue)
 
-    added = run(main)
+    added, schedule = run(main)
     console.print(f"search attributes added: {', '.join(added)}" if added else "search attributes already in place")
+    console.print(f"schedule {RECONCILE_SCHEDULE_ID} {schedule} (nightly reconciliation, 02:00 UTC)")
 
 
 def temporal_promote(

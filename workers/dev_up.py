@@ -38,6 +38,7 @@ from ledger.pool import redact_dsn
 from ledger.progress import exchange_progress
 from ledger.store import LedgerStore
 from schemas.exchange import EvidenceItem
+from schemas.reconcile import RECONCILE_SCHEDULE_ID
 from schemas.search import register_search_attributes
 from workers import api_identities
 from workers.devstack import EmbeddedPostgres, TemporalEndpoint, free_port, temporal_dev_server
@@ -48,6 +49,7 @@ from workers.logging import configure_logging
 from workers.main import database_pool, run_worker
 from workers.metrics import runtime_with_metrics
 from workers.runtime import RuntimeInfo, clear_runtime, write_runtime
+from workers.schedules import ensure_reconcile_schedule
 from workers.seed import seed_partnerships
 from workers.settings import Settings
 
@@ -114,7 +116,8 @@ def _logging_and_signals(settings: Settings) -> tuple[Path, asyncio.Event]:
 
 
 async def _prepare_stores(settings: Settings, database_url: str, temporal: TemporalEndpoint) -> None:
-    """Say where the stores are, make sure ops' search attributes exist on a server of ours, and migrate."""
+    """Say where the stores are, make sure ops' search attributes exist on a server of ours, migrate, and put the
+    nightly reconciliation's schedule in place (as `cx temporal setup` does on a cluster)."""
     console.print(f"Postgres   {redact_dsn(database_url)}")
     namespace = temporal.client.namespace
     console.print(f"Temporal   {temporal.address}  (namespace {namespace})")
@@ -124,6 +127,8 @@ async def _prepare_stores(settings: Settings, database_url: str, temporal: Tempo
         await register_search_attributes(temporal.client, namespace)
     applied = await apply_migrations(database_url)
     console.print(f"Migrations {', '.join(applied) if applied else 'up to date'}")
+    schedule = await ensure_reconcile_schedule(temporal.client, settings.task_queue)
+    console.print(f"Schedule   {RECONCILE_SCHEDULE_ID} {schedule} (nightly reconciliation, 02:00 UTC)")
 
 
 @dataclass(frozen=True)

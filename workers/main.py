@@ -20,6 +20,7 @@ from activities.funding import FundingActivities, LedgerActivities, WaitlistActi
 from activities.payments import PaymentActivities
 from activities.pricing import price_exchange
 from activities.projection import ProjectionActivities
+from activities.reconcile import ReconcileActivities
 from activities.reporting import EvidenceActivities
 from activities.review import ReviewActivities
 from activities.screening import VisitActivities, screen_application
@@ -32,8 +33,9 @@ from workers.settings import DEFAULT_ACTIVITY_SLOTS, DEFAULT_CACHED_WORKFLOWS, D
 from workers.versioning import Deployment
 from workflows.exchange import ExchangeWorkflow
 from workflows.funding import FundsWorkflow
+from workflows.reconcile import ReconcileWorkflow
 
-WORKFLOWS = [ExchangeWorkflow, FundsWorkflow]
+WORKFLOWS = [ExchangeWorkflow, FundsWorkflow, ReconcileWorkflow]
 # Our own modules (and what they import) pass through the sandbox instead of being imported again for every
 # exchange: they hold no state a workflow could change (models are frozen, functions pure), and a fresh
 # import per workflow cost a tenth of the worker's CPU and most of its memory (docs/performance.md).
@@ -105,6 +107,7 @@ def build_worker(
     projection = projection or ProjectionActivities(pool, notify_email)
     visits = VisitActivities(pool)
     waitlist = WaitlistActivities(client, task_queue)
+    reconcile = ReconcileActivities(pool, client, task_queue, notify_email)
     return Worker(
         client,
         task_queue=task_queue,
@@ -129,6 +132,9 @@ def build_worker(
             waitlist.join_waitlist,
             waitlist.leave_waitlist,
             waitlist.announce_release,
+            # Nightly reconciliation (workflows/reconcile.py): reads and reports, never books.
+            reconcile.compare,
+            reconcile.report_findings,
         ],
         workflow_runner=SANDBOX,
         deployment_config=deployment.config() if deployment else None,

@@ -43,3 +43,17 @@ DATABASE = ActivityOptions(
     schedule_to_close_timeout=DATABASE_SCHEDULE_TO_CLOSE,
     retry_policy=DATABASE_RETRY,
 )
+
+
+class HeartbeatedActivityOptions(ActivityOptions):
+    heartbeat_timeout: timedelta
+
+
+# Reconciliation's comparisons page through every exchange: long, but each page heartbeats, so a worker that
+# dies is noticed within the heartbeat timeout and the retry resumes at the last page (activities/reconcile.py).
+RECONCILE = HeartbeatedActivityOptions(
+    start_to_close_timeout=timedelta(hours=2),
+    schedule_to_close_timeout=timedelta(hours=6),
+    retry_policy=DATABASE_RETRY,
+    heartbeat_timeout=timedelta(minutes=2),
+)

@@ -54,6 +54,7 @@ ENGINE = {
     "cx_outbox_dead",
     "cx_http_requests_total",
     "cx_http_request_seconds",
+    "cx_reconcile_differences_total",  # issue 17, item 4: the nightly reconciliation's findings, by kind
 }
 HISTOGRAMS = {
     name for name in TEMPORAL_SDK | ENGINE if name.endswith(("_latency", "_seconds")) and "timestamp" not in name
@@ -121,6 +122,7 @@ def test_the_alerts_cover_what_ops_asked_for() -> None:
         "temporal_activity_schedule_to_start_latency_bucket",
         "cx_dispatcher_deliveries_total",
         "cx_budget_cents",
+        "cx_reconcile_differences_total",
         "up",
     } <= read
 
