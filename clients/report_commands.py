@@ -115,7 +115,9 @@ def export(
         typer.Option("--as-of", help="an instant with its offset, or a date (its end, UTC); default: now"),
     ] = None,
     output_format: Annotated[str, typer.Option("--format", help="csv or xlsx")] = "csv",
-    output: Annotated[Path | None, typer.Option("--output", help="write here instead of stdout (xlsx: required)")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="write here instead of stdout (xlsx: required)")
+    ] = None,
 ) -> None:
     """Write exchanges, ledger transfers (one row per entry) or payment orders as they stood at --as-of.
 

@@ -47,7 +47,8 @@ def parse_as_of(text: str | None, now: datetime) -> datetime:
         else:
             instant = datetime.fromisoformat(text)
     except ValueError:
-        raise InputRefused("as_of", f"must be a date YYYY-MM-DD or an ISO 8601 instant with its offset, got {text!r}") from None
+        rule = f"must be a date YYYY-MM-DD or an ISO 8601 instant with its offset, got {text!r}"
+        raise InputRefused("as_of", rule) from None
     if instant.tzinfo is None or instant.utcoffset() is None:
         raise InputRefused("as_of", f"must carry its offset (e.g. {text}+00:00 or {text}Z): {text!r} has none")
     if instant > now:
