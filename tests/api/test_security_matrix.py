@@ -291,6 +291,9 @@ def request(world: World, case: Case, who: Principal | None) -> tuple[str, str, 
         "usePayloadCodec": ("POST", "/codec/decode", {"json": {"payloads": []}}),
         # Reads only: the person may be on record or not (an empty export is still 200).
         "exportPersonalData": ("GET", f"/privacy/people/{reviewer}/export", {}),
+        # Issue 17: reads only, the KPIs of one day and the payment orders as of now.
+        "getKpiReport": ("GET", "/reports/kpis", {"params": {"from": "2026-01-01", "to": "2026-01-01"}}),
+        "exportTable": ("GET", "/exports/payment-orders", {"params": {"format": "csv"}}),
     }
     return requests[op]
 
