@@ -62,7 +62,8 @@ CSV_EXPORT_EXAMPLE = (
     "payment_order_id,application_id,partnership_id,amount_cents,amount_eur,hold_id,...\r\n"
     "po-app-2026-0042,app-2026-0042,photonics4i,95000,950.00,17,...\r\n"
 )
-AS_OF_PATTERN = r"^\d{4}-\d{2}-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}:?\d{2}))?$"
+# The shape only; parse_as_of names what is wrong with a value of this shape (no offset, in the future).
+AS_OF_PATTERN = r"^\d{4}-\d{2}-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}:?\d{2})?)?$"
 
 
 @router.get(
