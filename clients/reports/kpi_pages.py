@@ -129,27 +129,30 @@ def funnel_chart(report: KpiReport) -> str:
     axes.invert_yaxis()
     axes.set_xlabel("exchanges")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.legend(loc="lower right", fontsize="small")
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     axes.set_title("Exchanges per partnership")
     return _svg(figure)
 
 
 def money_chart(report: KpiReport) -> str:
-    """Horizontal bars: per partnership, the budget allocated, held at the window's end and paid to date (EUR)."""
+    """Stacked bars, one per partnership, as long as its budget: paid to date, held (open holds) and available,
+    in EUR at the window's end."""
     rows = report.partnerships[:MAX_CHART_PARTNERSHIPS] or [report.total]
     figure = _figure(max(2.5, 0.35 * len(rows) + 1.2))
     axes = figure.add_subplot()
-    series = (("allocated", "allocated_cents", "#d9d9d9"), ("held", "held_cents", "#ffc000"))
-    positions = range(len(rows))
-    for label, name, colour in series:
-        axes.barh(positions, [getattr(r, name) / 100 for r in rows], height=0.7, label=label, color=colour)
+    positions = list(range(len(rows)))
     paid = [r.paid_to_date_cents / 100 for r in rows]
-    axes.barh(positions, paid, height=0.35, label="paid to date", color="#1f4e79")
-    axes.set_yticks(list(positions), [r.partnership_id for r in rows])
+    held = [r.held_cents / 100 for r in rows]
+    available = [max(0, r.allocated_cents - r.held_cents - r.paid_to_date_cents) / 100 for r in rows]
+    axes.barh(positions, paid, height=0.6, label="paid to date", color="#1f4e79")
+    axes.barh(positions, held, height=0.6, left=paid, label="held", color="#ffc000")
+    lefts = [p + h for p, h in zip(paid, held, strict=True)]
+    axes.barh(positions, available, height=0.6, left=lefts, label="available", color="#d9d9d9")
+    axes.set_yticks(positions, [r.partnership_id for r in rows])
     axes.invert_yaxis()
     axes.set_xlabel("EUR")
-    axes.legend(loc="lower right", fontsize="small")
-    axes.set_title("Budgets at the window's end")
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    axes.set_title("Budgets at the window's end: paid, held, available")
     return _svg(figure)
 
 

@@ -6,10 +6,10 @@ activities, so every figure of the report can be computed by hand:
 - A: PL -> FR cluster organisations, paid at once after its order (95,000 cents);
 - B: an SME from CZ -> FR, paid 12 days after its order (late: R11's 10 days);
 - C: PL -> PL, ineligible (R5: the countries must differ);
-- D: PL -> FR, started 52 days later, approved and funded, its 95,000 cents still held.
+- D: PL -> FR, started 57 days later, approved and funded, its 95,000 cents still held.
 
 The database is the fixture's own (not the session's shared one), so the whole report is these four. The
-test server's clock jumps (40 days for the stays, 12 more for B's late payment): audit events carry the
+test server's clock jumps (45 days for the stays, 12 more for B's late payment): audit events carry the
 workflows' clock, the ledger the database's, so the tests choose windows by the fixture's recorded instants.
 """
 
@@ -45,6 +45,7 @@ from workers.devstack import TEMPORAL_TEST_SERVER, free_port
 from workers.main import build_worker
 
 ALLOCATED_CENTS = 1_000_000
+STAYS_OVER_DAYS = 45
 GRANT_CENTS = 95_000  # a 5-working-day stay in France (group 2: 950 EUR)
 PRAGUE = {"latitude": 50.0755, "longitude": 14.4378}
 WARSAW = {"latitude": 52.2297, "longitude": 21.0122}
@@ -86,7 +87,7 @@ def _apps(partnership: str) -> dict[str, ApplicationInput]:
         "country": "PL",
         **WARSAW,
     }
-    start, end = full_week_ahead(11, "FR")  # D starts 52 days into the test server's future: still 10+ days ahead
+    start, end = full_week_ahead(11, "FR")  # D starts 57 days into the test server's future: still 10+ days ahead
     return {
         "A": application(**both),
         "B": application(**both, visitor=sme),
@@ -142,7 +143,8 @@ async def drive(pool: asyncpg.Pool, database_url: str, env: WorkflowEnvironment,
         _to_agreement(client, b.application_id, sign=True),
         wait_for_stage(client, c.application_id, Stage.INELIGIBLE),
     )
-    await env.sleep(timedelta(days=40))  # past both stays: the durable travel timers fire
+    # Past both stays (3 weeks ahead, up to two more for holidays), before their reports are due (30 days after).
+    await env.sleep(timedelta(days=STAYS_OVER_DAYS))
     await asyncio.gather(_report(client, pool, a.application_id), _report(client, pool, b.application_id))
     a_confirmed = await _confirm(client, env, a.application_id)
     await until(client, b.application_id, lambda s: s.payment_order_id is not None, "B's payment order")

@@ -159,7 +159,7 @@ def test_cx_report_and_export_write_their_files_and_refuse_bad_input(programme: 
     book = tmp_path / "exchanges.xlsx"
     exported = cx("export", "exchanges", "--format", "xlsx", "--output", str(book), env=env)
     assert exported.returncode == 0, exported.stderr
-    # As of now: D started on the test server's clock 52 days ahead, so its rows are not there yet.
+    # As of now: D started on the test server's clock 57 days ahead, so its rows are not there yet.
     assert len(list(openpyxl.load_workbook(book, read_only=True)["exchanges"].iter_rows())) == 1 + 3
     for args, named in (
         (["report", "kpis", "--from", "2026-03-02", "--to", "2026-03-01"], "--to"),

@@ -24,7 +24,7 @@ def _days(later: datetime, earlier: datetime) -> float:
 
 
 def _whole(programme: Programme) -> tuple[date, date]:
-    """A window holding every event the fixture caused (the test server's clock ran 52 days ahead)."""
+    """A window holding every event the fixture caused (the test server's clock ran 57 days ahead)."""
     return programme.started[0].date() - timedelta(days=1), programme.ended.date() + timedelta(days=1)
 
 
@@ -45,7 +45,7 @@ async def test_the_figures_of_the_whole_programme_are_the_hand_computed_ones(pro
     # its confirmation: its days lie in [earliest, latest]. The median of two is their mean; p90 is B's.
     a = (_days(programme.a_confirmed[0], programme.started[1]), _days(programme.a_confirmed[1], programme.started[0]))
     b = (_days(programme.b_confirmed[0], programme.started[1]), _days(programme.b_confirmed[1], programme.started[0]))
-    assert 51 < b[0] <= b[1] < 53, "B waited 40 + 12 days on the test server's clock"
+    assert 56 < b[0] <= b[1] < 58, "B waited 45 + 12 days on the test server's clock"
     assert mine.days_to_payment_median is not None
     assert mine.days_to_payment_p90 is not None
     assert (a[0] + b[0]) / 2 - 0.05 <= mine.days_to_payment_median <= (a[1] + b[1]) / 2 + 0.05
@@ -72,15 +72,15 @@ async def test_the_euros_are_the_ledgers_own_balances(programme: Programme) -> N
 
 
 async def test_a_window_counts_only_what_happened_inside_it(programme: Programme) -> None:
-    """The first day: A, B and C applied, A and B eligible and funded, nothing completed or paid. Days 36 to 51:
-    nothing applied, A and B completed (the test server's 40-day sleep fires their stays' end timers at its end,
-    so they enter REPORTING on day 40), A paid on time, B's order unconfirmed 10+ days by the window's end."""
+    """The first day: A, B and C applied, A and B eligible and funded, nothing completed or paid. Days 36 to 55:
+    nothing applied, A and B completed (the test server's 45-day sleep fires their stays' end timers at its end,
+    so they enter REPORTING on day 45), A paid on time, B's order unconfirmed 10+ days by the window's end."""
     first = programme.started[0].date()
     day_one = (await programme_kpis(programme.pool, first, first)).total
     assert (day_one.applied, day_one.eligible, day_one.funded, day_one.completed, day_one.paid) == (3, 2, 2, 0, 0)
     assert (day_one.days_to_payment_median, day_one.late_payments, day_one.overdue_unpaid) == (None, 0, 0)
     assert (day_one.sme_applied, day_one.sme_share_percent) == (1, 33.3)
-    later = (await programme_kpis(programme.pool, first + timedelta(days=36), first + timedelta(days=51))).total
+    later = (await programme_kpis(programme.pool, first + timedelta(days=36), first + timedelta(days=55))).total
     assert (later.applied, later.eligible, later.funded, later.completed, later.paid) == (0, 0, 0, 2, 1)
     assert (later.late_payments, later.overdue_unpaid, later.sme_share_percent) == (0, 1, None)
     before = await programme_kpis(programme.pool, first - timedelta(days=30), first - timedelta(days=1))
