@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 
 from ledger.exports import ExportKind
-from ledger.kpis import report_window
+from ledger.kpis import ReportWindowError, report_window
 
 KPI_FORMATS = ("table", "csv", "html", "json")
 EXPORT_FORMATS = ("csv", "xlsx")
@@ -25,14 +25,20 @@ def parse_date(field: str, text: str) -> date:
         raise InputRefused(field, f"must be a date YYYY-MM-DD, got {text!r}") from None
 
 
-def parse_window(date_from: str, date_to: str) -> tuple[date, date]:
-    """`from` and `to` as dates, `from` on or before `to` (both inclusive)."""
-    start, end = parse_date("from", date_from), parse_date("to", date_to)
+def check_window(start: date, end: date) -> tuple[date, date]:
+    """`from` on or before `to` (both inclusive), the span within the report's limit."""
+    if start > end:
+        raise InputRefused("to", f"must be on or after from ({start.isoformat()}), got {end.isoformat()}")
     try:
         report_window(start, end)
-    except ValueError as error:
-        raise InputRefused("to", f"must be on or after from ({start.isoformat()}); {error}") from None
+    except ReportWindowError as error:
+        raise InputRefused("to", error.rule) from None
     return start, end
+
+
+def parse_window(date_from: str, date_to: str) -> tuple[date, date]:
+    """`from` and `to` as dates YYYY-MM-DD, checked as check_window does."""
+    return check_window(parse_date("from", date_from), parse_date("to", date_to))
 
 
 def parse_as_of(text: str | None, now: datetime) -> datetime:

@@ -112,7 +112,7 @@ async def test_who_may_read_the_report_and_the_exports(
 @pytest.mark.parametrize(
     ("path", "params", "field", "rule"),
     [
-        ("/reports/kpis", {"from": "2026-03-02", "to": "2026-03-01"}, "to", "must be on or after date_from"),
+        ("/reports/kpis", {"from": "2026-03-02", "to": "2026-03-01"}, "to", "must be on or after from (2026-03-02)"),
         ("/reports/kpis", {"from": "2026-02-30", "to": "2026-03-01"}, "from", ""),
         ("/reports/kpis", {"from": "2026-03-01", "to": "2026-03-01", "format": "pdf"}, "format", ""),
         ("/exports/ledger", {}, "kind", ""),

@@ -15,11 +15,11 @@ from fastapi import APIRouter, Path, Query, Response
 from clients.api.context import Engine, Permit, permitted
 from clients.api.openapi import JSON
 from clients.api.problems import ProblemError, invalid, problem_responses
-from clients.reports.inputs import InputRefused, parse_as_of
+from clients.reports.inputs import InputRefused, check_window, parse_as_of
 from clients.reports.kpi_pages import HTML_MEDIA_TYPE, kpi_csv, kpi_html
 from clients.reports.tables import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, to_csv, to_xlsx
 from ledger.exports import ExportKind, ExportTooLarge, export_table
-from ledger.kpis import TOTAL, CountryPair, KpiReport, PartnershipKpis, ReportWindowError, programme_kpis
+from ledger.kpis import TOTAL, CountryPair, KpiReport, PartnershipKpis, programme_kpis
 
 router = APIRouter(tags=["reports"])
 
@@ -91,10 +91,10 @@ async def kpi_report(
     output_format: Annotated[Literal["json", "csv", "html"], Query(alias="format")] = "json",
 ) -> Any:
     try:
-        report = await programme_kpis(api.pool, date_from, date_to)
-    except ReportWindowError as error:
-        field = "to" if error.field == "date_to" else "from"
-        raise invalid([(field, error.rule)]) from None
+        check_window(date_from, date_to)
+    except InputRefused as error:
+        raise invalid([(error.field, error.rule)]) from None
+    report = await programme_kpis(api.pool, date_from, date_to)
     name = f"cx-kpis-{date_from.isoformat()}-{date_to.isoformat()}"
     if output_format == "csv":
         return _file(kpi_csv(report).encode(), CSV_MEDIA_TYPE, f"{name}.csv")
