@@ -8,6 +8,7 @@ read model and the ledger); both refuse bad input naming the field and the rule,
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import UTC, date
 from pathlib import Path
@@ -47,17 +48,16 @@ def render_kpis(report: KpiReport, output_format: str) -> str:
     return kpi_table(report)
 
 
-def _write(output: Path | None, content: str | bytes) -> None:
+def _write(output: Path | None, content: str | bytes, *, private: bool = False) -> None:
+    """To stdout, or to `output`; `private` files (row-level exports name finance's people) are created 0600."""
+    data = content.encode() if isinstance(content, str) else content
     if output is None:
-        if isinstance(content, bytes):
-            sys.stdout.buffer.write(content)
-        else:
-            sys.stdout.write(content)
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
         return
-    if isinstance(content, bytes):
-        output.write_bytes(content)
-    else:
-        output.write_text(content, encoding="utf-8")
+    descriptor = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(data)
 
 
 async def _kpis(config: ClientConfig, window: tuple[date, date]) -> KpiReport:
@@ -135,7 +135,7 @@ def export(
         raise fail("--output: required with --format xlsx (a workbook is not written to a terminal)", ExitCode.USAGE)
     config = client_config(ctx)
     table = run(lambda: _export(config, chosen_kind, as_of))
-    _write(output, to_xlsx(table) if chosen == "xlsx" else to_csv(table))
+    _write(output, to_xlsx(table) if chosen == "xlsx" else to_csv(table), private=True)
     if output is not None:
         shown = table.as_of.astimezone(UTC).isoformat()
         console.print(f"{len(table.rows)} {chosen_kind.value} rows as of {shown} written to {output}")

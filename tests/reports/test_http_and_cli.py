@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import stat
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -159,6 +160,7 @@ def test_cx_report_and_export_write_their_files_and_refuse_bad_input(programme: 
     book = tmp_path / "exchanges.xlsx"
     exported = cx("export", "exchanges", "--format", "xlsx", "--output", str(book), env=env)
     assert exported.returncode == 0, exported.stderr
+    assert stat.S_IMODE(book.stat().st_mode) == 0o600, "row-level exports name people: the owner's only"
     # As of now: D started on the test server's clock 57 days ahead, so its rows are not there yet.
     assert len(list(openpyxl.load_workbook(book, read_only=True)["exchanges"].iter_rows())) == 1 + 3
     for args, named in (
