@@ -96,7 +96,9 @@ def _apps(partnership: str) -> dict[str, ApplicationInput]:
     }
 
 
-async def _confirm(client: ExchangeClient, env: WorkflowEnvironment, app_id: str) -> tuple[datetime, datetime]:
+async def confirm_payment_of(
+    client: ExchangeClient, env: WorkflowEnvironment, app_id: str
+) -> tuple[datetime, datetime]:
     status = await until(client, app_id, lambda s: s.payment_order_id is not None, "the payment order", within_s=30)
     before = await env.get_current_time()
     payload = {
@@ -110,14 +112,14 @@ async def _confirm(client: ExchangeClient, env: WorkflowEnvironment, app_id: str
     return before, await env.get_current_time()
 
 
-async def _report(client: ExchangeClient, pool: asyncpg.Pool, app_id: str) -> None:
+async def report_and_validate(client: ExchangeClient, pool: asyncpg.Pool, app_id: str) -> None:
     await wait_for_stage(client, app_id, Stage.REPORTING)
     evidence = await uploaded_evidence(pool, app_id)
     await client.submit_report(app_id, {"actor_id": "visitor-vera", "summary": "Done.", "evidence": evidence})
     await validate(client, app_id)
 
 
-async def _to_agreement(client: ExchangeClient, app_id: str, sign: bool) -> None:
+async def to_agreement(client: ExchangeClient, app_id: str, sign: bool) -> None:
     await wait_for_stage(client, app_id, Stage.REVIEW)
     await approve(client, app_id)
     await wait_for_stage(client, app_id, Stage.AGREEMENT)
@@ -139,21 +141,23 @@ async def drive(pool: asyncpg.Pool, database_url: str, env: WorkflowEnvironment,
         await client.start_exchange(app)
     t1 = await env.get_current_time()
     await asyncio.gather(
-        _to_agreement(client, a.application_id, sign=True),
-        _to_agreement(client, b.application_id, sign=True),
+        to_agreement(client, a.application_id, sign=True),
+        to_agreement(client, b.application_id, sign=True),
         wait_for_stage(client, c.application_id, Stage.INELIGIBLE),
     )
     # Past both stays (3 weeks ahead, up to two more for holidays), before their reports are due (30 days after).
     await env.sleep(timedelta(days=STAYS_OVER_DAYS))
-    await asyncio.gather(_report(client, pool, a.application_id), _report(client, pool, b.application_id))
-    a_confirmed = await _confirm(client, env, a.application_id)
+    await asyncio.gather(
+        report_and_validate(client, pool, a.application_id), report_and_validate(client, pool, b.application_id)
+    )
+    a_confirmed = await confirm_payment_of(client, env, a.application_id)
     await until(client, b.application_id, lambda s: s.payment_order_id is not None, "B's payment order")
     await env.sleep(timedelta(days=12))  # B's order waits past the 10-day SLA
-    b_confirmed = await _confirm(client, env, b.application_id)
+    b_confirmed = await confirm_payment_of(client, env, b.application_id)
     d0 = await env.get_current_time()
     await client.start_exchange(d)
     d1 = await env.get_current_time()
-    await _to_agreement(client, d.application_id, sign=False)
+    await to_agreement(client, d.application_id, sign=False)
     return Programme(
         database_url=database_url,
         pool=pool,

@@ -34,7 +34,7 @@ from schemas.search import register_search_attributes
 from schemas.stages import Stage
 from tests.factories import application, full_week_ahead
 from tests.payload_keys import TEST_DATA_CONVERTER
-from tests.reports.conftest import _confirm, _report, _to_agreement
+from tests.reports.conftest import confirm_payment_of, report_and_validate, to_agreement
 from tests.web.browser.harness import LAUNCH_ARGS, ensure_chromium
 from tests.workflows.conftest import add_review_panel, wait_for_stage
 from workers.devstack import TEMPORAL_TEST_SERVER, free_port
@@ -121,23 +121,23 @@ async def _drive(pool: asyncpg.Pool, env: WorkflowEnvironment, client: ExchangeC
         *(
             wait_for_stage(client, app.application_id, Stage.INELIGIBLE)
             if outcome == "ineligible"
-            else _to_agreement(client, app.application_id, sign=True)
+            else to_agreement(client, app.application_id, sign=True)
             for app, outcome in now
         )
     )
     await env.sleep(timedelta(days=62))
     paying = [(app.application_id, outcome) for app, outcome in now if outcome != "ineligible"]
-    await asyncio.gather(*(_report(client, pool, app_id) for app_id, _ in paying))
+    await asyncio.gather(*(report_and_validate(client, pool, app_id) for app_id, _ in paying))
     for app_id, outcome in paying:
         if outcome == "paid":
-            await _confirm(client, env, app_id)
+            await confirm_payment_of(client, env, app_id)
     await env.sleep(timedelta(days=12))
     for app_id, outcome in paying:
         if outcome == "late":
-            await _confirm(client, env, app_id)
+            await confirm_payment_of(client, env, app_id)
     for app in later:
         await client.start_exchange(app)
-    await asyncio.gather(*(_to_agreement(client, app.application_id, sign=False) for app in later))
+    await asyncio.gather(*(to_agreement(client, app.application_id, sign=False) for app in later))
     return first - timedelta(days=1), (await env.get_current_time()).date() + timedelta(days=1)
 
 
