@@ -131,7 +131,7 @@ class KpiReport(BaseModel):
 
 
 @dataclass(frozen=True)
-class _Exchange:
+class ExchangeMilestones:
     """One exchange's milestones, as read."""
 
     application_id: str
@@ -178,12 +178,12 @@ async def programme_kpis(pool: asyncpg.Pool, date_from: date, date_to: date) -> 
     return build_report(date_from, date_to, generated_at, exchanges, at_start, at_end)
 
 
-async def _exchanges(conn: DbConnection, start: datetime, end: datetime) -> list[_Exchange]:
+async def _exchanges(conn: DbConnection, start: datetime, end: datetime) -> list[ExchangeMilestones]:
     rows = await conn.fetch(_MILESTONES_SQL, start, end, MAX_EXCHANGES + 1)
     if len(rows) > MAX_EXCHANGES:
         raise ReportWindowError("date_from", f"the window holds more than {MAX_EXCHANGES} exchanges: narrow it")
     return [
-        _Exchange(
+        ExchangeMilestones(
             application_id=row["application_id"],
             partnership_id=row["partnership_id"],
             visitor_country=row["visitor_country"],
@@ -204,7 +204,7 @@ def build_report(
     date_from: date,
     date_to: date,
     generated_at: datetime,
-    exchanges: list[_Exchange],
+    exchanges: list[ExchangeMilestones],
     at_start: list[PartnershipBalance],
     at_end: list[PartnershipBalance],
 ) -> KpiReport:
@@ -237,7 +237,7 @@ def build_report(
 
 def _figures(
     partnership_id: str,
-    exchanges: list[_Exchange],
+    exchanges: list[ExchangeMilestones],
     window: _Window,
     before: PartnershipBalance | None,
     after: PartnershipBalance | None,
@@ -287,7 +287,7 @@ def nearest_rank(sorted_values: list[float], percent: int) -> float:
     return sorted_values[rank - 1]
 
 
-def _pairs(exchanges: list[_Exchange], window: _Window) -> list[CountryPair]:
+def _pairs(exchanges: list[ExchangeMilestones], window: _Window) -> list[CountryPair]:
     applied = Counter((e.visitor_country, e.host_country) for e in exchanges if window.has(e.applied_at))
     paid = Counter((e.visitor_country, e.host_country) for e in exchanges if window.has(e.paid_at))
     return [
