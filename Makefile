@@ -47,8 +47,9 @@ scaleout: $(STAMP)
 
 # PNGs of the web app's main pages in docs/screenshots/ (issue 14), taken by the browser tests' harness in headless
 # Chromium over the real stack (tests/web/browser/screenshots.py; Chromium installed from Debian's packages if missing).
+# The KPI report (issue 17, item 3) too: tests/reports/screenshot.py.
 screenshots: $(STAMP)
-	$(BIN)/pytest -q -p no:cacheprovider tests/web/browser/screenshots.py $(ARGS)
+	$(BIN)/pytest -q -p no:cacheprovider tests/web/browser/screenshots.py tests/reports/screenshot.py $(ARGS)
 
 # Every door fuzzed, longer than CI (issue 16, item 4; docs/adr/0024-every-door-fuzzed.md): the REST fuzz
 # (tests/api/test_fuzz.py) and the Temporal update/signal fuzz (tests/workflows/test_fuzz_updates.py) with

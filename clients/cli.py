@@ -294,6 +294,7 @@ def mount(app: typer.Typer) -> None:
         policy_commands,
         privacy_commands,
         reconcile_commands,
+        report_commands,
         review_commands,
     )
 
@@ -311,6 +312,8 @@ def mount(app: typer.Typer) -> None:
     app.add_typer(review_commands.review_app, name="review")
     app.add_typer(evidence_commands.evidence_app, name="evidence")
     app.add_typer(privacy_commands.privacy_app, name="privacy")  # personal data (issue 16, item 2)
+    app.add_typer(report_commands.report_app, name="report")  # KPIs for the Commission (issue 17, item 3)
+    app.command("export")(report_commands.export)  # exports for the back office and auditors (issue 17, item 5)
     app.command("import")(import_commands.import_command)
     app.command("list")(import_commands.list_command)
     app.command("payments")(payment_commands.payments)

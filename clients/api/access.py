@@ -388,6 +388,16 @@ def _programme_actions() -> list[Action]:
         Action("dryRunPolicy", "POST /policies/dry-run", "dry-run policies", PROGRAMME_SIDE),
         Action("exportPersonalData", "GET /privacy/people/{person}/export", "export a person's data", BACK_OFFICE),
         Action("erasePerson", "POST /privacy/people/{person}/erasure", "erase a person", BACK_OFFICE),
+        # Issue 17, items 3 and 5: the Commission's KPIs (aggregates) for the programme's side; the row-level
+        # exports (actor ids in payment orders, every ledger entry) for officers and programme services (an
+        # auditors' system is one), not ops, never applicants, parties or reviewers.
+        Action("getKpiReport", "GET /reports/kpis", "read the KPI report", PROGRAMME_SIDE),
+        Action(
+            "exportTable",
+            "GET /exports/{kind}",
+            "export exchanges, transfers and payment orders",
+            {Kind.OFFICER: NOT_AN_EXCHANGE, Kind.PROGRAMME_SERVICE: NOT_AN_EXCHANGE},
+        ),
     ]
 
 

@@ -32,7 +32,7 @@ from clients.api.metrics import ApiMetrics, add_metrics_route, gauge_lifespan
 from clients.api.openapi import build_openapi
 from clients.api.problems import Problem, ProblemError, invalid, problem_response, problem_type
 from clients.api.rate_limits import RateLimits
-from clients.api.routers import budgets, codec, evidence, exchanges, ops, oversight, policy, privacy, reviews
+from clients.api.routers import budgets, codec, evidence, exchanges, ops, oversight, policy, privacy, reports, reviews
 from clients.api.static_tokens import load_tokens, parse_tokens
 from clients.client import ExchangeClient
 from clients.config import DEFAULT_API_ENGINE_TIMEOUT_S, DEFAULT_API_MAX_BODY_BYTES, DEFAULT_EVIDENCE_DIR
@@ -60,6 +60,7 @@ ROUTERS = (
     policy.router,
     oversight.router,
     privacy.router,  # issue 16, item 2
+    reports.router,  # issue 17, items 3 and 5
 )
 DESCRIPTION = (
     "Start and drive exchanges of the ClusterXchange grant scheme. Bearer tokens map to principals: a "
@@ -83,6 +84,10 @@ TAGS: list[dict[str, Any]] = [
         "and the bulk import of applications.",
     },
     {"name": "privacy", "description": "A person's data as one document (GDPR art. 15): officers only."},
+    {
+        "name": "reports",
+        "description": "The Commission's KPI report and the back office's exports (CSV, XLSX, HTML).",
+    },
     {"name": "ops", "description": "Probes (no token)."},
 ]
 

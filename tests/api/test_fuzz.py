@@ -2,7 +2,7 @@
 and the ledger changed by nothing but accepted writes.
 
 CI sends about 1,000 requests per run (EXAMPLES_PER_OPERATION positive and as many negative cases for each of
-the 44 operations); `make fuzz` sends as many as `--fuzz-examples` asks (tests/fuzz_options.py). Each run has a
+the 46 operations); `make fuzz` sends as many as `--fuzz-examples` asks (tests/fuzz_options.py). Each run has a
 funded partnership with an exchange in REVIEW that half the cases with such a path parameter name. Two runs:
 - principals whose every write is refused (ops is read-only, an applicant and a reviewer who own nothing,
   an unknown token): the ledger must be exactly as it was, row for row;
@@ -33,7 +33,7 @@ from tests.workflows.conftest import ledger_store as ledger_store  # the fixture
 
 REFUSED = ["tok-fuzz-ops-000000000", "tok-fuzz-applicant-000", "tok-fuzz-reviewer-0000", "unknown-token"]
 OFFICER = ["tok-fuzz-officer-00000"]
-# Per operation and generation mode: 2 modes x 44 operations x 12 = 1,056 cases per run (a few are not
+# Per operation and generation mode: 2 modes x 46 operations x 12 = 1,104 cases per run (a few are not
 # sendable, e.g. a header that is not latin-1, and a probe has no invalid request).
 EXAMPLES_PER_OPERATION = 12
 MIN_REQUESTS_PER_RUN = 1_000

@@ -293,6 +293,9 @@ def request(world: World, case: Case, who: Principal | None) -> tuple[str, str, 
         "exportPersonalData": ("GET", f"/privacy/people/{reviewer}/export", {}),
         # Nobody on record: an officer's erasure answers "already erased, or never known" and changes nothing.
         "erasePerson": ("POST", f"/privacy/people/nobody-{uuid.uuid4().hex[:8]}/erasure", {"json": {"reason": "t"}}),
+        # Issue 17: reads only, the KPIs of one day and the payment orders as of now.
+        "getKpiReport": ("GET", "/reports/kpis", {"params": {"from": "2026-01-01", "to": "2026-01-01"}}),
+        "exportTable": ("GET", "/exports/payment-orders", {"params": {"format": "csv"}}),
     }
     return requests[op]
 

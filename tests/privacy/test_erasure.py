@@ -89,7 +89,7 @@ async def decoded_text(client: Client, message: Message) -> str:
         for field, value in node.ListFields():
             if field.type != field.TYPE_MESSAGE:
                 continue
-            if field.message_type.GetOptions().map_entry:
+            if field.message_type is not None and field.message_type.GetOptions().map_entry:
                 stack.extend(v for v in value.values() if isinstance(v, Message))
             elif isinstance(value, Message):
                 stack.append(value)
@@ -270,6 +270,7 @@ async def test_a_person_party_to_an_open_exchange_is_refused_and_keeps_everythin
         stored = await conn.fetchval("SELECT application->>'goals' FROM exchanges WHERE application_id = $1",
                                      app.application_id)  # fmt: skip
         assert await reveal(conn, stored) == "Mine."  # sealed, and still opens
+    assert key is not None
     assert key["wrapped_key"] is not None
     assert key["destroyed_at"] is None
     assert stored.startswith("cx1:psn_")
