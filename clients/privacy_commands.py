@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -24,6 +25,7 @@ from clients.config import ClientConfig, client_config
 from clients.erasure import ErasureReport, erase
 from clients.exit_codes import ExitCode
 from ledger.erasure import PersonStillParty
+from ledger.expiry import DuePerson, due_for_erasure
 from ledger.pool import connect_postgres
 from ledger.privacy import ExportTooLarge, PersonalDataExport, export_person, person_from
 from schemas.retention import retention_schedule
@@ -148,3 +150,60 @@ def erase_command(
     )
     for workflow_id, why in report.histories_kept.items():
         console.print(f"  history kept: {workflow_id}: {why}")
+
+
+async def _expire(config: ClientConfig, officer: str, today: date, dry_run: bool) -> list[tuple[DuePerson, str]]:
+    """The people due on `today`, each with what became of them ("due" in a dry run)."""
+    pool = await asyncpg.create_pool(config.database_url(), min_size=1, max_size=2)
+    try:
+        async with pool.acquire() as conn:
+            due = await due_for_erasure(conn, retention_schedule(), today)
+        if dry_run or not due:
+            return [(person, "due") for person in due]
+        temporal = await config.temporal_client()
+        outcomes: list[tuple[DuePerson, str]] = []
+        for person in due:
+            reason = f"retention: {person.category.value} period ended {person.expired_on.isoformat()}"
+            try:
+                report = await erase(pool, temporal, [person.person], [], officer, reason)
+            except PersonStillParty as error:  # an exchange opened since the list was read
+                outcomes.append((person, f"kept: {error}"))
+                continue
+            outcomes.append((person, f"erased as {report.erasure.person_ref}"))
+        return outcomes
+    finally:
+        await pool.close()
+
+
+@privacy_app.command("expire")
+def expire_command(
+    ctx: typer.Context,
+    by: Annotated[str, typer.Option("--by", help="the officer who runs the expiry (recorded)")] = "",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="list who is due, erase nobody")] = False,
+    on: Annotated[
+        str | None, typer.Option("--on", help="YYYY-MM-DD: who is due on that day (a later day: --dry-run only)")
+    ] = None,
+) -> None:
+    """Erase everyone whose retention periods have all ended (schemas/retention.toml), as `erase` does.
+
+    A person in any exchange is kept 10 years after the last one closed; a reviewer never assigned, 1 year
+    after their record last changed; nobody party to an open exchange is due. Run it periodically.
+
+    Example: cx privacy expire --by officer-olga --dry-run
+    """
+    today = datetime.now(UTC).date()
+    try:
+        day = today if on is None else date.fromisoformat(on)
+    except ValueError:
+        raise fail(f"--on {on!r}: a date as YYYY-MM-DD", ExitCode.USAGE) from None
+    if day > today and not dry_run:
+        raise fail(
+            "--on: a later day than today only with --dry-run (nobody is erased before their time)", ExitCode.USAGE
+        )
+    if not dry_run and not by.strip():
+        raise fail("--by: required (who erases is recorded)", ExitCode.USAGE)
+    config = client_config(ctx)
+    outcomes = run(lambda: _expire(config, by.strip(), day, dry_run))
+    for person, outcome in outcomes:
+        console.print(f"{person.person}: {person.category.value} ended {person.expired_on.isoformat()}: {outcome}")
+    console.print(f"{len(outcomes)} person(s) due on {day.isoformat()}{' (dry run)' if dry_run else ''}")
