@@ -44,7 +44,7 @@ def _with(old: str, new: str) -> str:
     ("text", "field", "rule"),
     [
         (_with("years = 10", 'years = "10"'), "categories.applications.years", "valid integer"),
-        (_with("erasable_today = true", "erasable_today = 1"), "categories.web_sessions.erasable_today", "boolean"),
+        (_with("erasable_today = true", "erasable_today = 1"), "categories.applications.erasable_today", "boolean"),
         (_with("[categories.logs]", "[categories.log]"), "categories.log.[key]", "Input should be"),
         (_with("days = 30\n", ""), "categories.logs", "at least one day"),
         (_with('counts_from = "created"', 'counts_from = "birthday"'), "counts_from", "Input should be"),
