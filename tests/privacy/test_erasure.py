@@ -22,7 +22,7 @@ import json
 import logging
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -37,6 +37,7 @@ from clients.client import ExchangeClient
 from clients.erasure import ErasureReport, erase
 from ledger.checks import check_ledger
 from ledger.erasure import PersonStillParty
+from ledger.kpis import programme_kpis
 from ledger.oversight import timeline
 from ledger.persons import ERASED, find_person, reveal
 from ledger.review import add_reviewer, get_reviewer
@@ -147,6 +148,13 @@ async def money_of(pool: asyncpg.Pool, partnership: str, application_id: str) ->
         application_id,
     )
     return (balances, dict(exchange or {}), [dict(e) for e in entries], dict(order or {}), [dict(e) for e in events])
+
+
+async def kpis_of(pool: asyncpg.Pool, partnership: str) -> list[dict[str, Any]]:
+    """The Commission's KPIs of the partnership (ledger/kpis.py), over every day the test could touch."""
+    today = datetime.now(UTC).date()
+    report = await programme_kpis(pool, today - timedelta(days=400), today + timedelta(days=400))
+    return [p.model_dump() for p in report.partnerships if p.partnership_id == partnership]
 
 
 async def erase_all(pool: asyncpg.Pool, client: Client, people: list[str]) -> list[ErasureReport]:
@@ -289,6 +297,8 @@ async def test_a_paid_exchange_keeps_its_money_trail_after_everyone_is_erased(
         goals=f"{traveller} ({contact}) visits.", comment=f"{traveller} is well prepared.",
     )  # fmt: skip
     money_before = await money_of(pg_pool, partnership, app_id)
+    kpis_before = await kpis_of(pg_pool, partnership)
+    assert kpis_before[0]["paid"] == 1
     assert money_before[1]["stage"] == Stage.PAID.value
     assert money_before[3]["payment_reference"]
     everyone = [people.applicant, people.finance, people.vop, *reviewers, *people.signers.values()]
@@ -301,6 +311,7 @@ async def test_a_paid_exchange_keeps_its_money_trail_after_everyone_is_erased(
     for text in (traveller, contact, *everyone):
         assert await rows_holding(pg_pool, text) == {}, f"{text!r} still in the database"
     assert await money_of(pg_pool, partnership, app_id) == money_before
+    assert await kpis_of(pg_pool, partnership) == kpis_before
     assert all(not c.breaches for c in (await check_ledger(pg_pool)).checks)
     confirmed_by = await pg_pool.fetchval("SELECT confirmed_by FROM payment_orders WHERE application_id = $1", app_id)
     assert confirmed_by.startswith("psn_")  # who confirmed stays provable, not nameable
