@@ -21,7 +21,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from schemas.simulation import ActorOutcome, ApplicantPlan, ClockInput
-    from workers.simulation.contract import DecideInput, DecideResult, Look, PayInput, ReportInput
+    from workers.simulation.contract import DecideAll, DecideInput, DecideResult, Look, PayInput, ReportInput
 
 T = TypeVar("T")
 ACTIVITY_TIMEOUT = timedelta(seconds=60)
@@ -117,12 +117,24 @@ class SimulatedApplicant:
             "VO": app.visitor.organisation_id,
             "VOP": app.visitor_partnership_id,
         }
-        for party, on_behalf_of in parties.items():
-            signature = {"actor_id": f"signatory-{party}-{self.app_id}", "party": party, "on_behalf_of": on_behalf_of}
-            await self._decide("sign_commitment", signature, key=party)
-        for side, party in (("host", "HO"), ("visitor", "VO")):
-            match = {"actor_id": f"{side}-contact-{self.app_id}", "side": side, "on_behalf_of": parties[party]}
-            await self._decide("confirm_match", match, key=side)
+        decisions = [
+            self._decision(
+                "sign_commitment",
+                {"actor_id": f"signatory-{party}-{self.app_id}", "party": party, "on_behalf_of": on_behalf_of},
+                key=party,
+            )
+            for party, on_behalf_of in parties.items()
+        ]
+        decisions += [
+            self._decision(
+                "confirm_match",
+                {"actor_id": f"{side}-contact-{self.app_id}", "side": side, "on_behalf_of": parties[party]},
+                key=side,
+            )
+            for side, party in (("host", "HO"), ("visitor", "VO"))
+        ]
+        self.actions += len(decisions)
+        await self._activity("simulate_decide_all", DecideAll(decisions=tuple(decisions)), list)
         await self._sleep_until(self._at(workflow.now().date() + DAY))
 
     async def _travel(self) -> None:
@@ -175,10 +187,12 @@ class SimulatedApplicant:
 
     async def _decide(self, update: str, payload: dict[str, object], key: str = "") -> DecideResult:
         self.actions += 1
-        decision = DecideInput(
+        return await self._activity("simulate_decide", self._decision(update, payload, key), DecideResult)
+
+    def _decision(self, update: str, payload: dict[str, object], key: str = "") -> DecideInput:
+        return DecideInput(
             application_id=self.app_id, update=update, payload=payload, update_id=f"{self.app_id}:{update}:{key}"
         )
-        return await self._activity("simulate_decide", decision, DecideResult)
 
     def _at(self, day: date) -> datetime:
         """`day` at 09:00 UTC plus this application's slot (see ApplicantPlan)."""

@@ -27,6 +27,10 @@ class DecideInput(_Model):
     update_id: str
 
 
+class DecideAll(_Model):
+    decisions: tuple[DecideInput, ...]
+
+
 class DecideResult(_Model):
     accepted: bool
     refusal: str | None = None

@@ -1,7 +1,7 @@
 """The simulation's activities: how its people reach the engine (issue 17; docs/adr/0027-programme-simulation.md).
 
 The same doors as real people: the exchange is started as `cx submit` starts it, decisions are updates sent
-through `ExchangeClient`, the report's evidence is stored as `cx evidence add` stores it, finance's
+with the raw SDK as another service would, the report's evidence is stored as `cx evidence add` stores it, finance's
 confirmation is the `confirm_payment` signal; what people see is the Postgres read model. Each activity is one
 short unit of work, safe to run twice (a started exchange is not started again; an update carries an id).
 """
@@ -15,16 +15,18 @@ from pathlib import Path
 import asyncpg
 from pypdf import PdfWriter
 from temporalio import activity
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateStage
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from clients.client import DecisionRefused, ExchangeClient
 from ledger.evidence import store_evidence
 from ledger.evidence_store import FileEvidenceStore
 from schemas.exchange import ApplicationInput
 from schemas.ids import EXCHANGE_WORKFLOW_TYPE, exchange_workflow_id
-from workers.simulation.contract import DecideInput, DecideResult, Look, PayInput, ReportInput
+from schemas.messages import UPDATES
+from workers.simulation.contract import DecideAll, DecideInput, DecideResult, Look, PayInput, ReportInput
 
 _LOOK = """
     SELECT e.stage,
@@ -76,13 +78,28 @@ class PeopleActivities:
 
     @activity.defn(name="simulate_decide")
     async def decide(self, decision: DecideInput) -> DecideResult:
+        """Send the update and return once the workflow has accepted it (its validator passed), not once its
+        handler is done: a handler may wait for its stage to settle, and while this activity runs the server's
+        time stands still, so waiting here for anything that needs time to pass would never end (ADR 0027)."""
+        payload = UPDATES[decision.update].model_validate(decision.payload)
+        handle = self._client.get_workflow_handle(exchange_workflow_id(decision.application_id))
         try:
-            await self._exchanges.decide(
-                decision.application_id, decision.update, decision.payload, update_id=decision.update_id
+            await handle.start_update(
+                decision.update, payload, id=decision.update_id, wait_for_stage=WorkflowUpdateStage.ACCEPTED
             )
-        except DecisionRefused as refusal:
-            return DecideResult(accepted=False, refusal=refusal.refusal)
+        except WorkflowUpdateFailedError as error:
+            cause = error.cause
+            return DecideResult(accepted=False, refusal=cause.type if isinstance(cause, ApplicationError) else None)
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
+            return DecideResult(accepted=False, refusal="ended")  # the exchange's workflow has closed
         return DecideResult(accepted=True)
+
+    @activity.defn(name="simulate_decide_all")
+    async def decide_all(self, decisions: DecideAll) -> list[DecideResult]:
+        """Several people deciding at one instant, in order (the four signatures and two match confirmations)."""
+        return [await self.decide(decision) for decision in decisions.decisions]
 
     @activity.defn(name="simulate_report")
     async def report(self, request: ReportInput) -> DecideResult:
@@ -122,7 +139,7 @@ class PeopleActivities:
         return True
 
     def all(self) -> list[object]:
-        return [self.submit, self.look, self.decide, self.report, self.pay]
+        return [self.submit, self.look, self.decide, self.decide_all, self.report, self.pay]
 
 
 def _boarding_pass(application_id: str) -> bytes:

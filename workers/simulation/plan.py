@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from rules.calendar import working_days
 from schemas.exchange import ApplicationInput
-from schemas.policy import Policy
+from schemas.policy import LumpSumPricing, Policy
 from schemas.simulation import ApplicantPlan, Behaviour, City, DayRange, ReviewerPlan
 
 ACTION_HOUR = time(9, 0, tzinfo=UTC)  # people act at 09:00 UTC (plus their application's slot)
@@ -36,14 +36,33 @@ def action_instant(day: date, slot_seconds: int) -> datetime:
 def plan_programme(behaviour: Behaviour, seed: int, shift: timedelta, policy: Policy) -> list[ApplicantPlan]:
     """Every application's plan, in index order; `shift` moves programme dates to the server's calendar."""
     ranks: dict[str, int] = {}
-    plans = []
+    drawn = []
     for index in range(behaviour.programme.applications):
         rng = random.Random(f"{seed}:{index}")  # noqa: S311 - a simulation's seeded stream, not a secret
         partnership = rng.choices(behaviour.partnerships, weights=[p.weight for p in behaviour.partnerships])[0]
         rank = ranks.get(partnership.partnership_id, 0)
         ranks[partnership.partnership_id] = rank + 1
-        plans.append(_plan(behaviour, rng, index, partnership.partnership_id, rank % SLOTS, shift, policy))
-    return plans
+        drawn.append((rng, index, partnership.partnership_id, rank))
+    short = contended(behaviour, ranks, policy)
+    return [
+        _plan(behaviour, rng, index, pid, rank % SLOTS if pid in short else 0, shift, policy)
+        for rng, index, pid, rank in drawn
+    ]
+
+
+def contended(behaviour: Behaviour, applications: dict[str, int], policy: Policy) -> set[str]:
+    """The partnerships whose budget could run short: applications times the largest lump sum exceed it.
+
+    Their applications act at instants of their own (their rank in seconds after 09:00), so who reaches the budget
+    first is decided by time, not by thread scheduling. Everyone else acts at 09:00 sharp, together: with money
+    for all, order changes nothing, and one instant for many people is what lets the server skip fast (ADR 0027).
+    """
+    cap = policy.pricing.lump_sum_cap_cents if isinstance(policy.pricing, LumpSumPricing) else None
+    return {
+        p.partnership_id
+        for p in behaviour.partnerships
+        if cap is None or applications.get(p.partnership_id, 0) * cap > p.budget_cents
+    }
 
 
 def _arrival_day(behaviour: Behaviour, rng: random.Random) -> date:
