@@ -92,11 +92,11 @@ def build_worker(
     worker runs under Worker Versioning as that build (workers/versioning.py); `activity_slots` and
     `cached_workflows` are the worker's tuning (docs/performance.md, "Sizing"); `evidence_store` is where
     `verify_evidence` reads the uploaded files (CX_EVIDENCE_STORE; without one it compares the records
-    only); `extra_policies` are versions known beyond the shipped files (the programme simulation's candidate,
-    docs/adr/0027-programme-simulation.md). Every activity's log lines carry its exchange_id (workers/log_context.py); `interceptors` adds
-    others. Tracing comes with the client: a client made by workers/tracing.py `traced_client` gives its
-    worker the same interceptor (the SDK prepends a client's worker interceptors), so it is not passed here
-    too, or every span would be made twice."""
+    only); `extra_policies` are versions known beyond the shipped files (the programme simulation's
+    candidate, docs/adr/0027-programme-simulation.md). Every activity's log lines carry its exchange_id
+    (workers/log_context.py); `interceptors` adds others. Tracing comes with the client: a client made by
+    workers/tracing.py `traced_client` gives its worker the same interceptor (the SDK prepends a client's
+    worker interceptors), so it is not passed here too, or every span would be made twice."""
     store = LedgerStore(pool)
     ledger = LedgerActivities(store)
     submission = SubmissionActivities(pool, notify_email, extra_policies)

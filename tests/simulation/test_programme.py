@@ -17,8 +17,12 @@ BUDGET_CENTS = 12_000_00  # about a dozen lump sums for 30 applications: some wa
 
 
 def small_programme() -> Behaviour:
-    behaviour = load_behaviour(overrides={"programme": {"applications": 30, "months": 4, "arrival_weights": [1, 1, 1, 1]}})
-    partnership = PartnershipModel(partnership_id="photonics4i", name="Photonics4Industry", budget_cents=BUDGET_CENTS, weight=1.0)
+    behaviour = load_behaviour(
+        overrides={"programme": {"applications": 30, "months": 4, "arrival_weights": [1, 1, 1, 1]}}
+    )
+    partnership = PartnershipModel(
+        partnership_id="photonics4i", name="Photonics4Industry", budget_cents=BUDGET_CENTS, weight=1.0
+    )
     return behaviour.model_copy(update={"partnerships": (partnership,)})
 
 

@@ -13,6 +13,7 @@ Deterministic (STYLE.md): no I/O, no clock but `workflow.now()`, no randomness (
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TypeVar
 
@@ -27,7 +28,13 @@ T = TypeVar("T")
 ACTIVITY_TIMEOUT = timedelta(seconds=60)
 ACTIVITY_RETRY = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(seconds=1))
 MAX_STEPS = 400  # looks per application: far more than a life needs; the limit stops a broken run
-ACTION_HOUR = 9
+# Each kind of decision has its own hour of the day (UTC). The engine's deadlines fall at the instant of the
+# decision that set them plus whole days (and a few milliseconds of processing), so a decision made at another
+# hour never lands on a deadline of its own exchange: the time-skipping server fails a workflow task that cancels
+# a timer firing at that very moment ("invalid history builder state for action"), and the update riding on that
+# task is never answered (docs/adr/0027-programme-simulation.md). Looks only read, at any hour.
+LOOK_HOUR = 7
+HOURS = {"review": 9, "agree": 10, "travel": 11, "report": 13, "validate": 14, "pay": 15}
 WEEK = timedelta(days=7)
 DAY = timedelta(days=1)
 TERMINAL = {"PAID", "INELIGIBLE", "REJECTED", "EXPIRED", "LAPSED", "WITHDRAWN", "CANCELLED", "FORFEITED"}
@@ -92,7 +99,7 @@ class SimulatedApplicant:
             k = min(len(self.reviewed), len(plan.reviewers)) - 1
             after = plan.reviewers[k].after_days
             if after is not None:
-                due.append((self._at(workflow.now().date() + timedelta(days=after)), reviewer, k))
+                due.append((self._at(workflow.now().date() + timedelta(days=after), HOURS["review"]), reviewer, k))
         for at, reviewer, k in sorted(due):
             await self._sleep_until(at)
             reject = plan.reviewers[k].recommendation == "reject"
@@ -110,7 +117,9 @@ class SimulatedApplicant:
             await self._sleep_until(self._at(today + WEEK))  # nobody signs: the agreement lapses at its deadline
             return
         self.done.add("agree")
-        await self._sleep_until(self._at(self.stage_seen["AGREEMENT"] + timedelta(days=plan.sign_after_days)))
+        await self._sleep_until(
+            self._at(self.stage_seen["AGREEMENT"] + timedelta(days=plan.sign_after_days), HOURS["agree"])
+        )
         parties = {
             "HO": app.host.organisation_id,
             "HOP": app.host_partnership_id,
@@ -141,11 +150,11 @@ class SimulatedApplicant:
         plan, app = self.plan, self.plan.application
         if plan.withdraw_on is not None and "withdraw" not in self.done:
             self.done.add("withdraw")
-            await self._sleep_until(self._at(plan.withdraw_on))
+            await self._sleep_until(self._at(plan.withdraw_on, HOURS["travel"]))
             await self._decide("withdraw", {"actor_id": f"vo-{self.app_id}", "reason": "the traveller cannot go"})
         elif "attendance" not in self.done:
             self.done.add("attendance")
-            await self._sleep_until(self._at(app.start_date))
+            await self._sleep_until(self._at(app.start_date, HOURS["travel"]))
             host = f"ho-{self.app_id}"
             if plan.no_show:
                 await self._decide("report_no_show", {"actor_id": host, "reason": "the visitor did not arrive"})
@@ -163,14 +172,20 @@ class SimulatedApplicant:
             await self._sleep_until(self._at(workflow.now().date() + WEEK))  # the deadline forfeits it
             return
         self.done.add("report")
-        await self._sleep_until(self._at(stay_ended + timedelta(days=plan.report_after_days)))
+        await self._sleep_until(self._at(stay_ended + timedelta(days=plan.report_after_days), HOURS["report"]))
         report = ReportInput(application_id=self.app_id, actor_id=f"vo-{self.app_id}")
         result = await self._activity("simulate_report", report, DecideResult)
         self.actions += 1
         if not result.accepted:
             return
-        await self._sleep_until(self._at(workflow.now().date() + timedelta(days=plan.validate_after_days)))
-        validation = {"actor_id": f"vop-{self.app_id}", "decision": "accept", "on_behalf_of": app.visitor_partnership_id}
+        await self._sleep_until(
+            self._at(workflow.now().date() + timedelta(days=plan.validate_after_days), HOURS["validate"])
+        )
+        validation = {
+            "actor_id": f"vop-{self.app_id}",
+            "decision": "accept",
+            "on_behalf_of": app.visitor_partnership_id,
+        }
         await self._decide("validate_report", validation)
         await self._sleep_until(self._at(workflow.now().date() + DAY))
 
@@ -179,25 +194,27 @@ class SimulatedApplicant:
             await self._sleep_until(self._at(today + WEEK))
             return
         self.done.add("pay")
-        await self._sleep_until(self._at(self.stage_seen["PAYMENT"] + timedelta(days=self.plan.pay_after_days)))
+        await self._sleep_until(
+            self._at(self.stage_seen["PAYMENT"] + timedelta(days=self.plan.pay_after_days), HOURS["pay"])
+        )
         payment = PayInput(application_id=self.app_id, order_id=look.order_id, amount_cents=look.order_cents)
         await self._activity("simulate_pay", payment, bool)
         self.actions += 1
         await self._sleep_until(self._at(workflow.now().date() + DAY))
 
-    async def _decide(self, update: str, payload: dict[str, object], key: str = "") -> DecideResult:
+    async def _decide(self, update: str, payload: Mapping[str, object], key: str = "") -> DecideResult:
         self.actions += 1
         return await self._activity("simulate_decide", self._decision(update, payload, key), DecideResult)
 
-    def _decision(self, update: str, payload: dict[str, object], key: str = "") -> DecideInput:
+    def _decision(self, update: str, payload: Mapping[str, object], key: str = "") -> DecideInput:
         return DecideInput(
-            application_id=self.app_id, update=update, payload=payload, update_id=f"{self.app_id}:{update}:{key}"
+            application_id=self.app_id, update=update, payload=dict(payload), update_id=f"{self.app_id}:{update}:{key}"
         )
 
-    def _at(self, day: date) -> datetime:
-        """`day` at 09:00 UTC plus this application's slot (see ApplicantPlan)."""
+    def _at(self, day: date, hour: int = LOOK_HOUR) -> datetime:
+        """`day` at `hour` UTC plus this application's slot (see ApplicantPlan)."""
         at = datetime.combine(day, time(0, 0), tzinfo=UTC)
-        return at + timedelta(hours=ACTION_HOUR, seconds=self.plan.slot_seconds)
+        return at + timedelta(hours=hour, seconds=self.plan.slot_seconds)
 
     async def _sleep_until(self, at: datetime) -> None:
         if at > workflow.now():

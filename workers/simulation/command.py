@@ -63,6 +63,10 @@ def render(figures: Figures) -> str:
     return "\n".join(lines)
 
 
+def _clean(figures: Figures) -> str:
+    return "clean" if figures.ledger.ok and figures.ledger.paid_matches_payouts else "BREACHED"
+
+
 def render_side_by_side(base: Figures, candidate: Figures) -> str:
     lines = [
         f"what-if, seed {base.seed}: baseline policy {base.policy_version} | candidate {candidate.policy_version}",
@@ -77,7 +81,7 @@ def render_side_by_side(base: Figures, candidate: Figures) -> str:
         )
     lines.append(
         f"budget left: {_eur(base.total.budget_left_cents)} | {_eur(candidate.total.budget_left_cents)} EUR; "
-        f"ledger check: {'clean' if base.ledger.ok else 'BREACHED'} | {'clean' if candidate.ledger.ok else 'BREACHED'}; "
+        f"ledger check: {_clean(base)} | {_clean(candidate)}; "
         f"elapsed {base.elapsed_s:.1f} + {candidate.elapsed_s:.1f} s"
     )
     return "\n".join(lines)
@@ -137,7 +141,7 @@ def programme(
         configured: str | None = resolve_database_url(settings)
     except StackNotFound:
         configured = None
-    for name in ("temporalio", "workers", "activities", "workflows"):
+    for name in ("temporalio", "activities", "workflows", "workers.main"):
         logging.getLogger(name).setLevel(logging.ERROR)  # the engine's alerts are figures here, not news
     with _postgres(configured) as admin_dsn:
         try:
@@ -146,7 +150,7 @@ def programme(
             raise fail(str(error), ExitCode.REFUSED) from None
     if as_json:
         payload = [f.model_dump(mode="json") for f in results]
-        print(json.dumps(payload[0] if len(payload) == 1 else {"baseline": payload[0], "candidate": payload[1]}))  # noqa: T201
+        typer.echo(json.dumps(payload[0] if len(payload) == 1 else {"baseline": payload[0], "candidate": payload[1]}))
     elif len(results) == 1:
         console.print(render(results[0]), markup=False, highlight=False)
     else:

@@ -106,7 +106,9 @@ async def read_figures(pool: asyncpg.Pool, partnership_ids: Sequence[str]) -> tu
     for pid in partnership_ids:
         row, budget = rows.get(pid), budgets.get(pid)
         median, p90 = _days(waits.get(pid, []))
-        counts = {k: row[k] for k in ("applications", "eligible", "funded", "completed", "paid", "forfeits")} if row else {}
+        counts = (
+            {k: row[k] for k in ("applications", "eligible", "funded", "completed", "paid", "forfeits")} if row else {}
+        )
         figures.append(
             PartnershipFigures(
                 partnership_id=pid,

@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from pypdf import PdfWriter
 from temporalio import activity
-from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateStage
+from temporalio.client import (
+    Client,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -28,6 +35,7 @@ from schemas.ids import EXCHANGE_WORKFLOW_TYPE, exchange_workflow_id
 from schemas.messages import UPDATES
 from workers.simulation.contract import DecideAll, DecideInput, DecideResult, Look, PayInput, ReportInput
 
+UPDATE_RPC_TIMEOUT = timedelta(seconds=20)  # well inside the activity's 60 s: an unanswered update is not retried
 _LOOK = """
     SELECT e.stage,
            (SELECT coalesce(array_agg(ra.reviewer_id ORDER BY ra.reviewer_id), '{}')
@@ -78,15 +86,16 @@ class PeopleActivities:
 
     @activity.defn(name="simulate_decide")
     async def decide(self, decision: DecideInput) -> DecideResult:
-        """Send the update and return once the workflow has accepted it (its validator passed), not once its
-        handler is done: a handler may wait for its stage to settle, and while this activity runs the server's
-        time stands still, so waiting here for anything that needs time to pass would never end (ADR 0027)."""
+        """Send the update and wait for its outcome, one at a time per exchange: the time-skipping server mishandles
+        an update that arrives while the workflow is still processing the previous one ("invalid history builder
+        state"), after which that exchange's updates are never accepted (ADR 0027). An update left unanswered
+        within UPDATE_RPC_TIMEOUT is reported as such, not retried: the actor's next look decides what follows."""
         payload = UPDATES[decision.update].model_validate(decision.payload)
         handle = self._client.get_workflow_handle(exchange_workflow_id(decision.application_id))
         try:
-            await handle.start_update(
-                decision.update, payload, id=decision.update_id, wait_for_stage=WorkflowUpdateStage.ACCEPTED
-            )
+            await handle.execute_update(decision.update, payload, id=decision.update_id, rpc_timeout=UPDATE_RPC_TIMEOUT)
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            return DecideResult(accepted=False, refusal="no answer")
         except WorkflowUpdateFailedError as error:
             cause = error.cause
             return DecideResult(accepted=False, refusal=cause.type if isinstance(cause, ApplicationError) else None)
@@ -115,7 +124,11 @@ class PeopleActivities:
                 kind="boarding_pass",
                 uploaded_by=request.actor_id,
             )
-        report = {"actor_id": request.actor_id, "summary": "Closing report: goals met.", "evidence": [item.model_dump()]}
+        report = {
+            "actor_id": request.actor_id,
+            "summary": "Closing report: goals met.",
+            "evidence": [item.model_dump()],
+        }
         decision = DecideInput(
             application_id=request.application_id,
             update="submit_report",
@@ -138,7 +151,7 @@ class PeopleActivities:
             return False  # the exchange ended meanwhile (its wait for finance has a limit)
         return True
 
-    def all(self) -> list[object]:
+    def all(self) -> list[Callable[..., Any]]:
         return [self.submit, self.look, self.decide, self.decide_all, self.report, self.pay]
 
 

@@ -17,7 +17,7 @@ from schemas.exchange import ApplicationInput
 from schemas.policy import LumpSumPricing, Policy
 from schemas.simulation import ApplicantPlan, Behaviour, City, DayRange, ReviewerPlan
 
-ACTION_HOUR = time(9, 0, tzinfo=UTC)  # people act at 09:00 UTC (plus their application's slot)
+ACTION_HOUR = time(8, 0, tzinfo=UTC)  # applications arrive at 08:00 UTC (plus their slot); see actors.HOURS
 REVIEWER_PLANS = 4  # the two first reviewers and up to two replacements (max_reassignment_rounds)
 HORIZON_DAYS = 400  # an actor gives up this long after its application arrived
 SLOTS = 3600
@@ -132,7 +132,9 @@ def _reviewers(behaviour: Behaviour, rng: random.Random) -> tuple[ReviewerPlan, 
         late = rng.random() < model.late_share
         after = _days(rng, model.late_days if late else model.on_time_days)
         reject = rng.random() < model.reject_share
-        plans.append(ReviewerPlan(after_days=None if absent else after, recommendation="reject" if reject else "approve"))
+        plans.append(
+            ReviewerPlan(after_days=None if absent else after, recommendation="reject" if reject else "approve")
+        )
     return tuple(plans)
 
 

@@ -11,16 +11,19 @@ read from the database (workers/simulation/figures.py). Design and limits: docs/
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import tempfile
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from google.protobuf.empty_pb2 import Empty
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from ledger.migrate import apply_migrations
 from ledger.store import LedgerStore
@@ -29,18 +32,24 @@ from schemas.policy import Policy, known_versions, load_policy
 from schemas.search import register_search_attributes
 from schemas.simulation import ActorOutcome, ApplicantPlan, Behaviour, ClockInput
 from workers.devstack import TEMPORAL_TEST_SERVER, create_database, drop_database, free_port
-from workers.main import SANDBOX, build_worker, database_pool
+from workers.main import build_worker, database_pool
 from workers.seed import PartnershipSeed, seed_partnerships
 from workers.simulation.actors import ProgrammeClock, SimulatedApplicant
 from workers.simulation.figures import Figures, programme_figures
 from workers.simulation.people import PeopleActivities
 from workers.simulation.plan import calendar_shift, plan_programme
 
-ACTOR_SANDBOX = SandboxedWorkflowRunner(restrictions=SANDBOX.restrictions.with_passthrough_modules("workers"))
+# The people's workflows run outside the sandbox: they are the simulation's own code (no I/O, no clock, no
+# randomness, checked by review and by the same-seed test), not the engine's, and the sandbox's per-task cost
+# was a share of the run's CPU that the engine's own workflows need (docs/performance.md, "Programme simulation").
+ACTOR_RUNNER = UnsandboxedWorkflowRunner()
 ACTOR_ACTIVITY_SLOTS = 50
 ENGINE_ACTIVITY_SLOTS = 50
 POOL_SIZE = 20
 CLOCK_MARGIN = timedelta(days=30)
+STALL_CHECK_S = 5.0
+STALL_S = 150.0  # longer than any activity's 60 s limit and its retries' first steps
+logger = logging.getLogger(__name__)
 
 
 class SimulationError(RuntimeError):
@@ -105,8 +114,9 @@ async def _simulate(
                 task_queue=actor_queue,
                 workflows=[SimulatedApplicant, ProgrammeClock],
                 activities=people.all(),
-                workflow_runner=ACTOR_SANDBOX,
+                workflow_runner=ACTOR_RUNNER,
                 max_concurrent_activities=ACTOR_ACTIVITY_SLOTS,
+                max_cached_workflows=len(plans) + 100,  # every actor stays cached: none is replayed
             )
             async with engine, actors:
                 outcomes = await _drive(env, plans, actor_queue)
@@ -131,5 +141,37 @@ async def _drive(env: WorkflowEnvironment, plans: Sequence[ApplicantPlan], actor
         for plan in plans
     ]
     until = max(plan.horizon for plan in plans) + CLOCK_MARGIN
-    await env.client.execute_workflow(ProgrammeClock.run, ClockInput(until=until), id="sim-clock", task_queue=actor_queue)
+    clock = asyncio.create_task(
+        env.client.execute_workflow(ProgrammeClock.run, ClockInput(until=until), id="sim-clock", task_queue=actor_queue)
+    )
+    watchdog = asyncio.create_task(_watch_for_stalls(env, clock))
+    try:
+        await clock
+    except asyncio.CancelledError:
+        await watchdog  # raises the SimulationError that cancelled the clock
+        raise
+    finally:
+        watchdog.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watchdog
     return [await handle.result() for handle in handles]
+
+
+async def _watch_for_stalls(env: WorkflowEnvironment, clock: asyncio.Task[None]) -> None:
+    """The time-skipping server's clock should leap while the programme runs. If it only creeps at wall-clock
+    speed for STALL_S, something holds it (an activity waiting for an answer that will not come): the run is
+    stopped with an error naming the instant rather than left hanging (docs/adr/0027-programme-simulation.md)."""
+    last = await _server_time(env)
+    quiet_s = 0.0
+    while not clock.done():
+        await asyncio.sleep(STALL_CHECK_S)
+        now = await _server_time(env)
+        quiet_s = quiet_s + STALL_CHECK_S if (now - last).total_seconds() < 2 * STALL_CHECK_S else 0.0
+        last = now
+        if quiet_s >= STALL_S:
+            clock.cancel()
+            raise SimulationError(f"the server's clock stopped skipping at {now.isoformat()} for {STALL_S:.0f} s")
+
+
+async def _server_time(env: WorkflowEnvironment) -> datetime:
+    return (await env.client.test_service.get_current_time(Empty())).time.ToDatetime(tzinfo=UTC)
