@@ -20,7 +20,7 @@ import sys
 
 from schemas.policy import load_policy
 from schemas.simulation import load_behaviour
-from workers.simulation.command import _postgres
+from workers.simulation.command import embedded_or, quiet_engine_logs
 from workers.simulation.figures import Figures
 from workers.simulation.run import run_programme
 
@@ -63,7 +63,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    with _postgres(os.environ.get("DATABASE_URL")) as admin_dsn:  # bench/ reads its own environment, as lifecycle
+    quiet_engine_logs()
+    with embedded_or(os.environ.get("DATABASE_URL")) as admin_dsn:  # bench/ reads its own environment, as lifecycle
         result = asyncio.run(bench(admin_dsn, args))
     if args.json:
         print(json.dumps(result))

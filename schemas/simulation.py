@@ -181,9 +181,10 @@ class ReviewerPlan(_Strict):
 class ApplicantPlan(_Strict):
     """One application and its people's behaviour, sampled from its own seeded random stream.
 
-    People act at 09:00 UTC on the day their delay says, plus `slot_seconds` (the application's rank in its
-    partnership): two applications of one partnership never act at the same instant, so the order in which
-    they reach its budget is the order of their instants, not of thread scheduling (ADR 0027)."""
+    People act at their decision's hour (UTC) on the day their delay says, plus `slot_seconds` (in a partnership
+    that could run short, the application's rank in it; else 0): two of its applications never act at the same
+    instant, so the order in which they reach its budget is the order of their instants, not of thread
+    scheduling (ADR 0027)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")  # not strict: it travels as JSON through Temporal
 

@@ -6,9 +6,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from schemas.policy import load_policy, load_policy_text
 from schemas.simulation import DEFAULT_BEHAVIOUR, BehaviourFileError, load_behaviour
+from workers.cli import app
 from workers.simulation.plan import calendar_shift, plan_programme
 from workers.simulation.run import SimulationError, candidate_catalogue
 
@@ -81,3 +83,11 @@ def test_a_candidate_reusing_a_shipped_version_with_other_rules_is_refused(tmp_p
     assert candidate_catalogue(load_policy()) == {}
     renamed = load_policy_text(shipped.replace('version = "2022.1"', 'version = "2022.1-cap900"'), tmp_path / "x")
     assert set(candidate_catalogue(renamed)) == {"2022.1-cap900"}
+
+
+def test_the_command_refuses_a_bad_model_before_starting_anything(tmp_path: Path) -> None:
+    """`cx simulate programme --behaviour bad.toml` exits 2 (invalid input), naming the key; nothing is started."""
+    bad = _file(tmp_path, "no_show_share = 0.02", "no_show_share = 1.5")
+    result = CliRunner().invoke(app, ["simulate", "programme", "--behaviour", str(bad)])
+    assert result.exit_code == 2, result.output
+    assert "applicants.no_show_share" in result.output

@@ -87,8 +87,15 @@ def render_side_by_side(base: Figures, candidate: Figures) -> str:
     return "\n".join(lines)
 
 
+def quiet_engine_logs() -> None:
+    """The engine's alerts (escalations, missed SLAs) are figures here, not news: only errors are printed."""
+    for name in ("temporalio", "activities", "workflows", "workers.main"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 @contextlib.contextmanager
-def _postgres(configured: str | None) -> Iterator[str]:
+def embedded_or(configured: str | None) -> Iterator[str]:
+    """`configured` (an admin DSN), or an embedded Postgres in a temporary directory, stopped afterwards."""
     if configured is not None:
         yield configured
         return
@@ -141,9 +148,8 @@ def programme(
         configured: str | None = resolve_database_url(settings)
     except StackNotFound:
         configured = None
-    for name in ("temporalio", "activities", "workflows", "workers.main"):
-        logging.getLogger(name).setLevel(logging.ERROR)  # the engine's alerts are figures here, not news
-    with _postgres(configured) as admin_dsn:
+    quiet_engine_logs()
+    with embedded_or(configured) as admin_dsn:
         try:
             results = run(lambda: simulate(behaviour, seed, candidate, admin_dsn, keep_database))
         except SimulationError as error:

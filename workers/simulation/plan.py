@@ -53,8 +53,8 @@ def plan_programme(behaviour: Behaviour, seed: int, shift: timedelta, policy: Po
 def contended(behaviour: Behaviour, applications: dict[str, int], policy: Policy) -> set[str]:
     """The partnerships whose budget could run short: applications times the largest lump sum exceed it.
 
-    Their applications act at instants of their own (their rank in seconds after 09:00), so who reaches the budget
-    first is decided by time, not by thread scheduling. Everyone else acts at 09:00 sharp, together: with money
+    Their applications act at instants of their own (their rank, in seconds after the hour), so who reaches the budget
+    first is decided by time, not by thread scheduling. Everyone else acts on the hour, together: with money
     for all, order changes nothing, and one instant for many people is what lets the server skip fast (ADR 0027).
     """
     cap = policy.pricing.lump_sum_cap_cents if isinstance(policy.pricing, LumpSumPricing) else None
