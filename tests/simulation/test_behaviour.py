@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -66,12 +66,16 @@ def test_plans_depend_on_the_seed_alone() -> None:
     assert all(p.application.policy_version == policy.version for p in first)
 
 
-def test_the_calendar_shift_keeps_weekdays_and_lands_ahead_of_the_server() -> None:
-    now = datetime(2026, 12, 2, 6, 0, tzinfo=UTC)
-    shift = calendar_shift(now, date(2022, 2, 1))
-    assert shift.days % 7 == 0
-    assert date(2022, 2, 1) + shift > now.date()
-    assert date(2022, 2, 1) + shift - timedelta(days=7) <= now.date() + timedelta(days=1)
+def test_the_calendar_shift_keeps_weekdays_and_stays_put_for_a_year() -> None:
+    """52-week years: the programme lands after the server's today, on the same weekdays, and runs on other days
+    of the same year get the same shift, so the same seed gives the same figures then too."""
+    start = date(2022, 2, 1)
+    shift = calendar_shift(start, date(2026, 12, 2))
+    assert start + shift > date(2026, 12, 3)
+    assert (start + shift).weekday() == start.weekday()
+    assert shift.days % 364 == 0
+    assert calendar_shift(start, date(2026, 3, 1)) == shift
+    assert calendar_shift(start, date(2027, 6, 1)) == shift + timedelta(weeks=52)
 
 
 def test_a_candidate_reusing_a_shipped_version_with_other_rules_is_refused(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from schemas.simulation import ActorOutcome, ApplicantPlan, ClockInput
+    from schemas.stages import TERMINAL_STAGES, Stage
     from workers.simulation.contract import DecideAll, DecideInput, DecideResult, Look, PayInput, ReportInput
 
 T = TypeVar("T")
@@ -37,7 +38,6 @@ LOOK_HOUR = 7
 HOURS = {"review": 9, "agree": 10, "travel": 11, "report": 13, "validate": 14, "pay": 15}
 WEEK = timedelta(days=7)
 DAY = timedelta(days=1)
-TERMINAL = {"PAID", "INELIGIBLE", "REJECTED", "EXPIRED", "LAPSED", "WITHDRAWN", "CANCELLED", "FORFEITED"}
 
 
 @workflow.defn(name="ProgrammeClock")
@@ -66,7 +66,7 @@ class SimulatedApplicant:
         for _ in range(MAX_STEPS):
             look = await self._activity("simulate_look", self.app_id, Look)
             stage = look.stage or "SUBMITTED"
-            if stage in TERMINAL or workflow.now() > plan.horizon:
+            if stage in TERMINAL_STAGES or workflow.now() > plan.horizon:
                 return ActorOutcome(application_id=self.app_id, stage=stage, actions=self.actions)
             self.stage_seen.setdefault(stage, workflow.now().date())
             await self._act(stage, look)
@@ -75,16 +75,16 @@ class SimulatedApplicant:
     async def _act(self, stage: str, look: Look) -> None:
         """What happens in `stage`; ends by sleeping until the next look is worth taking."""
         today = workflow.now().date()
-        if stage == "REVIEW":
+        if stage == Stage.REVIEW:
             sent = await self._review(look)  # a decision moves the exchange on at once: look again tomorrow
             await self._sleep_until(self._at(workflow.now().date() + DAY if sent else today + WEEK))
-        elif stage == "AGREEMENT":
+        elif stage == Stage.AGREEMENT:
             await self._agree(today)
-        elif stage == "TRAVEL":
+        elif stage == Stage.TRAVEL:
             await self._travel()
-        elif stage == "REPORTING":
+        elif stage == Stage.REPORTING:
             await self._report()
-        elif stage == "PAYMENT":
+        elif stage == Stage.PAYMENT:
             await self._pay(look, today)
         else:  # SUBMITTED, SCREENING, FUNDING, WAITLISTED: nothing is anyone's to do here yet
             await self._sleep_until(self._at(today + DAY))

@@ -21,12 +21,19 @@ ACTION_HOUR = time(8, 0, tzinfo=UTC)  # applications arrive at 08:00 UTC (plus t
 REVIEWER_PLANS = 4  # the two first reviewers and up to two replacements (max_reassignment_rounds)
 HORIZON_DAYS = 400  # an actor gives up this long after its application arrived
 SLOTS = 3600
+CALENDAR_YEAR = timedelta(weeks=52)
 
 
-def calendar_shift(server_now: datetime, programme_start: date) -> timedelta:
-    """Whole weeks that move the programme's first day to the server's next day or later (weekdays kept)."""
-    gap_days = (server_now.date() + timedelta(days=1) - programme_start).days
-    return timedelta(weeks=max(0, -(-gap_days // 7)))
+def calendar_shift(programme_start: date, today: date | None = None) -> timedelta:
+    """Whole 52-week years that move the programme's first day past `today` (the server's clock starts at the
+    real now and only moves forward; applications must fall within the contract's plausible dates). Weekdays
+    are kept, a date moves a day or two within its year, and the shift stays the same for a whole year of runs,
+    so the same seed gives the same figures whichever day in that year the run happens (ADR 0027)."""
+    today = today or datetime.now(UTC).date()
+    shift = timedelta(0)
+    while programme_start + shift <= today + timedelta(days=1):
+        shift += CALENDAR_YEAR
+    return shift
 
 
 def action_instant(day: date, slot_seconds: int) -> datetime:

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 from google.protobuf.empty_pb2 import Empty
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
@@ -45,7 +46,9 @@ from workers.simulation.plan import calendar_shift, plan_programme
 ACTOR_RUNNER = UnsandboxedWorkflowRunner()
 ACTOR_ACTIVITY_SLOTS = 50
 ENGINE_ACTIVITY_SLOTS = 50
-POOL_SIZE = 20
+POOL_SIZE = 30
+SHARD_APPLICATIONS = 200
+PARALLEL_SHARDS = 2
 CLOCK_MARGIN = timedelta(days=30)
 STALL_CHECK_S = 5.0
 STALL_S = 150.0  # longer than any activity's 60 s limit and its retries' first steps
@@ -80,28 +83,61 @@ async def run_programme(
     dsn = await create_database(admin_dsn, prefix="cx_sim")
     try:
         await apply_migrations(dsn)
-        env = await WorkflowEnvironment.start_time_skipping(
-            data_converter=DATA_CONVERTER, test_server_existing_path=str(TEMPORAL_TEST_SERVER), port=free_port()
-        )
-        try:
-            figures = await _simulate(env, dsn, behaviour, seed, policy, extra)
-        finally:
-            await env.shutdown()
+        figures = await _simulate(dsn, behaviour, seed, policy, extra)
     finally:
         if not keep_database:
             await drop_database(admin_dsn, dsn)
     return figures.model_copy(update={"elapsed_s": round(time.perf_counter() - started, 1)}), dsn
 
 
-async def _simulate(
-    env: WorkflowEnvironment, dsn: str, behaviour: Behaviour, seed: int, policy: Policy, extra: dict[str, Policy]
-) -> Figures:
-    await register_search_attributes(env.client, "default")
+def shards(plans: Sequence[ApplicantPlan], size: int = SHARD_APPLICATIONS) -> list[list[ApplicantPlan]]:
+    """Whole partnerships packed into groups of about `size` applications, in the order they first appear.
+
+    Partnerships share nothing the engine decides on (each has its budget, waitlist and review panel; every
+    organisation visits once), so each group runs on a server of its own: the time-skipping server's cost per
+    step grows with the workflows it holds, and two servers of 750 cost less than one of 1,500 (ADR 0027)."""
+    by_partnership: dict[str, list[ApplicantPlan]] = {}
+    for plan in plans:
+        by_partnership.setdefault(plan.application.visitor_partnership_id, []).append(plan)
+    groups: list[list[ApplicantPlan]] = [[]]
+    for members in by_partnership.values():
+        if groups[-1] and len(groups[-1]) + len(members) > size:
+            groups.append([])
+        groups[-1].extend(members)
+    return [g for g in groups if g]
+
+
+async def _simulate(dsn: str, behaviour: Behaviour, seed: int, policy: Policy, extra: dict[str, Policy]) -> Figures:
     seeds = [PartnershipSeed(p.partnership_id, p.name, p.budget_cents) for p in behaviour.partnerships]
     async with database_pool(dsn, max_size=POOL_SIZE) as pool:
         await seed_partnerships(pool, LedgerStore(pool), seeds)
-        shift = calendar_shift(await env.get_current_time(), behaviour.programme.start)
-        plans = plan_programme(behaviour, seed, shift, policy)
+        plans = plan_programme(behaviour, seed, calendar_shift(behaviour.programme.start), policy)
+        at_once = asyncio.Semaphore(PARALLEL_SHARDS)
+
+        async def one(group: list[ApplicantPlan]) -> list[ActorOutcome]:
+            async with at_once:
+                return await _run_shard(pool, group, extra)
+
+        outcomes = [o for group in await asyncio.gather(*(one(g) for g in shards(plans))) for o in group]
+        unfinished = [o.application_id for o in outcomes if o.stage == "UNFINISHED"]
+        if unfinished:
+            raise SimulationError(f"{len(unfinished)} applications never ended, e.g. {unfinished[:5]}")
+        return await programme_figures(
+            pool,
+            [p.partnership_id for p in behaviour.partnerships],
+            seed=seed,
+            policy_version=policy.version,
+            planned=len(plans),
+        )
+
+
+async def _run_shard(pool: asyncpg.Pool, plans: list[ApplicantPlan], extra: dict[str, Policy]) -> list[ActorOutcome]:
+    """One group of partnerships on a time-skipping server of its own, with its own workers."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=DATA_CONVERTER, test_server_existing_path=str(TEMPORAL_TEST_SERVER), port=free_port()
+    )
+    try:
+        await register_search_attributes(env.client, "default")
         run_id = uuid.uuid4().hex[:8]
         engine_queue, actor_queue = f"cx-sim-engine-{run_id}", f"cx-sim-people-{run_id}"
         with tempfile.TemporaryDirectory(prefix="cx-sim-evidence-") as evidence_dir:
@@ -119,17 +155,9 @@ async def _simulate(
                 max_cached_workflows=len(plans) + 100,  # every actor stays cached: none is replayed
             )
             async with engine, actors:
-                outcomes = await _drive(env, plans, actor_queue)
-        unfinished = [o.application_id for o in outcomes if o.stage == "UNFINISHED"]
-        if unfinished:
-            raise SimulationError(f"{len(unfinished)} applications never ended, e.g. {unfinished[:5]}")
-        return await programme_figures(
-            pool,
-            [p.partnership_id for p in behaviour.partnerships],
-            seed=seed,
-            policy_version=policy.version,
-            planned=len(plans),
-        )
+                return await _drive(env, plans, actor_queue)
+    finally:
+        await env.shutdown()
 
 
 async def _drive(env: WorkflowEnvironment, plans: Sequence[ApplicantPlan], actor_queue: str) -> list[ActorOutcome]:
