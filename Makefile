@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: run test lint typecheck check bench bench-lifecycle scaleout screenshots fuzz clean
+.PHONY: run test lint typecheck check bench bench-lifecycle scaleout simulate screenshots fuzz clean
 
 # The runtime dependencies at the versions the image ships (requirements/runtime.lock, its hashes stripped: pip takes
 # no hashes for an editable install), so the tests run on what is deployed (issue 15; docs/adr/0017-packaging.md).
@@ -44,6 +44,12 @@ bench-lifecycle: $(STAMP)
 # Options through ARGS, e.g. `make scaleout ARGS="--exchanges 20 --repeats 3"`.
 scaleout: $(STAMP)
 	$(BIN)/python -m bench.scaleout $(ARGS)
+
+# The programme simulation (issue 17; docs/adr/0027-programme-simulation.md): a small baseline run, then the full
+# two-year, 1,500-application run on the time-skipping server with the real worker; prints both times and the
+# ratio of time per application. Options through ARGS, e.g. `make simulate ARGS="--applications 300 --json"`.
+simulate: $(STAMP)
+	$(BIN)/python -m bench.simulate $(ARGS)
 
 # PNGs of the web app's main pages in docs/screenshots/ (issue 14), taken by the browser tests' harness in headless
 # Chromium over the real stack (tests/web/browser/screenshots.py; Chromium installed from Debian's packages if missing).

@@ -16,6 +16,7 @@ A retry after a lost completion finds its own claim and its own bookings and wri
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 import asyncpg
@@ -40,8 +41,12 @@ from schemas.submission import AdmitApplicationInput, AdmitApplicationResult, Cl
 SYSTEM_ACTOR = "system"
 
 
-def resolve(version: str | None, submitted_on: datetime) -> Policy:
-    """The version asked for, else the one in force on the submission date; unknown versions are refused."""
+def resolve(version: str | None, submitted_on: datetime, extra: Mapping[str, Policy] | None = None) -> Policy:
+    """The version asked for, else the one in force on the submission date; unknown versions are refused.
+    `extra` holds versions this worker knows beyond the shipped files (the programme simulation's candidate
+    policy, docs/adr/0027-programme-simulation.md); production workers have none."""
+    if version is not None and extra and version in extra:
+        return extra[version]
     try:
         return load_policy(version) if version else policy_in_force(submitted_on.date())
     except UnknownPolicyVersion as error:
@@ -96,15 +101,18 @@ class _Events:
 
 
 class SubmissionActivities:
-    def __init__(self, pool: asyncpg.Pool, notify_email: str | None = None) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, notify_email: str | None = None, extra_policies: Mapping[str, Policy] | None = None
+    ) -> None:
         self._pool = pool
+        self._extra_policies = dict(extra_policies or {})
         self._notify_email = notify_email
 
     @activity.defn(name="admit_application")
     async def admit_application(self, request: AdmitApplicationInput) -> AdmitApplicationResult:
         app = request.application
         submitted_at = app.submitted_at or request.started_at
-        policy = resolve(app.policy_version, submitted_at)  # refused before anything is written
+        policy = resolve(app.policy_version, submitted_at, self._extra_policies)  # refused before anything is written
 
         async def admit(conn: DbConnection, _: object) -> AdmitApplicationResult:
             claim = await claim_run(conn, request)

@@ -46,6 +46,9 @@ def mount(app: typer.Typer) -> None:
     temporal_app.command("setup")(temporal_setup)
     temporal_app.command("promote")(temporal_promote)
     app.add_typer(temporal_app, name="temporal")
+    from workers.simulation.command import simulate_app  # the simulation's imports load only when mounted
+
+    app.add_typer(simulate_app, name="simulate")
 
 
 def dev_up(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 import asyncpg
 from temporalio.client import Client
@@ -28,6 +28,7 @@ from activities.submission import SubmissionActivities
 from ledger.evidence_store import EvidenceStore
 from ledger.pool import keep_session
 from ledger.store import LedgerStore
+from schemas.policy import Policy
 from workers.log_context import ExchangeLogContext
 from workers.settings import DEFAULT_ACTIVITY_SLOTS, DEFAULT_CACHED_WORKFLOWS, DEFAULT_WORKER_POOL_SIZE
 from workers.versioning import Deployment
@@ -86,19 +87,21 @@ def build_worker(
     cached_workflows: int = DEFAULT_CACHED_WORKFLOWS,
     interceptors: Sequence[Interceptor] = (),
     evidence_store: EvidenceStore | None = None,
+    extra_policies: Mapping[str, Policy] | None = None,
 ) -> Worker:
     """The worker with every workflow and activity; `payments` and `projection` let fault tests swap in a
     stand-in that crashes or refuses, in tests about the workflow's own logic. With a `deployment`, the
     worker runs under Worker Versioning as that build (workers/versioning.py); `activity_slots` and
     `cached_workflows` are the worker's tuning (docs/performance.md, "Sizing"); `evidence_store` is where
     `verify_evidence` reads the uploaded files (CX_EVIDENCE_STORE; without one it compares the records
-    only). Every activity's log lines carry its exchange_id (workers/log_context.py); `interceptors` adds
-    others. Tracing comes with the client: a client made by workers/tracing.py `traced_client` gives its
-    worker the same interceptor (the SDK prepends a client's worker interceptors), so it is not passed here
-    too, or every span would be made twice."""
+    only); `extra_policies` are versions known beyond the shipped files (the programme simulation's
+    candidate, docs/adr/0027-programme-simulation.md). Every activity's log lines carry its exchange_id
+    (workers/log_context.py); `interceptors` adds others. Tracing comes with the client: a client made by
+    workers/tracing.py `traced_client` gives its worker the same interceptor (the SDK prepends a client's
+    worker interceptors), so it is not passed here too, or every span would be made twice."""
     store = LedgerStore(pool)
     ledger = LedgerActivities(store)
-    submission = SubmissionActivities(pool, notify_email)
+    submission = SubmissionActivities(pool, notify_email, extra_policies)
     review = ReviewActivities(pool, notify_email)
     funding = FundingActivities(pool, store, notify_email)
     evidence = EvidenceActivities(pool, notify_email, evidence_store)

@@ -7,6 +7,7 @@ the first partnership, so the total is exact. Seeding is idempotent (ledger keys
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -57,7 +58,7 @@ def _partnerships() -> tuple[PartnershipSeed, ...]:
 PARTNERSHIPS = _partnerships()
 
 
-def _review_panel(partnership: PartnershipSeed) -> list[Reviewer]:
+def review_panel(partnership: PartnershipSeed) -> list[Reviewer]:
     """Three reviewers from three (fictional) member organisations and one programme officer."""
     panel = [
         Reviewer(
@@ -83,17 +84,20 @@ def _review_panel(partnership: PartnershipSeed) -> list[Reviewer]:
     return panel
 
 
-async def seed_partnerships(pool: asyncpg.Pool, store: LedgerStore) -> None:
-    """Create the partnerships, their review panels and budgets; running it again changes nothing."""
+async def seed_partnerships(
+    pool: asyncpg.Pool, store: LedgerStore, partnerships: Sequence[PartnershipSeed] = PARTNERSHIPS
+) -> None:
+    """Create the partnerships, their review panels and budgets; running it again changes nothing. The programme
+    simulation passes its behaviour model's partnerships (docs/adr/0027-programme-simulation.md)."""
     async with pool.acquire() as conn:
         await conn.executemany(
             "INSERT INTO partnerships (partnership_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            [(p.partnership_id, p.name) for p in PARTNERSHIPS],
+            [(p.partnership_id, p.name) for p in partnerships],
         )
-        for p in PARTNERSHIPS:
-            for reviewer in _review_panel(p):
+        for p in partnerships:
+            for reviewer in review_panel(p):
                 await add_reviewer(conn, reviewer)
-    for p in PARTNERSHIPS:
+    for p in partnerships:
         await store.allocate(
             idempotency_key=f"{p.partnership_id}:allocate:1",
             partnership_id=p.partnership_id,
