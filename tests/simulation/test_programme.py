@@ -1,6 +1,6 @@
 """A small programme (one partnership, 30 applications, a budget that runs short) on the time-skipping server with
 the real worker: the ledger balances to the cent, the same seed gives the same figures, another seed others, and a
-candidate policy is the one applied."""
+candidate policy is the one applied; the KPI report of a simulation agrees with its figures."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from ledger.kpis import KpiReport
 from schemas.policy import load_policy, load_policy_text
 from schemas.simulation import Behaviour, PartnershipModel, load_behaviour
 from workers.simulation.figures import Figures
+from workers.simulation.report import simulated_kpis
 from workers.simulation.run import run_programme
 
 BUDGET_CENTS = 12_000_00  # about a dozen lump sums for 30 applications: some wait, some expire
@@ -62,8 +64,17 @@ async def test_a_candidate_policy_is_the_one_applied(pg_admin_dsn: str, tmp_path
         "lump_sum_cap_cents = 110000", "lump_sum_cap_cents = 50000"
     )
     candidate = load_policy_text(text, tmp_path / "candidate.toml")
-    figures, _ = await run_programme(small_programme(), seed=11, policy=candidate, admin_dsn=pg_admin_dsn)
+    reports: list[KpiReport] = []
+
+    async def kpis(dsn: str) -> None:
+        reports.append(await simulated_kpis(dsn))
+
+    figures, _ = await run_programme(small_programme(), seed=11, policy=candidate, admin_dsn=pg_admin_dsn, report=kpis)
     assert_balanced(figures)
+    # The Commission's report of the simulated programme (ledger/kpis.py) agrees with the simulation's figures.
+    [report] = reports
+    assert (report.total.applied, report.total.paid) == (figures.total.applications, figures.total.paid)
+    assert report.total.paid_to_date_cents == figures.total.paid_cents
     assert figures.policy_version == "2022.1-cap500"
     assert figures.total.paid > 0
     assert figures.total.paid_cents <= 50000 * figures.total.paid

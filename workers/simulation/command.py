@@ -25,6 +25,7 @@ from workers.devstack import EmbeddedPostgres
 from workers.process import settings_of
 from workers.runtime import StackNotFound, resolve_database_url
 from workers.simulation.figures import Figures, PartnershipFigures
+from workers.simulation.report import write_kpi_report
 from workers.simulation.run import SimulationError, run_programme
 
 simulate_app = typer.Typer(no_args_is_help=True, help="Simulate the programme on the real engine (issue 17).")
@@ -109,14 +110,21 @@ def embedded_or(configured: str | None) -> Iterator[str]:
 
 
 async def simulate(
-    behaviour: Behaviour, seed: int, candidate: Policy | None, admin_dsn: str, keep_database: bool
-) -> list[Figures]:
+    behaviour: Behaviour, seed: int, candidate: Policy | None, admin_dsn: str, keep_database: bool,
+    report_dir: Path | None = None,
+) -> list[Figures]:  # fmt: skip
     """The baseline run, and the candidate's with the same seed when there is one (one after the other)."""
     runs = [load_policy(DEFAULT_POLICY_VERSION), *([candidate] if candidate else [])]
     results = []
-    for policy in runs:
+    for label, policy in zip(("baseline", "candidate"), runs, strict=False):
+
+        async def report(dsn: str, label: str = label) -> None:
+            if report_dir is not None:
+                for path in await write_kpi_report(dsn, report_dir, label):
+                    console.print(f"KPI report: {path}", markup=False, highlight=False)
+
         figures, dsn = await run_programme(
-            behaviour, seed=seed, policy=policy, admin_dsn=admin_dsn, keep_database=keep_database
+            behaviour, seed=seed, policy=policy, admin_dsn=admin_dsn, keep_database=keep_database, report=report
         )
         if keep_database:
             console.print(f"kept database: {dsn}", markup=False, highlight=False)
@@ -132,10 +140,16 @@ def programme(
     behaviour_file: Annotated[Path, typer.Option("--behaviour", help="the behaviour model (TOML)")] = DEFAULT_BEHAVIOUR,
     as_json: Annotated[bool, typer.Option("--json", help="print the figures as JSON")] = False,
     keep_database: Annotated[bool, typer.Option(help="keep the scratch database(s) cx_sim_*")] = False,
+    report_dir: Annotated[
+        Path | None,
+        typer.Option("--report", help="write the Commission's KPI report of each run (HTML with charts, CSV) here"),
+    ] = None,
 ) -> None:
     """Run the whole programme on the time-skipping server with the real workflows, activities and ledger.
 
-    Example: cx simulate programme --seed 7 --applications 300 --policy candidate.toml
+    With --report DIR, the KPI report of each run (`cx report kpis`' HTML and CSV) is written there.
+
+    Example: cx simulate programme --seed 7 --applications 300 --policy candidate.toml --report out/
     """
     try:
         overrides = {"programme": {"applications": applications}} if applications is not None else None
@@ -151,7 +165,7 @@ def programme(
     quiet_engine_logs()
     with embedded_or(configured) as admin_dsn:
         try:
-            results = run(lambda: simulate(behaviour, seed, candidate, admin_dsn, keep_database))
+            results = run(lambda: simulate(behaviour, seed, candidate, admin_dsn, keep_database, report_dir))
         except SimulationError as error:
             raise fail(str(error), ExitCode.REFUSED) from None
     if as_json:

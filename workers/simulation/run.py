@@ -17,7 +17,7 @@ import logging
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -75,19 +75,24 @@ def candidate_catalogue(policy: Policy) -> dict[str, Policy]:
 
 
 async def run_programme(
-    behaviour: Behaviour, *, seed: int, policy: Policy, admin_dsn: str, keep_database: bool = False
-) -> tuple[Figures, str]:
-    """Simulate the programme once; returns its figures (with `elapsed_s`) and the database's DSN."""
+    behaviour: Behaviour, *, seed: int, policy: Policy, admin_dsn: str, keep_database: bool = False,
+    report: Callable[[str], Awaitable[object]] | None = None,
+) -> tuple[Figures, str]:  # fmt: skip
+    """Simulate the programme once; returns its figures (with `elapsed_s`) and the database's DSN. `report` is
+    called with the DSN after the run, before the database is dropped (the KPI report: report.py)."""
     started = time.perf_counter()
     extra = candidate_catalogue(policy)
     dsn = await create_database(admin_dsn, prefix="cx_sim")
     try:
         await apply_migrations(dsn)
         figures = await _simulate(dsn, behaviour, seed, policy, extra)
+        elapsed_s = time.perf_counter() - started  # the simulation's time, the report's left out
+        if report is not None:
+            await report(dsn)
     finally:
         if not keep_database:
             await drop_database(admin_dsn, dsn)
-    return figures.model_copy(update={"elapsed_s": round(time.perf_counter() - started, 1)}), dsn
+    return figures.model_copy(update={"elapsed_s": round(elapsed_s, 1)}), dsn
 
 
 def shards(plans: Sequence[ApplicantPlan], size: int = SHARD_APPLICATIONS) -> list[list[ApplicantPlan]]:
