@@ -2,8 +2,9 @@
 
 The simulation's scratch database holds the same read model and ledger as a real one, so the report is the
 real one (ledger/kpis.py, clients/reports/kpi_pages.py) over the whole simulated window: from the first audit
-event to the last (the time-skipping server's dates, shifted by whole years: ADR 0027), or today if later (the
-ledger books at the real time). `cx simulate programme --report DIR` writes `<label>-kpis.html` (charts inline)
+event to the last (the time-skipping server's dates, shifted by whole years: ADR 0027), stretched to take in
+today, because the ledger books at the real time: its euros would otherwise fall outside the window. The
+days from application to payment mix the two clocks for that reason (payment orders are dated by the ledger). `cx simulate programme --report DIR` writes `<label>-kpis.html` (charts inline)
 and `<label>-kpis.csv` per run, before the database is dropped.
 """
 
@@ -25,7 +26,7 @@ async def simulated_kpis(dsn: str) -> KpiReport:
         today = datetime.now(UTC).date()
         first: date = window["first"] if window and window["first"] else today
         last: date = window["last"] if window and window["last"] else today
-        return await programme_kpis(pool, first, max(last, today))
+        return await programme_kpis(pool, min(first, today), max(last, today))
 
 
 async def write_kpi_report(dsn: str, directory: Path, label: str) -> list[Path]:
