@@ -4,8 +4,8 @@ The simulation's scratch database holds the same read model and ledger as a real
 real one (ledger/kpis.py, clients/reports/kpi_pages.py) over the whole simulated window: from the first audit
 event to the last (the time-skipping server's dates, shifted by whole years: ADR 0027), stretched to take in
 today, because the ledger books at the real time: its euros would otherwise fall outside the window. The
-days from application to payment mix the two clocks for that reason (payment orders are dated by the ledger). `cx simulate programme --report DIR` writes `<label>-kpis.html` (charts inline)
-and `<label>-kpis.csv` per run, before the database is dropped.
+days from application to payment mix the two clocks for that reason (payment orders are dated by the ledger).
+`cx simulate programme --report DIR` writes `<label>-kpis.html` (charts inline) and `<label>-kpis.csv` per run, before the database is dropped.
 """
 
 from __future__ import annotations
