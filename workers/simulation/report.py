@@ -5,7 +5,8 @@ real one (ledger/kpis.py, clients/reports/kpi_pages.py) over the whole simulated
 event to the last (the time-skipping server's dates, shifted by whole years: ADR 0027), stretched to take in
 today, because the ledger books at the real time: its euros would otherwise fall outside the window. The
 days from application to payment mix the two clocks for that reason (payment orders are dated by the ledger).
-`cx simulate programme --report DIR` writes `<label>-kpis.html` (charts inline) and `<label>-kpis.csv` per run, before the database is dropped.
+`cx simulate programme --report DIR` writes `<label>-kpis.html` (charts inline) and `<label>-kpis.csv` per run,
+before the database is dropped.
 """
 
 from __future__ import annotations
