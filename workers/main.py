@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any
 
 import asyncpg
 from temporalio.client import Client
@@ -73,6 +74,56 @@ async def database_pool(database_url: str, max_size: int = DEFAULT_WORKER_POOL_S
 DEV_FINANCE_WEBHOOK_URL = "http://127.0.0.1:8099/payment-orders"
 
 
+def _activities(
+    client: Client,
+    pool: asyncpg.Pool,
+    task_queue: str,
+    finance_webhook_url: str,
+    notify_email: str | None,
+    payments: PaymentActivities | None,
+    projection: ProjectionActivities | None,
+    evidence_store: EvidenceStore | None,
+    extra_policies: Mapping[str, Policy] | None,
+) -> list[Callable[..., Any]]:
+    """Every activity the worker runs, bound to its pool, ledger and configuration (build_worker's arguments)."""
+    store = LedgerStore(pool)
+    ledger = LedgerActivities(store)
+    submission = SubmissionActivities(pool, notify_email, extra_policies)
+    review = ReviewActivities(pool, notify_email)
+    funding = FundingActivities(pool, store, notify_email)
+    evidence = EvidenceActivities(pool, notify_email, evidence_store)
+    payments = payments or PaymentActivities(pool, store, finance_webhook_url, notify_email)
+    closing = ClosingActivities(pool, store, notify_email)
+    projection = projection or ProjectionActivities(pool, notify_email)
+    visits = VisitActivities(pool)
+    waitlist = WaitlistActivities(client, task_queue)
+    reconcile = ReconcileActivities(pool, client, task_queue, notify_email)
+    return [
+        # One unit of work per stage, each with the audit trail in its own transaction.
+        submission.admit_application,
+        review.assign_reviewers,
+        funding.fund_exchange,
+        evidence.verify_evidence,
+        payments.post_payment,
+        closing.close_exchange,
+        projection.record_events,
+        # Less travelled paths: an amendment screened and priced again, a deadline, the waitlist.
+        screen_application,
+        price_exchange,
+        visits.check_visit,
+        working_day_deadline,
+        ledger.hold_funds,
+        ledger.void_hold,
+        ledger.rehold_funds,
+        waitlist.join_waitlist,
+        waitlist.leave_waitlist,
+        waitlist.announce_release,
+        # Nightly reconciliation (workflows/reconcile.py): reads and reports, never books.
+        reconcile.compare,
+        reconcile.report_findings,
+    ]
+
+
 def build_worker(
     client: Client,
     pool: asyncpg.Pool,
@@ -99,46 +150,22 @@ def build_worker(
     (workers/log_context.py); `interceptors` adds others. Tracing comes with the client: a client made by
     workers/tracing.py `traced_client` gives its worker the same interceptor (the SDK prepends a client's
     worker interceptors), so it is not passed here too, or every span would be made twice."""
-    store = LedgerStore(pool)
-    ledger = LedgerActivities(store)
-    submission = SubmissionActivities(pool, notify_email, extra_policies)
-    review = ReviewActivities(pool, notify_email)
-    funding = FundingActivities(pool, store, notify_email)
-    evidence = EvidenceActivities(pool, notify_email, evidence_store)
-    payments = payments or PaymentActivities(pool, store, finance_webhook_url, notify_email)
-    closing = ClosingActivities(pool, store, notify_email)
-    projection = projection or ProjectionActivities(pool, notify_email)
-    visits = VisitActivities(pool)
-    waitlist = WaitlistActivities(client, task_queue)
-    reconcile = ReconcileActivities(pool, client, task_queue, notify_email)
+    activities = _activities(
+        client,
+        pool,
+        task_queue,
+        finance_webhook_url,
+        notify_email,
+        payments,
+        projection,
+        evidence_store,
+        extra_policies,
+    )
     return Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=[
-            # One unit of work per stage, each with the audit trail in its own transaction.
-            submission.admit_application,
-            review.assign_reviewers,
-            funding.fund_exchange,
-            evidence.verify_evidence,
-            payments.post_payment,
-            closing.close_exchange,
-            projection.record_events,
-            # Less travelled paths: an amendment screened and priced again, a deadline, the waitlist.
-            screen_application,
-            price_exchange,
-            visits.check_visit,
-            working_day_deadline,
-            ledger.hold_funds,
-            ledger.void_hold,
-            ledger.rehold_funds,
-            waitlist.join_waitlist,
-            waitlist.leave_waitlist,
-            waitlist.announce_release,
-            # Nightly reconciliation (workflows/reconcile.py): reads and reports, never books.
-            reconcile.compare,
-            reconcile.report_findings,
-        ],
+        activities=activities,
         workflow_runner=SANDBOX,
         deployment_config=deployment.config() if deployment else None,
         max_concurrent_activities=activity_slots,
