@@ -13,13 +13,13 @@ import csv
 import io
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time
-
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import Cell as XlsxCell
-from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+from typing import TYPE_CHECKING
 
 from ledger.exports import Cell, Column, Table
+
+if TYPE_CHECKING:
+    from openpyxl.cell.cell import Cell as XlsxCell
+    from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -78,6 +78,8 @@ def to_csv(table: Table) -> str:
 
 
 def _xlsx_cells(sheet: WriteOnlyWorksheet, columns: tuple[Column, ...], row: tuple[Cell, ...]) -> list[XlsxCell]:
+    from openpyxl.cell import WriteOnlyCell  # imported late: openpyxl costs every `cx` command ~0.2 s
+
     cells: list[XlsxCell] = []
     for column, value in zip(columns, row, strict=True):
         if isinstance(value, datetime):
@@ -98,6 +100,8 @@ def _xlsx_cells(sheet: WriteOnlyWorksheet, columns: tuple[Column, ...], row: tup
 
 def to_xlsx(table: Table) -> bytes:
     """The table as an XLSX workbook: the sheet named after the export, then `about`."""
+    from openpyxl import Workbook  # imported late: see _xlsx_cells
+
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(table.kind.value)
     sheet.append(header(table.columns, xlsx=True))
