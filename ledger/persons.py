@@ -169,8 +169,7 @@ async def seal(conn: DbConnection, identifier: str, text: str) -> str:
     keyring = installed()
     if not text or keyring is None or text.startswith(SEAL_PREFIX):
         return text
-    ref = await person_ref(conn, identifier)
-    data_key = await _data_key(conn, keyring, ref)
+    ref, data_key = await _person_key(conn, keyring, identifier)
     if data_key is None:  # erased: nothing new is stored under a destroyed key
         return ERASED
     nonce = os.urandom(_NONCE)
@@ -178,11 +177,21 @@ async def seal(conn: DbConnection, identifier: str, text: str) -> str:
     return f"{SEAL_PREFIX}{ref}:{base64.b64encode(sealed).decode()}"
 
 
-async def _data_key(conn: DbConnection, keyring: PersonKeyring, ref: str) -> bytes | None:
-    row = await conn.fetchrow("SELECT key_id, wrapped_key FROM person_keys WHERE person_ref = $1", ref)
-    if row is None or row["wrapped_key"] is None:
-        return None
-    return _unwrap(keyring, ref, row["key_id"], bytes(row["wrapped_key"]))
+async def _person_key(conn: DbConnection, keyring: PersonKeyring, identifier: str) -> tuple[str, bytes | None]:
+    """The person's ref and data key (None once destroyed): one round trip for a known person, which the
+    projection's hot path meets on every event a person writes; a new one is created first."""
+    row = await conn.fetchrow(
+        """SELECT i.person_ref, k.key_id, k.wrapped_key FROM person_identifiers i JOIN person_keys k USING (person_ref)
+            WHERE i.identifier_hmac = ANY($1::bytea[]) LIMIT 1""",
+        keyring.identifier_digests(identifier),
+    )
+    if row is None:
+        ref = await person_ref(conn, identifier)
+        row = await conn.fetchrow("SELECT person_ref, key_id, wrapped_key FROM person_keys WHERE person_ref = $1", ref)
+    assert row is not None, "person_ref creates the person's key with the person"
+    wrapped = row["wrapped_key"]
+    ref = str(row["person_ref"])
+    return ref, None if wrapped is None else _unwrap(keyring, ref, row["key_id"], bytes(wrapped))
 
 
 async def reveal(conn: DbConnection, value: V) -> V:

@@ -17,10 +17,7 @@ Every test has a time limit (pytest-timeout: `timeout` in pyproject.toml, or a t
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -35,7 +32,7 @@ from tests.payload_keys import TEST_DATA_CONVERTER, TEST_PAYLOAD_KEYS
 from workers.devstack import (
     TEMPORAL_CLI,
     TEMPORAL_TEST_SERVER,
-    EmbeddedPostgres,
+    admin_dsn_or_embedded,
     create_database,
     drop_database,
     free_port,
@@ -53,17 +50,8 @@ persons.install(PersonKeyring.derive(TEST_PAYLOAD_KEYS.keys, TEST_PAYLOAD_KEYS.c
 
 @pytest.fixture(scope="session")
 def pg_admin_dsn() -> Iterator[str]:
-    configured = os.environ.get("DATABASE_URL")
-    if configured:
-        yield configured
-        return
-    data_dir = Path(tempfile.mkdtemp(prefix="cx-test-pg-"))
-    server = EmbeddedPostgres(data_dir / "pgdata")
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
+    with admin_dsn_or_embedded(os.environ.get("DATABASE_URL"), "cx-test-pg-") as dsn:
+        yield dsn
 
 
 @pytest_asyncio.fixture(scope="session")

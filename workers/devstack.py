@@ -13,14 +13,16 @@ import ctypes
 import importlib.util
 import os
 import pwd
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -291,6 +293,22 @@ async def temporal_dev_server(settings: Settings, runtime: Runtime | None = None
         yield TemporalEndpoint(client=env.client, address=f"127.0.0.1:{port}", ui_url=f"http://127.0.0.1:{ui_port}")
     finally:
         await env.shutdown()
+
+
+@contextlib.contextmanager
+def admin_dsn_or_embedded(configured: str | None, prefix: str) -> Iterator[str]:
+    """`configured` (an admin DSN) when given, else a throwaway embedded Postgres in a temporary directory,
+    stopped and deleted afterwards: the test session's and `cx simulate`'s server when DATABASE_URL is unset."""
+    if configured:
+        yield configured
+        return
+    data_dir = Path(tempfile.mkdtemp(prefix=prefix))
+    server = EmbeddedPostgres(data_dir / "pgdata")
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 async def create_database(admin_dsn: str, prefix: str = "cx_test") -> str:

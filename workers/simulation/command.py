@@ -9,9 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -21,7 +18,7 @@ from clients.command import console, fail, run
 from clients.exit_codes import ExitCode
 from schemas.policy import DEFAULT_POLICY_VERSION, Policy, PolicyFileError, load_policy, load_policy_file
 from schemas.simulation import DEFAULT_BEHAVIOUR, Behaviour, BehaviourFileError, load_behaviour
-from workers.devstack import EmbeddedPostgres
+from workers.devstack import admin_dsn_or_embedded
 from workers.process import settings_of
 from workers.runtime import StackNotFound, resolve_database_url
 from workers.simulation.figures import Figures, PartnershipFigures
@@ -94,19 +91,9 @@ def quiet_engine_logs() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-@contextlib.contextmanager
-def embedded_or(configured: str | None) -> Iterator[str]:
+def embedded_or(configured: str | None) -> contextlib.AbstractContextManager[str]:
     """`configured` (an admin DSN), or an embedded Postgres in a temporary directory, stopped afterwards."""
-    if configured is not None:
-        yield configured
-        return
-    data_dir = Path(tempfile.mkdtemp(prefix="cx-sim-pg-"))
-    server = EmbeddedPostgres(data_dir / "pgdata")
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
+    return admin_dsn_or_embedded(configured, "cx-sim-pg-")
 
 
 async def simulate(

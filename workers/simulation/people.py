@@ -9,14 +9,12 @@ short unit of work, safe to run twice (a started exchange is not started again; 
 from __future__ import annotations
 
 import asyncio
-import io
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-from pypdf import PdfWriter
 from temporalio import activity
 from temporalio.client import (
     Client,
@@ -33,6 +31,7 @@ from ledger.evidence_store import FileEvidenceStore
 from schemas.exchange import ApplicationInput
 from schemas.ids import EXCHANGE_WORKFLOW_TYPE, exchange_workflow_id
 from schemas.messages import UPDATES
+from workers.dev_up import demo_boarding_pass
 from workers.simulation.contract import DecideAll, DecideInput, DecideResult, Look, PayInput, ReportInput
 
 UPDATE_RPC_TIMEOUT = timedelta(seconds=20)  # well inside the activity's 60 s: an unanswered update is not retried
@@ -113,7 +112,7 @@ class PeopleActivities:
     @activity.defn(name="simulate_report")
     async def report(self, request: ReportInput) -> DecideResult:
         """The traveller uploads a boarding pass and submits the closing report."""
-        content = await asyncio.to_thread(_boarding_pass, request.application_id)
+        content = await asyncio.to_thread(demo_boarding_pass, request.application_id)
         async with self._pool.acquire() as conn:
             item = await store_evidence(
                 conn,
@@ -153,13 +152,3 @@ class PeopleActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.submit, self.look, self.decide, self.decide_all, self.report, self.pay]
-
-
-def _boarding_pass(application_id: str) -> bytes:
-    """A real one-page PDF (evidence is parsed whole), unique to the exchange (the store is addressed by SHA-256)."""
-    writer = PdfWriter()
-    writer.add_blank_page(width=595, height=842)
-    writer.add_metadata({"/Title": f"Boarding pass for {application_id}"})
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
